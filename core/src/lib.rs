@@ -1,0 +1,4 @@
+//! tickcast-core: the transport- and broker-agnostic engine of tickcast.
+#![warn(missing_docs)]
+
+pub mod model;
