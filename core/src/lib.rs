@@ -1,4 +1,5 @@
 //! tickcast-core: the transport- and broker-agnostic engine of tickcast.
 #![warn(missing_docs)]
 
+pub mod index;
 pub mod model;

@@ -1,0 +1,82 @@
+//! The subscription index: from an event to the connections whose
+//! subscriptions match it.
+//!
+//! [`SubscriptionIndex`] is the trait the router uses; [`InvertedIndex`] is
+//! the production implementation and [`BruteForceIndex`] the obviously
+//! correct one that tests compare it with.
+
+mod brute_force;
+mod inverted;
+mod postings;
+
+pub use brute_force::BruteForceIndex;
+pub use inverted::InvertedIndex;
+
+use smallvec::SmallVec;
+
+use crate::model::{ConnId, Event, SubId, Subscription};
+
+/// One connection an event goes to, with the ids of all its subscriptions
+/// that match (sorted), so the event is delivered once per connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    /// The connection.
+    pub conn: ConnId,
+    /// Matching subscription ids, sorted; empty for `broadcast_all`.
+    pub subs: SmallVec<[SubId; 2]>,
+}
+
+/// The recipients of one event, sorted by connection.
+pub type Recipients = Vec<Recipient>;
+
+/// Stores subscriptions and finds the ones an event matches.
+///
+/// Implementations must agree with [`Subscription::accepts`] exactly: a
+/// subscription is in the answer iff it accepts the event.
+pub trait SubscriptionIndex: Send + Sync {
+    /// Adds a subscription, replacing (and returning) the connection's
+    /// subscription with the same id, if any.
+    fn insert(&mut self, sub: Subscription) -> Option<Subscription>;
+
+    /// Removes one subscription of a connection.
+    fn remove(&mut self, conn: ConnId, id: &str) -> Option<Subscription>;
+
+    /// Removes every subscription of a connection; returns how many.
+    fn remove_connection(&mut self, conn: ConnId) -> usize;
+
+    /// The connections with a subscription that accepts `event`.
+    fn match_event(&self, event: &Event) -> Recipients;
+
+    /// Every connection holding at least one subscription (only `user`'s
+    /// connections when `user` is set), each with empty `subs`: the
+    /// audience of `broadcast_all`.
+    fn subscribed_connections(&self, user: Option<&str>) -> Recipients;
+
+    /// The subscriptions of one connection (for history replay).
+    fn connection_subscriptions(&self, conn: ConnId) -> Vec<Subscription>;
+
+    /// Number of subscriptions.
+    fn len(&self) -> usize;
+
+    /// True when there is no subscription.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Groups `(conn, sub id)` matches into [`Recipients`]: sorted by
+/// connection, each connection once with its ids sorted.
+pub(crate) fn group_matches(mut matches: Vec<(ConnId, SubId)>) -> Recipients {
+    matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    let mut out: Recipients = Vec::new();
+    for (conn, id) in matches {
+        match out.last_mut() {
+            Some(last) if last.conn == conn => last.subs.push(id),
+            _ => out.push(Recipient {
+                conn,
+                subs: SmallVec::from_elem(id, 1),
+            }),
+        }
+    }
+    out
+}
