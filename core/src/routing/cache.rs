@@ -1,0 +1,213 @@
+//! [`RouteCache`]: recipient sets by event dimensions, LRU with a TTL.
+//!
+//! The key holds every dimension the index reads, with the confidence
+//! replaced by its rank among the distinct `min_confidence` thresholds in
+//! use: two events with equal keys have equal recipients. Entries carry the
+//! subscription generation they were computed at; any subscription change
+//! bumps the generation, so a cached answer is never stale.
+
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quick_cache::{sync::Cache, Equivalent, Weighter};
+
+use crate::index::Recipients;
+use crate::model::{Event, MarketRegime, Priority, Tier};
+
+/// An entry of `n` recipients weighs `1 + n / RECIPIENTS_PER_UNIT` units of
+/// the capacity, which bounds the cache's memory as well as its entries.
+const RECIPIENTS_PER_UNIT: u64 = 64;
+
+/// Owned cache key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct RouteKey {
+    broadcast: bool,
+    event_type: Box<str>,
+    symbol: Option<Box<str>>,
+    pattern: Option<Box<str>>,
+    user: Option<Box<str>>,
+    tier: Option<Tier>,
+    regime: Option<MarketRegime>,
+    priority: Priority,
+    confidence_rank: usize,
+}
+
+/// Borrowed form of [`RouteKey`], hashed identically, so a lookup does not
+/// allocate.
+#[derive(Debug, Clone, Copy, PartialEq, Hash)]
+pub(crate) struct RouteKeyRef<'a> {
+    broadcast: bool,
+    event_type: &'a str,
+    symbol: Option<&'a str>,
+    pattern: Option<&'a str>,
+    user: Option<&'a str>,
+    tier: Option<Tier>,
+    regime: Option<MarketRegime>,
+    priority: Priority,
+    confidence_rank: usize,
+}
+
+impl<'a> RouteKeyRef<'a> {
+    /// The key of a content-based route.
+    pub(crate) fn content(event: &'a Event, confidence_rank: usize) -> Self {
+        Self {
+            broadcast: false,
+            event_type: event.event_type(),
+            symbol: event.symbol(),
+            pattern: event.pattern(),
+            user: event.user_id(),
+            tier: event.tier(),
+            regime: event.market_regime(),
+            priority: event.priority(),
+            confidence_rank,
+        }
+    }
+
+    /// The key of a broadcast: only the private user matters.
+    pub(crate) fn broadcast(event: &'a Event) -> Self {
+        Self {
+            broadcast: true,
+            event_type: "",
+            symbol: None,
+            pattern: None,
+            user: event.user_id(),
+            tier: None,
+            regime: None,
+            priority: Priority::Low,
+            confidence_rank: 0,
+        }
+    }
+
+    fn to_owned(self) -> RouteKey {
+        RouteKey {
+            broadcast: self.broadcast,
+            event_type: self.event_type.into(),
+            symbol: self.symbol.map(Into::into),
+            pattern: self.pattern.map(Into::into),
+            user: self.user.map(Into::into),
+            tier: self.tier,
+            regime: self.regime,
+            priority: self.priority,
+            confidence_rank: self.confidence_rank,
+        }
+    }
+}
+
+impl Equivalent<RouteKey> for RouteKeyRef<'_> {
+    fn equivalent(&self, key: &RouteKey) -> bool {
+        self.broadcast == key.broadcast
+            && self.event_type == &*key.event_type
+            && self.symbol == key.symbol.as_deref()
+            && self.pattern == key.pattern.as_deref()
+            && self.user == key.user.as_deref()
+            && self.tier == key.tier
+            && self.regime == key.regime
+            && self.priority == key.priority
+            && self.confidence_rank == key.confidence_rank
+    }
+}
+
+#[derive(Clone)]
+struct Entry {
+    generation: u64,
+    expires: Instant,
+    recipients: Arc<Recipients>,
+}
+
+#[derive(Clone)]
+struct RecipientWeighter;
+
+impl Weighter<RouteKey, Entry> for RecipientWeighter {
+    fn weight(&self, _key: &RouteKey, entry: &Entry) -> u64 {
+        1 + entry.recipients.len() as u64 / RECIPIENTS_PER_UNIT
+    }
+}
+
+/// Hit and miss counts of a [`RouteCache`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that had to ask the index.
+    pub misses: u64,
+}
+
+impl CacheCounts {
+    /// Hits over lookups, 0 when there was none.
+    pub fn hit_rate(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            self.hits as f64 / total as f64
+        }
+    }
+}
+
+/// LRU + TTL cache of recipient sets.
+pub(crate) struct RouteCache {
+    cache: Option<Cache<RouteKey, Entry, RecipientWeighter>>,
+    ttl: Duration,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl RouteCache {
+    /// A cache of `capacity` units (0 disables caching) whose entries live
+    /// at most `ttl`.
+    pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
+        let cache = (capacity > 0)
+            .then(|| Cache::with_weighter(capacity, capacity as u64, RecipientWeighter));
+        Self {
+            cache,
+            ttl,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// The cached recipients of `key` at `generation`, or `compute()`'s
+    /// answer, which is then cached.
+    pub(crate) fn get_or_compute(
+        &self,
+        key: RouteKeyRef<'_>,
+        generation: u64,
+        compute: impl FnOnce() -> Recipients,
+    ) -> Arc<Recipients> {
+        let Some(cache) = &self.cache else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Arc::new(compute());
+        };
+        let now = Instant::now();
+        if let Some(entry) = cache.get(&key) {
+            if entry.generation == generation && entry.expires > now {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return entry.recipients;
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let recipients = Arc::new(compute());
+        let entry = Entry {
+            generation,
+            expires: now + self.ttl,
+            recipients: recipients.clone(),
+        };
+        cache.insert(key.to_owned(), entry);
+        recipients
+    }
+
+    /// Hits and misses so far.
+    pub(crate) fn counts(&self) -> CacheCounts {
+        CacheCounts {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Entries currently held (stale ones included until evicted).
+    pub(crate) fn len(&self) -> usize {
+        self.cache.as_ref().map_or(0, Cache::len)
+    }
+}

@@ -1,0 +1,286 @@
+//! [`Router`]: from an event to its deliveries, and [`IndexRouter`], the
+//! router over a [`SubscriptionIndex`] with a route cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+use super::cache::{CacheCounts, RouteCache, RouteKeyRef};
+use super::strategy::{RoutingRules, Strategy};
+use super::thresholds::Thresholds;
+use crate::index::{Recipients, SubscriptionIndex};
+use crate::model::{ConnId, Event, Subscription};
+
+/// Where one event goes and how.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The strategy the rules chose.
+    pub strategy: Strategy,
+    /// Its recipients, sorted by connection (shared with the route cache).
+    pub recipients: Arc<Recipients>,
+}
+
+/// Owns the subscriptions and turns events into [`Route`]s.
+///
+/// Every subscription change goes through the router so that it can keep
+/// its cache exact.
+pub trait Router: Send + Sync {
+    /// Where `event` goes.
+    fn route(&self, event: &Event) -> Route;
+    /// Adds (or replaces by id) a subscription; returns the replaced one.
+    fn subscribe(&self, sub: Subscription) -> Option<Subscription>;
+    /// Removes a subscription by connection and id.
+    fn unsubscribe(&self, conn: ConnId, id: &str) -> Option<Subscription>;
+    /// Removes all subscriptions of a connection; returns how many.
+    fn disconnect(&self, conn: ConnId) -> usize;
+    /// The subscriptions of a connection.
+    fn connection_subscriptions(&self, conn: ConnId) -> Vec<Subscription>;
+    /// Number of subscriptions.
+    fn subscription_count(&self) -> usize;
+    /// Route-cache hits and misses.
+    fn cache_counts(&self) -> CacheCounts;
+}
+
+/// Route-cache settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Capacity in entries (an entry with n recipients counts as 1 + n/64);
+    /// 0 turns the cache off.
+    pub capacity: usize,
+    /// Longest life of an entry.
+    pub ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 10_000,
+            ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+struct State<I> {
+    index: I,
+    thresholds: Thresholds,
+    /// Bumped on every subscription change; cache entries of an older
+    /// generation are ignored.
+    generation: u64,
+}
+
+/// A [`Router`] over any [`SubscriptionIndex`], with rules and a route cache.
+pub struct IndexRouter<I> {
+    state: RwLock<State<I>>,
+    cache: RouteCache,
+    rules: RoutingRules,
+}
+
+impl<I: SubscriptionIndex> IndexRouter<I> {
+    /// A router over `index` choosing strategies by `rules`.
+    pub fn new(index: I, rules: RoutingRules, cache: CacheConfig) -> Self {
+        Self {
+            state: RwLock::new(State {
+                index,
+                thresholds: Thresholds::default(),
+                generation: 0,
+            }),
+            cache: RouteCache::new(cache.capacity, cache.ttl),
+            rules,
+        }
+    }
+
+    /// Route-cache entries held right now.
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    fn change<T>(&self, f: impl FnOnce(&mut State<I>) -> T) -> T {
+        let mut state = self.state.write();
+        state.generation += 1;
+        f(&mut state)
+    }
+}
+
+impl<I: SubscriptionIndex> Router for IndexRouter<I> {
+    fn route(&self, event: &Event) -> Route {
+        let strategy = self.rules.strategy_for(event);
+        let state = self.state.read();
+        let recipients = if strategy == Strategy::BroadcastAll {
+            self.cache
+                .get_or_compute(RouteKeyRef::broadcast(event), state.generation, || {
+                    state.index.subscribed_connections(event.user_id())
+                })
+        } else {
+            let rank = state.thresholds.rank(event.confidence());
+            self.cache
+                .get_or_compute(RouteKeyRef::content(event, rank), state.generation, || {
+                    state.index.match_event(event)
+                })
+        };
+        Route {
+            strategy,
+            recipients,
+        }
+    }
+
+    fn subscribe(&self, sub: Subscription) -> Option<Subscription> {
+        self.change(|s| {
+            s.thresholds.add(sub.filter.min_confidence);
+            let old = s.index.insert(sub);
+            if let Some(old) = &old {
+                s.thresholds.remove(old.filter.min_confidence);
+            }
+            old
+        })
+    }
+
+    fn unsubscribe(&self, conn: ConnId, id: &str) -> Option<Subscription> {
+        self.change(|s| {
+            let old = s.index.remove(conn, id);
+            if let Some(old) = &old {
+                s.thresholds.remove(old.filter.min_confidence);
+            }
+            old
+        })
+    }
+
+    fn disconnect(&self, conn: ConnId) -> usize {
+        self.change(|s| {
+            for sub in s.index.connection_subscriptions(conn) {
+                s.thresholds.remove(sub.filter.min_confidence);
+            }
+            s.index.remove_connection(conn)
+        })
+    }
+
+    fn connection_subscriptions(&self, conn: ConnId) -> Vec<Subscription> {
+        self.state.read().index.connection_subscriptions(conn)
+    }
+
+    fn subscription_count(&self) -> usize {
+        self.state.read().index.len()
+    }
+
+    fn cache_counts(&self) -> CacheCounts {
+        self.cache.counts()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{BruteForceIndex, InvertedIndex};
+    use crate::model::{Filter, MarketRegime, Priority, Tier};
+    use bytes::Bytes;
+    use proptest::prelude::{prop_assert_eq, prop_oneof, proptest};
+    use proptest::strategy::Strategy as Gen;
+
+    fn event(symbol: &str, tier: Tier, confidence: f64, user: Option<&str>) -> Event {
+        let mut body = serde_json::json!({"symbol": symbol, "pattern": "Doji",
+            "tier": tier.as_str(), "confidence": confidence, "market_regime": "bull"});
+        if let Some(u) = user {
+            body["user_id"] = u.into();
+        }
+        Event::from_json(Bytes::from(body.to_string()), None, 1 << 20).unwrap()
+    }
+
+    fn sub(conn: u64, id: u8, symbols: Vec<&str>, min_confidence: Option<f64>) -> Subscription {
+        Subscription {
+            conn: ConnId(conn),
+            user: Some(format!("u{}", conn % 3).into()),
+            id: format!("s{id}").into(),
+            filter: Filter {
+                symbols: symbols.into_iter().map(String::from).collect(),
+                min_confidence,
+                market_regimes: if id % 2 == 0 { vec![MarketRegime::Bull] } else { vec![] },
+                ..Filter::default()
+            },
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Subscribe(u64, u8, Vec<&'static str>, Option<f64>),
+        Unsubscribe(u64, u8),
+        Disconnect(u64),
+        Route(&'static str, Tier, f64, Option<&'static str>),
+    }
+
+    fn arb_op() -> impl Gen<Value = Op> {
+        let symbol = proptest::sample::select(&["A", "B", "C"][..]);
+        let conf = proptest::sample::select(&[0.0, 0.3, 0.5, 0.7, 0.9, 1.0][..]);
+        prop_oneof![
+            2 => (0u64..5, 0u8..3, proptest::collection::vec(symbol.clone(), 0..2), proptest::option::of(conf.clone()))
+                .prop_map(|(c, i, s, m)| Op::Subscribe(c, i, s, m)),
+            1 => (0u64..5, 0u8..3).prop_map(|(c, i)| Op::Unsubscribe(c, i)),
+            1 => (0u64..5).prop_map(Op::Disconnect),
+            6 => (symbol, proptest::sample::select(&Tier::ALL[..]), conf,
+                  proptest::option::of(proptest::sample::select(&["u0", "u1"][..])))
+                .prop_map(|(s, t, c, u)| Op::Route(s, t, c, u)),
+        ]
+    }
+
+    proptest! {
+        /// The cached router always answers what an uncached index answers,
+        /// whatever the interleaving of subscription changes and routes.
+        #[test]
+        fn cached_equals_uncached(ops in proptest::collection::vec(arb_op(), 1..120)) {
+            let rules = RoutingRules(vec![crate::routing::RoutingRule {
+                priorities: vec![Priority::Low],
+                strategy: Strategy::BroadcastAll,
+                ..Default::default()
+            }]);
+            let cached = IndexRouter::new(InvertedIndex::new(), rules.clone(), CacheConfig::default());
+            let mut reference = BruteForceIndex::new();
+            for op in ops {
+                match op {
+                    Op::Subscribe(c, i, s, m) => {
+                        let sub = sub(c, i, s, m);
+                        cached.subscribe(sub.clone());
+                        reference.insert(sub);
+                    }
+                    Op::Unsubscribe(c, i) => {
+                        let id = format!("s{i}");
+                        prop_assert_eq!(cached.unsubscribe(ConnId(c), &id), reference.remove(ConnId(c), &id));
+                    }
+                    Op::Disconnect(c) => {
+                        prop_assert_eq!(cached.disconnect(ConnId(c)), reference.remove_connection(ConnId(c)));
+                    }
+                    Op::Route(s, t, c, u) => {
+                        let e = event(s, t, c, u);
+                        let route = cached.route(&e);
+                        let expected = match rules.strategy_for(&e) {
+                            Strategy::BroadcastAll => reference.subscribed_connections(e.user_id()),
+                            _ => reference.match_event(&e),
+                        };
+                        prop_assert_eq!(&*route.recipients, &expected);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_routes_hit_and_changes_invalidate() {
+        let router = IndexRouter::new(InvertedIndex::new(), RoutingRules::default(), CacheConfig::default());
+        router.subscribe(sub(1, 1, vec!["A"], None));
+        let e = event("A", Tier::Daily, 0.7, None);
+        assert_eq!(router.route(&e).recipients.len(), 1);
+        assert_eq!(router.route(&e).recipients.len(), 1);
+        assert_eq!(router.cache_counts(), CacheCounts { hits: 1, misses: 1 });
+        router.subscribe(sub(2, 1, vec!["A"], None));
+        assert_eq!(router.route(&e).recipients.len(), 2);
+        assert_eq!(router.cache_counts().misses, 2);
+    }
+
+    #[test]
+    fn zero_capacity_disables_the_cache() {
+        let config = CacheConfig { capacity: 0, ..CacheConfig::default() };
+        let router = IndexRouter::new(InvertedIndex::new(), RoutingRules::default(), config);
+        let e = event("A", Tier::Daily, 0.7, None);
+        router.route(&e);
+        router.route(&e);
+        assert_eq!(router.cache_counts(), CacheCounts { hits: 0, misses: 2 });
+    }
+}
