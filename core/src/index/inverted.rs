@@ -273,9 +273,19 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Insert { conn: u64, id: u8, user: Option<usize>, filter: Filter },
-        Remove { conn: u64, id: u8 },
-        Disconnect { conn: u64 },
+        Insert {
+            conn: u64,
+            id: u8,
+            user: Option<usize>,
+            filter: Filter,
+        },
+        Remove {
+            conn: u64,
+            id: u8,
+        },
+        Disconnect {
+            conn: u64,
+        },
         Match(Event),
     }
 

@@ -108,11 +108,21 @@ impl<const N: usize> Default for EnumPostings<N> {
 }
 
 impl<const N: usize> EnumPostings<N> {
-    pub(crate) fn insert(&mut self, values: impl Iterator<Item = usize>, floor: Priority, slot: Slot) {
+    pub(crate) fn insert(
+        &mut self,
+        values: impl Iterator<Item = usize>,
+        floor: Priority,
+        slot: Slot,
+    ) {
         values.for_each(|v| self.0[v].insert(floor, slot));
     }
 
-    pub(crate) fn remove(&mut self, values: impl Iterator<Item = usize>, floor: Priority, slot: Slot) {
+    pub(crate) fn remove(
+        &mut self,
+        values: impl Iterator<Item = usize>,
+        floor: Priority,
+        slot: Slot,
+    ) {
         values.for_each(|v| self.0[v].remove(floor, slot));
     }
 

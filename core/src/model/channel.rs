@@ -35,8 +35,14 @@ mod tests {
 
     #[test]
     fn maps_the_four_channels_both_ways() {
-        assert_eq!(event_type_for_channel("tickstock.health.status"), Some("system_health"));
-        assert_eq!(event_type_for_channel("tickstock.events.patterns"), Some(PATTERN_DETECTED));
+        assert_eq!(
+            event_type_for_channel("tickstock.health.status"),
+            Some("system_health")
+        );
+        assert_eq!(
+            event_type_for_channel("tickstock.events.patterns"),
+            Some(PATTERN_DETECTED)
+        );
         assert_eq!(event_type_for_channel("other"), None);
         for (channel, event_type) in KNOWN_CHANNELS {
             assert_eq!(channel_for_event_type(event_type), Some(channel));

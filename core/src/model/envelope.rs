@@ -69,9 +69,8 @@ impl Envelope {
             });
         }
         let config = bincode::config::standard().with_limit::<{ 16 << 20 }>();
-        let (envelope, used): (Envelope, usize) =
-            bincode::serde::decode_from_slice(bytes, config)
-                .map_err(|e| DecodeError::Bincode(e.to_string()))?;
+        let (envelope, used): (Envelope, usize) = bincode::serde::decode_from_slice(bytes, config)
+            .map_err(|e| DecodeError::Bincode(e.to_string()))?;
         if used != bytes.len() {
             return Err(DecodeError::Bincode(format!(
                 "{} trailing bytes",
@@ -151,7 +150,9 @@ mod tests {
     #[test]
     fn rejects_garbage_and_invalid_fields() {
         assert_eq!(
-            Envelope::decode_event(&[0xff, 0xff, 0xff], None, 1 << 20).unwrap_err().reason(),
+            Envelope::decode_event(&[0xff, 0xff, 0xff], None, 1 << 20)
+                .unwrap_err()
+                .reason(),
             "bad_bincode"
         );
         let bad_tier = Envelope {
@@ -161,7 +162,9 @@ mod tests {
             ..Envelope::default()
         };
         assert_eq!(
-            Envelope::decode_event(&bad_tier.to_bincode(), None, 1 << 20).unwrap_err().reason(),
+            Envelope::decode_event(&bad_tier.to_bincode(), None, 1 << 20)
+                .unwrap_err()
+                .reason(),
             "unknown_tier"
         );
     }

@@ -197,7 +197,10 @@ fn too_long(field: &'static str, max: usize, s: &str) -> Result<(), DecodeError>
     Ok(())
 }
 
-fn string_field(raw: Option<&RawValue>, field: &'static str) -> Result<Option<String>, DecodeError> {
+fn string_field(
+    raw: Option<&RawValue>,
+    field: &'static str,
+) -> Result<Option<String>, DecodeError> {
     match raw {
         None => Ok(None),
         Some(raw) if raw.get() == "null" => Ok(None),
@@ -283,7 +286,11 @@ mod tests {
     use super::*;
 
     fn decode(json: &str, channel: Option<&str>) -> Result<Event, DecodeError> {
-        Event::from_json(Bytes::copy_from_slice(json.as_bytes()), channel, DEFAULT_MAX_BODY_BYTES)
+        Event::from_json(
+            Bytes::copy_from_slice(json.as_bytes()),
+            channel,
+            DEFAULT_MAX_BODY_BYTES,
+        )
     }
 
     #[test]
@@ -335,11 +342,26 @@ mod tests {
             (r#"{"pattern":"P"}"#, "missing_field"),
             (r#"{"symbol":"S"}"#, "missing_field"),
             (r#"{"symbol":"","pattern":"P"}"#, "empty_field"),
-            (r#"{"symbol":"S","pattern":"P","confidence":-0.1}"#, "confidence_out_of_range"),
-            (r#"{"symbol":"S","pattern":"P","confidence":"x"}"#, "wrong_type"),
-            (r#"{"symbol":"S","pattern":"P","tier":"weekly"}"#, "unknown_tier"),
-            (r#"{"symbol":"S","pattern":"P","priority":"urgent"}"#, "unknown_priority"),
-            (r#"{"symbol":"S","pattern":"P","market_regime":"up"}"#, "unknown_market_regime"),
+            (
+                r#"{"symbol":"S","pattern":"P","confidence":-0.1}"#,
+                "confidence_out_of_range",
+            ),
+            (
+                r#"{"symbol":"S","pattern":"P","confidence":"x"}"#,
+                "wrong_type",
+            ),
+            (
+                r#"{"symbol":"S","pattern":"P","tier":"weekly"}"#,
+                "unknown_tier",
+            ),
+            (
+                r#"{"symbol":"S","pattern":"P","priority":"urgent"}"#,
+                "unknown_priority",
+            ),
+            (
+                r#"{"symbol":"S","pattern":"P","market_regime":"up"}"#,
+                "unknown_market_regime",
+            ),
             (r#"{"symbol":5,"pattern":"P"}"#, "wrong_type"),
         ];
         for (json, reason) in cases {

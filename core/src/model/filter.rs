@@ -77,7 +77,10 @@ impl Filter {
         ];
         for (field, values, max_chars) in lists {
             check_len(field, values.len(), max_values_per_list)?;
-            if values.iter().any(|v| v.is_empty() || v.chars().count() > max_chars) {
+            if values
+                .iter()
+                .any(|v| v.is_empty() || v.chars().count() > max_chars)
+            {
                 return Err(FilterError::BadValue {
                     field,
                     max: max_chars,
@@ -90,7 +93,11 @@ impl Filter {
             values.dedup();
         }
         check_len("tiers", self.tiers.len(), max_values_per_list)?;
-        check_len("market_regimes", self.market_regimes.len(), max_values_per_list)?;
+        check_len(
+            "market_regimes",
+            self.market_regimes.len(),
+            max_values_per_list,
+        )?;
         self.tiers.sort_unstable();
         self.tiers.dedup();
         self.market_regimes.sort_unstable();
@@ -149,7 +156,10 @@ mod tests {
     }
 
     fn filter(json: &str) -> Filter {
-        serde_json::from_str::<Filter>(json).unwrap().normalized(16).unwrap()
+        serde_json::from_str::<Filter>(json)
+            .unwrap()
+            .normalized(16)
+            .unwrap()
     }
 
     #[test]
@@ -173,8 +183,12 @@ mod tests {
     fn symbols_are_case_insensitive_and_thresholds_inclusive() {
         let f = filter(r#"{"symbols":["aapl"],"min_confidence":0.8,"min_priority":"high"}"#);
         assert_eq!(f.symbols, vec!["AAPL".to_string()]);
-        assert!(f.matches(&event(r#"{"symbol":"Aapl","pattern":"P","confidence":0.8}"#)));
-        assert!(!f.matches(&event(r#"{"symbol":"AAPL","pattern":"P","confidence":0.79}"#)));
+        assert!(f.matches(&event(
+            r#"{"symbol":"Aapl","pattern":"P","confidence":0.8}"#
+        )));
+        assert!(!f.matches(&event(
+            r#"{"symbol":"AAPL","pattern":"P","confidence":0.79}"#
+        )));
         assert!(!f.matches(&event(
             r#"{"symbol":"AAPL","pattern":"P","confidence":0.95,"priority":"low"}"#
         )));
@@ -189,7 +203,10 @@ mod tests {
             symbols: (0..17).map(|i| format!("S{i}")).collect(),
             ..Filter::default()
         };
-        assert!(matches!(many.normalized(16), Err(FilterError::TooManyValues { .. })));
+        assert!(matches!(
+            many.normalized(16),
+            Err(FilterError::TooManyValues { .. })
+        ));
         let conf = Filter {
             min_confidence: Some(1.5),
             ..Filter::default()
@@ -199,6 +216,9 @@ mod tests {
             patterns: vec![String::new()],
             ..Filter::default()
         };
-        assert!(matches!(empty.normalized(16), Err(FilterError::BadValue { .. })));
+        assert!(matches!(
+            empty.normalized(16),
+            Err(FilterError::BadValue { .. })
+        ));
     }
 }

@@ -10,7 +10,9 @@ mod offset;
 mod subscription;
 mod values;
 
-pub use channel::{channel_for_event_type, event_type_for_channel, KNOWN_CHANNELS, PATTERN_DETECTED};
+pub use channel::{
+    channel_for_event_type, event_type_for_channel, KNOWN_CHANNELS, PATTERN_DETECTED,
+};
 pub use envelope::{Envelope, BINCODE_MARKER};
 pub use error::DecodeError;
 pub use event::{Event, DEFAULT_MAX_BODY_BYTES, MAX_DEPTH, MAX_NAME_CHARS, MAX_SYMBOL_CHARS};

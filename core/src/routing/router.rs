@@ -193,7 +193,11 @@ mod tests {
             filter: Filter {
                 symbols: symbols.into_iter().map(String::from).collect(),
                 min_confidence,
-                market_regimes: if id % 2 == 0 { vec![MarketRegime::Bull] } else { vec![] },
+                market_regimes: if id % 2 == 0 {
+                    vec![MarketRegime::Bull]
+                } else {
+                    vec![]
+                },
                 ..Filter::default()
             },
         }
@@ -263,7 +267,11 @@ mod tests {
 
     #[test]
     fn repeated_routes_hit_and_changes_invalidate() {
-        let router = IndexRouter::new(InvertedIndex::new(), RoutingRules::default(), CacheConfig::default());
+        let router = IndexRouter::new(
+            InvertedIndex::new(),
+            RoutingRules::default(),
+            CacheConfig::default(),
+        );
         router.subscribe(sub(1, 1, vec!["A"], None));
         let e = event("A", Tier::Daily, 0.7, None);
         assert_eq!(router.route(&e).recipients.len(), 1);
@@ -276,7 +284,10 @@ mod tests {
 
     #[test]
     fn zero_capacity_disables_the_cache() {
-        let config = CacheConfig { capacity: 0, ..CacheConfig::default() };
+        let config = CacheConfig {
+            capacity: 0,
+            ..CacheConfig::default()
+        };
         let router = IndexRouter::new(InvertedIndex::new(), RoutingRules::default(), config);
         let e = event("A", Tier::Daily, 0.7, None);
         router.route(&e);

@@ -94,27 +94,42 @@ mod tests {
     use bytes::Bytes;
 
     fn event(json: &str, channel: &str) -> Event {
-        Event::from_json(Bytes::copy_from_slice(json.as_bytes()), Some(channel), 1 << 20).unwrap()
+        Event::from_json(
+            Bytes::copy_from_slice(json.as_bytes()),
+            Some(channel),
+            1 << 20,
+        )
+        .unwrap()
     }
 
     #[test]
     fn first_matching_rule_wins() {
         let rules = RoutingRules::tickstock();
-        let health = event(r#"{"status":"ok","priority":"critical"}"#, "tickstock.health.status");
+        let health = event(
+            r#"{"status":"ok","priority":"critical"}"#,
+            "tickstock.health.status",
+        );
         assert_eq!(rules.strategy_for(&health), Strategy::BroadcastAll);
-        let hot = event(r#"{"symbol":"A","pattern":"P","confidence":0.95}"#, "tickstock.events.patterns");
+        let hot = event(
+            r#"{"symbol":"A","pattern":"P","confidence":0.95}"#,
+            "tickstock.events.patterns",
+        );
         assert_eq!(rules.strategy_for(&hot), Strategy::PriorityFirst);
-        let cold = event(r#"{"symbol":"A","pattern":"P","confidence":0.5}"#, "tickstock.events.patterns");
+        let cold = event(
+            r#"{"symbol":"A","pattern":"P","confidence":0.5}"#,
+            "tickstock.events.patterns",
+        );
         assert_eq!(rules.strategy_for(&cold), Strategy::ContentBased);
-        assert_eq!(RoutingRules::default().strategy_for(&health), Strategy::ContentBased);
+        assert_eq!(
+            RoutingRules::default().strategy_for(&health),
+            Strategy::ContentBased
+        );
     }
 
     #[test]
     fn rules_parse_from_config() {
-        let rules: RoutingRules = serde_json::from_str(
-            r#"[{"tiers":["daily"],"strategy":"load_balanced"}]"#,
-        )
-        .unwrap();
+        let rules: RoutingRules =
+            serde_json::from_str(r#"[{"tiers":["daily"],"strategy":"load_balanced"}]"#).unwrap();
         let daily = event(r#"{"symbol":"A","pattern":"P","tier":"daily"}"#, "x");
         assert_eq!(rules.strategy_for(&daily), Strategy::LoadBalanced);
     }

@@ -1,0 +1,188 @@
+//! [`Broadcaster`]: hands events to connection queues, and
+//! [`ShardedBroadcaster`], the implementation with worker shards.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+
+use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
+
+use super::counters::DeliveryCounters;
+use super::frame::{FrameEncoder, PreparedEvent};
+use super::queue::{ConnectionQueue, Urgency};
+use crate::index::Recipients;
+use crate::model::ConnId;
+use crate::routing::{Route, Strategy};
+
+/// Owns the connection queues and fans events out to them.
+pub trait Broadcaster: Send + Sync {
+    /// Registers a connection's queue.
+    fn register(&self, conn: ConnId, queue: Arc<ConnectionQueue>);
+    /// Forgets a connection; returns its queue.
+    fn unregister(&self, conn: ConnId) -> Option<Arc<ConnectionQueue>>;
+    /// Pushes `event` to the queues of its route's recipients. Must be
+    /// called in offset order; each connection then receives events of one
+    /// priority in offset order.
+    fn deliver(&self, event: &Arc<PreparedEvent>, route: &Route);
+    /// Every registered queue (for shutdown).
+    fn queues(&self) -> Vec<Arc<ConnectionQueue>>;
+    /// Number of registered connections.
+    fn connection_count(&self) -> usize;
+}
+
+type Registry = RwLock<FxHashMap<ConnId, Arc<ConnectionQueue>>>;
+
+struct Job {
+    event: Arc<PreparedEvent>,
+    recipients: Arc<Recipients>,
+    urgency: Urgency,
+}
+
+/// A [`Broadcaster`] that fans out inline in the publisher for most events,
+/// and across worker threads (one per shard, connections assigned by id)
+/// for `load_balanced` events.
+///
+/// Order is kept per connection: while any shard job is in flight, every
+/// event goes through the shards too, behind it in the same FIFO.
+pub struct ShardedBroadcaster {
+    registry: Arc<Registry>,
+    /// `None` where the worker thread could not be started: that shard's
+    /// part is then done inline.
+    shards: Vec<Option<mpsc::Sender<Job>>>,
+    in_flight: Arc<AtomicUsize>,
+    counters: Arc<DeliveryCounters>,
+}
+
+impl ShardedBroadcaster {
+    /// A broadcaster with `shards` worker threads (at least one).
+    pub fn new(shards: usize, counters: Arc<DeliveryCounters>) -> Self {
+        let registry = Arc::new(Registry::default());
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let count = shards.max(1);
+        let shards = (0..count)
+            .map(|index| {
+                let (tx, rx) = mpsc::channel::<Job>();
+                let worker = ShardWorker {
+                    registry: registry.clone(),
+                    in_flight: in_flight.clone(),
+                    counters: counters.clone(),
+                    shard: Some((index, count)),
+                };
+                let spawned = std::thread::Builder::new()
+                    .name(format!("tickcast-shard-{index}"))
+                    .spawn(move || worker.run(rx));
+                match spawned {
+                    Ok(_) => Some(tx),
+                    Err(e) => {
+                        tracing::error!(
+                            "broadcast shard {index} not started ({e}); its part runs inline"
+                        );
+                        None
+                    }
+                }
+            })
+            .collect();
+        Self {
+            registry,
+            shards,
+            in_flight,
+            counters,
+        }
+    }
+
+    fn dispatch(&self, job: &Job) {
+        let count = self.shards.len();
+        for (index, shard) in self.shards.iter().enumerate() {
+            let part = Job {
+                event: job.event.clone(),
+                recipients: job.recipients.clone(),
+                urgency: job.urgency,
+            };
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
+            let sent = shard.as_ref().map(|tx| tx.send(part));
+            if !matches!(sent, Some(Ok(()))) {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                fan_out(&self.registry, &self.counters, job, Some((index, count)));
+            }
+        }
+    }
+}
+
+impl Broadcaster for ShardedBroadcaster {
+    fn register(&self, conn: ConnId, queue: Arc<ConnectionQueue>) {
+        self.registry.write().insert(conn, queue);
+    }
+
+    fn unregister(&self, conn: ConnId) -> Option<Arc<ConnectionQueue>> {
+        self.registry.write().remove(&conn)
+    }
+
+    fn deliver(&self, event: &Arc<PreparedEvent>, route: &Route) {
+        let job = Job {
+            event: event.clone(),
+            recipients: route.recipients.clone(),
+            urgency: match route.strategy {
+                Strategy::PriorityFirst => Urgency::Urgent,
+                _ => Urgency::Normal,
+            },
+        };
+        let sharded =
+            route.strategy == Strategy::LoadBalanced || self.in_flight.load(Ordering::Acquire) > 0;
+        if sharded {
+            self.dispatch(&job);
+        } else {
+            fan_out(&self.registry, &self.counters, &job, None);
+        }
+    }
+
+    fn queues(&self) -> Vec<Arc<ConnectionQueue>> {
+        self.registry.read().values().cloned().collect()
+    }
+
+    fn connection_count(&self) -> usize {
+        self.registry.read().len()
+    }
+}
+
+/// One shard's thread: fans out its share of each job, in job order.
+struct ShardWorker {
+    registry: Arc<Registry>,
+    in_flight: Arc<AtomicUsize>,
+    counters: Arc<DeliveryCounters>,
+    shard: Option<(usize, usize)>,
+}
+
+impl ShardWorker {
+    fn run(self, jobs: mpsc::Receiver<Job>) {
+        // Ends when the broadcaster (the only sender) is dropped.
+        while let Ok(job) = jobs.recv() {
+            fan_out(&self.registry, &self.counters, &job, self.shard);
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Pushes one event to its recipients (only those of `shard` = (index,
+/// count) when given), encoding each distinct subs list once.
+fn fan_out(
+    registry: &Registry,
+    counters: &DeliveryCounters,
+    job: &Job,
+    shard: Option<(usize, usize)>,
+) {
+    let queues = registry.read();
+    let mut encoder = FrameEncoder::new(&job.event);
+    let mut pushed = 0;
+    for recipient in job.recipients.iter() {
+        if let Some((index, count)) = shard {
+            if recipient.conn.0 as usize % count != index {
+                continue;
+            }
+        }
+        if let Some(queue) = queues.get(&recipient.conn) {
+            queue.push(encoder.frame(&recipient.subs), job.urgency);
+            pushed += 1;
+        }
+    }
+    DeliveryCounters::add(&counters.enqueued, pushed);
+}

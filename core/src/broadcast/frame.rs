@@ -1,0 +1,218 @@
+//! Encoded event frames.
+//!
+//! An accepted event is encoded once into a [`PreparedEvent`]: the bytes
+//! before and after its `subs` list. A recipient's frame is those two parts
+//! around its subs list; recipients with the same list (most of them: ids
+//! such as `"s1"` repeat across connections) share one [`Bytes`], built once
+//! per event by [`FrameEncoder`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rustc_hash::FxHashMap;
+
+use crate::model::{Event, Offset, Priority, SubId};
+
+/// The opening of every single-event frame; a batch element is the same
+/// object without it.
+const EVENT_PREFIX: &[u8] = br#"{"type":"event","#;
+
+/// An accepted event with its offset and the shared parts of its frames.
+#[derive(Debug)]
+pub struct PreparedEvent {
+    /// The event.
+    pub event: Arc<Event>,
+    /// Its offset.
+    pub offset: Offset,
+    /// When the hub accepted it (start of the delivery latency).
+    pub accepted_at: Instant,
+    /// `{"type":"event","offset":"..","subs":`
+    head: Bytes,
+    /// `,"priority":"..","event_type":"..","data":<body>}`
+    tail: Bytes,
+}
+
+impl PreparedEvent {
+    /// Encodes the shared parts of `event`'s frames.
+    pub fn new(event: Arc<Event>, offset: Offset) -> Self {
+        let mut head = Vec::with_capacity(48);
+        head.extend_from_slice(EVENT_PREFIX);
+        head.extend_from_slice(br#""offset":""#);
+        offset.write_to(&mut head);
+        head.extend_from_slice(br#"","subs":"#);
+        let mut tail = Vec::with_capacity(64 + event.body().len());
+        tail.extend_from_slice(br#","priority":""#);
+        tail.extend_from_slice(event.priority().as_str().as_bytes());
+        tail.extend_from_slice(br#"","event_type":"#);
+        // Event types are validated strings; serde escapes what needs it.
+        tail.extend_from_slice(&serde_json::to_vec(event.event_type()).unwrap_or_default());
+        tail.extend_from_slice(br#","data":"#);
+        tail.extend_from_slice(event.body());
+        tail.push(b'}');
+        Self {
+            event,
+            offset,
+            accepted_at: Instant::now(),
+            head: head.into(),
+            tail: tail.into(),
+        }
+    }
+
+    /// The priority of the event.
+    pub fn priority(&self) -> Priority {
+        self.event.priority()
+    }
+
+    /// The full `event` frame for a recipient whose matching subscriptions
+    /// are `subs`.
+    pub fn frame_for(&self, subs: &[SubId]) -> Bytes {
+        let mut out =
+            BytesMut::with_capacity(self.head.len() + self.tail.len() + 8 + 8 * subs.len());
+        out.put_slice(&self.head);
+        write_subs(&mut out, subs);
+        out.put_slice(&self.tail);
+        out.freeze()
+    }
+}
+
+fn write_subs(out: &mut BytesMut, subs: &[SubId]) {
+    out.put_u8(b'[');
+    for (i, id) in subs.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        // Sub ids are client strings: escape them properly.
+        out.put_slice(&serde_json::to_vec(&**id).unwrap_or_default());
+    }
+    out.put_u8(b']');
+}
+
+/// One event frame ready for one connection.
+#[derive(Debug, Clone)]
+pub struct EventFrame {
+    /// The event (offset, type, priority).
+    pub prepared: Arc<PreparedEvent>,
+    /// The complete `{"type":"event",...}` JSON text.
+    pub bytes: Bytes,
+}
+
+impl EventFrame {
+    /// The offset of the event.
+    pub fn offset(&self) -> Offset {
+        self.prepared.offset
+    }
+
+    /// The event type (SSE's `event:` field).
+    pub fn event_type(&self) -> &str {
+        self.prepared.event.event_type()
+    }
+
+    /// The priority.
+    pub fn priority(&self) -> Priority {
+        self.prepared.priority()
+    }
+}
+
+/// Builds the frames of one event for many recipients, sharing the bytes
+/// between recipients with equal subs lists.
+pub struct FrameEncoder<'a> {
+    prepared: &'a Arc<PreparedEvent>,
+    by_subs: FxHashMap<&'a [SubId], Bytes>,
+}
+
+impl<'a> FrameEncoder<'a> {
+    /// An encoder for `prepared`.
+    pub fn new(prepared: &'a Arc<PreparedEvent>) -> Self {
+        Self {
+            prepared,
+            by_subs: FxHashMap::default(),
+        }
+    }
+
+    /// The frame for a recipient with matching subscriptions `subs`.
+    pub fn frame(&mut self, subs: &'a [SubId]) -> EventFrame {
+        let bytes = self
+            .by_subs
+            .entry(subs)
+            .or_insert_with(|| self.prepared.frame_for(subs))
+            .clone();
+        EventFrame {
+            prepared: self.prepared.clone(),
+            bytes,
+        }
+    }
+}
+
+/// Encodes several event frames as one `batch` frame:
+/// `{"type":"batch","events":[{...},{...}]}`, each element being the event
+/// object without its `"type"` field.
+pub fn encode_batch(frames: &[EventFrame]) -> Bytes {
+    let size: usize = frames.iter().map(|f| f.bytes.len()).sum();
+    let mut out = BytesMut::with_capacity(size + 32);
+    out.put_slice(br#"{"type":"batch","events":["#);
+    for (i, f) in frames.iter().enumerate() {
+        if i > 0 {
+            out.put_u8(b',');
+        }
+        out.put_u8(b'{');
+        out.put_slice(&f.bytes[EVENT_PREFIX.len()..]);
+    }
+    out.put_slice(b"]}");
+    out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn prepared() -> Arc<PreparedEvent> {
+        let body = r#"{"symbol":"AAPL","pattern":"Doji","confidence":0.85,"extra":{"k":[1]}}"#;
+        let event = Event::from_json(Bytes::from_static(body.as_bytes()), None, 1 << 20).unwrap();
+        Arc::new(PreparedEvent::new(Arc::new(event), Offset::new(7, 3)))
+    }
+
+    #[test]
+    fn event_frame_has_the_protocol_shape_and_the_exact_body() {
+        let p = prepared();
+        let frame = p.frame_for(&["s1".into(), "a\"b".into()]);
+        let v: Value = serde_json::from_slice(&frame).unwrap();
+        assert_eq!(v["type"], "event");
+        assert_eq!(v["offset"], "7-3");
+        assert_eq!(v["subs"], serde_json::json!(["s1", "a\"b"]));
+        assert_eq!(v["priority"], "high");
+        assert_eq!(v["event_type"], "pattern_detected");
+        let text = std::str::from_utf8(&frame).unwrap();
+        assert!(text.ends_with(
+            r#""data":{"symbol":"AAPL","pattern":"Doji","confidence":0.85,"extra":{"k":[1]}}}"#
+        ));
+    }
+
+    #[test]
+    fn equal_subs_share_one_encoding() {
+        let p = prepared();
+        let subs_a: Vec<SubId> = vec!["s1".into()];
+        let subs_b: Vec<SubId> = vec!["s1".into()];
+        let mut enc = FrameEncoder::new(&p);
+        let a = enc.frame(&subs_a);
+        let b = enc.frame(&subs_b);
+        assert_eq!(a.bytes.as_ptr(), b.bytes.as_ptr());
+    }
+
+    #[test]
+    fn batch_wraps_event_objects() {
+        let p = prepared();
+        let mut enc = FrameEncoder::new(&p);
+        let subs: Vec<SubId> = vec!["s1".into()];
+        let frames = [enc.frame(&subs), enc.frame(&[])];
+        let v: Value = serde_json::from_slice(&encode_batch(&frames)).unwrap();
+        assert_eq!(v["type"], "batch");
+        let events = v["events"].as_array().unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0]["offset"], "7-3");
+        assert!(events[0].get("type").is_none());
+        assert_eq!(events[1]["subs"], serde_json::json!([]));
+        assert_eq!(events[1]["data"]["extra"]["k"][0], 1);
+    }
+}

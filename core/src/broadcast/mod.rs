@@ -1,0 +1,19 @@
+//! Delivery: per-connection queues with priorities, batching, rate limits,
+//! conflation and the slow-consumer policy ([`ConnectionQueue`]), frames
+//! encoded once per event ([`PreparedEvent`]), and the fan-out to queues
+//! ([`Broadcaster`]).
+
+mod broadcaster;
+mod counters;
+mod frame;
+mod queue;
+
+pub use broadcaster::{Broadcaster, ShardedBroadcaster};
+pub use counters::{DeliveryCounters, DeliveryCounts};
+pub use frame::{encode_batch, EventFrame, FrameEncoder, PreparedEvent};
+pub use queue::{
+    ConnectionQueue, FrameReceiver, Outbound, PushOutcome, QueueSettings, RateLimiter, Urgency,
+};
+
+#[cfg(test)]
+mod queue_tests;
