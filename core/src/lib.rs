@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod broadcast;
+pub mod history;
 pub mod index;
 pub mod model;
 pub mod protocol;

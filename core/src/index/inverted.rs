@@ -322,6 +322,9 @@ mod tests {
                             user,
                             id: SubId::from(format!("s{id}")),
                             filter,
+                            // Entitlements are per user: odd connections get some.
+                            allowed_tiers: (conn % 2 == 1)
+                                .then(|| vec![Tier::Daily, Tier::Combo].into()),
                         };
                         prop_assert_eq!(fast.insert(sub.clone()), slow.insert(sub));
                     }
@@ -361,6 +364,7 @@ mod tests {
                     symbols: vec![format!("S{i}")],
                     ..Filter::default()
                 },
+                allowed_tiers: None,
             });
         }
         for i in 0..10 {
@@ -374,6 +378,7 @@ mod tests {
             user: None,
             id: "s".into(),
             filter: Filter::default(),
+            allowed_tiers: None,
         });
         assert_eq!(index.slots.len(), 10);
     }

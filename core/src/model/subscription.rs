@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::filter::Filter;
+use super::values::Tier;
 
 /// A connection's id, unique for the life of a hub (never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,6 +35,9 @@ pub struct Subscription {
     pub id: SubId,
     /// What it matches (normalized).
     pub filter: Filter,
+    /// The tiers the user is entitled to (the token's `tiers` claim); events
+    /// of other tiers never match. `None`: all tiers.
+    pub allowed_tiers: Option<Arc<[Tier]>>,
 }
 
 impl Subscription {
@@ -44,6 +48,10 @@ impl Subscription {
             None => true,
             Some(target) => self.user.as_deref() == Some(target),
         };
-        private_ok && self.filter.matches(event)
+        let entitled = match (&self.allowed_tiers, event.tier()) {
+            (Some(allowed), Some(tier)) => allowed.contains(&tier),
+            _ => true,
+        };
+        private_ok && entitled && self.filter.matches(event)
     }
 }

@@ -200,6 +200,7 @@ mod tests {
                 },
                 ..Filter::default()
             },
+            allowed_tiers: (conn == 4).then(|| vec![Tier::Intraday].into()),
         }
     }
 
