@@ -570,6 +570,14 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
+impl std::fmt::Debug for FrameReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameReceiver")
+            .field("ready", &self.ready.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for FrameReceiver {
     fn drop(&mut self) {
         let mut state = self.queue.state.lock();

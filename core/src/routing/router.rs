@@ -11,6 +11,7 @@ use super::strategy::{RoutingRules, Strategy};
 use super::thresholds::Thresholds;
 use crate::index::{Recipients, SubscriptionIndex};
 use crate::model::{ConnId, Event, Subscription};
+use crate::stats::{LatencyHistogram, LatencySummary};
 
 /// Where one event goes and how.
 #[derive(Debug, Clone)]
@@ -40,6 +41,8 @@ pub trait Router: Send + Sync {
     fn subscription_count(&self) -> usize;
     /// Route-cache hits and misses.
     fn cache_counts(&self) -> CacheCounts;
+    /// Latency of index matches (cache misses).
+    fn index_latency(&self) -> LatencySummary;
 }
 
 /// Route-cache settings.
@@ -74,6 +77,7 @@ pub struct IndexRouter<I> {
     state: RwLock<State<I>>,
     cache: RouteCache,
     rules: RoutingRules,
+    index_latency: LatencyHistogram,
 }
 
 impl<I: SubscriptionIndex> IndexRouter<I> {
@@ -87,12 +91,21 @@ impl<I: SubscriptionIndex> IndexRouter<I> {
             }),
             cache: RouteCache::new(cache.capacity, cache.ttl),
             rules,
+            index_latency: LatencyHistogram::default(),
         }
     }
 
     /// Route-cache entries held right now.
     pub fn cache_len(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Runs an index lookup, timing it.
+    fn timed(&self, lookup: impl FnOnce() -> Recipients) -> Recipients {
+        let started = std::time::Instant::now();
+        let recipients = lookup();
+        self.index_latency.record(started.elapsed());
+        recipients
     }
 
     fn change<T>(&self, f: impl FnOnce(&mut State<I>) -> T) -> T {
@@ -109,13 +122,13 @@ impl<I: SubscriptionIndex> Router for IndexRouter<I> {
         let recipients = if strategy == Strategy::BroadcastAll {
             self.cache
                 .get_or_compute(RouteKeyRef::broadcast(event), state.generation, || {
-                    state.index.subscribed_connections(event.user_id())
+                    self.timed(|| state.index.subscribed_connections(event.user_id()))
                 })
         } else {
             let rank = state.thresholds.rank(event.confidence());
             self.cache
                 .get_or_compute(RouteKeyRef::content(event, rank), state.generation, || {
-                    state.index.match_event(event)
+                    self.timed(|| state.index.match_event(event))
                 })
         };
         Route {
@@ -164,6 +177,10 @@ impl<I: SubscriptionIndex> Router for IndexRouter<I> {
 
     fn cache_counts(&self) -> CacheCounts {
         self.cache.counts()
+    }
+
+    fn index_latency(&self) -> LatencySummary {
+        self.index_latency.summary()
     }
 }
 

@@ -1,0 +1,109 @@
+//! [`HubConfig`]: everything a [`Hub`](super::Hub) can be tuned with.
+
+use std::time::Duration;
+
+use crate::broadcast::QueueSettings;
+use crate::history::HistoryConfig;
+use crate::model::{Tier, DEFAULT_MAX_VALUES_PER_LIST};
+use crate::routing::{CacheConfig, RoutingRules};
+
+/// Settings of a hub. `HubConfig::default()` is the documented default
+/// configuration of tickcast.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HubConfig {
+    /// Per-connection queues and batching.
+    pub queue: QueueSettings,
+    /// Events per second per user (per connection for anonymous users);
+    /// 0 turns rate limiting off.
+    pub rate_limit_per_user: u32,
+    /// Connection and subscription limits.
+    pub limits: Limits,
+    /// History bounds.
+    pub history: HistoryConfig,
+    /// Strategy rules.
+    pub rules: RoutingRules,
+    /// Route cache.
+    pub cache: CacheConfig,
+    /// Broadcast worker shards (threads) for `load_balanced` events.
+    pub shards: usize,
+    /// Who assigns offsets.
+    pub offsets: OffsetMode,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            queue: QueueSettings::default(),
+            rate_limit_per_user: 100,
+            limits: Limits::default(),
+            history: HistoryConfig::default(),
+            rules: RoutingRules::default(),
+            cache: CacheConfig::default(),
+            shards: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            offsets: OffsetMode::Node,
+        }
+    }
+}
+
+/// Where event offsets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetMode {
+    /// The hub numbers events `<epoch>-<seq>`, a new epoch each start.
+    #[default]
+    Node,
+    /// The ingest supplies them (Redis Streams ids); see
+    /// [`Hub::publish_at`](super::Hub::publish_at).
+    External,
+}
+
+/// Limits on what clients may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Subscriptions one connection may hold.
+    pub max_subscriptions_per_connection: usize,
+    /// Connections one user may hold (anonymous connections: unlimited).
+    pub max_connections_per_user: usize,
+    /// Values in one filter list.
+    pub max_values_per_list: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_subscriptions_per_connection: 64,
+            max_connections_per_user: 16,
+            max_values_per_list: DEFAULT_MAX_VALUES_PER_LIST,
+        }
+    }
+}
+
+/// What one connection may do, fixed at connect time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Subscriptions it may hold.
+    pub max_subscriptions: usize,
+    /// Values in one filter list.
+    pub max_values_per_list: usize,
+    /// Tiers its user is entitled to (`None`: all).
+    pub allowed_tiers: Option<Vec<Tier>>,
+}
+
+impl From<&Limits> for ConnectionLimits {
+    fn from(limits: &Limits) -> Self {
+        Self {
+            max_subscriptions: limits.max_subscriptions_per_connection,
+            max_values_per_list: limits.max_values_per_list,
+            allowed_tiers: None,
+        }
+    }
+}
+
+impl HubConfig {
+    /// A config with no batching delay, the usual choice for tests and
+    /// latency-sensitive deployments.
+    pub fn immediate() -> Self {
+        let mut config = Self::default();
+        config.queue.batch_window = Duration::ZERO;
+        config
+    }
+}

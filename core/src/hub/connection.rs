@@ -1,0 +1,240 @@
+//! [`ConnectionHandle`]: one client's side of the hub.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rustc_hash::FxHashSet;
+
+use super::config::ConnectionLimits;
+use super::Hub;
+use crate::broadcast::{ConnectionQueue, FrameReceiver};
+use crate::model::MAX_NAME_CHARS;
+use crate::model::{ConnId, Filter, FilterError, Offset, SubId, Subscription, Tier, UserId};
+use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
+
+/// A registered connection: the handle to act with and the receiver its
+/// writer reads.
+#[derive(Debug)]
+pub struct Connection {
+    /// Subscribe, unsubscribe, send messages; dropping it disconnects.
+    pub handle: ConnectionHandle,
+    /// The frames to write, in order.
+    pub frames: FrameReceiver,
+}
+
+/// Why a subscribe or unsubscribe was refused. The connection stays open.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SubscribeError {
+    /// The filter breaks a rule.
+    #[error("bad filter: {0}")]
+    BadFilter(#[from] FilterError),
+    /// The subscription id is empty or too long.
+    #[error("subscription id must be 1 to {MAX_NAME_CHARS} characters")]
+    BadId,
+    /// The filter asks for tiers the user is not entitled to.
+    #[error("tiers {0:?} are not granted to this user")]
+    Forbidden(Vec<Tier>),
+    /// The connection holds the most subscriptions allowed.
+    #[error("at most {0} subscriptions per connection")]
+    LimitExceeded(usize),
+    /// Unsubscribe of an id the connection does not hold.
+    #[error("no subscription with this id")]
+    UnknownSubscription,
+}
+
+impl SubscribeError {
+    /// The protocol error code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadFilter(_) | Self::BadId => ErrorCode::BadRequest,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            Self::UnknownSubscription => ErrorCode::UnknownSubscription,
+        }
+    }
+
+    /// The `error` message for subscription `id`.
+    pub fn to_message(&self, id: &str) -> ServerMessage {
+        ServerMessage::error(self.code(), self.to_string(), Some(id.to_owned()))
+    }
+}
+
+/// One client connection's handle on the hub. Dropping it removes the
+/// connection's subscriptions and closes its queue.
+pub struct ConnectionHandle {
+    hub: Hub,
+    id: ConnId,
+    user: Option<UserId>,
+    limits: ConnectionLimits,
+    allowed_tiers: Option<Arc<[Tier]>>,
+    queue: Arc<ConnectionQueue>,
+    subs: Mutex<FxHashSet<SubId>>,
+}
+
+impl std::fmt::Debug for ConnectionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionHandle")
+            .field("id", &self.id)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionHandle {
+    pub(super) fn new(
+        hub: Hub,
+        id: ConnId,
+        user: Option<UserId>,
+        limits: ConnectionLimits,
+        queue: Arc<ConnectionQueue>,
+    ) -> Self {
+        Self {
+            allowed_tiers: limits.allowed_tiers.as_deref().map(Arc::from),
+            hub,
+            id,
+            user,
+            limits,
+            queue,
+            subs: Mutex::default(),
+        }
+    }
+
+    /// This connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// This connection's user (`None`: anonymous).
+    pub fn user(&self) -> Option<&UserId> {
+        self.user.as_ref()
+    }
+
+    /// The hub this connection belongs to.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Adds or replaces subscription `id`. Queues `subscribed` and, with
+    /// `since`, the matching history after that offset (or a
+    /// `history_gone` error, the subscription continuing live). Returns how
+    /// many events are replayed.
+    pub fn subscribe(
+        &self,
+        id: &str,
+        filter: Filter,
+        since: Option<Offset>,
+    ) -> Result<usize, SubscribeError> {
+        let sub = self.validate(id, filter)?;
+        let id = sub.id.clone();
+        let inner = &*self.hub.inner;
+        // Under the publish lock no event can fall between the replay and
+        // the live subscription.
+        let mut seq = inner.sequencer.lock();
+        inner.router.subscribe(sub.clone());
+        let Some(since) = since else {
+            self.queue.push_message(ServerMessage::Subscribed {
+                id: id.to_string(),
+                recovered: 0,
+            });
+            return Ok(0);
+        };
+        seq.history.expire(std::time::Instant::now());
+        let replay: Result<Vec<_>, _> = seq
+            .history
+            .since(since)
+            .map(|events| events.filter(|e| sub.accepts(&e.event)).cloned().collect());
+        match replay {
+            Ok(replay) => {
+                let recovered = replay.len();
+                self.queue.push_message(ServerMessage::Subscribed {
+                    id: id.to_string(),
+                    recovered,
+                });
+                self.queue.push_replay(replay, &id);
+                Ok(recovered)
+            }
+            Err(gone) => {
+                self.queue.push_message(ServerMessage::Subscribed {
+                    id: id.to_string(),
+                    recovered: 0,
+                });
+                self.queue.push_message(ServerMessage::error(
+                    ErrorCode::HistoryGone,
+                    gone.to_string(),
+                    Some(id.to_string()),
+                ));
+                Ok(0)
+            }
+        }
+    }
+
+    fn validate(&self, id: &str, filter: Filter) -> Result<Subscription, SubscribeError> {
+        if id.is_empty() || id.chars().count() > MAX_NAME_CHARS {
+            return Err(SubscribeError::BadId);
+        }
+        let filter = filter.normalized(self.limits.max_values_per_list)?;
+        if let Some(allowed) = &self.allowed_tiers {
+            let denied: Vec<Tier> = filter
+                .tiers
+                .iter()
+                .filter(|t| !allowed.contains(t))
+                .copied()
+                .collect();
+            if !denied.is_empty() {
+                return Err(SubscribeError::Forbidden(denied));
+            }
+        }
+        let id = SubId::from(id);
+        let mut subs = self.subs.lock();
+        if !subs.contains(&id) && subs.len() >= self.limits.max_subscriptions {
+            return Err(SubscribeError::LimitExceeded(self.limits.max_subscriptions));
+        }
+        subs.insert(id.clone());
+        Ok(Subscription {
+            conn: self.id,
+            user: self.user.clone(),
+            id,
+            filter,
+            allowed_tiers: self.allowed_tiers.clone(),
+        })
+    }
+
+    /// Removes subscription `id` and queues `unsubscribed`.
+    pub fn unsubscribe(&self, id: &str) -> Result<(), SubscribeError> {
+        if !self.subs.lock().remove(id) {
+            return Err(SubscribeError::UnknownSubscription);
+        }
+        self.hub.inner.router.unsubscribe(self.id, id);
+        self.queue
+            .push_message(ServerMessage::Unsubscribed { id: id.to_owned() });
+        Ok(())
+    }
+
+    /// Ids of this connection's subscriptions.
+    pub fn subscription_ids(&self) -> Vec<SubId> {
+        self.subs.lock().iter().cloned().collect()
+    }
+
+    /// Queues a protocol message (`pong`, `error`); it goes out before
+    /// pending events.
+    pub fn send(&self, message: ServerMessage) {
+        self.queue.push_message(message);
+    }
+
+    /// Closes the connection now: pending events are discarded, `message`
+    /// is sent last, then `Close(code)` (e.g. 4002 at token expiry).
+    pub fn close(&self, code: CloseCode, message: Option<ServerMessage>) {
+        self.queue.close(code, message);
+    }
+
+    /// True once the connection is closing.
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+}
+
+impl Drop for ConnectionHandle {
+    fn drop(&mut self) {
+        self.hub.disconnect(self.id, self.user.as_ref());
+    }
+}

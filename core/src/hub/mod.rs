@@ -1,0 +1,318 @@
+//! [`Hub`]: index + router + broadcaster + history, assembled.
+//!
+//! Transports call [`Hub::connect`] for each client and read frames from
+//! the returned receiver; ingest sources call [`Hub::publish`]. Publishing
+//! is serialized: an event gets its offset, enters the history and is
+//! routed and queued before the next one, and a subscription with `since`
+//! is added in the same critical section, so replay and live delivery meet
+//! with no gap and no duplicate.
+
+mod config;
+mod connection;
+mod stats;
+mod users;
+
+pub use config::{ConnectionLimits, HubConfig, Limits, OffsetMode};
+pub use connection::{Connection, ConnectionHandle, SubscribeError};
+pub use stats::{HubStats, LayerLatency, RouteCacheStats};
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use crate::broadcast::{
+    Broadcaster, ConnectionQueue, DeliveryCounters, PreparedEvent, ShardedBroadcaster,
+};
+use crate::history::History;
+use crate::index::InvertedIndex;
+use crate::ingest::{SourceCounters, SourceStats};
+use crate::model::{ConnId, Event, Offset, UserId};
+use crate::protocol::{CloseCode, ServerMessage, SERVER_NAME};
+use crate::routing::{IndexRouter, Router};
+use crate::stats::LatencyHistogram;
+use users::Users;
+
+/// Why an event was not published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The hub is shutting down.
+    #[error("the hub is shutting down")]
+    ShuttingDown,
+    /// [`OffsetMode::External`]: use [`Hub::publish_at`].
+    #[error("this hub takes offsets from its ingest: use publish_at")]
+    OffsetRequired,
+    /// [`OffsetMode::Node`]: the hub assigns offsets itself.
+    #[error("this hub assigns offsets itself: use publish")]
+    OffsetNotAccepted,
+    /// The offset is not after the latest one (a redelivered entry).
+    #[error("offset {offset} is not after the latest offset {latest}")]
+    Stale {
+        /// The offset given.
+        offset: Offset,
+        /// The latest accepted offset.
+        latest: Offset,
+    },
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    /// The user holds `max_connections_per_user` connections (close 4009).
+    #[error("too many connections for this user")]
+    TooManyConnections,
+    /// The hub is shutting down (close 1001).
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl ConnectError {
+    /// The close code a transport should use.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            Self::TooManyConnections => CloseCode::LimitExceeded,
+            Self::ShuttingDown => CloseCode::GoingAway,
+        }
+    }
+}
+
+/// Offset assignment and history, guarded together by the publish lock.
+struct Sequencer {
+    /// `Some(epoch)` when the hub numbers events itself.
+    epoch: Option<u64>,
+    seq: u64,
+    history: History,
+}
+
+struct Inner {
+    config: HubConfig,
+    router: Box<dyn Router>,
+    broadcaster: Box<dyn Broadcaster>,
+    counters: Arc<DeliveryCounters>,
+    users: Users,
+    sequencer: Mutex<Sequencer>,
+    next_conn: AtomicU64,
+    published: AtomicU64,
+    closed: AtomicBool,
+    route_latency: LatencyHistogram,
+    fanout_latency: LatencyHistogram,
+    publish_latency: LatencyHistogram,
+    sources: Mutex<Vec<Arc<SourceCounters>>>,
+}
+
+/// The engine: cheap to clone, shared by transports and ingest sources.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// A hub with the inverted index, the cached router and the sharded
+    /// broadcaster. Must be called inside a Tokio runtime only if frames
+    /// are awaited with timers (batch windows), as usual.
+    pub fn new(config: HubConfig) -> Self {
+        let counters = Arc::new(DeliveryCounters::default());
+        let router = IndexRouter::new(InvertedIndex::new(), config.rules.clone(), config.cache);
+        let broadcaster = ShardedBroadcaster::new(config.shards, counters.clone());
+        Self::with_parts(config, Box::new(router), Box::new(broadcaster), counters)
+    }
+
+    /// A hub over a custom router and broadcaster. `counters` must be the
+    /// ones the broadcaster updates.
+    pub fn with_parts(
+        config: HubConfig,
+        router: Box<dyn Router>,
+        broadcaster: Box<dyn Broadcaster>,
+        counters: Arc<DeliveryCounters>,
+    ) -> Self {
+        let epoch = match config.offsets {
+            OffsetMode::Node => Some(epoch_now()),
+            OffsetMode::External => None,
+        };
+        let history = History::new(config.history, epoch.map(|e| Offset::new(e, 0)));
+        let users = Users::new(
+            config.rate_limit_per_user,
+            config.limits.max_connections_per_user,
+        );
+        Self {
+            inner: Arc::new(Inner {
+                router,
+                broadcaster,
+                counters,
+                users,
+                sequencer: Mutex::new(Sequencer {
+                    epoch,
+                    seq: 0,
+                    history,
+                }),
+                next_conn: AtomicU64::new(1),
+                published: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
+                route_latency: LatencyHistogram::default(),
+                fanout_latency: LatencyHistogram::default(),
+                publish_latency: LatencyHistogram::default(),
+                sources: Mutex::default(),
+                config,
+            }),
+        }
+    }
+
+    /// The configuration the hub runs with.
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// Publishes an event under a node offset (`<epoch>-<seq>`).
+    pub fn publish(&self, event: Event) -> Result<Offset, PublishError> {
+        self.check_open()?;
+        let mut seq = self.inner.sequencer.lock();
+        let epoch = seq.epoch.ok_or(PublishError::OffsetRequired)?;
+        seq.seq += 1;
+        let offset = Offset::new(epoch, seq.seq);
+        self.accept(&mut seq, event, offset);
+        Ok(offset)
+    }
+
+    /// Publishes an event under an offset from the ingest (a Redis Streams
+    /// id); offsets must increase, and a repeated one is refused as
+    /// [`PublishError::Stale`] so a redelivery is never delivered twice.
+    pub fn publish_at(&self, event: Event, offset: Offset) -> Result<Offset, PublishError> {
+        self.check_open()?;
+        let mut seq = self.inner.sequencer.lock();
+        if seq.epoch.is_some() {
+            return Err(PublishError::OffsetNotAccepted);
+        }
+        if let Some(latest) = seq.history.latest().filter(|l| offset <= *l) {
+            return Err(PublishError::Stale { offset, latest });
+        }
+        self.accept(&mut seq, event, offset);
+        Ok(offset)
+    }
+
+    fn check_open(&self) -> Result<(), PublishError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(PublishError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    /// Records, routes and queues one event; the caller holds the publish
+    /// lock (`seq`).
+    fn accept(&self, seq: &mut Sequencer, event: Event, offset: Offset) {
+        let inner = &*self.inner;
+        let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
+        seq.history.push(prepared.clone());
+        let started = Instant::now();
+        let route = inner.router.route(&prepared.event);
+        let routed = Instant::now();
+        inner.broadcaster.deliver(&prepared, &route);
+        let done = Instant::now();
+        inner.route_latency.record(routed - started);
+        inner.fanout_latency.record(done - routed);
+        inner.publish_latency.record(done - prepared.accepted_at);
+        inner.published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Registers a client connection of `user` (`None`: anonymous). The
+    /// returned receiver yields its frames, starting with `welcome`.
+    pub fn connect(
+        &self,
+        user: Option<UserId>,
+        limits: ConnectionLimits,
+    ) -> Result<Connection, ConnectError> {
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(ConnectError::ShuttingDown);
+        }
+        let limiter = inner
+            .users
+            .join(user.as_ref())
+            .map_err(|_| ConnectError::TooManyConnections)?;
+        let id = ConnId(inner.next_conn.fetch_add(1, Ordering::Relaxed));
+        let (queue, frames) =
+            ConnectionQueue::new(inner.config.queue, limiter, inner.counters.clone());
+        inner.broadcaster.register(id, queue.clone());
+        queue.push_message(ServerMessage::Welcome {
+            conn: id.to_string(),
+            user: user.as_deref().map(str::to_owned),
+            offset: self.latest_offset(),
+            server: SERVER_NAME,
+        });
+        let handle = ConnectionHandle::new(self.clone(), id, user, limits, queue);
+        Ok(Connection { handle, frames })
+    }
+
+    /// The limits of a connection under this hub's configuration.
+    pub fn default_limits(&self) -> ConnectionLimits {
+        ConnectionLimits::from(&self.inner.config.limits)
+    }
+
+    /// The newest offset (what a client passes as `since` to get only
+    /// later events).
+    pub fn latest_offset(&self) -> Option<Offset> {
+        self.inner.sequencer.lock().history.latest()
+    }
+
+    /// Stops accepting connections and events and closes every connection
+    /// after its queued frames are sent (close 1001).
+    pub fn shutdown(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        for queue in self.inner.broadcaster.queues() {
+            queue.close_after_flush(CloseCode::GoingAway);
+        }
+    }
+
+    /// True after [`Hub::shutdown`].
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Counters of one ingest source, created on first use; shown in stats.
+    pub fn source(&self, name: &str) -> Arc<SourceCounters> {
+        let mut sources = self.inner.sources.lock();
+        if let Some(found) = sources.iter().find(|s| s.name() == name) {
+            return found.clone();
+        }
+        let counters = Arc::new(SourceCounters::new(name));
+        sources.push(counters.clone());
+        counters
+    }
+
+    /// Per-source ingest counts.
+    pub fn source_stats(&self) -> Vec<SourceStats> {
+        self.inner
+            .sources
+            .lock()
+            .iter()
+            .map(|s| s.snapshot())
+            .collect()
+    }
+
+    /// True when every registered ingest source is connected.
+    pub fn sources_ready(&self) -> bool {
+        self.inner.sources.lock().iter().all(|s| s.is_connected())
+    }
+
+    fn disconnect(&self, conn: ConnId, user: Option<&UserId>) {
+        let inner = &*self.inner;
+        inner.router.disconnect(conn);
+        if let Some(queue) = inner.broadcaster.unregister(conn) {
+            queue.close(CloseCode::GoingAway, None);
+        }
+        inner.users.leave(user);
+    }
+}
+
+/// A new epoch for this start: milliseconds since the Unix epoch.
+fn epoch_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64)
+}

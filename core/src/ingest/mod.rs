@@ -1,0 +1,59 @@
+//! Ingest: where events come from.
+//!
+//! An [`IngestSource`] yields decoded events (or the reason a message was
+//! malformed) with an optional acknowledgement hook; [`run_source`] feeds
+//! them to a [`Hub`](crate::hub::Hub) and acknowledges each message only
+//! after the hub accepted it, so a broker with acks loses nothing.
+//! [`ChannelSource`] is the in-process source (tests, embedding).
+
+mod channel;
+mod counters;
+mod driver;
+
+pub use channel::{channel_source, ChannelPublisher, ChannelSource, SourceClosed};
+pub use counters::{SourceCounters, SourceStats};
+pub use driver::run_source;
+
+use async_trait::async_trait;
+
+use crate::model::{DecodeError, Offset};
+
+/// Settles one broker message after the hub has dealt with it.
+#[async_trait]
+pub trait Acknowledger: Send {
+    /// The hub accepted the event (or already had it): remove it from the
+    /// broker.
+    async fn ack(self: Box<Self>);
+    /// The message is malformed: reject it without requeue (to the
+    /// dead-letter exchange where there is one).
+    async fn reject(self: Box<Self>);
+}
+
+/// One message from a source.
+pub struct Incoming {
+    /// The decoded event, or why the body is malformed.
+    pub decoded: Result<crate::model::Event, DecodeError>,
+    /// The broker's offset for it (Redis Streams id), if it has one.
+    pub offset: Option<Offset>,
+    /// How to settle the message; `None` for sources without acks.
+    pub acker: Option<Box<dyn Acknowledger>>,
+}
+
+/// What a source reports.
+pub enum IngestItem {
+    /// A message arrived.
+    Message(Incoming),
+    /// The source is connected to its broker (initially or again).
+    Connected,
+    /// The source lost its broker and is retrying; the text says why.
+    Disconnected(String),
+}
+
+/// A stream of events from a broker or another producer.
+#[async_trait]
+pub trait IngestSource: Send {
+    /// The name shown in stats and logs (`redis`, `amqp`, ...).
+    fn name(&self) -> &str;
+    /// The next item; `None` when the source has ended for good.
+    async fn next(&mut self) -> Option<IngestItem>;
+}
