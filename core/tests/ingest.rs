@@ -1,0 +1,73 @@
+//! Ingest through an in-process source: bad bodies between good ones are
+//! counted by reason and never stop the good events.
+
+mod common;
+
+use std::time::Duration;
+
+use tickcast_core::hub::HubConfig;
+use tickcast_core::ingest::{channel_source, run_source};
+use tickcast_core::model::{Envelope, Filter, DEFAULT_MAX_BODY_BYTES};
+use tickcast_core::Hub;
+
+#[tokio::test]
+async fn bad_events_are_counted_and_good_ones_delivered() {
+    let mut config = HubConfig::immediate();
+    config.rate_limit_per_user = 0;
+    config.queue.capacity = 10_000;
+    let hub = Hub::new(config);
+    let mut conn = hub.connect(None, hub.default_limits()).unwrap();
+    conn.handle
+        .subscribe("all", Filter::default(), None)
+        .unwrap();
+
+    let (publisher, source) = channel_source("test", 64, DEFAULT_MAX_BODY_BYTES);
+    let driver = tokio::spawn(run_source(hub.clone(), source));
+    let good = common::good_events();
+    let bad = common::bad_events();
+    let mut sent_good = 0;
+    for (i, fixture) in good.iter().take(300).enumerate() {
+        publisher
+            .send(Some(&fixture.channel), fixture.raw.clone())
+            .await
+            .unwrap();
+        sent_good += 1;
+        if let Some((channel, raw, _)) = bad.get(i) {
+            publisher.send(Some(channel), raw.clone()).await.unwrap();
+        }
+    }
+    // A Rust producer's bincode envelope, after the 0x00 marker.
+    let envelope = Envelope {
+        symbol: Some("aapl".into()),
+        pattern: Some("Doji".into()),
+        ..Envelope::default()
+    };
+    let mut body = vec![0u8];
+    body.extend(envelope.to_bincode());
+    publisher.send(None, body.into()).await.unwrap();
+    drop(publisher);
+    tokio::time::timeout(Duration::from_secs(30), driver)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let seen = common::drain_until_idle(&mut conn.frames, Duration::from_millis(200)).await;
+    let private = good
+        .iter()
+        .take(300)
+        .filter(|f| f.body.get("user_id").is_some())
+        .count();
+    assert_eq!(seen.events.len(), sent_good - private + 1);
+    let from_bincode = seen
+        .events
+        .iter()
+        .filter(|e| e["data"]["symbol"] == "aapl")
+        .count();
+    assert_eq!(from_bincode, 1);
+    let stats = hub.stats();
+    let source = stats.ingest.iter().find(|s| s.name == "test").unwrap();
+    assert_eq!(source.accepted, sent_good as u64 + 1);
+    assert_eq!(source.rejected_total, bad.len() as u64);
+    assert!(source.rejected.contains_key("not_json"));
+    assert!(source.rejected.contains_key("too_deep"));
+}
