@@ -111,17 +111,20 @@ fn wants(f: &Value, d: &Dims) -> bool {
         && min_prio.is_none_or(|m| d.priority >= m)
 }
 
+/// A subscription id and its filter as JSON.
+type NamedFilter = (&'static str, Value);
+
 struct Client {
     conn: Connection,
     user: Option<String>,
-    subs: Vec<(&'static str, Value)>,
+    subs: Vec<NamedFilter>,
     seen: Vec<Value>,
 }
 
 #[test]
 fn every_client_gets_exactly_its_matching_events_once_in_order() {
     let hub = Hub::new(config());
-    let specs: Vec<(Option<&str>, Vec<(&'static str, Value)>)> = vec![
+    let specs: Vec<(Option<&str>, Vec<NamedFilter>)> = vec![
         (
             Some("user-4"),
             vec![

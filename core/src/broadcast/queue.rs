@@ -532,9 +532,10 @@ impl FrameReceiver {
                 frames.extend(state.pop_lane_front(lane));
             }
         }
-        state.oldest_batched = (state.batched_len() > 0)
-            .then(|| state.oldest_batched)
-            .flatten();
+        // What remains has waited its window already: it goes next time.
+        if state.batched_len() == 0 {
+            state.oldest_batched = None;
+        }
         self.delivered(&frames);
         self.package(frames)
     }
