@@ -1,4 +1,55 @@
 //! tickcast-core: the transport- and broker-agnostic engine of tickcast.
+//!
+//! Producers publish TickStock events; tickcast matches each one against
+//! every connection's subscriptions and queues it for delivery with
+//! priorities, batching, per-user rate limits and resume. This crate is that
+//! engine, without sockets: transports (WebSocket, SSE) and ingest sources
+//! (HTTP, Redis, AMQP) plug into it.
+//!
+//! # Layout
+//!
+//! - [`model`]: what is published ([`model::Event`], decoded once from
+//!   TickStockPL JSON or a bincode [`model::Envelope`]) and what is wanted
+//!   ([`model::Filter`], [`model::Subscription`]), plus offsets.
+//! - [`index`]: the [`index::SubscriptionIndex`] trait and the
+//!   [`index::InvertedIndex`], whose match cost follows the audience.
+//! - [`routing`]: strategies chosen by rules and the exact route cache
+//!   ([`routing::IndexRouter`]).
+//! - [`broadcast`]: per-connection queues (priorities, batching, rate limit,
+//!   conflation, slow consumers) and the fan-out that fills them with frames
+//!   encoded once per event.
+//! - [`history`]: the ring of recent events that `since` replays.
+//! - [`hub`]: [`Hub`], all of the above assembled behind connect, subscribe
+//!   and publish, with a stats snapshot.
+//! - [`ingest`]: the [`ingest::IngestSource`] trait for brokers and the
+//!   in-process [`ingest::ChannelSource`].
+//! - [`protocol`]: the client protocol every transport speaks.
+//! - [`stats`]: lock-free latency histograms.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use tickcast_core::broadcast::Outbound;
+//! use tickcast_core::model::{Event, Filter};
+//! use tickcast_core::{Hub, HubConfig};
+//!
+//! let hub = Hub::new(HubConfig::immediate());
+//! let mut conn = hub.connect(None, hub.default_limits()).unwrap();
+//! let filter: Filter = serde_json::from_str(r#"{"symbols":["AAPL"]}"#).unwrap();
+//! conn.handle.subscribe("s1", filter, None).unwrap();
+//!
+//! let body = r#"{"pattern":"BreakoutBO","symbol":"AAPL","confidence":0.85,"tier":"daily"}"#;
+//! let event = Event::from_json(Bytes::from(body), Some("tickstock.events.patterns"), 1 << 20).unwrap();
+//! hub.publish(event).unwrap();
+//!
+//! // welcome, subscribed, then the event frame, ready to write.
+//! let frames: Vec<Outbound> = std::iter::from_fn(|| conn.frames.try_recv()).collect();
+//! match &frames[2] {
+//!     Outbound::Event(frame) => assert!(frame.bytes.starts_with(br#"{"type":"event""#)),
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! ```
 #![warn(missing_docs)]
 
 pub mod broadcast;

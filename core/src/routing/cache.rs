@@ -125,7 +125,7 @@ impl Weighter<RouteKey, Entry> for RecipientWeighter {
     }
 }
 
-/// Hit and miss counts of a [`RouteCache`].
+/// Hit and miss counts of the route cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheCounts {
     /// Lookups answered from the cache.
