@@ -1,1 +1,25 @@
-//! stub
+//! Synthetic subscribers and events for tickcast's benchmarks, shared by
+//! the criterion benches and (later) the `tickcast-load` load generator.
+//!
+//! # Layout
+//!
+//! - [`universe`]: the symbols and pattern names events and filters are drawn
+//!   from; symbol popularity follows Zipf's law, as in TickStockPL's traffic.
+//! - [`population`]: who subscribes to what: users with watchlist-style
+//!   subscriptions, a few broad (pattern-only, tier-only) ones, and a probe
+//!   symbol with a fixed audience whatever the population size.
+//! - [`events`]: TickStockPL pattern detections shaped like
+//!   `shared/fixtures/tickstockpl_events.jsonl`, decoded into core [`Event`]s.
+//! - [`latency`]: per-call percentiles, because the design's targets are p99 of
+//!   single calls while criterion reports means of samples.
+//!
+//! Everything is seeded: the same spec gives the same population and the
+//! same events on every run, so figures are comparable across commits.
+//!
+//! [`Event`]: tickcast_core::model::Event
+#![warn(missing_docs)]
+
+pub mod events;
+pub mod latency;
+pub mod population;
+pub mod universe;
