@@ -3,13 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use super::{group_matches, Recipient, Recipients, SubscriptionIndex};
+use smallvec::SmallVec;
+
+use super::{Recipient, Recipients, SubscriptionIndex};
 use crate::model::{ConnId, Event, SubId, Subscription};
 
 /// A flat map of subscriptions, matched one by one.
 #[derive(Debug, Default)]
 pub struct BruteForceIndex {
     subs: BTreeMap<(ConnId, SubId), Subscription>,
+    /// Counts changes: every answer's version.
+    changes: u64,
 }
 
 impl BruteForceIndex {
@@ -21,14 +25,17 @@ impl BruteForceIndex {
 
 impl SubscriptionIndex for BruteForceIndex {
     fn insert(&mut self, sub: Subscription) -> Option<Subscription> {
+        self.changes += 1;
         self.subs.insert((sub.conn, sub.id.clone()), sub)
     }
 
     fn remove(&mut self, conn: ConnId, id: &str) -> Option<Subscription> {
+        self.changes += 1;
         self.subs.remove(&(conn, SubId::from(id)))
     }
 
     fn remove_connection(&mut self, conn: ConnId) -> usize {
+        self.changes += 1;
         let before = self.subs.len();
         self.subs.retain(|(c, _), _| *c != conn);
         before - self.subs.len()
@@ -68,7 +75,32 @@ impl SubscriptionIndex for BruteForceIndex {
             .collect()
     }
 
+    fn version(&self, _event: &Event) -> u64 {
+        self.changes
+    }
+
+    fn version_all(&self) -> u64 {
+        self.changes
+    }
+
     fn len(&self) -> usize {
         self.subs.len()
     }
+}
+
+/// Groups `(conn, sub id)` matches into [`Recipients`]: sorted by
+/// connection, each connection once with its ids sorted.
+fn group_matches(mut matches: Vec<(ConnId, SubId)>) -> Recipients {
+    matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    let mut out: Recipients = Vec::new();
+    for (conn, id) in matches {
+        match out.last_mut() {
+            Some(last) if last.conn == conn => last.subs.push(id),
+            _ => out.push(Recipient {
+                conn,
+                subs: SmallVec::from_elem(id, 1),
+            }),
+        }
+    }
+    out
 }

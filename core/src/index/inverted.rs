@@ -5,36 +5,42 @@
 //! selective constrained one, see [`Anchor`]) and, within it, under the
 //! bucket of its `min_priority`. An event looks up its own value in each
 //! anchor table, visits the buckets at or below its priority, and verifies
-//! each candidate against the full filter. The candidates are the
-//! subscriptions that agree with the event on their anchor field, so the
-//! work grows with the audience of the event, not with the number of
-//! subscriptions. Private events are matched from the user's own
-//! subscriptions only.
+//! each candidate against its [`CompiledFilter`] (integers and bit masks).
+//! The candidates are the subscriptions that agree with the event on their
+//! anchor field, so the work grows with the audience of the event, not with
+//! the number of subscriptions. Private events are matched from the user's
+//! own subscriptions only.
 
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use super::postings::{Anchor, Buckets, EnumPostings, Slot, StringPostings};
-use super::{group_matches, Recipient, Recipients, SubscriptionIndex};
-use crate::model::{ConnId, Event, Priority, SubId, Subscription, UserId};
+use super::compiled::{CompiledFilter, EventKey, Vocabulary};
+use super::postings::{Anchor, Buckets, DensePostings, Slot};
+use super::versions::{ListKind, Versions};
+use super::{Recipient, Recipients, SubscriptionIndex};
+use crate::model::{ConnId, Event, Priority, Subscription, UserId};
 
 /// The production subscription index.
 #[derive(Debug, Default)]
 pub struct InvertedIndex {
     /// Subscriptions by slot; `None` marks a free slot.
     slots: Vec<Option<Subscription>>,
+    /// The same subscriptions, compiled for matching (stale where free).
+    compiled: Vec<Option<CompiledFilter>>,
     free: Vec<Slot>,
+    vocab: Vocabulary,
     /// Each connection's slots, for unsubscribe by id and disconnect.
     by_conn: FxHashMap<ConnId, SmallVec<[Slot; 4]>>,
     /// Each user's slots: the candidates of that user's private events.
     by_user: FxHashMap<UserId, RoaringBitmap>,
-    symbols: StringPostings,
-    patterns: StringPostings,
-    event_types: StringPostings,
-    regimes: EnumPostings<4>,
-    tiers: EnumPostings<3>,
+    symbols: DensePostings,
+    patterns: DensePostings,
+    event_types: DensePostings,
+    regimes: DensePostings,
+    tiers: DensePostings,
     any: Buckets,
+    versions: Versions,
     len: usize,
 }
 
@@ -52,60 +58,153 @@ impl InvertedIndex {
         })
     }
 
-    fn post(&mut self, slot: Slot, sub: &Subscription, add: bool) {
+    /// Adds (`add`) or removes `slot` in the posting lists of its anchor and
+    /// of its user, bumping the versions of the lists it changes.
+    fn post(&mut self, slot: Slot, sub: &Subscription, compiled: &CompiledFilter, add: bool) {
         let f = &sub.filter;
         let floor = f.min_priority.unwrap_or(Priority::Low);
-        let tiers = f.tiers.iter().map(|t| *t as usize);
-        let regimes = f.market_regimes.iter().map(|r| *r as usize);
-        match (Anchor::of(f), add) {
-            (Anchor::Symbol, true) => self.symbols.insert(&f.symbols, floor, slot),
-            (Anchor::Symbol, false) => self.symbols.remove(&f.symbols, floor, slot),
-            (Anchor::Pattern, true) => self.patterns.insert(&f.patterns, floor, slot),
-            (Anchor::Pattern, false) => self.patterns.remove(&f.patterns, floor, slot),
-            (Anchor::EventType, true) => self.event_types.insert(&f.event_types, floor, slot),
-            (Anchor::EventType, false) => self.event_types.remove(&f.event_types, floor, slot),
-            (Anchor::MarketRegime, true) => self.regimes.insert(regimes, floor, slot),
-            (Anchor::MarketRegime, false) => self.regimes.remove(regimes, floor, slot),
-            (Anchor::Tier, true) => self.tiers.insert(tiers, floor, slot),
-            (Anchor::Tier, false) => self.tiers.remove(tiers, floor, slot),
-            (Anchor::Any, true) => self.any.insert(floor, slot),
-            (Anchor::Any, false) => self.any.remove(floor, slot),
-        }
-        if let Some(user) = &sub.user {
-            if add {
-                self.by_user.entry(user.clone()).or_default().insert(slot);
-            } else if let Some(set) = self.by_user.get_mut(user) {
-                set.remove(slot);
-                if set.is_empty() {
-                    self.by_user.remove(user);
+        let (postings, ids, kind): (&mut DensePostings, SmallVec<[u32; 4]>, ListKind) =
+            match Anchor::of(f) {
+                Anchor::Symbol => (
+                    &mut self.symbols,
+                    compiled.symbols.clone(),
+                    ListKind::Symbol,
+                ),
+                Anchor::Pattern => (
+                    &mut self.patterns,
+                    compiled.patterns.clone(),
+                    ListKind::Pattern,
+                ),
+                Anchor::EventType => (
+                    &mut self.event_types,
+                    compiled.event_types.iter().copied().collect(),
+                    ListKind::EventType,
+                ),
+                Anchor::MarketRegime => (
+                    &mut self.regimes,
+                    f.market_regimes.iter().map(|r| *r as u32).collect(),
+                    ListKind::Regime,
+                ),
+                Anchor::Tier => (
+                    &mut self.tiers,
+                    f.tiers.iter().map(|t| *t as u32).collect(),
+                    ListKind::Tier,
+                ),
+                Anchor::Any => {
+                    if add {
+                        self.any.insert(floor, slot);
+                    } else {
+                        self.any.remove(floor, slot);
+                    }
+                    self.versions.bump(ListKind::Any, ());
+                    self.post_user(slot, sub, add);
+                    return;
                 }
+            };
+        for &id in &ids {
+            if add {
+                postings.insert(id, floor, slot);
+            } else {
+                postings.remove(id, floor, slot);
+            }
+        }
+        self.bump_anchor_versions(kind, f);
+        self.post_user(slot, sub, add);
+    }
+
+    /// Bumps the versions of the lists named by the anchor field's values,
+    /// keyed the way [`Versions::of`] reads them.
+    fn bump_anchor_versions(&mut self, kind: ListKind, f: &crate::model::Filter) {
+        let v = &mut self.versions;
+        match kind {
+            ListKind::Symbol => f
+                .symbols
+                .iter()
+                .for_each(|s| v.bump(kind, Some(s.to_uppercase().as_str()))),
+            ListKind::Pattern => f
+                .patterns
+                .iter()
+                .for_each(|p| v.bump(kind, Some(p.as_str()))),
+            ListKind::EventType => f.event_types.iter().for_each(|t| v.bump(kind, t.as_str())),
+            ListKind::Regime => f.market_regimes.iter().for_each(|r| v.bump(kind, Some(*r))),
+            ListKind::Tier => f.tiers.iter().for_each(|t| v.bump(kind, Some(*t))),
+            ListKind::Any | ListKind::User => {}
+        }
+    }
+
+    fn post_user(&mut self, slot: Slot, sub: &Subscription, add: bool) {
+        let Some(user) = &sub.user else { return };
+        self.versions.bump(ListKind::User, &**user);
+        if add {
+            self.by_user.entry(user.clone()).or_default().insert(slot);
+        } else if let Some(set) = self.by_user.get_mut(user) {
+            set.remove(slot);
+            if set.is_empty() {
+                self.by_user.remove(user);
             }
         }
     }
 
     fn take_slot(&mut self, slot: Slot) -> Option<Subscription> {
         let sub = self.slots[slot as usize].take()?;
-        self.post(slot, &sub, false);
+        let compiled = self.compiled[slot as usize].take()?;
+        self.post(slot, &sub, &compiled, false);
+        compiled.release(&mut self.vocab);
         self.free.push(slot);
         self.len -= 1;
         Some(sub)
     }
 
+    fn remove_slot_of_conn(&mut self, conn: ConnId, slot: Slot) -> Option<Subscription> {
+        if let Some(slots) = self.by_conn.get_mut(&conn) {
+            slots.retain(|s| *s != slot);
+            if slots.is_empty() {
+                self.by_conn.remove(&conn);
+            }
+        }
+        self.take_slot(slot)
+    }
+
     /// The posting lists an event can match through, one per anchor field.
-    fn candidate_lists<'a>(&'a self, event: &Event) -> [Option<&'a Buckets>; 6] {
+    fn candidate_lists<'a>(&'a self, key: &EventKey) -> [Option<&'a Buckets>; 6] {
         [
-            self.symbols.get(event.symbol()),
-            self.patterns.get(event.pattern()),
-            self.event_types.get(Some(event.event_type())),
-            self.regimes.get(event.market_regime().map(|r| r as usize)),
-            self.tiers.get(event.tier().map(|t| t as usize)),
+            self.symbols.get(key.symbol),
+            self.patterns.get(key.pattern),
+            self.event_types.get(key.event_type),
+            self.regimes.get(key.regime.map(|r| r as u32)),
+            self.tiers.get(key.tier.map(|t| t as u32)),
             Some(&self.any),
         ]
     }
 
-    fn accepted(&self, slot: Slot, event: &Event) -> Option<(ConnId, SubId)> {
-        let sub = self.slots[slot as usize].as_ref()?;
-        sub.accepts(event).then(|| (sub.conn, sub.id.clone()))
+    fn verify(&self, slot: Slot, key: &EventKey, out: &mut Vec<(ConnId, Slot)>) {
+        if let Some(Some(c)) = self.compiled.get(slot as usize) {
+            if c.accepts(key) {
+                out.push((c.conn, slot));
+            }
+        }
+    }
+
+    /// Groups `(conn, slot)` matches by connection, ids sorted.
+    fn group(&self, mut matches: Vec<(ConnId, Slot)>) -> Recipients {
+        matches.sort_unstable();
+        let mut out: Recipients = Vec::with_capacity(matches.len());
+        for (conn, slot) in matches {
+            let Some(Some(c)) = self.compiled.get(slot as usize) else {
+                continue;
+            };
+            match out.last_mut() {
+                Some(last) if last.conn == conn => {
+                    let at = last.subs.partition_point(|s| *s < c.id);
+                    last.subs.insert(at, c.id.clone());
+                }
+                _ => out.push(Recipient {
+                    conn,
+                    subs: SmallVec::from_elem(c.id.clone(), 1),
+                }),
+            }
+        }
+        out
     }
 }
 
@@ -118,12 +217,15 @@ impl SubscriptionIndex for InvertedIndex {
             Some(s) => s,
             None => {
                 self.slots.push(None);
+                self.compiled.push(None);
                 (self.slots.len() - 1) as Slot
             }
         };
-        self.post(slot, &sub, true);
+        let compiled = CompiledFilter::compile(&sub, &mut self.vocab);
+        self.post(slot, &sub, &compiled, true);
         self.by_conn.entry(sub.conn).or_default().push(slot);
         self.slots[slot as usize] = Some(sub);
+        self.compiled[slot as usize] = Some(compiled);
         self.len += 1;
         replaced
     }
@@ -141,18 +243,20 @@ impl SubscriptionIndex for InvertedIndex {
     }
 
     fn match_event(&self, event: &Event) -> Recipients {
-        let priority = event.priority();
+        let key = EventKey::of(event, &self.vocab);
         let mut matches = Vec::new();
         if let Some(user) = event.user_id() {
-            if let Some(slots) = self.by_user.get(user) {
-                matches.extend(slots.iter().filter_map(|s| self.accepted(s, event)));
+            for slot in self.by_user.get(user).into_iter().flat_map(|s| s.iter()) {
+                self.verify(slot, &key, &mut matches);
             }
-            return group_matches(matches);
+            return self.group(matches);
         }
-        for list in self.candidate_lists(event).into_iter().flatten() {
-            matches.extend(list.up_to(priority).filter_map(|s| self.accepted(s, event)));
+        for list in self.candidate_lists(&key).into_iter().flatten() {
+            for slot in list.up_to(key.priority) {
+                self.verify(slot, &key, &mut matches);
+            }
         }
-        group_matches(matches)
+        self.group(matches)
     }
 
     fn subscribed_connections(&self, user: Option<&str>) -> Recipients {
@@ -186,20 +290,16 @@ impl SubscriptionIndex for InvertedIndex {
             .collect()
     }
 
+    fn version(&self, event: &Event) -> u64 {
+        self.versions.of(event)
+    }
+
+    fn version_all(&self) -> u64 {
+        self.versions.total()
+    }
+
     fn len(&self) -> usize {
         self.len
-    }
-}
-
-impl InvertedIndex {
-    fn remove_slot_of_conn(&mut self, conn: ConnId, slot: Slot) -> Option<Subscription> {
-        if let Some(slots) = self.by_conn.get_mut(&conn) {
-            slots.retain(|s| *s != slot);
-            if slots.is_empty() {
-                self.by_conn.remove(&conn);
-            }
-        }
-        self.take_slot(slot)
     }
 }
 
@@ -207,7 +307,7 @@ impl InvertedIndex {
 mod tests {
     use super::*;
     use crate::index::BruteForceIndex;
-    use crate::model::{Filter, MarketRegime, Tier};
+    use crate::model::{Filter, MarketRegime, SubId, Tier};
     use bytes::Bytes;
     use proptest::prelude::*;
 
@@ -372,7 +472,11 @@ mod tests {
         }
         assert!(index.is_empty());
         assert!(index.by_conn.is_empty() && index.by_user.is_empty());
-        assert!(index.symbols.get(Some("S3")).is_none());
+        assert_eq!(
+            index.vocab.symbols.get("S3"),
+            None,
+            "unused values are forgotten"
+        );
         index.insert(Subscription {
             conn: ConnId(99),
             user: None,

@@ -6,8 +6,11 @@
 //! correct one that tests compare it with.
 
 mod brute_force;
+mod compiled;
+mod interner;
 mod inverted;
 mod postings;
+mod versions;
 
 pub use brute_force::BruteForceIndex;
 pub use inverted::InvertedIndex;
@@ -55,6 +58,16 @@ pub trait SubscriptionIndex: Send + Sync {
     /// The subscriptions of one connection (for history replay).
     fn connection_subscriptions(&self, conn: ConnId) -> Vec<Subscription>;
 
+    /// A number that changes whenever the answer of
+    /// [`match_event`](Self::match_event) for `event` may change. Caches
+    /// keep it with an answer and drop the answer when it differs. It must
+    /// never return a value it returned before a relevant change.
+    fn version(&self, event: &Event) -> u64;
+
+    /// Like [`version`](Self::version), for every answer (including
+    /// [`subscribed_connections`](Self::subscribed_connections)).
+    fn version_all(&self) -> u64;
+
     /// Number of subscriptions.
     fn len(&self) -> usize;
 
@@ -62,21 +75,4 @@ pub trait SubscriptionIndex: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-/// Groups `(conn, sub id)` matches into [`Recipients`]: sorted by
-/// connection, each connection once with its ids sorted.
-pub(crate) fn group_matches(mut matches: Vec<(ConnId, SubId)>) -> Recipients {
-    matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-    let mut out: Recipients = Vec::new();
-    for (conn, id) in matches {
-        match out.last_mut() {
-            Some(last) if last.conn == conn => last.subs.push(id),
-            _ => out.push(Recipient {
-                conn,
-                subs: SmallVec::from_elem(id, 1),
-            }),
-        }
-    }
-    out
 }

@@ -6,8 +6,8 @@
 //! whose priority floor it is below.
 
 use roaring::RoaringBitmap;
-use rustc_hash::FxHashMap;
 
+use super::interner::Atom;
 use crate::model::{Filter, Priority};
 
 /// Slot of a subscription in the index's slab.
@@ -24,10 +24,6 @@ impl Buckets {
 
     pub(crate) fn remove(&mut self, floor: Priority, slot: Slot) {
         self.0[floor.index()].remove(slot);
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.iter().all(RoaringBitmap::is_empty)
     }
 
     /// Slots whose floor is at most `priority`.
@@ -66,67 +62,26 @@ impl Anchor {
     }
 }
 
-/// Posting lists keyed by a string value; empty lists are dropped so that
-/// values clients stop using do not accumulate.
+/// Posting lists indexed by a dense id (an interned string or an enum).
 #[derive(Debug, Default)]
-pub(crate) struct StringPostings(FxHashMap<Box<str>, Buckets>);
+pub(crate) struct DensePostings(Vec<Buckets>);
 
-impl StringPostings {
-    pub(crate) fn insert(&mut self, values: &[String], floor: Priority, slot: Slot) {
-        for v in values {
-            self.0
-                .entry(v.as_str().into())
-                .or_default()
-                .insert(floor, slot);
+impl DensePostings {
+    pub(crate) fn insert(&mut self, id: Atom, floor: Priority, slot: Slot) {
+        let i = id as usize;
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, Buckets::default);
+        }
+        self.0[i].insert(floor, slot);
+    }
+
+    pub(crate) fn remove(&mut self, id: Atom, floor: Priority, slot: Slot) {
+        if let Some(b) = self.0.get_mut(id as usize) {
+            b.remove(floor, slot);
         }
     }
 
-    pub(crate) fn remove(&mut self, values: &[String], floor: Priority, slot: Slot) {
-        for v in values {
-            if let Some(b) = self.0.get_mut(v.as_str()) {
-                b.remove(floor, slot);
-                if b.is_empty() {
-                    self.0.remove(v.as_str());
-                }
-            }
-        }
-    }
-
-    pub(crate) fn get(&self, value: Option<&str>) -> Option<&Buckets> {
-        self.0.get(value?)
-    }
-}
-
-/// Posting lists keyed by a small enum (tier, market regime).
-#[derive(Debug)]
-pub(crate) struct EnumPostings<const N: usize>([Buckets; N]);
-
-impl<const N: usize> Default for EnumPostings<N> {
-    fn default() -> Self {
-        Self(std::array::from_fn(|_| Buckets::default()))
-    }
-}
-
-impl<const N: usize> EnumPostings<N> {
-    pub(crate) fn insert(
-        &mut self,
-        values: impl Iterator<Item = usize>,
-        floor: Priority,
-        slot: Slot,
-    ) {
-        values.for_each(|v| self.0[v].insert(floor, slot));
-    }
-
-    pub(crate) fn remove(
-        &mut self,
-        values: impl Iterator<Item = usize>,
-        floor: Priority,
-        slot: Slot,
-    ) {
-        values.for_each(|v| self.0[v].remove(floor, slot));
-    }
-
-    pub(crate) fn get(&self, value: Option<usize>) -> Option<&Buckets> {
-        self.0.get(value?)
+    pub(crate) fn get(&self, id: Option<Atom>) -> Option<&Buckets> {
+        self.0.get(id? as usize)
     }
 }

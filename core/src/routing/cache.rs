@@ -3,8 +3,10 @@
 //! The key holds every dimension the index reads, with the confidence
 //! replaced by its rank among the distinct `min_confidence` thresholds in
 //! use: two events with equal keys have equal recipients. Entries carry the
-//! subscription generation they were computed at; any subscription change
-//! bumps the generation, so a cached answer is never stale.
+//! version of the subscriptions they were computed from (see
+//! [`SubscriptionIndex::version`](crate::index::SubscriptionIndex::version));
+//! a subscription change that could alter an answer changes its version, so
+//! a cached answer is never stale, while changes elsewhere leave it valid.
 
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,7 +113,7 @@ impl Equivalent<RouteKey> for RouteKeyRef<'_> {
 
 #[derive(Clone)]
 struct Entry {
-    generation: u64,
+    version: u64,
     expires: Instant,
     recipients: Arc<Recipients>,
 }
@@ -168,12 +170,12 @@ impl RouteCache {
         }
     }
 
-    /// The cached recipients of `key` at `generation`, or `compute()`'s
+    /// The cached recipients of `key` at `version`, or `compute()`'s
     /// answer, which is then cached.
     pub(crate) fn get_or_compute(
         &self,
         key: RouteKeyRef<'_>,
-        generation: u64,
+        version: u64,
         compute: impl FnOnce() -> Recipients,
     ) -> Arc<Recipients> {
         let Some(cache) = &self.cache else {
@@ -182,7 +184,7 @@ impl RouteCache {
         };
         let now = Instant::now();
         if let Some(entry) = cache.get(&key) {
-            if entry.generation == generation && entry.expires > now {
+            if entry.version == version && entry.expires > now {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return entry.recipients;
             }
@@ -190,7 +192,7 @@ impl RouteCache {
         self.misses.fetch_add(1, Ordering::Relaxed);
         let recipients = Arc::new(compute());
         let entry = Entry {
-            generation,
+            version,
             expires: now + self.ttl,
             recipients: recipients.clone(),
         };

@@ -64,12 +64,13 @@ impl Default for CacheConfig {
     }
 }
 
+/// The subscriptions and what the cache key derives from them. A cached
+/// route carries the index's version for its event plus the thresholds'
+/// epoch (what a confidence rank means): both only grow, so the sum moves
+/// whenever either does.
 struct State<I> {
     index: I,
     thresholds: Thresholds,
-    /// Bumped on every subscription change; cache entries of an older
-    /// generation are ignored.
-    generation: u64,
 }
 
 /// A [`Router`] over any [`SubscriptionIndex`], with rules and a route cache.
@@ -87,7 +88,6 @@ impl<I: SubscriptionIndex> IndexRouter<I> {
             state: RwLock::new(State {
                 index,
                 thresholds: Thresholds::default(),
-                generation: 0,
             }),
             cache: RouteCache::new(cache.capacity, cache.ttl),
             rules,
@@ -109,9 +109,7 @@ impl<I: SubscriptionIndex> IndexRouter<I> {
     }
 
     fn change<T>(&self, f: impl FnOnce(&mut State<I>) -> T) -> T {
-        let mut state = self.state.write();
-        state.generation += 1;
-        f(&mut state)
+        f(&mut self.state.write())
     }
 }
 
@@ -120,14 +118,16 @@ impl<I: SubscriptionIndex> Router for IndexRouter<I> {
         let strategy = self.rules.strategy_for(event);
         let state = self.state.read();
         let recipients = if strategy == Strategy::BroadcastAll {
-            self.cache
-                .get_or_compute(RouteKeyRef::broadcast(event), state.generation, || {
-                    self.timed(|| state.index.subscribed_connections(event.user_id()))
-                })
+            self.cache.get_or_compute(
+                RouteKeyRef::broadcast(event),
+                state.index.version_all(),
+                || self.timed(|| state.index.subscribed_connections(event.user_id())),
+            )
         } else {
             let rank = state.thresholds.rank(event.confidence());
+            let version = state.index.version(event) + state.thresholds.epoch();
             self.cache
-                .get_or_compute(RouteKeyRef::content(event, rank), state.generation, || {
+                .get_or_compute(RouteKeyRef::content(event, rank), version, || {
                     self.timed(|| state.index.match_event(event))
                 })
         };
@@ -194,7 +194,8 @@ mod tests {
     use proptest::strategy::Strategy as Gen;
 
     fn event(symbol: &str, tier: Tier, confidence: f64, user: Option<&str>) -> Event {
-        let mut body = serde_json::json!({"symbol": symbol, "pattern": "Doji",
+        let pattern = if confidence > 0.6 { "Doji" } else { "Hammer" };
+        let mut body = serde_json::json!({"symbol": symbol, "pattern": pattern,
             "tier": tier.as_str(), "confidence": confidence, "market_regime": "bull"});
         if let Some(u) = user {
             body["user_id"] = u.into();
@@ -212,6 +213,12 @@ mod tests {
                 min_confidence,
                 market_regimes: if id % 2 == 0 {
                     vec![MarketRegime::Bull]
+                } else {
+                    vec![]
+                },
+                tiers: if id == 1 { vec![Tier::Daily] } else { vec![] },
+                patterns: if conn % 2 == 0 {
+                    vec!["Doji".into()]
                 } else {
                     vec![]
                 },
@@ -244,6 +251,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
         /// The cached router always answers what an uncached index answers,
         /// whatever the interleaving of subscription changes and routes.
         #[test]

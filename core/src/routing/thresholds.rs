@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 pub(crate) struct Thresholds {
     counts: BTreeMap<u64, usize>,
     sorted: Vec<f64>,
+    epoch: u64,
 }
 
 /// `-0.0` and `0.0` are one threshold.
@@ -23,6 +24,7 @@ impl Thresholds {
         if *count == 1 {
             let at = self.sorted.partition_point(|x| *x < t);
             self.sorted.insert(at, t + 0.0);
+            self.epoch += 1;
         }
     }
 
@@ -36,7 +38,14 @@ impl Thresholds {
             self.counts.remove(&key(t));
             let at = self.sorted.partition_point(|x| *x < t);
             self.sorted.remove(at);
+            self.epoch += 1;
         }
+    }
+
+    /// Counts changes of the set of distinct thresholds, each of which
+    /// changes what a rank means.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// How many distinct thresholds `confidence` reaches. Events of equal
