@@ -7,6 +7,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use tickcast_benches::events::{DetectionStream, PatternDetection};
 use tickcast_benches::latency::LatencySummary;
 use tickcast_benches::population::PopulationSpec;
@@ -48,6 +50,7 @@ fn route_benches(c: &mut Criterion) {
     ];
     hit_and_miss(c, &spec, &cases);
     zipf_stream(c, &spec);
+    zipf_symbols(c, &spec);
 }
 
 /// The same event again and again: answered by the cache (`cache_hit`), or
@@ -129,6 +132,31 @@ fn zipf_stream(c: &mut Criterion, spec: &PopulationSpec) {
     let run = router.cache_counts();
     println!(
         "route/zipf_stream: {} routes, cache hit rate {:.1} %",
+        run.hits + run.misses,
+        run.hit_rate() * 100.0
+    );
+}
+
+/// Routes detections that differ only by symbol (Zipf popularity), the
+/// stream of the design's hit-rate target: the key space is the universe.
+fn zipf_symbols(c: &mut Criterion, spec: &PopulationSpec) {
+    let universe = spec.universe();
+    let mut rng = StdRng::seed_from_u64(STREAM_SEED);
+    let events: Vec<Event> = (0..STREAM_LEN)
+        .map(|_| PatternDetection::new(universe.sample(&mut rng), "BreakoutBO").to_event())
+        .collect();
+    let router = router(spec, CacheConfig::default());
+    let mut next = 0;
+    c.bench_function("route/zipf_symbols", |b| {
+        b.iter(|| {
+            let event = &events[next % events.len()];
+            next += 1;
+            black_box(router.route(event))
+        })
+    });
+    let run = router.cache_counts();
+    println!(
+        "route/zipf_symbols: {} routes, cache hit rate {:.1} %",
         run.hits + run.misses,
         run.hit_rate() * 100.0
     );
