@@ -124,28 +124,33 @@ fn take(c: &mut Criterion) {
         let event = event();
         group.throughput(Throughput::Elements((1_000 * per_queue) as u64));
         let mut seq = 0;
-        group.bench_with_input(BenchmarkId::from_parameter(per_queue), &per_queue, |b, &k| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    for _ in 0..k {
-                        seq += 1;
-                        let p = Arc::new(PreparedEvent::new(event.clone(), Offset::new(1, seq)));
-                        a.broadcaster.deliver(&p, &a.route);
-                    }
-                    let start = Instant::now();
-                    for rx in &mut a.receivers {
-                        while let Some(out) = rx.try_recv() {
-                            if let Outbound::Batch(frames) = out {
-                                black_box(encode_batch(&frames));
+        group.bench_with_input(
+            BenchmarkId::from_parameter(per_queue),
+            &per_queue,
+            |b, &k| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        for _ in 0..k {
+                            seq += 1;
+                            let p =
+                                Arc::new(PreparedEvent::new(event.clone(), Offset::new(1, seq)));
+                            a.broadcaster.deliver(&p, &a.route);
+                        }
+                        let start = Instant::now();
+                        for rx in &mut a.receivers {
+                            while let Some(out) = rx.try_recv() {
+                                if let Outbound::Batch(frames) = out {
+                                    black_box(encode_batch(&frames));
+                                }
                             }
                         }
+                        total += start.elapsed();
                     }
-                    total += start.elapsed();
-                }
-                total
-            })
-        });
+                    total
+                })
+            },
+        );
     }
     group.finish();
 }
@@ -163,7 +168,9 @@ fn hub_publish(c: &mut Criterion) {
         let mut conns: Vec<_> = (0..n)
             .map(|_| {
                 let conn = hub.connect(None, hub.default_limits()).expect("connect");
-                conn.handle.subscribe("s1", filter.clone(), None).expect("subscribe");
+                conn.handle
+                    .subscribe("s1", filter.clone(), None)
+                    .expect("subscribe");
                 conn
             })
             .collect();

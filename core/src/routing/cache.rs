@@ -213,3 +213,35 @@ impl RouteCache {
         self.cache.as_ref().map_or(0, Cache::len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn event() -> Event {
+        Event::from_json(
+            Bytes::from_static(br#"{"symbol":"A","pattern":"P"}"#),
+            None,
+            1024,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn entries_expire_and_versions_invalidate() {
+        let e = event();
+        let fresh = RouteCache::new(100, Duration::from_secs(60));
+        fresh.get_or_compute(RouteKeyRef::content(&e, 0), 1, Vec::new);
+        fresh.get_or_compute(RouteKeyRef::content(&e, 0), 1, Vec::new);
+        fresh.get_or_compute(RouteKeyRef::content(&e, 0), 2, Vec::new);
+        fresh.get_or_compute(RouteKeyRef::content(&e, 1), 2, Vec::new);
+        assert_eq!(fresh.counts(), CacheCounts { hits: 1, misses: 3 });
+
+        let expired = RouteCache::new(100, Duration::ZERO);
+        expired.get_or_compute(RouteKeyRef::content(&e, 0), 1, Vec::new);
+        expired.get_or_compute(RouteKeyRef::content(&e, 0), 1, Vec::new);
+        assert_eq!(expired.counts(), CacheCounts { hits: 0, misses: 2 });
+        assert_eq!(expired.len(), 1);
+    }
+}
