@@ -24,6 +24,7 @@
 //! - [`ingest`]: the [`ingest::IngestSource`] trait for brokers and the
 //!   in-process [`ingest::ChannelSource`].
 //! - [`protocol`]: the client protocol every transport speaks.
+//! - [`auth`]: JWT verification shared by the transports.
 //! - [`stats`]: lock-free latency histograms.
 //!
 //! # Example
@@ -52,6 +53,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod broadcast;
 pub mod history;
 pub mod hub;

@@ -49,6 +49,8 @@ impl ErrorCode {
 /// Why the server closes a connection; the WebSocket close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CloseCode {
+    /// 1000: the peer was silent for longer than the idle timeout.
+    Idle,
     /// 1001: the server is shutting down.
     GoingAway,
     /// 1003: the client sent a binary frame.
@@ -69,6 +71,7 @@ impl CloseCode {
     /// The numeric close code.
     pub fn code(self) -> u16 {
         match self {
+            Self::Idle => 1000,
             Self::GoingAway => 1001,
             Self::Unsupported => 1003,
             Self::TooBig => 1009,
@@ -82,6 +85,7 @@ impl CloseCode {
     /// The close reason text.
     pub fn reason(self) -> &'static str {
         match self {
+            Self::Idle => "idle timeout",
             Self::GoingAway => "server shutting down",
             Self::Unsupported => "binary frames are not supported",
             Self::TooBig => "frame too large",

@@ -1,0 +1,175 @@
+//! [`Authenticator`]: JWT verification shared by every transport.
+//!
+//! `sub` is the user id; `exp` is required and enforced at connect time
+//! (transports also close the connection when it passes); the optional
+//! `tiers` claim lists the tiers the user is entitled to.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use crate::model::{Tier, UserId};
+
+/// Who a valid token says the client is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The `sub` claim.
+    pub user: UserId,
+    /// When the token expires (`exp`).
+    pub expires_at: SystemTime,
+    /// The `tiers` claim: the tiers the user may receive (`None`: all).
+    pub tiers: Option<Vec<Tier>>,
+}
+
+impl Identity {
+    /// Time left before expiry (zero when already expired).
+    pub fn time_left(&self) -> Duration {
+        self.expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No token was presented.
+    #[error("a token is required")]
+    Missing,
+    /// The token expired.
+    #[error("token expired")]
+    Expired,
+    /// Bad signature, bad format or bad claims.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// The configured key cannot be used.
+    #[error("unusable key: {0}")]
+    BadKey(String),
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+    #[serde(default)]
+    tiers: Option<Vec<Tier>>,
+}
+
+/// Verifies tokens with one key: an HS256 secret or an RS256/ES256 public
+/// key.
+#[derive(Clone)]
+pub struct Authenticator {
+    key: Arc<DecodingKey>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("algorithms", &self.validation.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// HS256 with a shared secret.
+    pub fn hs256(secret: &[u8]) -> Self {
+        Self::with(DecodingKey::from_secret(secret), Algorithm::HS256)
+    }
+
+    /// RS256 or ES256 with a PEM public key (the algorithm follows the key).
+    pub fn from_public_key_pem(pem: &[u8]) -> Result<Self, AuthError> {
+        if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+            return Ok(Self::with(key, Algorithm::RS256));
+        }
+        DecodingKey::from_ec_pem(pem)
+            .map(|key| Self::with(key, Algorithm::ES256))
+            .map_err(|e| AuthError::BadKey(e.to_string()))
+    }
+
+    fn with(key: DecodingKey, algorithm: Algorithm) -> Self {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 0;
+        Self {
+            key: Arc::new(key),
+            validation,
+        }
+    }
+
+    /// Checks `token` and returns who it names.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let data =
+            decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid(e.to_string()),
+            })?;
+        let claims = data.claims;
+        if claims.sub.is_empty() || claims.sub.chars().count() > crate::model::MAX_NAME_CHARS {
+            return Err(AuthError::Invalid(
+                "`sub` must be 1 to 128 characters".into(),
+            ));
+        }
+        Ok(Identity {
+            user: claims.sub.into(),
+            expires_at: UNIX_EPOCH + Duration::from_secs(claims.exp),
+            tiers: claims.tiers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    fn token(claims: serde_json::Value, secret: &[u8]) -> String {
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn accepts_valid_tokens_and_reads_entitlements() {
+        let auth = Authenticator::hs256(b"secret");
+        let id = auth
+            .verify(&token(
+                json!({"sub":"u1","exp":now()+60,"tiers":["daily"]}),
+                b"secret",
+            ))
+            .unwrap();
+        assert_eq!(&*id.user, "u1");
+        assert_eq!(id.tiers, Some(vec![Tier::Daily]));
+        assert!(id.time_left() > Duration::from_secs(30));
+    }
+
+    #[test]
+    fn refuses_bad_signatures_expiry_and_claims() {
+        let auth = Authenticator::hs256(b"secret");
+        let wrong = token(json!({"sub":"u1","exp":now()+60}), b"other");
+        assert!(matches!(auth.verify(&wrong), Err(AuthError::Invalid(_))));
+        let expired = token(json!({"sub":"u1","exp":now()-5}), b"secret");
+        assert_eq!(auth.verify(&expired), Err(AuthError::Expired));
+        let no_exp = token(json!({"sub":"u1"}), b"secret");
+        assert!(auth.verify(&no_exp).is_err());
+        let bad_tier = token(
+            json!({"sub":"u1","exp":now()+60,"tiers":["weekly"]}),
+            b"secret",
+        );
+        assert!(auth.verify(&bad_tier).is_err());
+        assert!(auth.verify("garbage").is_err());
+        assert!(Authenticator::from_public_key_pem(b"not a key").is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! One WebSocket connection: client operations in, engine frames out,
+//! server pings, the idle timeout and token expiry, in one task.
+//!
+//! Everything the server says goes through the connection's queue in the
+//! hub, even protocol errors and closes, so the client sees them in the
+//! order they happened.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tickcast_core::auth::{AuthError, Identity};
+use tickcast_core::broadcast::Outbound;
+use tickcast_core::protocol::{ClientOp, CloseCode, ErrorCode, ServerMessage};
+use tickcast_core::{Connection, ConnectionHandle, Hub};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite;
+use warp::ws::{Message, WebSocket};
+
+use crate::{handshake, wire, WsConfig};
+
+/// Serves one upgraded socket until it closes.
+pub(crate) async fn run(socket: WebSocket, hub: Hub, config: Arc<WsConfig>, token: Option<String>) {
+    let (mut sink, stream) = socket.split();
+    let identity = match handshake::identify(config.auth.as_ref(), token.as_deref()) {
+        Ok(identity) => identity,
+        Err(e) => {
+            let code = match e {
+                AuthError::Expired => CloseCode::TokenExpired,
+                _ => CloseCode::Unauthorized,
+            };
+            let error = ServerMessage::error(error_code(code), e.to_string(), None);
+            refuse(&mut sink, error, code).await;
+            return;
+        }
+    };
+    let mut limits = hub.default_limits();
+    limits.allowed_tiers = identity.as_ref().and_then(|i| i.tiers.clone());
+    let user = identity.as_ref().map(|i| i.user.clone());
+    let connection = match hub.connect(user, limits) {
+        Ok(connection) => connection,
+        Err(e) => {
+            let code = e.close_code();
+            refuse(
+                &mut sink,
+                ServerMessage::error(error_code(code), e.to_string(), None),
+                code,
+            )
+            .await;
+            return;
+        }
+    };
+    serve(connection, sink, stream, &config, identity.as_ref()).await;
+}
+
+fn error_code(code: CloseCode) -> ErrorCode {
+    match code {
+        CloseCode::TokenExpired => ErrorCode::TokenExpired,
+        CloseCode::LimitExceeded => ErrorCode::LimitExceeded,
+        _ => ErrorCode::Unauthorized,
+    }
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+type Stream = futures_util::stream::SplitStream<WebSocket>;
+
+async fn refuse(sink: &mut Sink, error: ServerMessage, code: CloseCode) {
+    if let Some(text) = wire::message(&Outbound::Message(error)) {
+        let _ = sink.send(text).await;
+    }
+    let _ = sink
+        .send(Message::close_with(code.code(), code.reason()))
+        .await;
+    let _ = sink.close().await;
+}
+
+async fn serve(
+    connection: Connection,
+    mut sink: Sink,
+    mut stream: Stream,
+    config: &WsConfig,
+    identity: Option<&Identity>,
+) {
+    let Connection { handle, mut frames } = connection;
+    let mut ping =
+        tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    // No token, no expiry: a deadline far enough never to fire.
+    let expires_in = identity.map_or(Duration::from_secs(86_400 * 365), Identity::time_left);
+    let expiry = tokio::time::sleep(expires_in);
+    tokio::pin!(expiry);
+    let mut last_seen = Instant::now();
+    loop {
+        tokio::select! {
+            out = frames.recv() => {
+                let Some(out) = out else { break };
+                let last = matches!(out, Outbound::Close(_));
+                if let Some(message) = wire::message(&out) {
+                    if sink.send(message).await.is_err() {
+                        break;
+                    }
+                }
+                if last {
+                    break;
+                }
+            }
+            incoming = stream.next() => {
+                match incoming {
+                    Some(Ok(message)) => {
+                        last_seen = Instant::now();
+                        if !on_message(&handle, config, message) {
+                            break;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        if is_too_large(&e) {
+                            let code = CloseCode::TooBig;
+                            let _ = sink.send(Message::close_with(code.code(), code.reason())).await;
+                        }
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            _ = ping.tick() => {
+                if last_seen.elapsed() >= config.idle_timeout {
+                    handle.close(CloseCode::Idle, None);
+                } else if sink.send(Message::ping(Vec::new())).await.is_err() {
+                    break;
+                }
+            }
+            () = &mut expiry, if !handle.is_closed() => {
+                let error = ServerMessage::error(ErrorCode::TokenExpired, "token expired", None);
+                handle.close(CloseCode::TokenExpired, Some(error));
+            }
+        }
+    }
+    drop(handle);
+    let _ = sink.close().await;
+}
+
+/// Handles one client message; false when the client closed.
+fn on_message(handle: &ConnectionHandle, config: &WsConfig, message: Message) -> bool {
+    if message.is_close() {
+        return false;
+    }
+    if message.is_binary() {
+        handle.close(CloseCode::Unsupported, None);
+        return true;
+    }
+    let Ok(text) = message.to_str() else {
+        // Ping and pong frames: tungstenite answers pings itself.
+        return true;
+    };
+    if text.len() > config.max_frame_bytes {
+        handle.send(ServerMessage::error(
+            ErrorCode::FrameTooLarge,
+            format!("frames are limited to {} bytes", config.max_frame_bytes),
+            None,
+        ));
+        return true;
+    }
+    match ClientOp::parse(text) {
+        Ok(op) => apply(handle, op),
+        Err(e) => handle.send(ServerMessage::error(e.code, e.message, e.id)),
+    }
+    true
+}
+
+fn apply(handle: &ConnectionHandle, op: ClientOp) {
+    match op {
+        ClientOp::Subscribe { id, filter, since } => {
+            if let Err(e) = handle.subscribe(&id, filter, since) {
+                handle.send(e.to_message(&id));
+            }
+        }
+        ClientOp::Unsubscribe { id } => {
+            if let Err(e) = handle.unsubscribe(&id) {
+                handle.send(e.to_message(&id));
+            }
+        }
+        ClientOp::Ping { ts } => handle.send(ServerMessage::Pong { ts }),
+    }
+}
+
+/// Whether a read failed because the peer sent more than the hard limit.
+fn is_too_large(error: &warp::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}

@@ -1,0 +1,433 @@
+//! The WebSocket endpoint through real sockets: a warp server on an
+//! ephemeral port, tokio-tungstenite clients.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tickcast_core::auth::Authenticator;
+use tickcast_core::model::Event;
+use tickcast_core::{Hub, HubConfig};
+use tickcast_transport_ws::{ws_route, WsConfig};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const SECRET: &[u8] = b"test-secret";
+
+async fn server(hub: Hub, config: WsConfig) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(ws_route(hub, config)).incoming(listener).run());
+    addr
+}
+
+fn hub_config() -> HubConfig {
+    let mut config = HubConfig::immediate();
+    config.rate_limit_per_user = 0;
+    config
+}
+
+async fn connect(addr: SocketAddr, query: &str) -> Client {
+    let url = format!("ws://{addr}/ws{query}");
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "tickcast.v1.json".parse().unwrap(),
+    );
+    let (client, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(
+        response.headers()["sec-websocket-protocol"],
+        "tickcast.v1.json"
+    );
+    client
+}
+
+/// The next text frame as JSON, skipping pings.
+async fn next_json(client: &mut Client) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), client.next())
+            .await
+            .expect("timed out waiting for a frame")
+            .expect("connection ended")
+            .expect("read error");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Reads until the close frame; returns its code and the text frames before it.
+async fn until_close(client: &mut Client) -> (Option<u16>, Vec<Value>) {
+    let mut texts = Vec::new();
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(20), client.next())
+            .await
+            .expect("no close");
+        match next {
+            Some(Ok(Message::Text(t))) => texts.push(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Close(frame))) => return (frame.map(|f| u16::from(f.code)), texts),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (None, texts),
+        }
+    }
+}
+
+async fn send(client: &mut Client, v: Value) {
+    client.send(Message::text(v.to_string())).await.unwrap();
+}
+
+fn event(json: Value) -> Event {
+    Event::from_json(
+        Bytes::from(json.to_string()),
+        Some("tickstock.events.patterns"),
+        1 << 20,
+    )
+    .unwrap()
+}
+
+fn pattern(symbol: &str, confidence: f64) -> Event {
+    event(json!({"symbol": symbol, "pattern": "Doji", "tier": "daily", "confidence": confidence}))
+}
+
+async fn subscribed(client: &mut Client, id: &str, filter: Value) {
+    send(client, json!({"op":"subscribe","id":id,"filter":filter})).await;
+    let reply = next_json(client).await;
+    assert_eq!(reply["type"], "subscribed", "{reply}");
+}
+
+#[tokio::test]
+async fn welcome_subscribe_and_filtered_events() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), WsConfig::default()).await;
+    let mut client = connect(addr, "").await;
+    let welcome = next_json(&mut client).await;
+    assert_eq!(welcome["type"], "welcome");
+    assert!(welcome["conn"].as_str().unwrap().starts_with("c-"));
+    assert_eq!(
+        welcome["server"],
+        format!("tickcast/{}", env!("CARGO_PKG_VERSION"))
+    );
+    subscribed(&mut client, "s1", json!({"symbols":["aapl"]})).await;
+
+    hub.publish(pattern("MSFT", 0.7)).unwrap();
+    let offset = hub.publish(pattern("AAPL", 0.7)).unwrap();
+    let frame = next_json(&mut client).await;
+    assert_eq!(frame["type"], "event");
+    assert_eq!(frame["offset"], offset.to_string());
+    assert_eq!(frame["subs"], json!(["s1"]));
+    assert_eq!(frame["priority"], "medium");
+    assert_eq!(frame["event_type"], "pattern_detected");
+    assert_eq!(frame["data"]["symbol"], "AAPL");
+
+    send(&mut client, json!({"op":"ping","ts":42})).await;
+    assert_eq!(next_json(&mut client).await, json!({"type":"pong","ts":42}));
+    send(&mut client, json!({"op":"unsubscribe","id":"s1"})).await;
+    assert_eq!(
+        next_json(&mut client).await,
+        json!({"type":"unsubscribed","id":"s1"})
+    );
+}
+
+#[tokio::test]
+async fn bad_frames_get_errors_and_the_connection_stays() {
+    let hub = Hub::new(hub_config());
+    let config = WsConfig {
+        max_frame_bytes: 1024,
+        ..WsConfig::default()
+    };
+    let addr = server(hub.clone(), config).await;
+    let mut client = connect(addr, "").await;
+    next_json(&mut client).await;
+    let cases = [
+        (Message::text("not json"), "bad_request"),
+        (Message::text(r#"{"op":"dance"}"#), "bad_request"),
+        (
+            Message::text(r#"{"op":"subscribe","id":"s1","filter":{"tiers":["weekly"]}}"#),
+            "bad_request",
+        ),
+        (
+            Message::text(r#"{"op":"subscribe","id":"s1","filter":{"min_confidence":2}}"#),
+            "bad_request",
+        ),
+        (
+            Message::text(r#"{"op":"unsubscribe","id":"nope"}"#),
+            "unknown_subscription",
+        ),
+        (
+            Message::text(format!(r#"{{"op":"ping","ts":"{}"}}"#, "x".repeat(2000))),
+            "frame_too_large",
+        ),
+    ];
+    for (message, code) in cases {
+        client.send(message).await.unwrap();
+        let reply = next_json(&mut client).await;
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert_eq!(reply["code"], code, "{reply}");
+    }
+    // Still open and serving.
+    send(&mut client, json!({"op":"ping","ts":1})).await;
+    assert_eq!(next_json(&mut client).await["type"], "pong");
+
+    // Far over the limit: closed with 1009.
+    client
+        .send(Message::text("y".repeat(64 * 1024)))
+        .await
+        .unwrap();
+    assert_eq!(until_close(&mut client).await.0, Some(1009));
+
+    // Binary frames: closed with 1003.
+    let mut client = connect(addr, "").await;
+    next_json(&mut client).await;
+    client.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    assert_eq!(until_close(&mut client).await.0, Some(1003));
+}
+
+#[tokio::test]
+async fn batches_put_higher_priority_first_and_critical_is_not_batched() {
+    let mut config = hub_config();
+    config.queue.batch_window = Duration::from_millis(200);
+    let hub = Hub::new(config);
+    let addr = server(hub.clone(), WsConfig::default()).await;
+    let mut client = connect(addr, "").await;
+    next_json(&mut client).await;
+    subscribed(&mut client, "all", json!({})).await;
+    let low = hub.publish(pattern("A", 0.3)).unwrap();
+    let high = hub.publish(pattern("B", 0.85)).unwrap();
+    let critical = hub.publish(pattern("C", 0.95)).unwrap();
+    let first = next_json(&mut client).await;
+    assert_eq!(first["type"], "event");
+    assert_eq!(first["offset"], critical.to_string());
+    let batch = next_json(&mut client).await;
+    assert_eq!(batch["type"], "batch");
+    let offsets: Vec<&str> = batch["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["offset"].as_str().unwrap())
+        .collect();
+    assert_eq!(offsets, vec![high.to_string(), low.to_string()]);
+}
+
+#[tokio::test]
+async fn over_the_rate_limit_events_conflate_and_others_are_reported_dropped() {
+    let mut config = hub_config();
+    config.rate_limit_per_user = 2;
+    let hub = Hub::new(config);
+    let addr = server(hub.clone(), WsConfig::default()).await;
+    let mut client = connect(addr, "").await;
+    next_json(&mut client).await;
+    subscribed(&mut client, "all", json!({})).await;
+    // Hold the writer back so everything below is queued at once.
+    let first = hub.publish(pattern("A", 0.5)).unwrap();
+    hub.publish(pattern("B", 0.5)).unwrap();
+    hub.publish(pattern("A", 0.5)).unwrap(); // over the limit: held for key A
+    let latest_a = hub.publish(pattern("A", 0.5)).unwrap(); // replaces it
+    hub.publish(event(
+        json!({"event_type":"system_health","status":"ok","priority":"low"}),
+    ))
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut dropped = None;
+    while seen.len() < 3 {
+        let frame = next_json(&mut client).await;
+        match frame["type"].as_str().unwrap() {
+            "event" => seen.push(frame["offset"].as_str().unwrap().to_owned()),
+            "batch" => seen.extend(
+                frame["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["offset"].as_str().unwrap().to_owned()),
+            ),
+            "dropped" => dropped = Some(frame),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(seen[0], first.to_string());
+    assert_eq!(
+        seen.last().unwrap(),
+        &latest_a.to_string(),
+        "latest wins for the held key"
+    );
+    let dropped = dropped.expect("a dropped notice");
+    assert_eq!(dropped["count"], 1);
+    let stats = hub.stats();
+    assert_eq!(stats.delivery.conflated, 1);
+    assert_eq!(stats.delivery.dropped_rate_limit, 1);
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_with_4008_while_others_keep_receiving() {
+    let mut config = hub_config();
+    config.queue.capacity = 64;
+    let hub = Hub::new(config);
+    let addr = server(hub.clone(), WsConfig::default()).await;
+    let mut stalled = connect(addr, "").await;
+    next_json(&mut stalled).await;
+    subscribed(&mut stalled, "all", json!({})).await;
+    let mut reader = connect(addr, "").await;
+    next_json(&mut reader).await;
+    subscribed(&mut reader, "all", json!({})).await;
+
+    let reading = tokio::spawn(async move {
+        let mut events = 0usize;
+        while events < 2000 {
+            let frame = next_json(&mut reader).await;
+            events += match frame["type"].as_str() {
+                Some("event") => 1,
+                Some("batch") => frame["events"].as_array().unwrap().len(),
+                _ => 0,
+            };
+        }
+        events
+    });
+    // High-priority events with a large body fill the socket buffers, then
+    // the stalled client's queue.
+    let padding = "x".repeat(16 * 1024);
+    for i in 0..2000 {
+        hub.publish(event(
+            json!({"symbol":"A","pattern":"P","confidence":0.85,"pad":padding,"i":i}),
+        ))
+        .unwrap();
+        // Paced so that a client that reads keeps up.
+        if i % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(30), reading)
+            .await
+            .unwrap()
+            .unwrap(),
+        2000
+    );
+    assert_eq!(hub.stats().delivery.slow_consumer_closes, 1);
+    let (code, texts) = until_close(&mut stalled).await;
+    assert_eq!(code, Some(4008));
+    assert_eq!(texts.last().unwrap()["code"], "slow_consumer");
+}
+
+fn token(claims: Value) -> String {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn auth_config() -> WsConfig {
+    WsConfig {
+        auth: Some(Authenticator::hs256(SECRET)),
+        ..WsConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn jwt_identifies_users_refuses_bad_tokens_and_enforces_entitlements() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), auth_config()).await;
+
+    for query in ["", "?token=garbage"] {
+        let mut client = connect(addr, query).await;
+        let (code, texts) = until_close(&mut client).await;
+        assert_eq!(code, Some(4001), "{query}");
+        assert_eq!(texts[0]["code"], "unauthorized");
+    }
+    let expired = token(json!({"sub":"u1","exp":now() - 10}));
+    let mut client = connect(addr, &format!("?token={expired}")).await;
+    assert_eq!(until_close(&mut client).await.0, Some(4002));
+
+    let good = token(json!({"sub":"alice","exp":now() + 600,"tiers":["daily"]}));
+    let mut alice = connect(addr, &format!("?token={good}")).await;
+    let welcome = next_json(&mut alice).await;
+    assert_eq!(welcome["user"], "alice");
+    send(
+        &mut alice,
+        json!({"op":"subscribe","id":"x","filter":{"tiers":["intraday"]}}),
+    )
+    .await;
+    assert_eq!(next_json(&mut alice).await["code"], "forbidden");
+    subscribed(&mut alice, "all", json!({})).await;
+    hub.publish(event(json!({"symbol":"A","pattern":"P","tier":"intraday"})))
+        .unwrap();
+    hub.publish(event(
+        json!({"symbol":"A","pattern":"P","tier":"daily","user_id":"bob"}),
+    ))
+    .unwrap();
+    let mine = hub
+        .publish(event(
+            json!({"symbol":"A","pattern":"P","tier":"daily","user_id":"alice"}),
+        ))
+        .unwrap();
+    let frame = next_json(&mut alice).await;
+    assert_eq!(
+        frame["offset"],
+        mine.to_string(),
+        "only the entitled, own private event"
+    );
+}
+
+#[tokio::test]
+async fn the_connection_closes_with_4002_when_the_token_expires() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), auth_config()).await;
+    let short = token(json!({"sub":"u1","exp":now() + 2}));
+    let mut client = connect(addr, &format!("?token={short}")).await;
+    assert_eq!(next_json(&mut client).await["type"], "welcome");
+    let (code, texts) = until_close(&mut client).await;
+    assert_eq!(code, Some(4002));
+    assert_eq!(texts.last().unwrap()["code"], "token_expired");
+}
+
+#[tokio::test]
+async fn resume_with_since_and_graceful_shutdown() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), WsConfig::default()).await;
+    let mut client = connect(addr, "").await;
+    next_json(&mut client).await;
+    subscribed(&mut client, "s", json!({"symbols":["A"]})).await;
+    let seen = hub.publish(pattern("A", 0.5)).unwrap();
+    assert_eq!(next_json(&mut client).await["offset"], seen.to_string());
+    client.close(None).await.unwrap();
+    let missed = hub.publish(pattern("A", 0.5)).unwrap();
+
+    let mut client = connect(addr, "").await;
+    next_json(&mut client).await;
+    send(
+        &mut client,
+        json!({"op":"subscribe","id":"s","filter":{"symbols":["A"]},"since":seen.to_string()}),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut client).await,
+        json!({"type":"subscribed","id":"s","recovered":1})
+    );
+    assert_eq!(next_json(&mut client).await["offset"], missed.to_string());
+
+    let last = hub.publish(pattern("A", 0.5)).unwrap();
+    hub.shutdown();
+    let (code, texts) = until_close(&mut client).await;
+    assert_eq!(code, Some(1001));
+    assert_eq!(
+        texts.last().unwrap()["offset"],
+        last.to_string(),
+        "queued events are flushed first"
+    );
+}
