@@ -1,0 +1,328 @@
+//! [`Config`]: every setting of the server, as design.md's Configuration
+//! section lists them.
+//!
+//! Each key is optional and has the documented default; an unknown key is an
+//! error, never silently ignored. Layers, lowest first: the defaults, the
+//! TOML file (`--config FILE`), `TICKCAST_*` environment variables (nested
+//! keys joined by `__`), command-line flags; see [`load`]. After loading,
+//! [`Config::validate`] checks values and names the offending key.
+
+mod env;
+mod hub;
+mod load;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use load::{load, ConfigError, Overrides};
+pub use validate::InvalidKey;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tickcast_core::model::{DEFAULT_MAX_BODY_BYTES, KNOWN_CHANNELS};
+use tickcast_core::routing::RoutingRules;
+
+/// The whole configuration. `Config::default()` is what tickcast runs with
+/// when nothing is configured: HTTP publish only, no broker, no auth.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server (API and transports) listens on.
+    pub listen: String,
+    /// Names this node: its Redis consumer group and AMQP queue, so that
+    /// every node sees every event. Defaults to the hostname.
+    pub node_id: String,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Per-connection queues, batching and rate limits.
+    pub delivery: DeliverySection,
+    /// What clients and producers may send.
+    pub limits: LimitsSection,
+    /// The history ring that `since` replays from.
+    pub history: HistorySection,
+    /// Route cache and strategy rules.
+    pub routing: RoutingSection,
+    /// Client authentication for `/ws` and `/sse`.
+    pub auth: AuthSection,
+    /// Authentication of `POST /api/publish`.
+    pub api: ApiSection,
+    /// Broker ingest; none by default (HTTP publish only).
+    pub ingest: IngestSection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            node_id: default_node_id(),
+            log_format: LogFormat::Text,
+            delivery: DeliverySection::default(),
+            limits: LimitsSection::default(),
+            history: HistorySection::default(),
+            routing: RoutingSection::default(),
+            auth: AuthSection::default(),
+            api: ApiSection::default(),
+            ingest: IngestSection::default(),
+        }
+    }
+}
+
+/// The hostname, or `tickcast` when it cannot be read as UTF-8.
+fn default_node_id() -> String {
+    gethostname::gethostname()
+        .into_string()
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "tickcast".to_owned())
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// `[delivery]`: how events leave a connection's queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliverySection {
+    /// Longest wait of a batched event for company, in ms; 0 = no added
+    /// delay (send what is queued whenever the socket is ready).
+    pub batch_window_ms: u64,
+    /// Most events in one `batch` frame.
+    pub max_batch: usize,
+    /// Most event bytes in one `batch` frame.
+    pub max_batch_bytes: usize,
+    /// Events one connection's queue holds.
+    pub queue_capacity: usize,
+    /// Events per second per user; 0 = off.
+    pub rate_limit_per_user: u32,
+}
+
+impl Default for DeliverySection {
+    fn default() -> Self {
+        Self {
+            batch_window_ms: 100,
+            max_batch: 50,
+            max_batch_bytes: 64 * 1024,
+            queue_capacity: 4096,
+            rate_limit_per_user: 100,
+        }
+    }
+}
+
+/// `[limits]`: bounds on what clients and producers may send and hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Largest client frame (WebSocket) in bytes.
+    pub max_frame_bytes: usize,
+    /// Subscriptions one connection may hold.
+    pub max_subscriptions_per_connection: usize,
+    /// Connections one user may hold.
+    pub max_connections_per_user: usize,
+    /// Largest published body in bytes (one event, or a whole
+    /// `POST /api/publish` request).
+    pub max_publish_bytes: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024,
+            max_subscriptions_per_connection: 64,
+            max_connections_per_user: 16,
+            max_publish_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// `[history]`: bounds of the replay ring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistorySection {
+    /// Most events held; 0 keeps none (every `since` is `history_gone`).
+    pub capacity: usize,
+    /// Oldest event held, in seconds.
+    pub max_age_s: u64,
+}
+
+impl Default for HistorySection {
+    fn default() -> Self {
+        Self {
+            capacity: 100_000,
+            max_age_s: 3600,
+        }
+    }
+}
+
+/// `[routing]`: the route cache and the strategy rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingSection {
+    /// Route-cache capacity in entries; 0 turns the cache off.
+    pub cache_capacity: usize,
+    /// Longest life of a cache entry, in seconds.
+    pub cache_ttl_s: u64,
+    /// `[[routing.rules]]`: first match wins; none means all
+    /// `content_based`.
+    pub rules: RoutingRules,
+}
+
+impl Default for RoutingSection {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 10_000,
+            cache_ttl_s: 300,
+            rules: RoutingRules::default(),
+        }
+    }
+}
+
+/// `[auth]`: JWT verification for `/ws` and `/sse`; off when neither key is
+/// set (everyone is an anonymous user).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// HS256 shared secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_secret: Option<String>,
+    /// PEM file with the RS256 or ES256 public key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_public_key_file: Option<PathBuf>,
+}
+
+/// `[api]`: authentication of the HTTP API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Bearer token `POST /api/publish` requires; open when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// `[ingest]`: brokers to consume. A present sub-table switches its broker
+/// on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSection {
+    /// `[ingest.redis]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisIngest>,
+    /// `[ingest.amqp]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amqp: Option<AmqpIngest>,
+}
+
+/// `[ingest.redis]`: Redis pub/sub or Streams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisIngest {
+    /// Server URL (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
+    pub url: String,
+    /// Pub/sub channels or one stream.
+    pub mode: RedisMode,
+    /// Channels to subscribe to (pub/sub mode).
+    #[serde(deserialize_with = "one_or_many")]
+    pub channels: Vec<String>,
+    /// Stream key (streams mode); each entry has fields `channel` and
+    /// `body`.
+    pub stream: String,
+}
+
+impl Default for RedisIngest {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".to_owned(),
+            mode: RedisMode::PubSub,
+            channels: KNOWN_CHANNELS
+                .iter()
+                .map(|(c, _)| (*c).to_owned())
+                .collect(),
+            stream: "tickstock:events".to_owned(),
+        }
+    }
+}
+
+/// How events are read from Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RedisMode {
+    /// SUBSCRIBE to channels; offsets are the node's own.
+    #[default]
+    #[serde(rename = "pubsub")]
+    PubSub,
+    /// XREADGROUP from one stream; offsets are the stream ids.
+    #[serde(rename = "streams")]
+    Streams,
+}
+
+/// `[ingest.amqp]`: RabbitMQ.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmqpIngest {
+    /// Broker URL (`amqp://` or `amqps://`).
+    pub url: String,
+    /// Topic exchange; the routing key plays the Redis channel's part.
+    pub exchange: String,
+    /// Binding keys of this node's queue.
+    #[serde(deserialize_with = "one_or_many")]
+    pub routing_keys: Vec<String>,
+    /// Unacknowledged messages in flight (basic.qos).
+    pub prefetch: u16,
+}
+
+impl Default for AmqpIngest {
+    fn default() -> Self {
+        Self {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+            exchange: "tickstock.events".to_owned(),
+            routing_keys: vec!["tickstock.#".to_owned()],
+            prefetch: 1000,
+        }
+    }
+}
+
+/// A list, or one string standing for a list of one (handy in environment
+/// variables: `TICKCAST_INGEST__AMQP__ROUTING_KEYS=tickstock.#`).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
+/// Shown instead of a secret by [`Config::redacted`].
+pub const REDACTED: &str = "<redacted>";
+
+impl Config {
+    /// A copy with the JWT secret and the API key replaced by
+    /// [`REDACTED`], for printing.
+    pub fn redacted(&self) -> Self {
+        let mut copy = self.clone();
+        if copy.auth.jwt_secret.is_some() {
+            copy.auth.jwt_secret = Some(REDACTED.to_owned());
+        }
+        if copy.api.key.is_some() {
+            copy.api.key = Some(REDACTED.to_owned());
+        }
+        copy
+    }
+
+    /// The configuration as TOML, as `check-config` prints it.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}

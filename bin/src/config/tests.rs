@@ -1,0 +1,361 @@
+//! Layering, unknown keys, validation and the hub conversion.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tickcast_core::hub::OffsetMode;
+use tickcast_core::model::Priority;
+use tickcast_core::routing::{RoutingRule, RoutingRules, Strategy};
+use tickcast_core::HubConfig;
+
+use super::*;
+
+/// A TOML file that lives as long as the test.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, contents: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "tickcast-config-test-{}-{name}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tickcast.toml");
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn env(vars: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+    vars.iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect()
+}
+
+fn load_with(
+    file: Option<&Path>,
+    vars: &[(&str, &str)],
+    flags: Overrides,
+) -> Result<Config, ConfigError> {
+    load(file, env(vars), flags)
+}
+
+fn error_text(result: Result<Config, ConfigError>) -> String {
+    match result {
+        Ok(config) => panic!("expected an error, got {config:?}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let config = load_with(None, &[], Overrides::default()).unwrap();
+    assert_eq!(config, Config::default());
+    assert_eq!(config.listen, "127.0.0.1:8080");
+    assert!(!config.node_id.is_empty());
+    assert_eq!(config.log_format, LogFormat::Text);
+    assert_eq!(config.delivery.batch_window_ms, 100);
+    assert_eq!(config.delivery.max_batch, 50);
+    assert_eq!(config.delivery.max_batch_bytes, 65536);
+    assert_eq!(config.delivery.queue_capacity, 4096);
+    assert_eq!(config.delivery.rate_limit_per_user, 100);
+    assert_eq!(config.limits.max_frame_bytes, 65536);
+    assert_eq!(config.limits.max_subscriptions_per_connection, 64);
+    assert_eq!(config.limits.max_connections_per_user, 16);
+    assert_eq!(config.limits.max_publish_bytes, 1_048_576);
+    assert_eq!(config.history.capacity, 100_000);
+    assert_eq!(config.history.max_age_s, 3600);
+    assert_eq!(config.routing.cache_capacity, 10_000);
+    assert_eq!(config.routing.cache_ttl_s, 300);
+    assert!(config.routing.rules.0.is_empty());
+    assert_eq!(config.auth, AuthSection::default());
+    assert_eq!(config.api.key, None);
+    assert_eq!(config.ingest, IngestSection::default());
+}
+
+#[test]
+fn default_config_gives_the_default_hub_config() {
+    assert_eq!(Config::default().hub_config(), HubConfig::default());
+}
+
+#[test]
+fn hub_config_follows_every_engine_key() {
+    let file = TempFile::new(
+        "hub",
+        r#"
+        [delivery]
+        batch_window_ms = 0
+        max_batch = 7
+        max_batch_bytes = 1000
+        queue_capacity = 9
+        rate_limit_per_user = 0
+        [limits]
+        max_subscriptions_per_connection = 3
+        max_connections_per_user = 2
+        [history]
+        capacity = 0
+        max_age_s = 60
+        [routing]
+        cache_capacity = 0
+        cache_ttl_s = 5
+        [ingest.redis]
+        mode = "streams"
+        "#,
+    );
+    let hub = load_with(Some(file.path()), &[], Overrides::default())
+        .unwrap()
+        .hub_config();
+    assert_eq!(hub.queue.batch_window, Duration::ZERO);
+    assert_eq!(hub.queue.max_batch, 7);
+    assert_eq!(hub.queue.max_batch_bytes, 1000);
+    assert_eq!(hub.queue.capacity, 9);
+    assert_eq!(hub.rate_limit_per_user, 0);
+    assert_eq!(hub.limits.max_subscriptions_per_connection, 3);
+    assert_eq!(hub.limits.max_connections_per_user, 2);
+    assert_eq!(hub.history.capacity, 0);
+    assert_eq!(hub.history.max_age, Duration::from_secs(60));
+    assert_eq!(hub.cache.capacity, 0);
+    assert_eq!(hub.cache.ttl, Duration::from_secs(5));
+    assert_eq!(hub.offsets, OffsetMode::External);
+}
+
+#[test]
+fn file_then_env_then_flags() {
+    let file = TempFile::new(
+        "layers",
+        r#"
+        listen = "127.0.0.1:1000"
+        node_id = "from-file"
+        [delivery]
+        batch_window_ms = 5
+        max_batch = 11
+        "#,
+    );
+    let flags = || Overrides {
+        listen: Some("127.0.0.1:3000".into()),
+        ..Overrides::default()
+    };
+
+    let only_file = load_with(Some(file.path()), &[], Overrides::default()).unwrap();
+    assert_eq!(only_file.listen, "127.0.0.1:1000");
+    assert_eq!(only_file.node_id, "from-file");
+    assert_eq!(only_file.delivery.batch_window_ms, 5);
+
+    let vars = [
+        ("TICKCAST_LISTEN", "127.0.0.1:2000"),
+        ("TICKCAST_DELIVERY__BATCH_WINDOW_MS", "0"),
+        ("OTHER_VAR", "ignored"),
+    ];
+    let with_env = load_with(Some(file.path()), &vars, Overrides::default()).unwrap();
+    assert_eq!(with_env.listen, "127.0.0.1:2000");
+    assert_eq!(with_env.delivery.batch_window_ms, 0);
+    // Keys the environment does not set keep the file's values.
+    assert_eq!(with_env.delivery.max_batch, 11);
+    assert_eq!(with_env.node_id, "from-file");
+
+    let with_flags = load_with(Some(file.path()), &vars, flags()).unwrap();
+    assert_eq!(with_flags.listen, "127.0.0.1:3000");
+    assert_eq!(with_flags.delivery.batch_window_ms, 0);
+}
+
+#[test]
+fn env_keeps_string_keys_as_text() {
+    let vars = [
+        ("TICKCAST_API__KEY", "12345"),
+        ("TICKCAST_NODE_ID", "7"),
+        ("TICKCAST_AUTH__JWT_SECRET", "true"),
+    ];
+    let config = load_with(None, &vars, Overrides::default()).unwrap();
+    assert_eq!(config.api.key.as_deref(), Some("12345"));
+    assert_eq!(config.node_id, "7");
+    assert_eq!(config.auth.jwt_secret.as_deref(), Some("true"));
+}
+
+#[test]
+fn env_switches_a_broker_on_and_takes_lists() {
+    let vars = [
+        ("TICKCAST_INGEST__AMQP__ROUTING_KEYS", "tickstock.#"),
+        ("TICKCAST_INGEST__REDIS__CHANNELS", "[a.b, c.d]"),
+        ("TICKCAST_INGEST__AMQP__PREFETCH", "10"),
+    ];
+    let config = load_with(None, &vars, Overrides::default()).unwrap();
+    let amqp = config.ingest.amqp.unwrap();
+    assert_eq!(amqp.routing_keys, vec!["tickstock.#"]);
+    assert_eq!(amqp.prefetch, 10);
+    assert_eq!(amqp.exchange, "tickstock.events");
+    let redis = config.ingest.redis.unwrap();
+    assert_eq!(redis.channels, vec!["a.b", "c.d"]);
+    assert_eq!(redis.mode, RedisMode::PubSub);
+}
+
+#[test]
+fn the_fixtures_variable_is_not_a_key() {
+    let config = load_with(None, &[("TICKCAST_FIXTURES", "/x")], Overrides::default());
+    assert!(config.is_ok(), "{config:?}");
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_name() {
+    let file = TempFile::new("unknown-top", "lisen = \"127.0.0.1:1\"\n");
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    assert!(text.contains("`lisen`"), "{text}");
+    assert!(text.contains("unknown key"), "{text}");
+    assert!(text.contains("tickcast.toml"), "{text}");
+
+    let file = TempFile::new("unknown-nested", "[delivery]\nbatch_window = 5\n");
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    assert!(text.contains("`delivery.batch_window`"), "{text}");
+
+    let file = TempFile::new("unknown-table", "[deliveries]\nmax_batch = 5\n");
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    assert!(text.contains("`deliveries`"), "{text}");
+
+    let file = TempFile::new("unknown-rule", "[[routing.rules]]\nevent_type = [\"x\"]\n");
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    assert!(text.contains("event_type"), "{text}");
+
+    let vars = [("TICKCAST_DELIVERY__BATCH_WINDOW", "0")];
+    let text = error_text(load_with(None, &vars, Overrides::default()));
+    assert!(text.contains("`TICKCAST_DELIVERY__BATCH_WINDOW`"), "{text}");
+    assert!(text.contains("environment variable"), "{text}");
+}
+
+#[test]
+fn wrong_types_name_the_key() {
+    let file = TempFile::new("types", "[delivery]\nmax_batch = -1\n");
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    assert!(text.contains("`delivery.max_batch`"), "{text}");
+
+    let vars = [("TICKCAST_HISTORY__CAPACITY", "lots")];
+    let text = error_text(load_with(None, &vars, Overrides::default()));
+    assert!(text.contains("`TICKCAST_HISTORY__CAPACITY`"), "{text}");
+
+    let file = TempFile::new("enum", "log_format = \"xml\"\n");
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    assert!(text.contains("`log_format`"), "{text}");
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let missing = std::env::temp_dir().join("tickcast-no-such-dir/tickcast.toml");
+    let text = error_text(load_with(Some(&missing), &[], Overrides::default()));
+    assert!(text.contains("tickcast-no-such-dir"), "{text}");
+}
+
+#[test]
+fn invalid_values_name_their_key() {
+    let file = TempFile::new(
+        "invalid",
+        r#"
+        listen = "localhost"
+        [delivery]
+        max_batch = 0
+        queue_capacity = 0
+        batch_window_ms = 600000
+        [limits]
+        max_publish_bytes = 0
+        [history]
+        max_age_s = 0
+        [api]
+        key = "has space"
+        [ingest.redis]
+        url = "http://x"
+        mode = "streams"
+        stream = ""
+        [ingest.amqp]
+        routing_keys = []
+        prefetch = 0
+        "#,
+    );
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    for key in [
+        "`listen`",
+        "`delivery.max_batch`",
+        "`delivery.queue_capacity`",
+        "`delivery.batch_window_ms`",
+        "`limits.max_publish_bytes`",
+        "`history.max_age_s`",
+        "`api.key`",
+        "`ingest.redis.url`",
+        "`ingest.redis.stream`",
+        "`ingest.amqp.routing_keys`",
+        "`ingest.amqp.prefetch`",
+    ] {
+        assert!(text.contains(key), "{key} not in {text}");
+    }
+}
+
+#[test]
+fn auth_takes_one_kind_of_key() {
+    let file = TempFile::new(
+        "auth",
+        "[auth]\njwt_secret = \"s\"\njwt_public_key_file = \"/no/such/key.pem\"\n",
+    );
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    assert!(text.contains("`auth.jwt_public_key_file`"), "{text}");
+    assert!(text.contains("not both"), "{text}");
+}
+
+#[test]
+fn tickstock_rules_parse_from_toml() {
+    let file = TempFile::new(
+        "rules",
+        r#"
+        [[routing.rules]]
+        event_types = ["system_health"]
+        strategy = "broadcast_all"
+
+        [[routing.rules]]
+        priorities = ["critical"]
+        strategy = "priority_first"
+        "#,
+    );
+    let config = load_with(Some(file.path()), &[], Overrides::default()).unwrap();
+    assert_eq!(config.routing.rules, RoutingRules::tickstock());
+    assert_eq!(
+        config.routing.rules.0[1],
+        RoutingRule {
+            priorities: vec![Priority::Critical],
+            strategy: Strategy::PriorityFirst,
+            ..RoutingRule::default()
+        }
+    );
+}
+
+#[test]
+fn printed_config_loads_back_to_the_same() {
+    let mut config = Config::default();
+    config.routing.rules = RoutingRules::tickstock();
+    config.api.key = Some("k".into());
+    config.ingest.redis = Some(RedisIngest::default());
+    config.ingest.amqp = Some(AmqpIngest::default());
+    let text = config.to_toml().unwrap();
+    let file = TempFile::new("roundtrip", &text);
+    let loaded = load_with(Some(file.path()), &[], Overrides::default()).unwrap();
+    assert_eq!(loaded, config, "{text}");
+}
+
+#[test]
+fn redaction_hides_secrets_only() {
+    let mut config = Config::default();
+    config.api.key = Some("k".into());
+    config.auth.jwt_secret = Some("s".into());
+    let shown = config.redacted();
+    assert_eq!(shown.api.key.as_deref(), Some(REDACTED));
+    assert_eq!(shown.auth.jwt_secret.as_deref(), Some(REDACTED));
+    assert_eq!(shown.listen, config.listen);
+    assert_eq!(Config::default().redacted(), Config::default());
+}

@@ -1,0 +1,200 @@
+//! [`Config::validate`]: value checks that types alone cannot express.
+
+use std::net::SocketAddr;
+
+use super::{AmqpIngest, Config, RedisIngest, RedisMode};
+
+/// One key with a value it does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{key}` {message}")]
+pub struct InvalidKey {
+    /// Dotted key, as in the TOML file (`delivery.max_batch`).
+    pub key: String,
+    /// What is wrong, with the value where it helps.
+    pub message: String,
+}
+
+/// Longest batch window accepted, in ms: beyond this, "batching" is a
+/// misconfiguration.
+const MAX_BATCH_WINDOW_MS: u64 = 60_000;
+
+/// Longest node id (it names an AMQP queue: at most 255 bytes, with a
+/// suffix).
+const MAX_NODE_ID_BYTES: usize = 200;
+
+/// Collects invalid keys.
+#[derive(Default)]
+struct Checks(Vec<InvalidKey>);
+
+impl Checks {
+    fn fail(&mut self, key: &str, message: impl Into<String>) {
+        self.0.push(InvalidKey {
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn at_least(&mut self, key: &str, value: u64, min: u64) {
+        if value < min {
+            self.fail(key, format!("must be at least {min} (got {value})"));
+        }
+    }
+
+    fn non_blank(&mut self, key: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.fail(key, "must not be empty");
+        }
+    }
+
+    /// A token that travels in a header or a name: no spaces, no control
+    /// characters.
+    fn token(&mut self, key: &str, value: &str) {
+        if value.is_empty() {
+            self.fail(key, "must not be empty");
+        } else if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            self.fail(key, "must not contain spaces or control characters");
+        }
+    }
+
+    fn scheme(&mut self, key: &str, url: &str, schemes: &[&str]) {
+        let ok = url
+            .split_once("://")
+            .is_some_and(|(scheme, rest)| schemes.contains(&scheme) && !rest.is_empty());
+        if !ok {
+            let expected: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+            self.fail(
+                key,
+                format!(
+                    "must be a URL starting with {} (got {url:?})",
+                    expected.join(" or ")
+                ),
+            );
+        }
+    }
+}
+
+impl Config {
+    /// Checks every value; the error lists each invalid key.
+    pub fn validate(&self) -> Result<(), Vec<InvalidKey>> {
+        let mut checks = Checks::default();
+        if let Err(invalid) = self.listen_addr() {
+            checks.0.push(invalid);
+        }
+        checks.token("node_id", &self.node_id);
+        if self.node_id.len() > MAX_NODE_ID_BYTES {
+            checks.fail(
+                "node_id",
+                format!("must be at most {MAX_NODE_ID_BYTES} bytes"),
+            );
+        }
+
+        let d = &self.delivery;
+        if d.batch_window_ms > MAX_BATCH_WINDOW_MS {
+            checks.fail(
+                "delivery.batch_window_ms",
+                format!(
+                    "must be at most {MAX_BATCH_WINDOW_MS} (got {})",
+                    d.batch_window_ms
+                ),
+            );
+        }
+        checks.at_least("delivery.max_batch", d.max_batch as u64, 1);
+        checks.at_least("delivery.max_batch_bytes", d.max_batch_bytes as u64, 1);
+        checks.at_least("delivery.queue_capacity", d.queue_capacity as u64, 1);
+
+        let l = &self.limits;
+        checks.at_least("limits.max_frame_bytes", l.max_frame_bytes as u64, 1);
+        checks.at_least(
+            "limits.max_subscriptions_per_connection",
+            l.max_subscriptions_per_connection as u64,
+            1,
+        );
+        checks.at_least(
+            "limits.max_connections_per_user",
+            l.max_connections_per_user as u64,
+            1,
+        );
+        checks.at_least("limits.max_publish_bytes", l.max_publish_bytes as u64, 1);
+
+        checks.at_least("history.max_age_s", self.history.max_age_s, 1);
+        checks.at_least("routing.cache_ttl_s", self.routing.cache_ttl_s, 1);
+
+        self.validate_auth(&mut checks);
+        if let Some(redis) = &self.ingest.redis {
+            validate_redis(redis, &mut checks);
+        }
+        if let Some(amqp) = &self.ingest.amqp {
+            validate_amqp(amqp, &mut checks);
+        }
+        match checks.0.is_empty() {
+            true => Ok(()),
+            false => Err(checks.0),
+        }
+    }
+
+    /// `listen` as a socket address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, InvalidKey> {
+        self.listen.parse().map_err(|_| InvalidKey {
+            key: "listen".to_owned(),
+            message: format!(
+                "must be an IP address and port such as 127.0.0.1:8080 or [::]:8080 (got {:?})",
+                self.listen
+            ),
+        })
+    }
+
+    fn validate_auth(&self, checks: &mut Checks) {
+        let auth = &self.auth;
+        if let Some(secret) = &auth.jwt_secret {
+            checks.non_blank("auth.jwt_secret", secret);
+        }
+        if let Some(file) = &auth.jwt_public_key_file {
+            if !file.is_file() {
+                checks.fail(
+                    "auth.jwt_public_key_file",
+                    format!("is not a readable file: {}", file.display()),
+                );
+            }
+        }
+        if auth.jwt_secret.is_some() && auth.jwt_public_key_file.is_some() {
+            checks.fail(
+                "auth",
+                "set one of auth.jwt_secret (HS256) and auth.jwt_public_key_file (RS256/ES256), not both",
+            );
+        }
+        if let Some(key) = &self.api.key {
+            checks.token("api.key", key);
+        }
+    }
+}
+
+fn validate_redis(redis: &RedisIngest, checks: &mut Checks) {
+    checks.scheme(
+        "ingest.redis.url",
+        &redis.url,
+        &["redis", "rediss", "redis+unix", "unix"],
+    );
+    match redis.mode {
+        RedisMode::PubSub => {
+            if redis.channels.is_empty() {
+                checks.fail("ingest.redis.channels", "must list at least one channel");
+            }
+            if redis.channels.iter().any(|c| c.trim().is_empty()) {
+                checks.fail("ingest.redis.channels", "must not contain an empty channel");
+            }
+        }
+        RedisMode::Streams => checks.non_blank("ingest.redis.stream", &redis.stream),
+    }
+}
+
+fn validate_amqp(amqp: &AmqpIngest, checks: &mut Checks) {
+    checks.scheme("ingest.amqp.url", &amqp.url, &["amqp", "amqps"]);
+    checks.non_blank("ingest.amqp.exchange", &amqp.exchange);
+    if amqp.routing_keys.is_empty() {
+        checks.fail("ingest.amqp.routing_keys", "must list at least one key");
+    }
+    if amqp.routing_keys.iter().any(|k| k.trim().is_empty()) {
+        checks.fail("ingest.amqp.routing_keys", "must not contain an empty key");
+    }
+    checks.at_least("ingest.amqp.prefetch", u64::from(amqp.prefetch), 1);
+}

@@ -1,0 +1,105 @@
+//! The HTTP surface: the API (publish, health, ready, metrics, stats) and
+//! the transports' endpoints, assembled into one warp filter by [`routes`].
+//!
+//! Every route yields a [`Response`], so routes compose with `.or()` and
+//! `.unify()`; [`error::recover`] turns every rejection into a JSON error at
+//! the very end, after the transports, so their rejections get JSON bodies
+//! too.
+
+pub mod auth;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod publish;
+pub mod stats;
+
+use std::sync::Arc;
+
+use tickcast_core::auth::Authenticator;
+use tickcast_core::Hub;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::Filter;
+
+use crate::config::Config;
+use crate::metrics::MetricsExporter;
+
+/// What the routes share: the hub, the configuration and the metrics
+/// exporter. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The engine.
+    pub hub: Hub,
+    /// The validated configuration the server runs with.
+    pub config: Arc<Config>,
+    /// `[api] key`, if set: the bearer token `POST /api/publish` requires.
+    pub api_key: Option<Arc<str>>,
+    /// Renders `/metrics`.
+    pub metrics: Arc<MetricsExporter>,
+    /// Verifies client tokens of the transports; `None`: anonymous access.
+    pub auth: Option<Authenticator>,
+}
+
+impl AppState {
+    /// State for `hub` under `config`, with the transports' token verifier.
+    pub fn new(hub: Hub, config: Config, auth: Option<Authenticator>) -> Self {
+        Self {
+            auth,
+            api_key: config.api.key.as_deref().map(Arc::from),
+            metrics: Arc::new(MetricsExporter::new(&config.node_id)),
+            config: Arc::new(config),
+            hub,
+        }
+    }
+}
+
+/// Every endpoint of the server, with JSON errors for anything that does
+/// not match.
+pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
+    let api = publish::route(state)
+        .or(health::health(state))
+        .unify()
+        .or(health::ready(state))
+        .unify()
+        .or(metrics::route(state))
+        .unify()
+        .or(stats::route(state))
+        .unify()
+        .boxed();
+    mount_transports(api, state)
+        .recover(error::recover)
+        .unify()
+        .boxed()
+}
+
+/// The one place where transports (and later the demo page) join the
+/// routes, each behind its cargo feature. A transport crate exposes a warp
+/// filter over the hub; it is mapped to [`Response`] and `.or()`-ed in here.
+/// Transports answer their own errors (bad query, auth) themselves; what
+/// they reject goes on to [`error::recover`].
+pub fn mount_transports(
+    routes: BoxedFilter<(Response,)>,
+    state: &AppState,
+) -> BoxedFilter<(Response,)> {
+    #[cfg(feature = "ws")]
+    let routes = routes
+        .or(
+            tickcast_transport_ws::ws_route(state.hub.clone(), ws_config(state))
+                .map(warp::Reply::into_response),
+        )
+        .unify()
+        .boxed();
+    #[cfg(not(feature = "ws"))]
+    let _ = state;
+    routes
+}
+
+/// The WebSocket endpoint's settings from the configuration.
+#[cfg(feature = "ws")]
+fn ws_config(state: &AppState) -> tickcast_transport_ws::WsConfig {
+    tickcast_transport_ws::WsConfig {
+        max_frame_bytes: state.config.limits.max_frame_bytes,
+        auth: state.auth.clone(),
+        ..tickcast_transport_ws::WsConfig::default()
+    }
+}

@@ -1,0 +1,34 @@
+//! tickcast: the server binary's library, so that tests (and anyone who
+//! wants the whole server in their process) can start it with [`serve`].
+//!
+//! # Layout
+//!
+//! - [`config`]: [`config::Config`], every key of design.md's
+//!   Configuration section, loaded from defaults < TOML file <
+//!   `TICKCAST_*` environment < flags, validated, and turned into the
+//!   engine's [`tickcast_core::HubConfig`].
+//! - [`cli`]: the command line (`tickcast`, `tickcast check-config`).
+//! - [`http`]: the warp routes: `POST /api/publish`, `GET /health`,
+//!   `/ready`, `/metrics`, `/api/stats`, JSON errors, and
+//!   [`http::mount_transports`], where the WebSocket and SSE endpoints join
+//!   behind their cargo features.
+//! - [`metrics`]: hub stats as Prometheus text.
+//! - [`server`]: [`serve`] binds, runs and, on the shutdown signal, drains.
+//! - [`logging`]: text or JSON logs.
+//!
+//! # Cargo features
+//!
+//! `ws`, `sse`, `redis`, `amqp`, all on by default. Each will pull in its
+//! transport or ingest crate; today they are empty, and the binary builds
+//! with `--no-default-features`.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod server;
+
+pub use config::Config;
+pub use server::{serve, shutdown, ServeError, Server};

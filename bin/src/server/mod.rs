@@ -1,0 +1,162 @@
+//! [`serve`]: the server, started in-process, and the [`Server`] handle it
+//! returns.
+
+pub mod shutdown;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tickcast_core::hub::OffsetMode;
+use tickcast_core::{Hub, HubConfig};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, InvalidKey};
+use crate::http::{self, publish, AppState};
+
+/// Why the server did not start, or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration is invalid.
+    #[error("invalid configuration: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Config(Vec<InvalidKey>),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address from `listen`.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The JWT key could not be loaded.
+    #[error("auth: {0}")]
+    Auth(String),
+    /// The server task panicked.
+    #[error("the server task failed: {0}")]
+    Crashed(#[from] tokio::task::JoinError),
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    hub: Hub,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// The address the server listens on (the actual port when `listen`
+    /// asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The hub behind the server.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Waits until the server has shut down (after the shutdown signal
+    /// passed to [`serve`], and the drain).
+    pub async fn wait(self) -> Result<(), ServeError> {
+        self.task.await?;
+        Ok(())
+    }
+}
+
+/// Starts the server for `config` and returns once it listens. It runs on
+/// the current Tokio runtime until `shutdown` resolves, then stops
+/// accepting, shuts the hub down and drains connections for at most
+/// [`shutdown::DRAIN_TIMEOUT`]; [`Server::wait`] awaits the end.
+///
+/// The binary passes a future of [`shutdown::signal`] (SIGINT or SIGTERM);
+/// tests pass a channel.
+pub async fn serve<F>(config: Config, shutdown: F) -> Result<Server, ServeError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    config.validate().map_err(ServeError::Config)?;
+    let addr = config
+        .listen_addr()
+        .map_err(|invalid| ServeError::Config(vec![invalid]))?;
+    let hub = Hub::new(hub_config(&config));
+    // Shown in stats and /ready from the start, not from the first publish.
+    let _ = hub.source(publish::SOURCE);
+    announce_brokers(&config, &hub);
+
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let auth = authenticator(&config.auth)?;
+    tracing::info!(
+        %addr,
+        node_id = %config.node_id,
+        auth = auth.is_some(),
+        "tickcast {} listening: {}POST /api/publish, GET /health /ready /metrics /api/stats",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(feature = "ws") { "GET /ws (WebSocket), " } else { "" },
+    );
+    let state = AppState::new(hub.clone(), config, auth);
+    let routes = http::routes(&state);
+    let task = tokio::spawn(shutdown::run(
+        listener,
+        routes,
+        hub.clone(),
+        shutdown,
+        shutdown::DRAIN_TIMEOUT,
+    ));
+    Ok(Server { addr, hub, task })
+}
+
+/// The hub configuration this binary can honour: no broker ingest is built
+/// in yet, so offsets are always the node's own (HTTP publishes straight to
+/// the hub).
+fn hub_config(config: &Config) -> HubConfig {
+    let mut hub_config = config.hub_config();
+    hub_config.offsets = OffsetMode::Node;
+    hub_config
+}
+
+/// Says loudly that configured brokers are not consumed, and shows them as
+/// disconnected sources (so `/ready` answers 503 rather than pretend).
+fn announce_brokers(config: &Config, hub: &Hub) {
+    if let Some(redis) = &config.ingest.redis {
+        tracing::warn!(
+            url = %redis.url,
+            "[ingest.redis] is configured, but Redis ingest is not built into this binary yet: \
+             nothing is consumed from Redis, POST /api/publish goes straight to this node, \
+             and /ready reports the source disconnected"
+        );
+        hub.source("redis").set_connected(false);
+    }
+    if let Some(amqp) = &config.ingest.amqp {
+        tracing::warn!(
+            exchange = %amqp.exchange,
+            "[ingest.amqp] is configured, but AMQP ingest is not built into this binary yet: \
+             nothing is consumed from RabbitMQ, POST /api/publish goes straight to this node, \
+             and /ready reports the source disconnected"
+        );
+        hub.source("amqp").set_connected(false);
+    }
+}
+
+/// The token verifier of `[auth]`, if one is configured.
+fn authenticator(
+    auth: &crate::config::AuthSection,
+) -> Result<Option<tickcast_core::auth::Authenticator>, ServeError> {
+    use tickcast_core::auth::Authenticator;
+    if let Some(secret) = &auth.jwt_secret {
+        return Ok(Some(Authenticator::hs256(secret.as_bytes())));
+    }
+    let Some(file) = &auth.jwt_public_key_file else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(file)
+        .map_err(|e| ServeError::Auth(format!("cannot read {}: {e}", file.display())))?;
+    Authenticator::from_public_key_pem(&pem)
+        .map(Some)
+        .map_err(|e| ServeError::Auth(format!("{}: {e}", file.display())))
+}

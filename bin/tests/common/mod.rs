@@ -1,0 +1,246 @@
+//! Helpers of the server tests: start the real server on an ephemeral
+//! port, talk to it over real sockets with a plain HTTP/1.1 client, read
+//! the shared fixtures.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tickcast::{Config, Server};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+/// Longest any single step of a test may take before it fails.
+pub const STEP: Duration = Duration::from_secs(20);
+
+/// A config for tests: ephemeral port, no batching delay.
+pub fn test_config() -> Config {
+    let mut config = Config {
+        listen: "127.0.0.1:0".to_owned(),
+        node_id: "test-node".to_owned(),
+        ..Config::default()
+    };
+    config.delivery.batch_window_ms = 0;
+    config
+}
+
+/// A server running in this process, stopped by [`TestServer::stop`] (or
+/// when dropped, by the dropped shutdown sender).
+pub struct TestServer {
+    pub server: Server,
+    stop: oneshot::Sender<()>,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tickcast::serve(config, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("server starts");
+        Self { server, stop }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// Sends the shutdown signal and waits for the server to finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(STEP, self.server.wait())
+            .await
+            .expect("server stops in time")
+            .expect("server stops cleanly");
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        request(self.addr(), "GET", path, &[], Vec::new()).await
+    }
+
+    pub async fn post(&self, path: &str, body: impl Into<Vec<u8>>) -> Answer {
+        request(self.addr(), "POST", path, &[], body.into()).await
+    }
+
+    pub async fn stats(&self) -> Value {
+        let answer = self.get("/api/stats").await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        answer.json()
+    }
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; fails the test when it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {} body is not JSON ({e}): {}",
+                self.status,
+                self.text()
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// An open HTTP/1.1 connection.
+pub struct Client {
+    addr: SocketAddr,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = tokio::time::timeout(STEP, TcpStream::connect(addr))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Self { addr, sender }
+    }
+
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string());
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let request = builder.body(Full::new(Bytes::from(body))).expect("request");
+        let exchange = async {
+            let response = self.sender.send_request(request).await.expect("response");
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.expect("body").to_bytes();
+            Answer {
+                status: parts.status.as_u16(),
+                headers: parts.headers,
+                body,
+            }
+        };
+        tokio::time::timeout(STEP, exchange)
+            .await
+            .expect("answer in time")
+    }
+}
+
+/// One request on a new connection.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Answer {
+    Client::connect(addr)
+        .await
+        .send(method, path, headers, body)
+        .await
+}
+
+/// shared/fixtures beside the project (or `TICKCAST_FIXTURES`). Missing
+/// fixtures fail the test: they are part of the contract.
+pub fn fixtures_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("TICKCAST_FIXTURES") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+}
+
+fn fixture_lines(name: &str) -> Vec<Value> {
+    let path = fixtures_dir().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).expect("fixture line is JSON"))
+        .collect()
+}
+
+/// One line of tickstockpl_events.jsonl: channel and body bytes.
+pub struct GoodEvent {
+    pub channel: String,
+    pub body: Vec<u8>,
+}
+
+pub fn good_events() -> Vec<GoodEvent> {
+    fixture_lines("tickstockpl_events.jsonl")
+        .into_iter()
+        .map(|v| GoodEvent {
+            channel: v["channel"].as_str().expect("channel").to_owned(),
+            body: serde_json::to_vec(&v["body"]).expect("body"),
+        })
+        .collect()
+}
+
+/// One line of bad_events.jsonl, with `raw` as the bytes to send: latin-1
+/// when every character is below 256 (so the lone 0xFF arrives as invalid
+/// UTF-8), else UTF-8.
+pub struct BadEvent {
+    pub channel: String,
+    pub raw: Vec<u8>,
+    pub why: String,
+}
+
+pub fn bad_events() -> Vec<BadEvent> {
+    fixture_lines("bad_events.jsonl")
+        .into_iter()
+        .map(|v| {
+            let raw = v["raw"].as_str().expect("raw");
+            let bytes = if raw.chars().all(|c| (c as u32) < 256) {
+                raw.chars().map(|c| c as u8).collect()
+            } else {
+                raw.as_bytes().to_vec()
+            };
+            BadEvent {
+                channel: v["channel"].as_str().expect("channel").to_owned(),
+                raw: bytes,
+                why: v["why"].as_str().unwrap_or("").to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// The `http` source in an `/api/stats` answer.
+pub fn http_source(stats: &Value) -> Value {
+    stats["ingest"]
+        .as_array()
+        .expect("ingest is a list")
+        .iter()
+        .find(|s| s["name"] == "http")
+        .cloned()
+        .expect("the http source is listed")
+}
