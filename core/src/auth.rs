@@ -155,6 +155,30 @@ mod tests {
         assert!(id.time_left() > Duration::from_secs(30));
     }
 
+    /// A throwaway P-256 key pair, made for this test with openssl.
+    const EC_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgRxpY7VwzsulbiklU
+LiXppWJuHBR8TX77v8STbK7LvjOhRANCAAQDMM5anrDGluY3m9dx9yl2wNzjDpnp
+ICgbRUzhoDvbaLxAXOtD7e2qzSIc9wq3vHjiY26PDbky+vldZG1rWy8V
+-----END PRIVATE KEY-----
+";
+    const EC_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEAzDOWp6wxpbmN5vXcfcpdsDc4w6Z
+6SAoG0VM4aA722i8QFzrQ+3tqs0iHPcKt7x44mNujw25Mvr5XWRta1svFQ==
+-----END PUBLIC KEY-----
+";
+
+    #[test]
+    fn verifies_es256_tokens_with_a_public_key() {
+        let auth = Authenticator::from_public_key_pem(EC_PUBLIC.as_bytes()).unwrap();
+        let key = EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap();
+        let claims = json!({"sub":"u2","exp":now()+60});
+        let signed = encode(&Header::new(Algorithm::ES256), &claims, &key).unwrap();
+        assert_eq!(&*auth.verify(&signed).unwrap().user, "u2");
+        // An HS256 token is not accepted by an ES256 verifier.
+        assert!(auth.verify(&token(claims, b"secret")).is_err());
+    }
+
     #[test]
     fn refuses_bad_signatures_expiry_and_claims() {
         let auth = Authenticator::hs256(b"secret");

@@ -431,3 +431,68 @@ async fn resume_with_since_and_graceful_shutdown() {
         "queued events are flushed first"
     );
 }
+
+#[tokio::test]
+async fn a_user_over_the_connection_limit_is_closed_with_4009() {
+    let mut config = hub_config();
+    config.limits.max_connections_per_user = 1;
+    let hub = Hub::new(config);
+    let addr = server(hub.clone(), auth_config()).await;
+    let alice = token(json!({"sub":"alice","exp":now() + 600}));
+    let mut first = connect(addr, &format!("?token={alice}")).await;
+    assert_eq!(next_json(&mut first).await["type"], "welcome");
+    let mut second = connect(addr, &format!("?token={alice}")).await;
+    let (code, texts) = until_close(&mut second).await;
+    assert_eq!(code, Some(4009));
+    assert_eq!(texts[0]["code"], "limit_exceeded");
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_closed_after_the_idle_timeout() {
+    let hub = Hub::new(hub_config());
+    let config = WsConfig {
+        ping_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(300),
+        ..WsConfig::default()
+    };
+    let addr = server(hub.clone(), config).await;
+    let mut client = connect(addr, "").await;
+    assert_eq!(next_json(&mut client).await["type"], "welcome");
+    // Not reading means not answering the server's pings either.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The server closed with 1000 and dropped the socket; the client may see
+    // the close frame or, answering the buffered pings, a reset first.
+    let (code, _) = until_close(&mut client).await;
+    assert!(matches!(code, Some(1000) | None), "{code:?}");
+    let gone = tokio::time::timeout(Duration::from_secs(5), async {
+        while hub.stats().connections > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the server let the connection go");
+}
+
+#[tokio::test]
+async fn a_peer_that_answers_pings_stays_open() {
+    let hub = Hub::new(hub_config());
+    let config = WsConfig {
+        ping_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(300),
+        ..WsConfig::default()
+    };
+    let addr = server(hub.clone(), config).await;
+    let mut client = connect(addr, "").await;
+    assert_eq!(next_json(&mut client).await["type"], "welcome");
+    // Reading lets the client answer pings.
+    let quiet = tokio::time::timeout(Duration::from_millis(800), client.next()).await;
+    assert!(quiet.is_err() || matches!(quiet, Ok(Some(Ok(Message::Ping(_))))));
+    let reading = tokio::time::timeout(Duration::from_millis(800), async {
+        while let Some(Ok(message)) = client.next().await {
+            assert!(!message.is_close(), "closed while answering pings");
+        }
+    })
+    .await;
+    assert!(reading.is_err(), "still open");
+    assert_eq!(hub.stats().connections, 1);
+}
