@@ -119,10 +119,15 @@ fn zipf_stream(c: &mut Criterion, spec: &PopulationSpec) {
         bound.hit_rate() * 100.0
     );
 
-    // A fresh router, so its counts are those of this bench (warm-up included).
+    route_stream(c, "route/zipf_stream", spec, &events);
+}
+
+/// Routes `events` round and round with a fresh router (so its counts are
+/// those of this bench, warm-up included) and prints the cache hit rate.
+fn route_stream(c: &mut Criterion, name: &str, spec: &PopulationSpec, events: &[Event]) {
     let router = router(spec, CacheConfig::default());
     let mut next = 0;
-    c.bench_function("route/zipf_stream", |b| {
+    c.bench_function(name, |b| {
         b.iter(|| {
             let event = &events[next % events.len()];
             next += 1;
@@ -131,7 +136,7 @@ fn zipf_stream(c: &mut Criterion, spec: &PopulationSpec) {
     });
     let run = router.cache_counts();
     println!(
-        "route/zipf_stream: {} routes, cache hit rate {:.1} %",
+        "{name}: {} routes, cache hit rate {:.1} %",
         run.hits + run.misses,
         run.hit_rate() * 100.0
     );
@@ -145,21 +150,7 @@ fn zipf_symbols(c: &mut Criterion, spec: &PopulationSpec) {
     let events: Vec<Event> = (0..STREAM_LEN)
         .map(|_| PatternDetection::new(universe.sample(&mut rng), "BreakoutBO").to_event())
         .collect();
-    let router = router(spec, CacheConfig::default());
-    let mut next = 0;
-    c.bench_function("route/zipf_symbols", |b| {
-        b.iter(|| {
-            let event = &events[next % events.len()];
-            next += 1;
-            black_box(router.route(event))
-        })
-    });
-    let run = router.cache_counts();
-    println!(
-        "route/zipf_symbols: {} routes, cache hit rate {:.1} %",
-        run.hits + run.misses,
-        run.hit_rate() * 100.0
-    );
+    route_stream(c, "route/zipf_symbols", spec, &events);
 }
 
 criterion_group!(benches, route_benches);
