@@ -93,14 +93,9 @@ async fn serve(
         tokio::select! {
             out = frames.recv() => {
                 let Some(out) = out else { break };
-                let last = matches!(out, Outbound::Close(_));
-                if let Some(message) = wire::message(&out) {
-                    if sink.send(message).await.is_err() {
-                        break;
-                    }
-                }
-                if last {
-                    break;
+                match write(&mut sink, &mut frames, out).await {
+                    Ok(true) => {}
+                    Ok(false) | Err(_) => break,
                 }
             }
             incoming = stream.next() => {
@@ -136,6 +131,37 @@ async fn serve(
     }
     drop(handle);
     let _ = sink.close().await;
+}
+
+/// Most items written before one flush: bounds how long a busy connection
+/// keeps its writer from reading.
+const MAX_ITEMS_PER_FLUSH: usize = 64;
+
+/// Writes `first` and whatever else is ready, with one flush (one syscall
+/// for all of them). Returns false after writing a close.
+async fn write(
+    sink: &mut Sink,
+    frames: &mut tickcast_core::broadcast::FrameReceiver,
+    first: Outbound,
+) -> Result<bool, warp::Error> {
+    let mut next = Some(first);
+    let mut written = 0;
+    while let Some(out) = next.take() {
+        let last = matches!(out, Outbound::Close(_));
+        if let Some(message) = wire::message(&out) {
+            sink.feed(message).await?;
+        }
+        if last {
+            sink.flush().await?;
+            return Ok(false);
+        }
+        written += 1;
+        if written < MAX_ITEMS_PER_FLUSH {
+            next = frames.try_recv();
+        }
+    }
+    sink.flush().await?;
+    Ok(true)
 }
 
 /// Handles one client message; false when the client closed.
