@@ -85,13 +85,13 @@ pub(crate) async fn run(
         }
     }
     tracing::info!(
-        connections = hub.stats().connections,
+        connections = hub.connection_count(),
         "shutting down: no new connections; open ones get their queued frames, then close 1001"
     );
     let _ = stop_accepting.send(());
     hub.shutdown();
     let drain = async {
-        while hub.stats().connections > 0 {
+        while hub.connection_count() > 0 {
             tokio::time::sleep(DRAIN_POLL).await;
         }
         (&mut server).await;
@@ -99,7 +99,7 @@ pub(crate) async fn run(
     match tokio::time::timeout(drain_timeout, drain).await {
         Ok(()) => tracing::info!("shutdown complete"),
         Err(_) => tracing::warn!(
-            connections = hub.stats().connections,
+            connections = hub.connection_count(),
             "connections still open after {drain_timeout:?}; closing them"
         ),
     }

@@ -269,6 +269,11 @@ impl Hub {
         }
     }
 
+    /// Open connections (cheap: no stats snapshot).
+    pub fn connection_count(&self) -> usize {
+        self.inner.broadcaster.connection_count()
+    }
+
     /// True after [`Hub::shutdown`].
     pub fn is_shut_down(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)
