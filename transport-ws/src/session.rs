@@ -5,14 +5,16 @@
 //! hub, even protocol errors and closes, so the client sees them in the
 //! order they happened.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tickcast_core::auth::{AuthError, Identity};
-use tickcast_core::broadcast::Outbound;
+use tickcast_core::broadcast::{FrameReceiver, Outbound};
 use tickcast_core::protocol::{ClientOp, CloseCode, ErrorCode, ServerMessage};
 use tickcast_core::{Connection, ConnectionHandle, Hub};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 use warp::ws::{Message, WebSocket};
@@ -50,7 +52,7 @@ pub(crate) async fn run(socket: WebSocket, hub: Hub, config: Arc<WsConfig>, toke
             return;
         }
     };
-    serve(connection, sink, stream, &config, identity.as_ref()).await;
+    serve(connection, sink, stream, config, identity.as_ref()).await;
 }
 
 fn error_code(code: CloseCode) -> ErrorCode {
@@ -76,19 +78,104 @@ async fn refuse(sink: &mut Sink, error: ServerMessage, code: CloseCode) {
 
 async fn serve(
     connection: Connection,
-    mut sink: Sink,
-    mut stream: Stream,
-    config: &WsConfig,
+    sink: Sink,
+    stream: Stream,
+    config: Arc<WsConfig>,
     identity: Option<&Identity>,
 ) {
-    let Connection { handle, mut frames } = connection;
+    let Connection { handle, frames } = connection;
+    let handle = Arc::new(handle);
+    let clock = Instant::now();
+    let last_seen = Arc::new(AtomicU64::new(0));
+    let (reader_done, reader_ended) = oneshot::channel::<()>();
+    // The reader has a task of its own so that the socket is read only when
+    // it is readable: polling it after every write would cost a read
+    // attempt (and tungstenite's buffer preparation) per frame sent.
+    let reader = tokio::spawn(read_loop(
+        handle.clone(),
+        stream,
+        config.clone(),
+        Activity {
+            clock,
+            last_seen: last_seen.clone(),
+        },
+        reader_done,
+    ));
+    let activity = Activity { clock, last_seen };
+    write_loop(
+        &handle,
+        frames,
+        sink,
+        &config,
+        identity,
+        activity,
+        reader_ended,
+    )
+    .await;
+    reader.abort();
+}
+
+/// When the peer was last heard from, shared by the reader and the writer.
+struct Activity {
+    clock: Instant,
+    /// Milliseconds since `clock`.
+    last_seen: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = self.clock.elapsed().as_millis() as u64;
+        self.last_seen.store(ms, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        let seen = Duration::from_millis(self.last_seen.load(Ordering::Relaxed));
+        self.clock.elapsed().saturating_sub(seen)
+    }
+}
+
+async fn read_loop(
+    handle: Arc<ConnectionHandle>,
+    mut stream: Stream,
+    config: Arc<WsConfig>,
+    activity: Activity,
+    _done: oneshot::Sender<()>,
+) {
+    while let Some(incoming) = stream.next().await {
+        match incoming {
+            Ok(message) => {
+                activity.touch();
+                if !on_message(&handle, &config, message) {
+                    return;
+                }
+            }
+            Err(e) => {
+                if is_too_large(&e) {
+                    handle.close(CloseCode::TooBig, None);
+                    // Let the writer send the close before the task ends.
+                    std::future::pending::<()>().await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn write_loop(
+    handle: &ConnectionHandle,
+    mut frames: FrameReceiver,
+    mut sink: Sink,
+    config: &WsConfig,
+    identity: Option<&Identity>,
+    activity: Activity,
+    mut reader_ended: oneshot::Receiver<()>,
+) {
     let mut ping =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     // No token, no expiry: a deadline far enough never to fire.
     let expires_in = identity.map_or(Duration::from_secs(86_400 * 365), Identity::time_left);
     let expiry = tokio::time::sleep(expires_in);
     tokio::pin!(expiry);
-    let mut last_seen = Instant::now();
     loop {
         tokio::select! {
             out = frames.recv() => {
@@ -98,26 +185,9 @@ async fn serve(
                     Ok(false) | Err(_) => break,
                 }
             }
-            incoming = stream.next() => {
-                match incoming {
-                    Some(Ok(message)) => {
-                        last_seen = Instant::now();
-                        if !on_message(&handle, config, message) {
-                            break;
-                        }
-                    }
-                    Some(Err(e)) => {
-                        if is_too_large(&e) {
-                            let code = CloseCode::TooBig;
-                            let _ = sink.send(Message::close_with(code.code(), code.reason())).await;
-                        }
-                        break;
-                    }
-                    None => break,
-                }
-            }
+            _ = &mut reader_ended => break,
             _ = ping.tick() => {
-                if last_seen.elapsed() >= config.idle_timeout {
+                if activity.silent_for() >= config.idle_timeout {
                     handle.close(CloseCode::Idle, None);
                 } else if sink.send(Message::ping(Vec::new())).await.is_err() {
                     break;
@@ -129,7 +199,6 @@ async fn serve(
             }
         }
     }
-    drop(handle);
     let _ = sink.close().await;
 }
 
@@ -141,7 +210,7 @@ const MAX_ITEMS_PER_FLUSH: usize = 64;
 /// for all of them). Returns false after writing a close.
 async fn write(
     sink: &mut Sink,
-    frames: &mut tickcast_core::broadcast::FrameReceiver,
+    frames: &mut FrameReceiver,
     first: Outbound,
 ) -> Result<bool, warp::Error> {
     let mut next = Some(first);
