@@ -4,6 +4,11 @@
 //! # Layout
 //!
 //! - [`ws_route`]: `GET /ws`, the filter: handshake, subprotocol, token.
+//! - [`prepare_upgrade`]: the lean path for servers that run their own
+//!   hyper accept loop (the `tickcast` binary does): WebSocket buffers sized
+//!   for 100k connections instead of warp's fixed 128 KiB read buffer.
+//! - [`serve`]: such an accept loop (hyper, graceful shutdown) for any warp
+//!   filter.
 //! - `handshake`: who the client is (anonymous or a verified JWT).
 //! - `session`: one connection's loop: client ops in, frames out, server
 //!   pings, idle timeout, token expiry.
@@ -28,8 +33,13 @@
 #![warn(missing_docs)]
 
 mod handshake;
+mod server;
 mod session;
+mod upgrade;
 mod wire;
+
+pub use server::{serve, HTTP_DRAIN};
+pub use upgrade::{prepare_upgrade, UpgradeSlot};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,7 +77,8 @@ impl Default for WsConfig {
 
 /// `GET /ws[?token=JWT]`: upgrades to WebSocket and serves the client
 /// protocol against `hub`. Echoes `Sec-WebSocket-Protocol: tickcast.v1.json`
-/// when offered; a client that offers none is served the same.
+/// when offered; a client that offers none is served the same. Requests
+/// passed through [`prepare_upgrade`] take the lean path.
 pub fn ws_route(
     hub: Hub,
     config: WsConfig,
@@ -79,26 +90,51 @@ pub fn ws_route(
         .and(warp::ws())
         .and(handshake::credentials())
         .and(warp::header::optional::<String>("sec-websocket-protocol"))
+        .and(warp::ext::optional::<UpgradeSlot>())
         .map(
-            move |ws: warp::ws::Ws, token: Option<String>, offered: Option<String>| {
+            move |ws: warp::ws::Ws,
+                  token: Option<String>,
+                  offered: Option<String>,
+                  slot: Option<UpgradeSlot>| {
                 let hub = hub.clone();
                 let config = config.clone();
-                let hard_limit = config.max_frame_bytes.saturating_mul(16).max(1024);
-                let reply = ws
-                    .max_message_size(hard_limit)
-                    .max_frame_size(hard_limit)
-                    .on_upgrade(move |socket| session::run(socket, hub, config, token));
-                let echo = offered.is_some_and(|o| o.split(',').any(|p| p.trim() == SUBPROTOCOL));
-                let protocol = if echo { SUBPROTOCOL } else { "" };
-                let reply = warp::reply::with_header(reply, "sec-websocket-protocol", protocol);
-                // An empty header would be a protocol error: drop it when not echoing.
-                if echo {
-                    reply.into_response()
-                } else {
-                    let mut response = reply.into_response();
-                    response.headers_mut().remove("sec-websocket-protocol");
-                    response
-                }
+                let response = match slot.and_then(|s| s.take()) {
+                    // warp's `Ws` still checks the handshake and answers it;
+                    // with the upgrade taken it has nothing to spawn.
+                    Some(pending) => {
+                        upgrade::spawn_lean(pending, hub, config, token);
+                        ws.on_upgrade(|_| async {}).into_response()
+                    }
+                    None => {
+                        let limit = hard_frame_limit(&config);
+                        ws.max_message_size(limit)
+                            .max_frame_size(limit)
+                            .on_upgrade(move |socket| session::run(socket, hub, config, token))
+                            .into_response()
+                    }
+                };
+                with_subprotocol(response, offered.as_deref())
             },
         )
+}
+
+/// Echoes `tickcast.v1.json` when the client offered it.
+fn with_subprotocol(
+    mut response: warp::reply::Response,
+    offered: Option<&str>,
+) -> warp::reply::Response {
+    let echo = offered.is_some_and(|o| o.split(',').any(|p| p.trim() == SUBPROTOCOL));
+    if echo {
+        response.headers_mut().insert(
+            "sec-websocket-protocol",
+            warp::http::HeaderValue::from_static(SUBPROTOCOL),
+        );
+    }
+    response
+}
+
+/// The hard limit on a client frame: larger ones close the connection with
+/// 1009; between `max_frame_bytes` and this, they get `frame_too_large`.
+fn hard_frame_limit(config: &WsConfig) -> usize {
+    config.max_frame_bytes.saturating_mul(16).max(1024)
 }

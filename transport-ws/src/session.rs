@@ -1,15 +1,18 @@
-//! One WebSocket connection: client operations in, engine frames out,
-//! server pings, the idle timeout and token expiry, in one task.
+//! One WebSocket connection: a reader task for client operations, and the
+//! writer (this task) for engine frames, server pings, the idle timeout and
+//! token expiry.
 //!
 //! Everything the server says goes through the connection's queue in the
 //! hub, even protocol errors and closes, so the client sees them in the
-//! order they happened.
+//! order they happened. The reader has a task of its own so that the socket
+//! is read only when it is readable: polling it after every write would
+//! cost a read attempt per frame sent.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tickcast_core::auth::{AuthError, Identity};
 use tickcast_core::broadcast::{FrameReceiver, Outbound};
 use tickcast_core::protocol::{ClientOp, CloseCode, ErrorCode, ServerMessage};
@@ -17,12 +20,22 @@ use tickcast_core::{Connection, ConnectionHandle, Hub};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
-use warp::ws::{Message, WebSocket};
 
-use crate::{handshake, wire, WsConfig};
+use crate::wire::{self, WsMessage};
+use crate::{handshake, WsConfig};
 
-/// Serves one upgraded socket until it closes.
-pub(crate) async fn run(socket: WebSocket, hub: Hub, config: Arc<WsConfig>, token: Option<String>) {
+/// Most items written before one flush: bounds how long a busy connection
+/// keeps its writer from other work.
+const MAX_ITEMS_PER_FLUSH: usize = 64;
+
+/// Serves one upgraded socket (warp's or tokio-tungstenite's) until it
+/// closes.
+pub(crate) async fn run<S, M, E>(socket: S, hub: Hub, config: Arc<WsConfig>, token: Option<String>)
+where
+    S: Stream<Item = Result<M, E>> + Sink<M, Error = E> + Send + Unpin + 'static,
+    M: WsMessage,
+    E: std::error::Error + Send + Sync + 'static,
+{
     let (mut sink, stream) = socket.split();
     let identity = match handshake::identify(config.auth.as_ref(), token.as_deref()) {
         Ok(identity) => identity,
@@ -31,8 +44,7 @@ pub(crate) async fn run(socket: WebSocket, hub: Hub, config: Arc<WsConfig>, toke
                 AuthError::Expired => CloseCode::TokenExpired,
                 _ => CloseCode::Unauthorized,
             };
-            let error = ServerMessage::error(error_code(code), e.to_string(), None);
-            refuse(&mut sink, error, code).await;
+            refuse(&mut sink, code, e.to_string()).await;
             return;
         }
     };
@@ -42,73 +54,62 @@ pub(crate) async fn run(socket: WebSocket, hub: Hub, config: Arc<WsConfig>, toke
     let connection = match hub.connect(user, limits) {
         Ok(connection) => connection,
         Err(e) => {
-            let code = e.close_code();
-            refuse(
-                &mut sink,
-                ServerMessage::error(error_code(code), e.to_string(), None),
-                code,
-            )
-            .await;
+            refuse(&mut sink, e.close_code(), e.to_string()).await;
             return;
         }
     };
     serve(connection, sink, stream, config, identity.as_ref()).await;
 }
 
-fn error_code(code: CloseCode) -> ErrorCode {
-    match code {
+/// Sends a final `error` and the close, for a connection the hub never saw.
+async fn refuse<K, M>(sink: &mut K, code: CloseCode, message: String)
+where
+    K: Sink<M> + Unpin,
+    M: WsMessage,
+{
+    let error_code = match code {
         CloseCode::TokenExpired => ErrorCode::TokenExpired,
         CloseCode::LimitExceeded => ErrorCode::LimitExceeded,
         _ => ErrorCode::Unauthorized,
-    }
-}
-
-type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
-type Stream = futures_util::stream::SplitStream<WebSocket>;
-
-async fn refuse(sink: &mut Sink, error: ServerMessage, code: CloseCode) {
-    if let Some(text) = wire::message(&Outbound::Message(error)) {
+    };
+    let error = ServerMessage::error(error_code, message, None);
+    if let Some(text) = wire::message::<M>(&Outbound::Message(error)) {
         let _ = sink.send(text).await;
     }
-    let _ = sink
-        .send(Message::close_with(code.code(), code.reason()))
-        .await;
+    let _ = sink.send(M::close(code.code(), code.reason())).await;
     let _ = sink.close().await;
 }
 
-async fn serve(
+async fn serve<K, R, M, E>(
     connection: Connection,
-    sink: Sink,
-    stream: Stream,
+    sink: K,
+    stream: R,
     config: Arc<WsConfig>,
     identity: Option<&Identity>,
-) {
+) where
+    K: Sink<M> + Send + Unpin,
+    R: Stream<Item = Result<M, E>> + Send + Unpin + 'static,
+    M: WsMessage,
+    E: std::error::Error + Send + Sync + 'static,
+{
     let Connection { handle, frames } = connection;
     let handle = Arc::new(handle);
-    let clock = Instant::now();
-    let last_seen = Arc::new(AtomicU64::new(0));
+    let activity = Activity::new();
     let (reader_done, reader_ended) = oneshot::channel::<()>();
-    // The reader has a task of its own so that the socket is read only when
-    // it is readable: polling it after every write would cost a read
-    // attempt (and tungstenite's buffer preparation) per frame sent.
     let reader = tokio::spawn(read_loop(
         handle.clone(),
         stream,
         config.clone(),
-        Activity {
-            clock,
-            last_seen: last_seen.clone(),
-        },
+        activity.clone(),
         reader_done,
     ));
-    let activity = Activity { clock, last_seen };
     write_loop(
         &handle,
         frames,
         sink,
         &config,
         identity,
-        activity,
+        &activity,
         reader_ended,
     )
     .await;
@@ -116,6 +117,7 @@ async fn serve(
 }
 
 /// When the peer was last heard from, shared by the reader and the writer.
+#[derive(Clone)]
 struct Activity {
     clock: Instant,
     /// Milliseconds since `clock`.
@@ -123,6 +125,13 @@ struct Activity {
 }
 
 impl Activity {
+    fn new() -> Self {
+        Self {
+            clock: Instant::now(),
+            last_seen: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
     fn touch(&self) {
         let ms = self.clock.elapsed().as_millis() as u64;
         self.last_seen.store(ms, Ordering::Relaxed);
@@ -134,13 +143,19 @@ impl Activity {
     }
 }
 
-async fn read_loop(
+/// Reads client frames until the client leaves; dropping `_done` tells the
+/// writer.
+async fn read_loop<R, M, E>(
     handle: Arc<ConnectionHandle>,
-    mut stream: Stream,
+    mut stream: R,
     config: Arc<WsConfig>,
     activity: Activity,
     _done: oneshot::Sender<()>,
-) {
+) where
+    R: Stream<Item = Result<M, E>> + Unpin,
+    M: WsMessage,
+    E: std::error::Error + 'static,
+{
     while let Some(incoming) = stream.next().await {
         match incoming {
             Ok(message) => {
@@ -152,7 +167,7 @@ async fn read_loop(
             Err(e) => {
                 if is_too_large(&e) {
                     handle.close(CloseCode::TooBig, None);
-                    // Let the writer send the close before the task ends.
+                    // The writer sends the close and ends the connection.
                     std::future::pending::<()>().await;
                 }
                 return;
@@ -161,15 +176,18 @@ async fn read_loop(
     }
 }
 
-async fn write_loop(
+async fn write_loop<K, M>(
     handle: &ConnectionHandle,
     mut frames: FrameReceiver,
-    mut sink: Sink,
+    mut sink: K,
     config: &WsConfig,
     identity: Option<&Identity>,
-    activity: Activity,
+    activity: &Activity,
     mut reader_ended: oneshot::Receiver<()>,
-) {
+) where
+    K: Sink<M> + Unpin,
+    M: WsMessage,
+{
     let mut ping =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     // No token, no expiry: a deadline far enough never to fire.
@@ -189,7 +207,7 @@ async fn write_loop(
             _ = ping.tick() => {
                 if activity.silent_for() >= config.idle_timeout {
                     handle.close(CloseCode::Idle, None);
-                } else if sink.send(Message::ping(Vec::new())).await.is_err() {
+                } else if sink.send(M::ping()).await.is_err() {
                     break;
                 }
             }
@@ -202,22 +220,22 @@ async fn write_loop(
     let _ = sink.close().await;
 }
 
-/// Most items written before one flush: bounds how long a busy connection
-/// keeps its writer from reading.
-const MAX_ITEMS_PER_FLUSH: usize = 64;
-
 /// Writes `first` and whatever else is ready, with one flush (one syscall
 /// for all of them). Returns false after writing a close.
-async fn write(
-    sink: &mut Sink,
+async fn write<K, M>(
+    sink: &mut K,
     frames: &mut FrameReceiver,
     first: Outbound,
-) -> Result<bool, warp::Error> {
+) -> Result<bool, K::Error>
+where
+    K: Sink<M> + Unpin,
+    M: WsMessage,
+{
     let mut next = Some(first);
     let mut written = 0;
     while let Some(out) = next.take() {
         let last = matches!(out, Outbound::Close(_));
-        if let Some(message) = wire::message(&out) {
+        if let Some(message) = wire::message::<M>(&out) {
             sink.feed(message).await?;
         }
         if last {
@@ -234,7 +252,7 @@ async fn write(
 }
 
 /// Handles one client message; false when the client closed.
-fn on_message(handle: &ConnectionHandle, config: &WsConfig, message: Message) -> bool {
+fn on_message<M: WsMessage>(handle: &ConnectionHandle, config: &WsConfig, message: M) -> bool {
     if message.is_close() {
         return false;
     }
@@ -242,7 +260,7 @@ fn on_message(handle: &ConnectionHandle, config: &WsConfig, message: Message) ->
         handle.close(CloseCode::Unsupported, None);
         return true;
     }
-    let Ok(text) = message.to_str() else {
+    let Some(text) = message.as_text() else {
         // Ping and pong frames: tungstenite answers pings itself.
         return true;
     };
@@ -278,13 +296,13 @@ fn apply(handle: &ConnectionHandle, op: ClientOp) {
 }
 
 /// Whether a read failed because the peer sent more than the hard limit.
-fn is_too_large(error: &warp::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
-    while let Some(e) = source {
+fn is_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
         if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
             return true;
         }
-        source = e.source();
+        current = e.source();
     }
     false
 }

@@ -15,12 +15,30 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use warp::Filter;
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const SECRET: &[u8] = b"test-secret";
 
+/// The endpoint on the crate's own accept loop (the lean upgrade path, as
+/// the binary serves it).
 async fn server(hub: Hub, config: WsConfig) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let routes = ws_route(hub, config)
+        .map(warp::Reply::into_response)
+        .boxed();
+    tokio::spawn(tickcast_transport_ws::serve(
+        listener,
+        routes,
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// The endpoint mounted in a plain `warp::serve` (warp's WebSocket).
+async fn warp_server(hub: Hub, config: WsConfig) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(warp::serve(ws_route(hub, config)).incoming(listener).run());
@@ -495,4 +513,26 @@ async fn a_peer_that_answers_pings_stays_open() {
     .await;
     assert!(reading.is_err(), "still open");
     assert_eq!(hub.stats().connections, 1);
+}
+
+#[tokio::test]
+async fn mounted_in_plain_warp_the_endpoint_serves_the_same_protocol() {
+    let hub = Hub::new(hub_config());
+    let config = WsConfig {
+        max_frame_bytes: 1024,
+        ..WsConfig::default()
+    };
+    let addr = warp_server(hub.clone(), config).await;
+    let mut client = connect(addr, "").await;
+    assert_eq!(next_json(&mut client).await["type"], "welcome");
+    subscribed(&mut client, "s1", json!({"symbols":["AAPL"]})).await;
+    let offset = hub.publish(pattern("AAPL", 0.7)).unwrap();
+    assert_eq!(next_json(&mut client).await["offset"], offset.to_string());
+    client.send(Message::text("not json")).await.unwrap();
+    assert_eq!(next_json(&mut client).await["code"], "bad_request");
+    client
+        .send(Message::text("y".repeat(64 * 1024)))
+        .await
+        .unwrap();
+    assert_eq!(until_close(&mut client).await.0, Some(1009));
 }

@@ -68,13 +68,10 @@ pub(crate) async fn run(
     drain_timeout: Duration,
 ) {
     let (stop_accepting, stopped) = oneshot::channel::<()>();
-    let server = warp::serve(routes)
-        .incoming(listener)
-        .graceful(async move {
-            // A dropped sender stops the server too.
-            let _ = stopped.await;
-        })
-        .run();
+    let server = http_server(listener, routes, async move {
+        // A dropped sender stops the server too.
+        let _ = stopped.await;
+    });
     let mut server = std::pin::pin!(server);
     tokio::select! {
         () = shutdown => {}
@@ -103,4 +100,21 @@ pub(crate) async fn run(
             "connections still open after {drain_timeout:?}; closing them"
         ),
     }
+}
+
+/// The accept loop: with the `ws` feature, the WebSocket transport's own
+/// (every request passes through its lean upgrade path); else warp's.
+async fn http_server(
+    listener: TcpListener,
+    routes: BoxedFilter<(Response,)>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    #[cfg(feature = "ws")]
+    tickcast_transport_ws::serve(listener, routes, stop).await;
+    #[cfg(not(feature = "ws"))]
+    warp::serve(routes)
+        .incoming(listener)
+        .graceful(stop)
+        .run()
+        .await;
 }
