@@ -143,6 +143,17 @@ impl State {
     fn batched_len(&self) -> usize {
         self.lanes.iter().map(VecDeque::len).sum()
     }
+
+    /// Gives back the memory of a burst: an idle connection should not keep
+    /// the capacity its busiest moment needed.
+    fn shrink_if_idle(&mut self) {
+        const KEEP: usize = 16;
+        for lane in &mut self.lanes {
+            if lane.is_empty() && lane.capacity() > KEEP * 4 {
+                lane.shrink_to(KEEP);
+            }
+        }
+    }
 }
 
 /// One connection's outbound queue.
@@ -535,6 +546,7 @@ impl FrameReceiver {
         // What remains has waited its window already: it goes next time.
         if state.batched_len() == 0 {
             state.oldest_batched = None;
+            state.shrink_if_idle();
         }
         self.delivered(&frames);
         self.package(frames)
