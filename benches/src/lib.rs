@@ -1,5 +1,5 @@
 //! Synthetic subscribers and events for tickcast's benchmarks, shared by
-//! the criterion benches and (later) the `tickcast-load` load generator.
+//! the criterion benches and the `tickcast-load` load generator.
 //!
 //! # Layout
 //!
@@ -12,6 +12,9 @@
 //!   `shared/fixtures/tickstockpl_events.jsonl`, decoded into core [`Event`]s.
 //! - [`latency`]: per-call percentiles, because the design's targets are p99 of
 //!   single calls while criterion reports means of samples.
+//! - [`load`]: `tickcast-load`, the end-to-end load generator (WebSocket
+//!   clients, HTTP publisher, delivery check, report), callable as
+//!   [`load::run`].
 //!
 //! Everything is seeded: the same spec gives the same population and the
 //! same events on every run, so figures are comparable across commits.
@@ -21,5 +24,6 @@
 
 pub mod events;
 pub mod latency;
+pub mod load;
 pub mod population;
 pub mod universe;

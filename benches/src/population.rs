@@ -164,23 +164,9 @@ impl Subscriptions {
         let rng = &mut self.rng;
         let kind: f64 = rng.random();
         if kind < spec.pattern_only_share {
-            let patterns = some_of(rng, &PATTERNS, 1..=3);
-            broad(
-                rng,
-                Filter {
-                    patterns: patterns.into_iter().map(String::from).collect(),
-                    ..Filter::default()
-                },
-            )
+            pattern_only(rng)
         } else if kind < spec.pattern_only_share + spec.tier_only_share {
-            let tiers = some_of(rng, &Tier::ALL, 1..=2);
-            broad(
-                rng,
-                Filter {
-                    tiers,
-                    ..Filter::default()
-                },
-            )
+            tier_only(rng)
         } else {
             watchlist(rng, &self.universe)
         }
@@ -219,10 +205,38 @@ impl Iterator for Subscriptions {
 
 impl ExactSizeIterator for Subscriptions {}
 
+/// A broad subscription on 1 to 3 patterns (no symbol), with the floors of
+/// broad subscriptions: a confidence floor of 0.7 or more, and a priority
+/// floor (high or critical) on a quarter of them. Public so that
+/// `tickcast-load` draws the same shapes.
+pub fn pattern_only<R: Rng + ?Sized>(rng: &mut R) -> Filter {
+    let patterns = some_of(rng, &PATTERNS, 1..=3);
+    broad(
+        rng,
+        Filter {
+            patterns: patterns.into_iter().map(String::from).collect(),
+            ..Filter::default()
+        },
+    )
+}
+
+/// A broad subscription on 1 or 2 tiers (no symbol, no pattern), with the
+/// floors of broad subscriptions (see [`pattern_only`]).
+pub fn tier_only<R: Rng + ?Sized>(rng: &mut R) -> Filter {
+    let tiers = some_of(rng, &Tier::ALL, 1..=2);
+    broad(
+        rng,
+        Filter {
+            tiers,
+            ..Filter::default()
+        },
+    )
+}
+
 /// A watchlist subscription: 1 to 3 symbols (50/30/20 %), narrowed by
 /// patterns (25 %), tiers (30 %), market regimes (5 %), a confidence floor
 /// (30 %) or a priority floor (3 %).
-fn watchlist(rng: &mut StdRng, universe: &SymbolUniverse) -> Filter {
+pub fn watchlist<R: Rng + ?Sized>(rng: &mut R, universe: &SymbolUniverse) -> Filter {
     let count = match rng.random_range(0..10) {
         0..5 => 1,
         5..8 => 2,
@@ -268,7 +282,7 @@ fn watchlist(rng: &mut StdRng, universe: &SymbolUniverse) -> Filter {
 
 /// Adds a broad subscription's floors: always a confidence floor of 0.7 or
 /// more, and a priority floor (high or critical) on a quarter of them.
-fn broad(rng: &mut StdRng, filter: Filter) -> Filter {
+fn broad<R: Rng + ?Sized>(rng: &mut R, filter: Filter) -> Filter {
     let min_confidence = Some(*BROAD_CONFIDENCE_FLOORS.choose(rng).expect("non-empty"));
     let min_priority = rng.random_bool(0.25).then(|| {
         *[Priority::High, Priority::Critical]
@@ -283,7 +297,11 @@ fn broad(rng: &mut StdRng, filter: Filter) -> Filter {
 }
 
 /// Between `range.start()` and `range.end()` distinct values of `all`.
-fn some_of<T: Copy>(rng: &mut StdRng, all: &[T], range: std::ops::RangeInclusive<usize>) -> Vec<T> {
+fn some_of<T: Copy, R: Rng + ?Sized>(
+    rng: &mut R,
+    all: &[T],
+    range: std::ops::RangeInclusive<usize>,
+) -> Vec<T> {
     let count = rng.random_range(range);
     all.choose_multiple(rng, count).copied().collect()
 }
