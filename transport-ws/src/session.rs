@@ -194,6 +194,7 @@ async fn write_loop<K, M>(
     let expires_in = identity.map_or(Duration::from_secs(86_400 * 365), Identity::time_left);
     let expiry = tokio::time::sleep(expires_in);
     tokio::pin!(expiry);
+    let mut expired = false;
     loop {
         tokio::select! {
             out = frames.recv() => {
@@ -211,7 +212,8 @@ async fn write_loop<K, M>(
                     break;
                 }
             }
-            () = &mut expiry, if !handle.is_closed() => {
+            () = &mut expiry, if !expired => {
+                expired = true;
                 let error = ServerMessage::error(ErrorCode::TokenExpired, "token expired", None);
                 handle.close(CloseCode::TokenExpired, Some(error));
             }
