@@ -384,3 +384,23 @@ async fn shutdown_flushes_queued_events_then_closes() {
     assert_eq!(seen.events.len(), 2);
     assert_eq!(seen.closed, Some(1001));
 }
+
+#[test]
+fn publish_all_accepts_a_burst_in_order_and_delivers_it_together() {
+    let hub = Hub::new(config());
+    let mut conn = hub.connect(None, hub.default_limits()).unwrap();
+    conn.handle.subscribe("s", Filter::default(), None).unwrap();
+    drain(&mut conn.frames);
+    let results = hub.publish_all(vec![
+        pattern("A", 0.5),
+        pattern("B", 0.5),
+        pattern("C", 0.5),
+    ]);
+    let offsets: Vec<String> = results
+        .into_iter()
+        .map(|r| r.unwrap().to_string())
+        .collect();
+    let seen = drain(&mut conn.frames);
+    assert_eq!(seen.batches, 1, "one write for the burst");
+    assert_eq!(common::offsets(&seen), offsets);
+}

@@ -162,11 +162,29 @@ impl Publisher {
                 return Err(error);
             }
         };
+        // Decode everything, then publish the good ones as one burst so
+        // each subscriber's writer is woken once for the whole body.
+        let mut good = Vec::with_capacity(items.len());
+        let mut malformed: Vec<Option<DecodeError>> = Vec::with_capacity(items.len());
+        for raw in items {
+            match Event::from_json(raw, channel, self.max_bytes) {
+                Ok(event) => {
+                    good.push(event);
+                    malformed.push(None);
+                }
+                Err(e) => malformed.push(Some(e)),
+            }
+        }
+        let mut published_good = self.hub.publish_all(good).into_iter();
         let mut outcome = Outcome::default();
-        for (index, raw) in items.into_iter().enumerate() {
-            let published = Event::from_json(raw, channel, self.max_bytes)
-                .map_err(|e| (e.to_string(), e.reason()))
-                .and_then(|event| self.hub.publish(event).map_err(publish_error));
+        for (index, item) in malformed.into_iter().enumerate() {
+            let published = match item {
+                None => match published_good.next() {
+                    Some(result) => result.map_err(publish_error),
+                    None => Err(publish_error(PublishError::ShuttingDown)),
+                },
+                Some(e) => Err((e.to_string(), e.reason())),
+            };
             match published {
                 Ok(offset) => {
                     self.counters.accepted();

@@ -24,6 +24,12 @@ pub trait Broadcaster: Send + Sync {
     /// called in offset order; each connection then receives events of one
     /// priority in offset order.
     fn deliver(&self, event: &Arc<PreparedEvent>, route: &Route);
+    /// Like [`deliver`](Self::deliver), but the writers it would wake are
+    /// added to `wake` instead, to be woken once for a whole burst.
+    fn deliver_deferred(&self, event: &Arc<PreparedEvent>, route: &Route, wake: &mut WakeList) {
+        let _ = wake;
+        self.deliver(event, route);
+    }
     /// Every registered queue (for shutdown).
     fn queues(&self) -> Vec<Arc<ConnectionQueue>>;
     /// Number of registered connections.
@@ -31,6 +37,21 @@ pub trait Broadcaster: Send + Sync {
 }
 
 type Registry = RwLock<FxHashMap<ConnId, Arc<ConnectionQueue>>>;
+
+/// Writers to wake once a burst of events has been queued.
+#[derive(Default)]
+pub struct WakeList(Vec<Arc<ConnectionQueue>>);
+
+impl WakeList {
+    /// Wakes each listed writer once.
+    pub fn wake_all(mut self) {
+        self.0.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
+        self.0.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        for queue in &self.0 {
+            queue.wake();
+        }
+    }
+}
 
 struct Job {
     event: Arc<PreparedEvent>,
@@ -102,7 +123,13 @@ impl ShardedBroadcaster {
             let sent = shard.as_ref().map(|tx| tx.send(part));
             if !matches!(sent, Some(Ok(()))) {
                 self.in_flight.fetch_sub(1, Ordering::AcqRel);
-                fan_out(&self.registry, &self.counters, job, Some((index, count)));
+                fan_out(
+                    &self.registry,
+                    &self.counters,
+                    job,
+                    Some((index, count)),
+                    None,
+                );
             }
         }
     }
@@ -118,6 +145,24 @@ impl Broadcaster for ShardedBroadcaster {
     }
 
     fn deliver(&self, event: &Arc<PreparedEvent>, route: &Route) {
+        self.deliver_with(event, route, None);
+    }
+
+    fn deliver_deferred(&self, event: &Arc<PreparedEvent>, route: &Route, wake: &mut WakeList) {
+        self.deliver_with(event, route, Some(wake));
+    }
+
+    fn queues(&self) -> Vec<Arc<ConnectionQueue>> {
+        self.registry.read().values().cloned().collect()
+    }
+
+    fn connection_count(&self) -> usize {
+        self.registry.read().len()
+    }
+}
+
+impl ShardedBroadcaster {
+    fn deliver_with(&self, event: &Arc<PreparedEvent>, route: &Route, wake: Option<&mut WakeList>) {
         let job = Job {
             event: event.clone(),
             recipients: route.recipients.clone(),
@@ -131,16 +176,8 @@ impl Broadcaster for ShardedBroadcaster {
         if sharded {
             self.dispatch(&job);
         } else {
-            fan_out(&self.registry, &self.counters, &job, None);
+            fan_out(&self.registry, &self.counters, &job, None, wake);
         }
-    }
-
-    fn queues(&self) -> Vec<Arc<ConnectionQueue>> {
-        self.registry.read().values().cloned().collect()
-    }
-
-    fn connection_count(&self) -> usize {
-        self.registry.read().len()
     }
 }
 
@@ -156,19 +193,21 @@ impl ShardWorker {
     fn run(self, jobs: mpsc::Receiver<Job>) {
         // Ends when the broadcaster (the only sender) is dropped.
         while let Ok(job) = jobs.recv() {
-            fan_out(&self.registry, &self.counters, &job, self.shard);
+            fan_out(&self.registry, &self.counters, &job, self.shard, None);
             self.in_flight.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
 
 /// Pushes one event to its recipients (only those of `shard` = (index,
-/// count) when given), encoding each distinct subs list once.
+/// count) when given), encoding each distinct subs list once. With `wake`,
+/// the writers are listed there instead of woken.
 fn fan_out(
     registry: &Registry,
     counters: &DeliveryCounters,
     job: &Job,
     shard: Option<(usize, usize)>,
+    mut wake: Option<&mut WakeList>,
 ) {
     let queues = registry.read();
     let mut encoder = FrameEncoder::new(&job.event);
@@ -180,7 +219,16 @@ fn fan_out(
             }
         }
         if let Some(queue) = queues.get(&recipient.conn) {
-            queue.push(encoder.frame(&recipient.subs), job.urgency);
+            let frame = encoder.frame(&recipient.subs);
+            match wake.as_deref_mut() {
+                Some(list) => {
+                    queue.push_quiet(frame, job.urgency);
+                    list.0.push(queue.clone());
+                }
+                None => {
+                    queue.push(frame, job.urgency);
+                }
+            }
             pushed += 1;
         }
     }

@@ -8,7 +8,7 @@ mod counters;
 mod frame;
 mod queue;
 
-pub use broadcaster::{Broadcaster, ShardedBroadcaster};
+pub use broadcaster::{Broadcaster, ShardedBroadcaster, WakeList};
 pub use counters::{DeliveryCounters, DeliveryCounts};
 pub use frame::{encode_batch, EventFrame, FrameEncoder, PreparedEvent};
 pub use queue::{

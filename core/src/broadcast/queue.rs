@@ -187,9 +187,23 @@ impl ConnectionQueue {
         (queue, receiver)
     }
 
-    /// Queues one event frame. Never blocks on the connection's socket.
+    /// Queues one event frame and wakes the writer. Never blocks on the
+    /// connection's socket.
     pub fn push(&self, frame: EventFrame, urgency: Urgency) -> PushOutcome {
-        let outcome = {
+        let outcome = self.push_quiet(frame, urgency);
+        self.wake();
+        outcome
+    }
+
+    /// Wakes the connection's writer (after [`push_quiet`](Self::push_quiet)).
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Queues one event frame without waking the writer: a burst of events
+    /// then goes out in one write, after one [`wake`](Self::wake).
+    pub fn push_quiet(&self, frame: EventFrame, urgency: Urgency) -> PushOutcome {
+        {
             let mut state = self.state.lock();
             if state.close.is_some() || state.finished {
                 return PushOutcome::Closed;
@@ -205,9 +219,7 @@ impl ConnectionQueue {
                     Err(refused) => refused,
                 }
             }
-        };
-        self.notify.notify_one();
-        outcome
+        }
     }
 
     fn push_normal(&self, state: &mut State, frame: EventFrame) -> PushOutcome {

@@ -23,7 +23,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 
 use crate::broadcast::{
-    Broadcaster, ConnectionQueue, DeliveryCounters, PreparedEvent, ShardedBroadcaster,
+    Broadcaster, ConnectionQueue, DeliveryCounters, PreparedEvent, ShardedBroadcaster, WakeList,
 };
 use crate::history::History;
 use crate::index::InvertedIndex;
@@ -180,6 +180,30 @@ impl Hub {
         Ok(offset)
     }
 
+    /// Publishes a burst of events (an `/api/publish` array): each is
+    /// accepted in order exactly as by [`publish`](Self::publish), and each
+    /// recipient's writer is woken once for the whole burst, so a client
+    /// gets the burst in as few writes as its batching allows.
+    pub fn publish_all(&self, events: Vec<Event>) -> Vec<Result<Offset, PublishError>> {
+        let mut wake = WakeList::default();
+        let results = {
+            let mut seq = self.inner.sequencer.lock();
+            events
+                .into_iter()
+                .map(|event| {
+                    self.check_open()?;
+                    let epoch = seq.epoch.ok_or(PublishError::OffsetRequired)?;
+                    seq.seq += 1;
+                    let offset = Offset::new(epoch, seq.seq);
+                    self.accept_with(&mut seq, event, offset, Some(&mut wake));
+                    Ok(offset)
+                })
+                .collect()
+        };
+        wake.wake_all();
+        results
+    }
+
     /// Publishes an event under an offset from the ingest (a Redis Streams
     /// id); offsets must increase, and a repeated one is refused as
     /// [`PublishError::Stale`] so a redelivery is never delivered twice.
@@ -206,13 +230,27 @@ impl Hub {
     /// Records, routes and queues one event; the caller holds the publish
     /// lock (`seq`).
     fn accept(&self, seq: &mut Sequencer, event: Event, offset: Offset) {
+        self.accept_with(seq, event, offset, None);
+    }
+
+    /// [`accept`](Self::accept), waking writers now or listing them in `wake`.
+    fn accept_with(
+        &self,
+        seq: &mut Sequencer,
+        event: Event,
+        offset: Offset,
+        wake: Option<&mut WakeList>,
+    ) {
         let inner = &*self.inner;
         let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
         seq.history.push(prepared.clone());
         let started = Instant::now();
         let route = inner.router.route(&prepared.event);
         let routed = Instant::now();
-        inner.broadcaster.deliver(&prepared, &route);
+        match wake {
+            Some(wake) => inner.broadcaster.deliver_deferred(&prepared, &route, wake),
+            None => inner.broadcaster.deliver(&prepared, &route),
+        }
         let done = Instant::now();
         inner.route_latency.record(routed - started);
         inner.fanout_latency.record(done - routed);
