@@ -18,9 +18,11 @@ use warp::hyper::upgrade::OnUpgrade;
 
 use crate::{hard_frame_limit, session, WsConfig};
 
-/// Read buffer of a lean connection: enough for any client operation in one
-/// read; larger frames grow it for as long as they need.
-const READ_BUFFER: usize = 4 * 1024;
+/// Read buffer of a lean connection: tungstenite zeroes this much before
+/// every read, so it is resident for every connection that ever sent a
+/// frame. Client operations are a few hundred bytes; a larger frame is read
+/// in several chunks into a buffer grown for it.
+const READ_BUFFER: usize = 1024;
 /// Writes are flushed when this much is buffered.
 const WRITE_BUFFER: usize = 16 * 1024;
 
