@@ -465,8 +465,9 @@ async fn a_user_over_the_connection_limit_is_closed_with_4009() {
     assert_eq!(texts[0]["code"], "limit_exceeded");
 }
 
-#[tokio::test]
-async fn a_silent_peer_is_closed_after_the_idle_timeout() {
+/// A welcomed client of a server that pings every 100 ms and drops peers
+/// silent for 300 ms.
+async fn quick_idle_client() -> (Hub, Client) {
     let hub = Hub::new(hub_config());
     let config = WsConfig {
         ping_interval: Duration::from_millis(100),
@@ -476,6 +477,12 @@ async fn a_silent_peer_is_closed_after_the_idle_timeout() {
     let addr = server(hub.clone(), config).await;
     let mut client = connect(addr, "").await;
     assert_eq!(next_json(&mut client).await["type"], "welcome");
+    (hub, client)
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_closed_after_the_idle_timeout() {
+    let (hub, mut client) = quick_idle_client().await;
     // Not reading means not answering the server's pings either.
     tokio::time::sleep(Duration::from_millis(800)).await;
     // The server closed with 1000 and dropped the socket; the client may see
@@ -493,15 +500,7 @@ async fn a_silent_peer_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn a_peer_that_answers_pings_stays_open() {
-    let hub = Hub::new(hub_config());
-    let config = WsConfig {
-        ping_interval: Duration::from_millis(100),
-        idle_timeout: Duration::from_millis(300),
-        ..WsConfig::default()
-    };
-    let addr = server(hub.clone(), config).await;
-    let mut client = connect(addr, "").await;
-    assert_eq!(next_json(&mut client).await["type"], "welcome");
+    let (hub, mut client) = quick_idle_client().await;
     // Reading lets the client answer pings.
     let quiet = tokio::time::timeout(Duration::from_millis(800), client.next()).await;
     assert!(quiet.is_err() || matches!(quiet, Ok(Some(Ok(Message::Ping(_))))));

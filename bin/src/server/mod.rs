@@ -123,23 +123,30 @@ fn hub_config(config: &Config) -> HubConfig {
 /// Says loudly that configured brokers are not consumed, and shows them as
 /// disconnected sources (so `/ready` answers 503 rather than pretend).
 fn announce_brokers(config: &Config, hub: &Hub) {
-    if let Some(redis) = &config.ingest.redis {
+    let configured = [
+        (
+            "redis",
+            "[ingest.redis]",
+            "Redis",
+            config.ingest.redis.is_some(),
+        ),
+        (
+            "amqp",
+            "[ingest.amqp]",
+            "RabbitMQ",
+            config.ingest.amqp.is_some(),
+        ),
+    ];
+    for (source, section, broker, on) in configured {
+        if !on {
+            continue;
+        }
         tracing::warn!(
-            url = %redis.url,
-            "[ingest.redis] is configured, but Redis ingest is not built into this binary yet: \
-             nothing is consumed from Redis, POST /api/publish goes straight to this node, \
+            "{section} is configured, but this ingest is not built into this binary yet: \
+             nothing is consumed from {broker}, POST /api/publish goes straight to this node, \
              and /ready reports the source disconnected"
         );
-        hub.source("redis").set_connected(false);
-    }
-    if let Some(amqp) = &config.ingest.amqp {
-        tracing::warn!(
-            exchange = %amqp.exchange,
-            "[ingest.amqp] is configured, but AMQP ingest is not built into this binary yet: \
-             nothing is consumed from RabbitMQ, POST /api/publish goes straight to this node, \
-             and /ready reports the source disconnected"
-        );
-        hub.source("amqp").set_connected(false);
+        hub.source(source).set_connected(false);
     }
 }
 
