@@ -2,12 +2,15 @@
 //! type the endpoint serves: warp's (when mounted in any warp app) or
 //! tokio-tungstenite's (the lean path, see [`crate::prepare_upgrade`]).
 
+use bytes::Bytes;
 use tickcast_core::broadcast::{encode_batch, Outbound};
 use tokio_tungstenite::tungstenite;
 
 /// What the session needs of a WebSocket message type.
 pub(crate) trait WsMessage: Sized + Send + 'static {
-    fn text(text: String) -> Self;
+    /// A text message of already-encoded JSON; `None` if it is not UTF-8
+    /// (which would be an encoder bug).
+    fn text(json: Bytes) -> Option<Self>;
     fn close(code: u16, reason: &'static str) -> Self;
     fn ping() -> Self;
     fn is_close(&self) -> bool;
@@ -17,8 +20,9 @@ pub(crate) trait WsMessage: Sized + Send + 'static {
 }
 
 impl WsMessage for warp::ws::Message {
-    fn text(text: String) -> Self {
-        Self::text(text)
+    fn text(json: Bytes) -> Option<Self> {
+        // warp takes a String: one copy per frame on this path.
+        String::from_utf8(json.to_vec()).ok().map(Self::text)
     }
     fn close(code: u16, reason: &'static str) -> Self {
         Self::close_with(code, reason)
@@ -38,8 +42,9 @@ impl WsMessage for warp::ws::Message {
 }
 
 impl WsMessage for tungstenite::Message {
-    fn text(text: String) -> Self {
-        Self::text(text)
+    fn text(json: Bytes) -> Option<Self> {
+        // Shares the frame's bytes: no copy per connection.
+        tungstenite::Utf8Bytes::try_from(json).ok().map(Self::Text)
     }
     fn close(code: u16, reason: &'static str) -> Self {
         Self::Close(Some(tungstenite::protocol::CloseFrame {
@@ -75,11 +80,9 @@ pub(crate) fn message<M: WsMessage>(out: &Outbound) -> Option<M> {
     };
     // Frames are JSON built from UTF-8 input; a failure here would be a bug
     // in the encoder, reported rather than sent.
-    match String::from_utf8(bytes.to_vec()) {
-        Ok(text) => Some(M::text(text)),
-        Err(e) => {
-            tracing::error!("dropping a frame that is not UTF-8: {e}");
-            None
-        }
+    let message = M::text(bytes);
+    if message.is_none() {
+        tracing::error!("dropping a frame that is not UTF-8");
     }
+    message
 }

@@ -85,6 +85,15 @@ struct Sequencer {
     history: History,
 }
 
+impl Sequencer {
+    /// The next node offset `<epoch>-<seq>`; only for [`OffsetMode::Node`].
+    fn next_offset(&mut self) -> Result<Offset, PublishError> {
+        let epoch = self.epoch.ok_or(PublishError::OffsetRequired)?;
+        self.seq += 1;
+        Ok(Offset::new(epoch, self.seq))
+    }
+}
+
 struct Inner {
     config: HubConfig,
     router: Box<dyn Router>,
@@ -173,9 +182,7 @@ impl Hub {
     pub fn publish(&self, event: Event) -> Result<Offset, PublishError> {
         self.check_open()?;
         let mut seq = self.inner.sequencer.lock();
-        let epoch = seq.epoch.ok_or(PublishError::OffsetRequired)?;
-        seq.seq += 1;
-        let offset = Offset::new(epoch, seq.seq);
+        let offset = seq.next_offset()?;
         self.accept(&mut seq, event, offset);
         Ok(offset)
     }
@@ -192,9 +199,7 @@ impl Hub {
                 .into_iter()
                 .map(|event| {
                     self.check_open()?;
-                    let epoch = seq.epoch.ok_or(PublishError::OffsetRequired)?;
-                    seq.seq += 1;
-                    let offset = Offset::new(epoch, seq.seq);
+                    let offset = seq.next_offset()?;
                     self.accept_with(&mut seq, event, offset, Some(&mut wake));
                     Ok(offset)
                 })
