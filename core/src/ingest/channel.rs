@@ -53,8 +53,11 @@ pub fn channel_source(
     (ChannelPublisher { tx }, source)
 }
 
-/// Decodes a raw body: bincode after the marker byte, else JSON.
-pub(crate) fn decode_body(
+/// Decodes a raw broker body: a bincode [`Envelope`] after the
+/// [`BINCODE_MARKER`] byte, else TickStockPL JSON. `channel` (a Redis
+/// channel or an AMQP routing key) gives the event type when the body has
+/// none.
+pub fn decode_body(
     body: Bytes,
     channel: Option<&str>,
     max_bytes: usize,

@@ -9,8 +9,10 @@
 mod channel;
 mod counters;
 mod driver;
+mod publisher;
 
-pub use channel::{channel_source, ChannelPublisher, ChannelSource, SourceClosed};
+pub use channel::{channel_source, decode_body, ChannelPublisher, ChannelSource, SourceClosed};
+pub use publisher::{BrokerError, BrokerPublisher};
 pub use counters::{SourceCounters, SourceStats};
 pub use driver::run_source;
 

@@ -1,0 +1,47 @@
+//! [`BrokerPublisher`]: publishing into a broker, so that every node
+//! consuming it delivers the event (the HTTP API's path when a broker is
+//! configured).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::model::Offset;
+
+/// A broker refused or could not take a publish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    /// The broker is not reachable right now (retrying in the background).
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// The broker answered with an error for this message.
+    #[error("broker refused the message: {0}")]
+    Refused(String),
+}
+
+/// Publishes raw event bodies into a broker.
+///
+/// Bodies are passed on byte for byte (consumers decode them exactly as
+/// TickStockPL's own publishes); `channel` is the Redis channel, the field
+/// `channel` of a stream entry, or the AMQP routing key.
+#[async_trait]
+pub trait BrokerPublisher: Send + Sync {
+    /// The broker's name (`redis`, `amqp`), for logs and errors.
+    fn name(&self) -> &str;
+
+    /// Publishes one body. Returns the offset the broker assigned where
+    /// offsets are the broker's (Redis Streams entry ids), else `None`.
+    async fn publish(&self, channel: &str, body: Bytes) -> Result<Option<Offset>, BrokerError>;
+
+    /// Publishes several bodies in order, one result per item. The default
+    /// publishes one at a time; brokers that can pipeline override it.
+    async fn publish_all(
+        &self,
+        items: Vec<(String, Bytes)>,
+    ) -> Vec<Result<Option<Offset>, BrokerError>> {
+        let mut results = Vec::with_capacity(items.len());
+        for (channel, body) in items {
+            results.push(self.publish(&channel, body).await);
+        }
+        results
+    }
+}

@@ -1,0 +1,1 @@
+//! RabbitMQ ingest for tickcast (being built).

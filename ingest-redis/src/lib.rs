@@ -1,0 +1,1 @@
+//! Redis pub/sub and Streams ingest for tickcast (being built).

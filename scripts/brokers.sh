@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Real brokers for tests and CI: Debian's redis-server and rabbitmq-server,
+# each an isolated instance on its own port under target/brokers/, started
+# without systemd and stopped by pid.
+#
+#   scripts/brokers.sh install   apt-get install both (if missing)
+#   scripts/brokers.sh start     start both, wait until they answer
+#   scripts/brokers.sh stop      stop both (by pid file)
+#   scripts/brokers.sh status    say what runs where
+#   scripts/brokers.sh env       print the variables the tests read
+#
+# Ports: TICKCAST_TEST_REDIS_PORT (6390), TICKCAST_TEST_AMQP_PORT (5682).
+# Tests find the brokers through TICKCAST_TEST_REDIS_URL and
+# TICKCAST_TEST_AMQP_URL, which default to these ports.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+DIR="${TICKCAST_BROKER_DIR:-$ROOT/target/brokers}"
+REDIS_PORT="${TICKCAST_TEST_REDIS_PORT:-6390}"
+AMQP_PORT="${TICKCAST_TEST_AMQP_PORT:-5682}"
+RABBIT_NODE="tickcast-test-$AMQP_PORT@localhost"
+RABBIT_BIN=/usr/lib/rabbitmq/bin
+
+install() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  [ -x "$RABBIT_BIN/rabbitmq-server" ] || missing+=(rabbitmq-server)
+  if [ ${#missing[@]} -eq 0 ]; then
+    return
+  fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # Debian's maintainer scripts must not start system-wide daemons on the
+  # default ports; this script runs its own instances.
+  $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+rabbit_env() {
+  local base="$DIR/rabbitmq"
+  mkdir -p "$base/home" "$base/mnesia" "$base/log"
+  : >"$base/enabled_plugins"
+  export HOME="$base/home"
+  export RABBITMQ_NODENAME="$RABBIT_NODE"
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT="$AMQP_PORT"
+  export RABBITMQ_DIST_PORT=$((AMQP_PORT + 20000))
+  export RABBITMQ_MNESIA_BASE="$base/mnesia"
+  export RABBITMQ_LOG_BASE="$base/log"
+  export RABBITMQ_PID_FILE="$base/rabbitmq.pid"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$base/enabled_plugins"
+  export RABBITMQ_CONFIG_FILE="$base/rabbitmq"
+  # guest may connect from loopback only, which is all the tests do.
+  printf 'loopback_users.guest = true\nlisteners.tcp.default = %s\n' "$AMQP_PORT" >"$base/rabbitmq.conf"
+}
+
+start_redis() {
+  mkdir -p "$DIR/redis"
+  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    echo "redis-server already answers on $REDIS_PORT"
+    return
+  fi
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --save '' \
+    --appendonly no --dir "$DIR/redis" --pidfile "$DIR/redis/redis.pid" \
+    --logfile "$DIR/redis/redis.log"
+  for _ in $(seq 1 50); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && { echo "redis-server on 127.0.0.1:$REDIS_PORT"; return; }
+    sleep 0.1
+  done
+  echo "redis-server did not start; see $DIR/redis/redis.log" >&2
+  return 1
+}
+
+start_rabbit() {
+  rabbit_env
+  if [ -s "$RABBITMQ_PID_FILE" ] && kill -0 "$(cat "$RABBITMQ_PID_FILE")" 2>/dev/null; then
+    echo "rabbitmq-server already runs (pid $(cat "$RABBITMQ_PID_FILE"))"
+    return
+  fi
+  "$RABBIT_BIN/rabbitmq-server" >"$RABBITMQ_LOG_BASE/stdout.log" 2>&1 &
+  if ! "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" wait --timeout 90 "$RABBITMQ_PID_FILE" >/dev/null; then
+    echo "rabbitmq-server did not start; see $RABBITMQ_LOG_BASE" >&2
+    tail -20 "$RABBITMQ_LOG_BASE/stdout.log" >&2 || true
+    return 1
+  fi
+  echo "rabbitmq-server on 127.0.0.1:$AMQP_PORT (node $RABBIT_NODE)"
+}
+
+stop_pid() {
+  local name="$1" pidfile="$2"
+  [ -s "$pidfile" ] || return 0
+  local pid
+  pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    echo "stopped $name (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+stop() {
+  stop_pid redis-server "$DIR/redis/redis.pid"
+  rabbit_env
+  "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" stop >/dev/null 2>&1 || true
+  stop_pid rabbitmq-server "$RABBITMQ_PID_FILE"
+}
+
+print_env() {
+  echo "export TICKCAST_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
+  echo "export TICKCAST_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"
+}
+
+case "${1:-}" in
+  install) install ;;
+  start) start_redis; start_rabbit ;;
+  stop) stop ;;
+  status)
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && echo "redis: up on $REDIS_PORT" || echo "redis: down"
+    rabbit_env
+    "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" status >/dev/null 2>&1 && echo "rabbitmq: up on $AMQP_PORT" || echo "rabbitmq: down"
+    ;;
+  env) print_env ;;
+  *) echo "usage: $0 install|start|stop|status|env" >&2; exit 2 ;;
+esac
