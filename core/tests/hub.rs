@@ -404,3 +404,31 @@ fn publish_all_accepts_a_burst_in_order_and_delivers_it_together() {
     assert_eq!(seen.batches, 1, "one write for the burst");
     assert_eq!(common::offsets(&seen), offsets);
 }
+
+#[test]
+fn remembered_events_are_resumable_but_not_delivered_live() {
+    let mut config = config();
+    config.offsets = tickcast_core::hub::OffsetMode::External;
+    let hub = Hub::new(config);
+    let Connection { handle, mut frames } = hub.connect(None, hub.default_limits()).unwrap();
+    handle.subscribe("live", Filter::default(), None).unwrap();
+    let at = |s: &str| -> Offset { s.parse().unwrap() };
+    hub.remember_at(pattern("AAPL", 0.5), at("100-0")).unwrap();
+    hub.remember_at(pattern("AAPL", 0.6), at("100-1")).unwrap();
+    assert!(matches!(
+        hub.remember_at(pattern("AAPL", 0.6), at("100-1")),
+        Err(tickcast_core::hub::PublishError::Stale { .. })
+    ));
+    hub.publish_at(pattern("AAPL", 0.7), at("101-0")).unwrap();
+    assert_eq!(
+        offsets(&drain(&mut frames)),
+        ["101-0"],
+        "backfill is not live"
+    );
+
+    let resumed = handle
+        .subscribe("resume", Filter::default(), Some(at("100-0")))
+        .unwrap();
+    assert_eq!(resumed, 2);
+    assert_eq!(offsets(&drain(&mut frames)), ["100-1", "101-0"]);
+}

@@ -110,7 +110,10 @@ impl RabbitNode {
             .env("RABBITMQ_MNESIA_BASE", self.path("mnesia"))
             .env("RABBITMQ_LOG_BASE", self.path("log"))
             .env("RABBITMQ_PID_FILE", self.path("rabbitmq.pid"))
-            .env("RABBITMQ_ENABLED_PLUGINS_FILE", self.path("enabled_plugins"))
+            .env(
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                self.path("enabled_plugins"),
+            )
             .env("RABBITMQ_CONFIG_FILE", self.path("rabbitmq"));
         command
     }

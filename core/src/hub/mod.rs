@@ -225,6 +225,24 @@ impl Hub {
         Ok(offset)
     }
 
+    /// Records an event from before this hub started (a Redis Streams
+    /// entry this node's group had already consumed) in the history only,
+    /// so clients can resume from it; nobody receives it live. Offsets must
+    /// increase as for [`publish_at`](Self::publish_at).
+    pub fn remember_at(&self, event: Event, offset: Offset) -> Result<Offset, PublishError> {
+        self.check_open()?;
+        let mut seq = self.inner.sequencer.lock();
+        if seq.epoch.is_some() {
+            return Err(PublishError::OffsetNotAccepted);
+        }
+        if let Some(latest) = seq.history.latest().filter(|l| offset <= *l) {
+            return Err(PublishError::Stale { offset, latest });
+        }
+        let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
+        seq.history.push(prepared);
+        Ok(offset)
+    }
+
     fn check_open(&self) -> Result<(), PublishError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(PublishError::ShuttingDown);

@@ -21,6 +21,7 @@ pub async fn run_source<S: IngestSource>(hub: Hub, mut source: S) {
                     break;
                 }
             }
+            IngestItem::Backfill(incoming) => backfill(&hub, source.name(), incoming),
         }
     }
 }
@@ -65,6 +66,17 @@ async fn handle(
     }
     settle(incoming.acker, true).await;
     true
+}
+
+/// History-only: malformed or offset-less entries are skipped (they were
+/// counted when first consumed, or never will be delivered anyway).
+fn backfill(hub: &Hub, source: &str, incoming: Incoming) {
+    let (Ok(event), Some(offset)) = (incoming.decoded, incoming.offset) else {
+        return;
+    };
+    if let Err(error) = hub.remember_at(event, offset) {
+        tracing::debug!(source, "backfill entry {offset} skipped: {error}");
+    }
 }
 
 async fn settle(acker: Option<Box<dyn Acknowledger>>, ok: bool) {

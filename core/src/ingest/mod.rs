@@ -12,9 +12,9 @@ mod driver;
 mod publisher;
 
 pub use channel::{channel_source, decode_body, ChannelPublisher, ChannelSource, SourceClosed};
-pub use publisher::{BrokerError, BrokerPublisher};
 pub use counters::{SourceCounters, SourceStats};
 pub use driver::run_source;
+pub use publisher::{BrokerError, BrokerPublisher};
 
 use async_trait::async_trait;
 
@@ -45,6 +45,10 @@ pub struct Incoming {
 pub enum IngestItem {
     /// A message arrived.
     Message(Incoming),
+    /// An event from before this node started, for the history only
+    /// ([`Hub::remember_at`](crate::Hub::remember_at)): clients may resume
+    /// from it, nobody receives it live. Needs an offset; no acker.
+    Backfill(Incoming),
     /// The source is connected to its broker (initially or again).
     Connected,
     /// The source lost its broker and is retrying; the text says why.
