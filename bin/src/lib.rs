@@ -26,6 +26,7 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod ingest;
 pub mod logging;
 pub mod metrics;
 pub mod server;

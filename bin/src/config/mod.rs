@@ -276,6 +276,13 @@ pub struct AmqpIngest {
     pub routing_keys: Vec<String>,
     /// Unacknowledged messages in flight (basic.qos).
     pub prefetch: u16,
+    /// This node's queue; `tickcast.<node_id>` when unset. Never share one
+    /// queue between nodes: it would split the events between them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Where malformed messages go (rejected without requeue); a durable
+    /// queue `<queue>.dead` is bound to it for inspection.
+    pub dead_letter_exchange: String,
 }
 
 impl Default for AmqpIngest {
@@ -285,6 +292,8 @@ impl Default for AmqpIngest {
             exchange: "tickstock.events".to_owned(),
             routing_keys: vec!["tickstock.#".to_owned()],
             prefetch: 1000,
+            queue: None,
+            dead_letter_exchange: "tickstock.events.dlx".to_owned(),
         }
     }
 }

@@ -126,6 +126,20 @@ impl Config {
         if let Some(amqp) = &self.ingest.amqp {
             validate_amqp(amqp, &mut checks);
         }
+        let streams = self
+            .ingest
+            .redis
+            .as_ref()
+            .is_some_and(|r| r.mode == RedisMode::Streams);
+        if streams && self.ingest.amqp.is_some() {
+            // In Streams mode every offset is a stream id; AMQP messages
+            // have none, so the two cannot share one node's history.
+            checks.fail(
+                "ingest",
+                "ingest.redis.mode = \"streams\" takes every offset from the stream: \
+                 it cannot run beside [ingest.amqp] (use Redis pub/sub with AMQP, or Streams alone)",
+            );
+        }
         match checks.0.is_empty() {
             true => Ok(()),
             false => Err(checks.0),
@@ -197,4 +211,11 @@ fn validate_amqp(amqp: &AmqpIngest, checks: &mut Checks) {
         checks.fail("ingest.amqp.routing_keys", "must not contain an empty key");
     }
     checks.at_least("ingest.amqp.prefetch", u64::from(amqp.prefetch), 1);
+    if let Some(queue) = &amqp.queue {
+        checks.token("ingest.amqp.queue", queue);
+    }
+    checks.token(
+        "ingest.amqp.dead_letter_exchange",
+        &amqp.dead_letter_exchange,
+    );
 }

@@ -16,6 +16,7 @@ pub mod stats;
 use std::sync::Arc;
 
 use tickcast_core::auth::Authenticator;
+use tickcast_core::ingest::BrokerPublisher;
 use tickcast_core::Hub;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
@@ -26,7 +27,7 @@ use crate::metrics::MetricsExporter;
 
 /// What the routes share: the hub, the configuration and the metrics
 /// exporter. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     /// The engine.
     pub hub: Hub,
@@ -38,13 +39,31 @@ pub struct AppState {
     pub metrics: Arc<MetricsExporter>,
     /// Verifies client tokens of the transports; `None`: anonymous access.
     pub auth: Option<Authenticator>,
+    /// The broker `POST /api/publish` goes through, when one is configured.
+    pub broker: Option<Arc<dyn BrokerPublisher>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("auth", &self.auth.is_some())
+            .field("broker", &self.broker.as_ref().map(|b| b.name().to_owned()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppState {
     /// State for `hub` under `config`, with the transports' token verifier.
-    pub fn new(hub: Hub, config: Config, auth: Option<Authenticator>) -> Self {
+    pub fn new(
+        hub: Hub,
+        config: Config,
+        auth: Option<Authenticator>,
+        broker: Option<Arc<dyn BrokerPublisher>>,
+    ) -> Self {
         Self {
             auth,
+            broker,
             api_key: config.api.key.as_deref().map(Arc::from),
             metrics: Arc::new(MetricsExporter::new(&config.node_id)),
             config: Arc::new(config),

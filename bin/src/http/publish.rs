@@ -16,8 +16,8 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tickcast_core::hub::PublishError;
-use tickcast_core::ingest::SourceCounters;
-use tickcast_core::model::{DecodeError, Event};
+use tickcast_core::ingest::{BrokerError, BrokerPublisher, SourceCounters};
+use tickcast_core::model::{channel_for_event_type, DecodeError, Event, KNOWN_CHANNELS};
 use tickcast_core::Hub;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -42,6 +42,7 @@ struct PublishQuery {
 pub fn route(state: &AppState) -> BoxedFilter<(Response,)> {
     let publisher = Publisher {
         hub: state.hub.clone(),
+        broker: state.broker.clone(),
         counters: state.hub.source(SOURCE),
         max_bytes: state.config.limits.max_publish_bytes,
     };
@@ -62,6 +63,9 @@ pub fn route(state: &AppState) -> BoxedFilter<(Response,)> {
 #[derive(Clone)]
 struct Publisher {
     hub: Hub,
+    /// Where publishes go when a broker is configured (every node consuming
+    /// it delivers them); `None`: straight to this node's hub.
+    broker: Option<Arc<dyn BrokerPublisher>>,
     counters: Arc<SourceCounters>,
     max_bytes: usize,
 }
@@ -73,9 +77,22 @@ struct Outcome {
     offsets: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<ItemError>,
-    /// Some event met a hub that is shutting down (503).
+    /// Some event met a hub that is shutting down or a broker that is
+    /// unreachable (503).
     #[serde(skip)]
-    shutting_down: bool,
+    unavailable: bool,
+}
+
+impl Outcome {
+    fn status(&self) -> StatusCode {
+        if self.errors.is_empty() {
+            StatusCode::ACCEPTED
+        } else if self.unavailable {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::BAD_REQUEST
+        }
+    }
 }
 
 /// One rejected event of a publish.
@@ -106,26 +123,9 @@ impl Publisher {
                     .into_response()
             }
         };
-        // Decoding and publishing are CPU work under the hub's publish lock:
-        // keep them off the async workers.
-        let outcome =
-            tokio::task::spawn_blocking(move || self.publish(body, channel.as_deref())).await;
-        match outcome {
-            Ok(Ok(outcome)) => {
-                let status = if outcome.errors.is_empty() {
-                    StatusCode::ACCEPTED
-                } else if outcome.shutting_down {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::BAD_REQUEST
-                };
-                json(status, &outcome)
-            }
-            Ok(Err(error)) => error.into_response(),
-            Err(join) => {
-                tracing::error!("publish task failed: {join}");
-                ApiError::internal("publish failed").into_response()
-            }
+        match self.publish(body, channel).await {
+            Ok(outcome) => json(outcome.status(), &outcome),
+            Err(error) => error.into_response(),
         }
     }
 
@@ -147,53 +147,101 @@ impl Publisher {
         )
     }
 
-    /// Splits the body into events, decodes and publishes each.
-    fn publish(&self, body: Bytes, channel: Option<&str>) -> Result<Outcome, ApiError> {
-        let items = match split(&body) {
-            Ok(items) => items,
-            Err(error) => {
-                self.counters.rejected(error.code);
-                tracing::warn!(
-                    source = SOURCE,
-                    reason = error.code,
-                    "rejected publish body: {}",
-                    error.message
-                );
-                return Err(error);
-            }
+    /// Decodes every item, hands the good ones to the broker or the hub,
+    /// and accounts for each.
+    async fn publish(&self, body: Bytes, channel: Option<String>) -> Result<Outcome, ApiError> {
+        let decoded = {
+            let this = self.clone();
+            let channel = channel.clone();
+            // Decoding is CPU work: keep it off the async workers.
+            tokio::task::spawn_blocking(move || this.decode(&body, channel.as_deref()))
+                .await
+                .map_err(|join| {
+                    tracing::error!("publish task failed: {join}");
+                    ApiError::internal("publish failed")
+                })??
         };
-        // Decode everything, then publish the good ones as one burst so
-        // each subscriber's writer is woken once for the whole body.
-        let mut good = Vec::with_capacity(items.len());
-        let mut malformed: Vec<Option<DecodeError>> = Vec::with_capacity(items.len());
-        for raw in items {
-            match Event::from_json(raw, channel, self.max_bytes) {
+        let mut items = Vec::with_capacity(decoded.len());
+        let mut good = Vec::new();
+        for item in decoded {
+            match item {
                 Ok(event) => {
                     good.push(event);
-                    malformed.push(None);
+                    items.push(None);
                 }
-                Err(e) => malformed.push(Some(e)),
+                Err(e) => items.push(Some((e.to_string(), e.reason()))),
             }
         }
-        let mut published_good = self.hub.publish_all(good).into_iter();
+        let published = match &self.broker {
+            Some(broker) => forward(broker.as_ref(), good, channel.as_deref()).await,
+            None => self.publish_here(good).await?,
+        };
+        Ok(self.account(items, published))
+    }
+
+    /// Splits the body into events and decodes each.
+    fn decode(
+        &self,
+        body: &Bytes,
+        channel: Option<&str>,
+    ) -> Result<Vec<Result<Event, DecodeError>>, ApiError> {
+        let items = split(body).inspect_err(|error| {
+            self.counters.rejected(error.code);
+            tracing::warn!(
+                source = SOURCE,
+                reason = error.code,
+                "rejected publish body: {}",
+                error.message
+            );
+        })?;
+        Ok(items
+            .into_iter()
+            .map(|raw| Event::from_json(raw, channel, self.max_bytes))
+            .collect())
+    }
+
+    /// Straight to this node's hub, as one burst so each subscriber's
+    /// writer is woken once for the whole body. Routing is CPU work under
+    /// the publish lock: off the async workers.
+    async fn publish_here(&self, good: Vec<Event>) -> Result<Vec<Published>, ApiError> {
+        let hub = self.hub.clone();
+        let results = tokio::task::spawn_blocking(move || hub.publish_all(good))
+            .await
+            .map_err(|join| {
+                tracing::error!("publish task failed: {join}");
+                ApiError::internal("publish failed")
+            })?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.map(|offset| Some(offset.to_string())).map_err(hub_error))
+            .collect())
+    }
+
+    /// Merges decode errors (`items`, `Some` where malformed) with the
+    /// results of the good ones, in request order, and counts them.
+    fn account(
+        &self,
+        items: Vec<Option<(String, &'static str)>>,
+        published: Vec<Published>,
+    ) -> Outcome {
+        let mut published = published.into_iter();
         let mut outcome = Outcome::default();
-        for (index, item) in malformed.into_iter().enumerate() {
-            let published = match item {
-                None => match published_good.next() {
-                    Some(result) => result.map_err(publish_error),
-                    None => Err(publish_error(PublishError::ShuttingDown)),
-                },
-                Some(e) => Err((e.to_string(), e.reason())),
+        for (index, item) in items.into_iter().enumerate() {
+            let result = match item {
+                None => published
+                    .next()
+                    .unwrap_or_else(|| Err(hub_error(PublishError::ShuttingDown))),
+                Some(malformed) => Err(malformed),
             };
-            match published {
+            match result {
                 Ok(offset) => {
                     self.counters.accepted();
                     outcome.accepted += 1;
-                    outcome.offsets.push(offset.to_string());
+                    outcome.offsets.extend(offset);
                 }
                 Err((error, reason)) => {
-                    if reason == SHUTTING_DOWN {
-                        outcome.shutting_down = true;
+                    if UNAVAILABLE.contains(&reason) {
+                        outcome.unavailable = true;
                     } else {
                         self.counters.rejected(reason);
                     }
@@ -216,22 +264,67 @@ impl Publisher {
                 first.error
             );
         }
-        Ok(outcome)
+        outcome
     }
 }
 
-const SHUTTING_DOWN: &str = "shutting_down";
+/// The result of publishing one good event: its offset where one is known
+/// now, or the error text and reason code.
+type Published = Result<Option<String>, (String, &'static str)>;
 
-fn publish_error(error: PublishError) -> (String, &'static str) {
+const SHUTTING_DOWN: &str = "shutting_down";
+const BROKER_UNAVAILABLE: &str = "broker_unavailable";
+/// Reasons that are the server's state, not the item's fault (503).
+const UNAVAILABLE: [&str; 2] = [SHUTTING_DOWN, BROKER_UNAVAILABLE];
+
+fn hub_error(error: PublishError) -> (String, &'static str) {
     let reason = match error {
         PublishError::ShuttingDown => SHUTTING_DOWN,
-        // The server runs its hub with node offsets, so the others cannot
-        // happen; say what they are if they ever do.
+        // The server runs its hub with node offsets when it publishes
+        // straight to it, so the others cannot happen; say what they are if
+        // they ever do.
         PublishError::OffsetRequired => "offset_required",
         PublishError::OffsetNotAccepted => "offset_not_accepted",
         PublishError::Stale { .. } => "stale",
     };
     (error.to_string(), reason)
+}
+
+/// Publishes the good events' bodies, byte for byte, through the broker,
+/// so every node consuming it delivers them. The channel (routing key) is
+/// the request's, else the TickStockPL channel of the event's type, else
+/// the patterns channel (the body then names its own `event_type`, which
+/// wins over the channel).
+async fn forward(
+    broker: &dyn BrokerPublisher,
+    good: Vec<Event>,
+    channel: Option<&str>,
+) -> Vec<Published> {
+    let items = good
+        .iter()
+        .map(|event| {
+            let channel = channel
+                .or_else(|| channel_for_event_type(event.event_type()))
+                .unwrap_or(KNOWN_CHANNELS[0].0);
+            (channel.to_owned(), event.body().clone())
+        })
+        .collect();
+    broker
+        .publish_all(items)
+        .await
+        .into_iter()
+        .map(|result| {
+            result
+                .map(|offset| offset.map(|o| o.to_string()))
+                .map_err(|error| {
+                    let reason = match error {
+                        BrokerError::Unavailable(_) => BROKER_UNAVAILABLE,
+                        BrokerError::Refused(_) => "broker_refused",
+                    };
+                    (format!("{}: {error}", broker.name()), reason)
+                })
+        })
+        .collect()
 }
 
 /// The raw bytes of each event: the items of a top-level array, else the

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, InvalidKey};
 use crate::http::{self, publish, AppState};
+use crate::ingest::Brokers;
 
 /// Why the server did not start, or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +83,6 @@ where
     let hub = Hub::new(hub_config(&config));
     // Shown in stats and /ready from the start, not from the first publish.
     let _ = hub.source(publish::SOURCE);
-    announce_brokers(&config, &hub);
 
     let listener = TcpListener::bind(addr)
         .await
@@ -99,55 +99,32 @@ where
         env!("CARGO_PKG_VERSION"),
         if cfg!(feature = "ws") { "GET /ws (WebSocket), " } else { "" },
     );
-    let state = AppState::new(hub.clone(), config, auth);
+    let brokers = Brokers::start(&config, &hub);
+    let state = AppState::new(hub.clone(), config, auth, brokers.publisher.clone());
     let routes = http::routes(&state);
-    let task = tokio::spawn(shutdown::run(
+    let drained = shutdown::run(
         listener,
         routes,
         hub.clone(),
         shutdown,
         shutdown::DRAIN_TIMEOUT,
-    ));
+    );
+    let task = tokio::spawn(async move {
+        drained.await;
+        brokers.stop();
+    });
     Ok(Server { addr, hub, task })
 }
 
-/// The hub configuration this binary can honour: no broker ingest is built
-/// in yet, so offsets are always the node's own (HTTP publishes straight to
-/// the hub).
+/// The hub configuration of `config`. Offsets come from the stream only
+/// when the Redis Streams source is built in and configured; otherwise the
+/// node numbers events itself.
 fn hub_config(config: &Config) -> HubConfig {
     let mut hub_config = config.hub_config();
-    hub_config.offsets = OffsetMode::Node;
-    hub_config
-}
-
-/// Says loudly that configured brokers are not consumed, and shows them as
-/// disconnected sources (so `/ready` answers 503 rather than pretend).
-fn announce_brokers(config: &Config, hub: &Hub) {
-    let configured = [
-        (
-            "redis",
-            "[ingest.redis]",
-            "Redis",
-            config.ingest.redis.is_some(),
-        ),
-        (
-            "amqp",
-            "[ingest.amqp]",
-            "RabbitMQ",
-            config.ingest.amqp.is_some(),
-        ),
-    ];
-    for (source, section, broker, on) in configured {
-        if !on {
-            continue;
-        }
-        tracing::warn!(
-            "{section} is configured, but this ingest is not built into this binary yet: \
-             nothing is consumed from {broker}, POST /api/publish goes straight to this node, \
-             and /ready reports the source disconnected"
-        );
-        hub.source(source).set_connected(false);
+    if !cfg!(feature = "redis") {
+        hub_config.offsets = OffsetMode::Node;
     }
+    hub_config
 }
 
 /// The token verifier of `[auth]`, if one is configured.
