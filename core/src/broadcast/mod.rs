@@ -7,13 +7,13 @@ mod broadcaster;
 mod counters;
 mod frame;
 mod queue;
+mod rate;
 
 pub use broadcaster::{Broadcaster, ShardedBroadcaster, WakeList};
 pub use counters::{DeliveryCounters, DeliveryCounts};
 pub use frame::{encode_batch, EventFrame, FrameEncoder, PreparedEvent};
-pub use queue::{
-    ConnectionQueue, FrameReceiver, Outbound, PushOutcome, QueueSettings, RateLimiter, Urgency,
-};
+pub use queue::{ConnectionQueue, FrameReceiver, Outbound, PushOutcome, QueueSettings, Urgency};
+pub use rate::RateLimiter;
 
 #[cfg(test)]
 mod queue_tests;

@@ -15,18 +15,19 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use governor::clock::{Clock, DefaultClock};
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
 use super::counters::DeliveryCounters;
 use super::frame::{EventFrame, PreparedEvent};
+use super::rate::RateLimiter;
 use crate::model::{Offset, Priority, SubId, Tier};
 use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
 
-/// A per-user (or per-anonymous-connection) rate limiter.
-pub type RateLimiter = governor::DefaultDirectRateLimiter;
+/// Longest an event is held for rate-limit quota (latest wins per key);
+/// beyond it, the event is dropped with a `dropped` notice.
+const MAX_CONFLATION_WAIT: Duration = Duration::from_secs(1);
 
 /// Batching and capacity settings of a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,10 +225,12 @@ impl ConnectionQueue {
 
     fn push_normal(&self, state: &mut State, frame: EventFrame) -> PushOutcome {
         let key = frame.prepared.event.conflation_key();
-        let allowed = self.limiter.as_ref().is_none_or(|l| l.check().is_ok());
-        if !allowed {
+        if let Some(wait) = self.limiter.as_ref().and_then(|l| l.check().err()) {
             DeliveryCounters::add(&self.counters.rate_limited, 1);
-            let Some((symbol, pattern, tier)) = key else {
+            // Held events wait for quota; one that would wait long (an
+            // hourly quota used up) is dropped instead of going out stale.
+            let held = key.filter(|_| wait <= MAX_CONFLATION_WAIT);
+            let Some((symbol, pattern, tier)) = held else {
                 DeliveryCounters::add(&self.counters.dropped_rate_limit, 1);
                 state.note_drop(frame.offset());
                 return PushOutcome::Dropped;
@@ -522,8 +525,7 @@ impl FrameReceiver {
     fn release_conflated(&self, state: &mut State) -> Option<Instant> {
         let limiter = self.queue.limiter.as_ref()?;
         while let Some(entry) = state.conflated.first_entry() {
-            if let Err(not_until) = limiter.check() {
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
+            if let Err(wait) = limiter.check() {
                 return Some(Instant::now() + wait);
             }
             let frame = entry.remove();

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use governor::Quota;
 
 use super::*;
 use crate::model::{Event, Offset};
@@ -34,11 +33,7 @@ fn queue(
     rate: Option<u32>,
 ) -> (Arc<ConnectionQueue>, FrameReceiver, Arc<DeliveryCounters>) {
     let counters = Arc::new(DeliveryCounters::default());
-    let limiter = rate.map(|r| {
-        Arc::new(RateLimiter::direct(Quota::per_second(
-            NonZeroU32::new(r).unwrap(),
-        )))
-    });
+    let limiter = rate.map(|r| Arc::new(RateLimiter::new(NonZeroU32::new(r), None)));
     let (q, rx) = ConnectionQueue::new(settings, limiter, counters.clone());
     (q, rx, counters)
 }

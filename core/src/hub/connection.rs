@@ -63,6 +63,12 @@ impl SubscribeError {
 /// connection's subscriptions and closes its queue.
 pub struct ConnectionHandle {
     hub: Hub,
+    shared: Arc<ConnShared>,
+}
+
+/// A connection's state, shared with the hub's user registry so that
+/// server-side subscriptions ([`Hub::subscribe_user`]) reach it.
+pub(crate) struct ConnShared {
     id: ConnId,
     user: Option<UserId>,
     limits: ConnectionLimits,
@@ -74,8 +80,8 @@ pub struct ConnectionHandle {
 impl std::fmt::Debug for ConnectionHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionHandle")
-            .field("id", &self.id)
-            .field("user", &self.user)
+            .field("id", &self.shared.id)
+            .field("user", &self.shared.user)
             .finish_non_exhaustive()
     }
 }
@@ -88,25 +94,29 @@ impl ConnectionHandle {
         limits: ConnectionLimits,
         queue: Arc<ConnectionQueue>,
     ) -> Self {
-        Self {
+        let shared = Arc::new(ConnShared {
             allowed_tiers: limits.allowed_tiers.as_deref().map(Arc::from),
-            hub,
             id,
             user,
             limits,
             queue,
             subs: Mutex::default(),
-        }
+        });
+        Self { hub, shared }
+    }
+
+    pub(super) fn shared(&self) -> &Arc<ConnShared> {
+        &self.shared
     }
 
     /// This connection's id.
     pub fn id(&self) -> ConnId {
-        self.id
+        self.shared.id
     }
 
     /// This connection's user (`None`: anonymous).
     pub fn user(&self) -> Option<&UserId> {
-        self.user.as_ref()
+        self.shared.user.as_ref()
     }
 
     /// The hub this connection belongs to.
@@ -124,9 +134,56 @@ impl ConnectionHandle {
         filter: Filter,
         since: Option<Offset>,
     ) -> Result<usize, SubscribeError> {
+        self.shared.subscribe(&self.hub, id, filter, since)
+    }
+
+    /// Removes subscription `id` and queues `unsubscribed`.
+    pub fn unsubscribe(&self, id: &str) -> Result<(), SubscribeError> {
+        self.shared.unsubscribe(&self.hub, id)
+    }
+
+    /// Ids of this connection's subscriptions.
+    pub fn subscription_ids(&self) -> Vec<SubId> {
+        self.shared.subs.lock().iter().cloned().collect()
+    }
+
+    /// Queues a protocol message (`pong`, `error`); it goes out before
+    /// pending events.
+    pub fn send(&self, message: ServerMessage) {
+        self.shared.queue.push_message(message);
+    }
+
+    /// Closes the connection now: pending events are discarded, `message`
+    /// is sent last, then `Close(code)` (e.g. 4002 at token expiry).
+    pub fn close(&self, code: CloseCode, message: Option<ServerMessage>) {
+        self.shared.queue.close(code, message);
+    }
+
+    /// True once the connection is closing.
+    pub fn is_closed(&self) -> bool {
+        self.shared.queue.is_closed()
+    }
+}
+
+impl Drop for ConnectionHandle {
+    fn drop(&mut self) {
+        self.hub
+            .disconnect(self.shared.id, self.shared.user.as_ref());
+    }
+}
+
+impl ConnShared {
+    /// [`ConnectionHandle::subscribe`].
+    pub(crate) fn subscribe(
+        &self,
+        hub: &Hub,
+        id: &str,
+        filter: Filter,
+        since: Option<Offset>,
+    ) -> Result<usize, SubscribeError> {
         let sub = self.validate(id, filter)?;
         let id = sub.id.clone();
-        let inner = &*self.hub.inner;
+        let inner = &*hub.inner;
         // Under the publish lock no event can fall between the replay and
         // the live subscription.
         let mut seq = inner.sequencer.lock();
@@ -169,9 +226,7 @@ impl ConnectionHandle {
     }
 
     fn validate(&self, id: &str, filter: Filter) -> Result<Subscription, SubscribeError> {
-        if id.is_empty() || id.chars().count() > MAX_NAME_CHARS {
-            return Err(SubscribeError::BadId);
-        }
+        validate_id(id)?;
         let filter = filter.normalized(self.limits.max_values_per_list)?;
         if let Some(allowed) = &self.allowed_tiers {
             let denied: Vec<Tier> = filter
@@ -199,42 +254,27 @@ impl ConnectionHandle {
         })
     }
 
-    /// Removes subscription `id` and queues `unsubscribed`.
-    pub fn unsubscribe(&self, id: &str) -> Result<(), SubscribeError> {
+    /// [`ConnectionHandle::unsubscribe`].
+    pub(crate) fn unsubscribe(&self, hub: &Hub, id: &str) -> Result<(), SubscribeError> {
         if !self.subs.lock().remove(id) {
             return Err(SubscribeError::UnknownSubscription);
         }
-        self.hub.inner.router.unsubscribe(self.id, id);
+        hub.inner.router.unsubscribe(self.id, id);
         self.queue
             .push_message(ServerMessage::Unsubscribed { id: id.to_owned() });
         Ok(())
     }
 
-    /// Ids of this connection's subscriptions.
-    pub fn subscription_ids(&self) -> Vec<SubId> {
-        self.subs.lock().iter().cloned().collect()
-    }
-
-    /// Queues a protocol message (`pong`, `error`); it goes out before
-    /// pending events.
-    pub fn send(&self, message: ServerMessage) {
+    /// Queues a protocol message.
+    pub(crate) fn send(&self, message: ServerMessage) {
         self.queue.push_message(message);
-    }
-
-    /// Closes the connection now: pending events are discarded, `message`
-    /// is sent last, then `Close(code)` (e.g. 4002 at token expiry).
-    pub fn close(&self, code: CloseCode, message: Option<ServerMessage>) {
-        self.queue.close(code, message);
-    }
-
-    /// True once the connection is closing.
-    pub fn is_closed(&self) -> bool {
-        self.queue.is_closed()
     }
 }
 
-impl Drop for ConnectionHandle {
-    fn drop(&mut self) {
-        self.hub.disconnect(self.id, self.user.as_ref());
+/// A subscription id is 1 to [`MAX_NAME_CHARS`] characters.
+pub(crate) fn validate_id(id: &str) -> Result<(), SubscribeError> {
+    if id.is_empty() || id.chars().count() > MAX_NAME_CHARS {
+        return Err(SubscribeError::BadId);
     }
+    Ok(())
 }

@@ -16,6 +16,7 @@ pub use config::{ConnectionLimits, HubConfig, Limits, OffsetMode};
 pub use connection::{Connection, ConnectionHandle, SubscribeError};
 pub use stats::{HubStats, LayerLatency, RouteCacheStats};
 
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -28,10 +29,11 @@ use crate::broadcast::{
 use crate::history::History;
 use crate::index::InvertedIndex;
 use crate::ingest::{SourceCounters, SourceStats};
-use crate::model::{ConnId, Event, Offset, UserId};
+use crate::model::{ConnId, Event, Filter, Offset, SubId, UserId};
 use crate::protocol::{CloseCode, ServerMessage, SERVER_NAME};
 use crate::routing::{IndexRouter, Router};
 use crate::stats::LatencyHistogram;
+use connection::ConnShared;
 use users::Users;
 
 /// Why an event was not published.
@@ -306,8 +308,75 @@ impl Hub {
             offset: self.latest_offset(),
             server: SERVER_NAME,
         });
-        let handle = ConnectionHandle::new(self.clone(), id, user, limits, queue);
+        let handle = ConnectionHandle::new(self.clone(), id, user.clone(), limits, queue);
+        if let Some(user) = &user {
+            let shared = handle.shared();
+            for (sub, filter) in inner.users.attach(user, id, Arc::downgrade(shared)) {
+                self.apply_user_subscription(shared, &sub, filter);
+            }
+        }
         Ok(Connection { handle, frames })
+    }
+
+    /// Adds or replaces a server-side subscription of `user`: every
+    /// connection of that user, open now or later, holds subscription `id`
+    /// with `filter` (as if it had subscribed itself; it is told with a
+    /// `subscribed` frame). A connection that cannot take it (tiers it is
+    /// not entitled to, its subscription limit) gets an `error` frame.
+    /// Returns how many open connections took it.
+    pub fn subscribe_user(
+        &self,
+        user: &UserId,
+        id: &str,
+        filter: Filter,
+    ) -> Result<usize, SubscribeError> {
+        connection::validate_id(id)?;
+        let filter = filter.normalized(self.inner.config.limits.max_values_per_list)?;
+        let connections = self
+            .inner
+            .users
+            .subscribe(user, SubId::from(id), filter.clone());
+        Ok(connections
+            .iter()
+            .filter(|conn| self.apply_user_subscription(conn, id, filter.clone()))
+            .count())
+    }
+
+    /// Removes server-side subscription `id` of `user` from the user and
+    /// from its open connections; false when the user had none by that id.
+    pub fn unsubscribe_user(&self, user: &UserId, id: &str) -> bool {
+        let Some(connections) = self.inner.users.unsubscribe(user, id) else {
+            return false;
+        };
+        for conn in connections {
+            // A connection may have dropped it itself already.
+            let _ = conn.unsubscribe(self, id);
+        }
+        true
+    }
+
+    /// The server-side subscriptions of `user`, as `(id, filter)`.
+    pub fn user_subscriptions(&self, user: &UserId) -> Vec<(SubId, Filter)> {
+        self.inner.users.subscriptions(user)
+    }
+
+    /// Caps what the connections of `user` receive per hour, over all of
+    /// them together (on top of `rate_limit_per_user` per second); `None`
+    /// removes the cap. Over it, events are conflated or dropped with a
+    /// `dropped` notice, as over the per-second limit; critical events are
+    /// exempt. Kept for the user's later connections too.
+    pub fn set_user_hourly_limit(&self, user: &UserId, per_hour: Option<NonZeroU32>) {
+        self.inner.users.set_per_hour(user, per_hour);
+    }
+
+    fn apply_user_subscription(&self, conn: &ConnShared, id: &str, filter: Filter) -> bool {
+        match conn.subscribe(self, id, filter, None) {
+            Ok(_) => true,
+            Err(error) => {
+                conn.send(error.to_message(id));
+                false
+            }
+        }
     }
 
     /// The limits of a connection under this hub's configuration.
@@ -372,7 +441,7 @@ impl Hub {
         if let Some(queue) = inner.broadcaster.unregister(conn) {
             queue.close(CloseCode::GoingAway, None);
         }
-        inner.users.leave(user);
+        inner.users.leave(user, conn);
     }
 }
 
