@@ -60,6 +60,7 @@ pub mod hub;
 pub mod index;
 pub mod ingest;
 pub mod model;
+pub mod patterns;
 pub mod protocol;
 pub mod routing;
 pub mod stats;

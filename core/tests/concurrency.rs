@@ -79,7 +79,7 @@ async fn churn(strategy: Strategy) {
                 };
                 let f: Filter = serde_json::from_value(json!({"symbols":["AAPL","NVDA"]})).unwrap();
                 conn.handle.subscribe("s", f, None).unwrap();
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     conn.handle.unsubscribe("s").unwrap();
                 }
                 tokio::task::yield_now().await;
@@ -97,7 +97,7 @@ async fn churn(strategy: Strategy) {
         publishers.push(tokio::spawn(async move {
             for i in 0..2000 {
                 hub.publish(event(p * 10_000 + i)).unwrap();
-                if i % 50 == 0 {
+                if i.is_multiple_of(50) {
                     tokio::task::yield_now().await;
                 }
             }

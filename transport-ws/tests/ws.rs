@@ -316,7 +316,7 @@ async fn a_client_that_stops_reading_is_closed_with_4008_while_others_keep_recei
         ))
         .unwrap();
         // Paced so that a client that reads keeps up.
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

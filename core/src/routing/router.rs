@@ -211,13 +211,13 @@ mod tests {
             filter: Filter {
                 symbols: symbols.into_iter().map(String::from).collect(),
                 min_confidence,
-                market_regimes: if id % 2 == 0 {
+                market_regimes: if id.is_multiple_of(2) {
                     vec![MarketRegime::Bull]
                 } else {
                     vec![]
                 },
                 tiers: if id == 1 { vec![Tier::Daily] } else { vec![] },
-                patterns: if conn % 2 == 0 {
+                patterns: if conn.is_multiple_of(2) {
                     vec!["Doji".into()]
                 } else {
                     vec![]
