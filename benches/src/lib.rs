@@ -22,8 +22,8 @@
 //! [`Event`]: tickcast_core::model::Event
 #![warn(missing_docs)]
 
-pub mod events;
 pub mod latency;
 pub mod load;
 pub mod population;
-pub mod universe;
+
+pub use tickcast_core::sample::{events, universe};

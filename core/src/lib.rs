@@ -63,6 +63,8 @@ pub mod model;
 pub mod patterns;
 pub mod protocol;
 pub mod routing;
+#[cfg(feature = "sample")]
+pub mod sample;
 pub mod stats;
 
 pub use hub::{Connection, ConnectionHandle, Hub, HubConfig};

@@ -7,6 +7,7 @@
 //! too.
 
 pub mod auth;
+pub mod demo;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -76,6 +77,8 @@ impl AppState {
 /// not match.
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
     let api = publish::route(state)
+        .or(demo::route())
+        .unify()
         .or(health::health(state))
         .unify()
         .or(health::ready(state))
@@ -108,9 +111,26 @@ pub fn mount_transports(
         )
         .unify()
         .boxed();
-    #[cfg(not(feature = "ws"))]
+    #[cfg(feature = "sse")]
+    let routes = routes
+        .or(tickcast_transport_sse::sse_route(
+            state.hub.clone(),
+            sse_config(state),
+        ))
+        .unify()
+        .boxed();
+    #[cfg(not(any(feature = "ws", feature = "sse")))]
     let _ = state;
     routes
+}
+
+/// The SSE endpoint's settings from the configuration.
+#[cfg(feature = "sse")]
+fn sse_config(state: &AppState) -> tickcast_transport_sse::SseConfig {
+    tickcast_transport_sse::SseConfig {
+        auth: state.auth.clone(),
+        ..tickcast_transport_sse::SseConfig::default()
+    }
 }
 
 /// The WebSocket endpoint's settings from the configuration.

@@ -21,6 +21,24 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 
+/// A broker section the broker's crate cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("[{section}]: {reason}")]
+pub struct IngestError {
+    section: &'static str,
+    reason: String,
+}
+
+impl IngestError {
+    #[cfg(any(feature = "redis", feature = "amqp"))]
+    fn new(section: &'static str, reason: impl std::fmt::Display) -> Self {
+        Self {
+            section,
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// The running broker sources and the publisher of the HTTP API.
 #[derive(Default)]
 pub struct Brokers {
@@ -32,14 +50,15 @@ pub struct Brokers {
 
 impl Brokers {
     /// Starts a source for each configured broker that is built in, and
-    /// warns about each that is configured but not built.
-    pub fn start(config: &Config, hub: &Hub) -> Self {
+    /// warns about each that is configured but not built. Fails on settings
+    /// a broker crate refuses (a URL it cannot use).
+    pub fn start(config: &Config, hub: &Hub) -> Result<Self, IngestError> {
         #[cfg_attr(not(any(feature = "redis", feature = "amqp")), allow(unused_mut))]
         let mut brokers = Self::default();
         if let Some(section) = &config.ingest.redis {
             #[cfg(feature = "redis")]
             {
-                let (source, publisher) = redis::source(section, config);
+                let (source, publisher) = redis::source(section, config, hub)?;
                 brokers.spawn(hub, source);
                 brokers.publisher.get_or_insert(publisher);
             }
@@ -49,21 +68,22 @@ impl Brokers {
         if let Some(section) = &config.ingest.amqp {
             #[cfg(feature = "amqp")]
             {
-                let (source, publisher) = amqp::source(section, config);
+                let (source, publisher) = amqp::source(section, config, hub)?;
                 brokers.spawn(hub, source);
                 brokers.publisher.get_or_insert(publisher);
             }
             #[cfg(not(feature = "amqp"))]
             not_built(hub, "amqp", "[ingest.amqp]", "RabbitMQ", &section.url);
         }
-        brokers
+        Ok(brokers)
     }
 
     #[cfg(any(feature = "redis", feature = "amqp"))]
     fn spawn<S: IngestSource + 'static>(&mut self, hub: &Hub, source: S) {
         // Not ready until the source says it reached its broker.
         hub.source(source.name()).set_connected(false);
-        self.tasks.push(tokio::spawn(run_source(hub.clone(), source)));
+        self.tasks
+            .push(tokio::spawn(run_source(hub.clone(), source)));
     }
 
     /// Stops the sources. Messages they had not handed to the hub stay

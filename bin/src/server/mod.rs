@@ -29,6 +29,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// A broker section cannot be used.
+    #[error("{0}")]
+    Ingest(#[from] crate::ingest::IngestError),
     /// The JWT key could not be loaded.
     #[error("auth: {0}")]
     Auth(String),
@@ -95,11 +98,12 @@ where
         %addr,
         node_id = %config.node_id,
         auth = auth.is_some(),
-        "tickcast {} listening: {}POST /api/publish, GET /health /ready /metrics /api/stats",
+        "tickcast {} listening: GET / (demo page), {}{}POST /api/publish, GET /health /ready /metrics /api/stats",
         env!("CARGO_PKG_VERSION"),
         if cfg!(feature = "ws") { "GET /ws (WebSocket), " } else { "" },
+        if cfg!(feature = "sse") { "GET /sse (Server-Sent Events), " } else { "" },
     );
-    let brokers = Brokers::start(&config, &hub);
+    let brokers = Brokers::start(&config, &hub)?;
     let state = AppState::new(hub.clone(), config, auth, brokers.publisher.clone());
     let routes = http::routes(&state);
     let drained = shutdown::run(

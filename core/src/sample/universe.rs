@@ -25,9 +25,18 @@ pub const PATTERNS: [&str; 18] = [
     "VolumeSpike",
 ];
 
+/// Well-known US tickers, roughly by how much attention they get: the
+/// universe of demos.
+pub const TICKERS: [&str; 40] = [
+    "AAPL", "NVDA", "TSLA", "MSFT", "AMZN", "META", "AMD", "GOOGL", "SPY", "QQQ", "NFLX", "PLTR",
+    "COIN", "AVGO", "INTC", "BA", "JPM", "DIS", "UBER", "SHOP", "SMCI", "MU", "BAC", "XOM",
+    "CRM", "ORCL", "PYPL", "SNOW", "ABNB", "F", "GM", "WMT", "KO", "PFE", "T", "NKE", "SBUX",
+    "CVX", "V", "MA",
+];
+
 /// A symbol outside every [`SymbolUniverse`]: only the probe subscriptions of
 /// a population ask for it (see
-/// [`PopulationSpec::probe_audience`](crate::population::PopulationSpec::probe_audience)),
+/// the benchmark populations' probe audience),
 /// so an event on it has a known audience whatever the population size.
 pub const PROBE_SYMBOL: &str = "PROBE";
 
@@ -57,6 +66,20 @@ impl SymbolUniverse {
         let zipf = Zipf::new(size as f64, exponent).expect("Zipf exponent must be >= 0");
         Self {
             symbols: (0..size).map(|rank| format!("S{rank:03}")).collect(),
+            zipf,
+        }
+    }
+
+    /// A universe of the given symbols, most popular first (e.g.
+    /// [`TICKERS`] for a demo that looks like a real market).
+    ///
+    /// # Panics
+    /// When `symbols` is empty or `exponent` is negative.
+    pub fn of(symbols: &[&str], exponent: f64) -> Self {
+        assert!(!symbols.is_empty(), "a symbol universe needs at least one symbol");
+        let zipf = Zipf::new(symbols.len() as f64, exponent).expect("Zipf exponent must be >= 0");
+        Self {
+            symbols: symbols.iter().map(|s| (*s).to_owned()).collect(),
             zipf,
         }
     }

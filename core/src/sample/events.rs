@@ -6,9 +6,9 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use tickcast_core::model::{Event, MarketRegime, Tier, DEFAULT_MAX_BODY_BYTES};
+use crate::model::{Event, MarketRegime, Tier, DEFAULT_MAX_BODY_BYTES};
 
-use crate::universe::{SymbolUniverse, PATTERNS};
+use super::universe::{SymbolUniverse, PATTERNS};
 
 /// The Redis channel TickStockPL publishes pattern detections on; it gives
 /// the decoded events their type, `pattern_detected`.
@@ -108,6 +108,13 @@ impl DetectionStream {
         }
     }
 
+    /// Stamps the detections from `timestamp` (seconds since the epoch)
+    /// on, instead of the fixed start of benchmark streams.
+    pub fn starting_at(mut self, timestamp: f64) -> Self {
+        self.timestamp = timestamp;
+        self
+    }
+
     /// The next `n` detections, decoded.
     pub fn events(&mut self, n: usize) -> Vec<Event> {
         self.take(n).map(|d| d.to_event()).collect()
@@ -145,7 +152,7 @@ impl Iterator for DetectionStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tickcast_core::model::Priority;
+    use crate::model::Priority;
 
     #[test]
     fn detections_decode_like_fixture_events() {

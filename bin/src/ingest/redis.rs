@@ -1,0 +1,44 @@
+//! `[ingest.redis]` -> [`RedisSource`] and [`RedisPublisher`].
+
+use std::sync::Arc;
+
+use tickcast_core::ingest::BrokerPublisher;
+use tickcast_core::Hub;
+use tickcast_ingest_redis::{RedisConfig, RedisMode, RedisPublisher, RedisSource, SOURCE_NAME};
+
+use super::IngestError;
+use crate::config::{self, Config, RedisIngest};
+
+/// The source and the publisher of `section`.
+pub(super) fn source(
+    section: &RedisIngest,
+    config: &Config,
+    hub: &Hub,
+) -> Result<(RedisSource, Arc<dyn BrokerPublisher>), IngestError> {
+    let settings = settings(section, config);
+    let invalid = |e: tickcast_ingest_redis::ConfigError| IngestError::new("ingest.redis", e);
+    let publisher = RedisPublisher::new(&settings).map_err(invalid)?;
+    let source = RedisSource::new(settings)
+        .map_err(invalid)?
+        .with_lag_reporting(hub.source(SOURCE_NAME));
+    Ok((source, Arc::new(publisher)))
+}
+
+/// The crate's settings: the section's keys, the node's consumer group
+/// and name, the body limit, and as much backfill as the history holds.
+fn settings(section: &RedisIngest, config: &Config) -> RedisConfig {
+    RedisConfig {
+        url: section.url.clone(),
+        mode: match section.mode {
+            config::RedisMode::PubSub => RedisMode::PubSub,
+            config::RedisMode::Streams => RedisMode::Streams,
+        },
+        channels: section.channels.clone(),
+        stream: section.stream.clone(),
+        group: format!("tickcast-{}", config.node_id),
+        consumer: config.node_id.clone(),
+        max_body_bytes: config.limits.max_publish_bytes,
+        backfill: config.history.capacity,
+        ..RedisConfig::default()
+    }
+}

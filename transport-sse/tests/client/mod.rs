@@ -1,0 +1,212 @@
+//! A plain HTTP/1.1 client for the tests: writes a GET, reads the status
+//! and headers, then the body chunk by chunk (as the server sent them) and
+//! as `text/event-stream` blocks.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// Longest wait for anything the server should send: a hang guard, not a
+/// timing assertion.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// One `text/event-stream` block (the lines up to a blank line).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Block {
+    /// Comment lines (`: ping` gives `ping`).
+    pub comments: Vec<String>,
+    /// `id:`
+    pub id: Option<String>,
+    /// `event:`
+    pub event: Option<String>,
+    /// `data:` lines joined with `\n`, as a browser would.
+    pub data: Option<String>,
+    /// `retry:`
+    pub retry: Option<String>,
+}
+
+impl Block {
+    /// The data parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.data.as_deref().expect("a block with data"))
+            .expect("data is JSON")
+    }
+
+    fn parse(text: &str) -> Self {
+        let mut block = Block::default();
+        let mut data: Vec<&str> = Vec::new();
+        for line in text.split('\n') {
+            if let Some(comment) = line.strip_prefix(':') {
+                block.comments.push(comment.trim_start().to_owned());
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "id" => block.id = Some(value.to_owned()),
+                "event" => block.event = Some(value.to_owned()),
+                "data" => data.push(value),
+                "retry" => block.retry = Some(value.to_owned()),
+                other => panic!("unexpected field {other:?} in {text:?}"),
+            }
+        }
+        if !data.is_empty() {
+            block.data = Some(data.join("\n"));
+        }
+        block
+    }
+}
+
+/// A response being read.
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lower-case) and values.
+    pub headers: Vec<(String, String)>,
+    reader: BufReader<TcpStream>,
+    chunked: bool,
+    content_length: Option<usize>,
+    ended: bool,
+    /// Body text read but not yet returned as blocks.
+    pending: String,
+}
+
+/// Sends `GET path` with `headers` and reads the response head.
+pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut reader = BufReader::new(stream);
+    let status_line = read_line(&mut reader).await;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let line = read_line(&mut reader).await;
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').expect("a header line");
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let content_length = header("content-length").and_then(|v| v.parse().ok());
+    Response {
+        status,
+        headers,
+        reader,
+        chunked,
+        content_length,
+        ended: false,
+        pending: String::new(),
+    }
+}
+
+async fn read_line(reader: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    let n = tokio::time::timeout(PATIENCE, reader.read_line(&mut line))
+        .await
+        .expect("timed out reading a line")
+        .expect("read error");
+    assert!(n > 0, "connection closed while reading a line");
+    line.trim_end_matches(['\r', '\n']).to_owned()
+}
+
+impl Response {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The next body chunk exactly as sent; `None` at the end of the body.
+    pub async fn chunk(&mut self) -> Option<Vec<u8>> {
+        if self.ended {
+            return None;
+        }
+        if !self.chunked {
+            // A body with a length: all of it at once.
+            self.ended = true;
+            let mut body = vec![0; self.content_length.unwrap_or(0)];
+            tokio::time::timeout(PATIENCE, self.reader.read_exact(&mut body))
+                .await
+                .expect("timed out reading the body")
+                .expect("read error");
+            return Some(body);
+        }
+        let size_line = read_line(&mut self.reader).await;
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
+            .unwrap_or_else(|_| panic!("bad chunk size {size_line:?}"));
+        let mut chunk = vec![0; size + 2];
+        tokio::time::timeout(PATIENCE, self.reader.read_exact(&mut chunk))
+            .await
+            .expect("timed out reading a chunk")
+            .expect("read error");
+        assert_eq!(&chunk[size..], b"\r\n", "chunk not followed by CRLF");
+        chunk.truncate(size);
+        if size == 0 {
+            self.ended = true;
+            return None;
+        }
+        Some(chunk)
+    }
+
+    /// The whole (non-streaming) body as JSON.
+    pub async fn json(&mut self) -> serde_json::Value {
+        let mut body = Vec::new();
+        while let Some(chunk) = self.chunk().await {
+            body.extend(chunk);
+        }
+        serde_json::from_slice(&body).expect("a JSON body")
+    }
+
+    /// True when no body text is waiting to be returned as blocks.
+    pub fn nothing_pending(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// The next event-stream block; `None` when the body ended.
+    pub async fn block(&mut self) -> Option<Block> {
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let text = self.pending[..end].to_owned();
+                self.pending.drain(..end + 2);
+                return Some(Block::parse(&text));
+            }
+            let chunk = self.chunk().await?;
+            self.pending
+                .push_str(std::str::from_utf8(&chunk).expect("UTF-8 body"));
+        }
+    }
+
+    /// The next block that is not a ping comment.
+    pub async fn next(&mut self) -> Block {
+        loop {
+            let block = self.block().await.expect("the stream ended");
+            if block.comments.iter().any(|c| c == "ping") && block.event.is_none() {
+                continue;
+            }
+            return block;
+        }
+    }
+
+    /// The next block, which must be the named event `name`.
+    pub async fn expect(&mut self, name: &str) -> Block {
+        let block = self.next().await;
+        assert_eq!(block.event.as_deref(), Some(name), "{block:?}");
+        block
+    }
+}

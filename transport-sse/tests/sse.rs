@@ -1,0 +1,441 @@
+//! The SSE endpoint through real sockets: a warp server on an ephemeral
+//! port, a plain HTTP/1.1 client reading the chunked event stream.
+
+mod client;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tickcast_core::auth::Authenticator;
+use tickcast_core::broadcast::PreparedEvent;
+use tickcast_core::model::{Event, Offset, SubId};
+use tickcast_core::{Hub, HubConfig};
+use tickcast_transport_sse::{sse_route, SseConfig};
+
+use client::{get, Response, PATIENCE};
+
+const SECRET: &[u8] = b"sse-test-secret";
+
+async fn server(hub: Hub, config: SseConfig) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(warp::serve(sse_route(hub, config)).incoming(listener).run());
+    addr
+}
+
+fn hub_config() -> HubConfig {
+    let mut config = HubConfig::immediate();
+    config.rate_limit_per_user = 0;
+    config
+}
+
+fn event(body: &str) -> Event {
+    Event::from_json(
+        Bytes::copy_from_slice(body.as_bytes()),
+        Some("tickstock.events.patterns"),
+        1 << 20,
+    )
+    .unwrap()
+}
+
+/// `{"symbol":..,"pattern":"BreakoutBO","tier":..,"confidence":..}`
+fn pattern(symbol: &str, tier: &str, confidence: f64) -> String {
+    json!({"symbol": symbol, "pattern": "BreakoutBO", "tier": tier, "confidence": confidence})
+        .to_string()
+}
+
+/// The event object a WebSocket client gets for `body` at `offset`, as
+/// core encodes it for a connection whose matching subscription is `sub`.
+fn websocket_object(body: &str, offset: Offset, sub: &str) -> String {
+    let prepared = PreparedEvent::new(Arc::new(event(body)), offset);
+    let subs: Vec<SubId> = vec![sub.into()];
+    String::from_utf8(prepared.frame_for(&subs).to_vec()).unwrap()
+}
+
+fn token(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn auth_config() -> SseConfig {
+    SseConfig {
+        auth: Some(Authenticator::hs256(SECRET)),
+        ..SseConfig::default()
+    }
+}
+
+/// Opens a stream and reads `welcome` and `subscribed`; returns the
+/// response and `recovered`.
+async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (Response, u64) {
+    let mut response = get(addr, path, headers).await;
+    assert_eq!(response.status, 200, "{path}");
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert_eq!(response.header("cache-control"), Some("no-cache"));
+    response.expect("welcome").await;
+    let subscribed = response.expect("subscribed").await.json();
+    assert_eq!(subscribed["type"], "subscribed");
+    let recovered = subscribed["recovered"].as_u64().unwrap();
+    (response, recovered)
+}
+
+/// Reads the next event and checks it is `body` at `offset`, byte for byte
+/// the WebSocket event object.
+async fn expect_event(response: &mut Response, body: &str, offset: Offset, sub: &str) {
+    let block = response.next().await;
+    assert_eq!(block.id, Some(offset.to_string()), "{block:?}");
+    assert_eq!(block.event.as_deref(), Some("pattern_detected"));
+    assert_eq!(
+        block.data.as_deref(),
+        Some(websocket_object(body, offset, sub).as_str())
+    );
+}
+
+/// Waits (bounded) until the hub holds `n` connections.
+async fn wait_for_connections(hub: &Hub, n: usize) {
+    tokio::time::timeout(PATIENCE, async {
+        while hub.connection_count() != n {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} connections, expected {n}", hub.connection_count()));
+}
+
+async fn expect_error(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    status: u16,
+    code: &str,
+) {
+    let mut response = get(addr, path, headers).await;
+    assert_eq!(response.status, status, "{path} {headers:?}");
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let body = response.json().await;
+    assert_eq!(body["error"], code, "{path}: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_arrive_filtered_as_the_websocket_event_object() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), SseConfig::default()).await;
+    let (mut sse, recovered) = open(
+        addr,
+        "/sse?symbols=aapl,NVDA&tiers=daily&tiers=combo&min_confidence=0.8&min_priority=high",
+        &[],
+    )
+    .await;
+    assert_eq!(recovered, 0);
+
+    let first = pattern("AAPL", "daily", 0.85);
+    let second = pattern("NVDA", "combo", 0.88);
+    let a = hub.publish(event(&first)).unwrap();
+    for other in [
+        pattern("MSFT", "daily", 0.85),
+        pattern("AAPL", "intraday", 0.85),
+        pattern("AAPL", "daily", 0.7),
+    ] {
+        hub.publish(event(&other)).unwrap();
+    }
+    let b = hub.publish(event(&second)).unwrap();
+    expect_event(&mut sse, &first, a, "sse").await;
+    expect_event(&mut sse, &second, b, "sse").await;
+
+    // A pretty-printed body is split over several `data:` lines and joins
+    // back into the same object.
+    let pretty = "{\n  \"symbol\": \"AAPL\",\n  \"pattern\": \"Doji\",\n  \"tier\": \"daily\",\n  \"confidence\": 0.81\n}";
+    let c = hub.publish(event(pretty)).unwrap();
+    let block = sse.next().await;
+    assert_eq!(block.id, Some(c.to_string()));
+    let expected: Value = serde_json::from_str(&websocket_object(pretty, c, "sse")).unwrap();
+    assert_eq!(block.json(), expected);
+    assert_eq!(block.json()["data"]["pattern"], "Doji");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subscription_id_comes_from_the_query() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), SseConfig::default()).await;
+    let (mut sse, _) = open(addr, "/sse?id=mine&event_types=pattern_detected", &[]).await;
+    let body = pattern("AAPL", "daily", 0.85);
+    let offset = hub.publish(event(&body)).unwrap();
+    expect_event(&mut sse, &body, offset, "mine").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_queries_get_400_json() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), SseConfig::default()).await;
+    for path in [
+        "/sse?symbol=AAPL",
+        "/sse?tiers=weekly",
+        "/sse?min_priority=urgent",
+        "/sse?min_confidence=1.5",
+        "/sse?min_confidence=lots",
+        "/sse?last_event_id=yesterday",
+        "/sse?symbols=%ZZ",
+        "/sse?id=a&id=b",
+    ] {
+        expect_error(addr, path, &[], 400, "bad_request").await;
+    }
+    expect_error(
+        addr,
+        "/sse",
+        &[("Last-Event-ID", "not-an-offset")],
+        400,
+        "bad_request",
+    )
+    .await;
+    assert_eq!(hub.connection_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_refuses_missing_bad_and_expired_tokens_and_forbidden_tiers() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), auth_config()).await;
+    expect_error(addr, "/sse", &[], 401, "unauthorized").await;
+    expect_error(addr, "/sse?token=garbage", &[], 401, "unauthorized").await;
+    let expired = token(json!({"sub": "u1", "exp": now() - 10}));
+    expect_error(
+        addr,
+        &format!("/sse?token={expired}"),
+        &[],
+        401,
+        "token_expired",
+    )
+    .await;
+    let daily_only = token(json!({"sub": "u1", "exp": now() + 600, "tiers": ["daily"]}));
+    expect_error(
+        addr,
+        &format!("/sse?tiers=intraday&token={daily_only}"),
+        &[],
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_eq!(hub.connection_count(), 0);
+
+    // A good token, in the query or in the header.
+    let mut sse = get(addr, &format!("/sse?tiers=daily&token={daily_only}"), &[]).await;
+    assert_eq!(sse.status, 200);
+    assert_eq!(sse.expect("welcome").await.json()["user"], "u1");
+    let bearer = format!("Bearer {daily_only}");
+    let (mut by_header, _) = open(addr, "/sse", &[("Authorization", &bearer)]).await;
+    // Entitlements hold for filters that name no tier, too.
+    hub.publish(event(&pattern("AAPL", "intraday", 0.85)))
+        .unwrap();
+    let body = pattern("AAPL", "daily", 0.85);
+    let offset = hub.publish(event(&body)).unwrap();
+    expect_event(&mut by_header, &body, offset, "sse").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_connections_get_429() {
+    let mut config = hub_config();
+    config.limits.max_connections_per_user = 1;
+    let hub = Hub::new(config);
+    let addr = server(hub.clone(), auth_config()).await;
+    let t = token(json!({"sub": "u1", "exp": now() + 600}));
+    let (_first, _) = open(addr, &format!("/sse?token={t}"), &[]).await;
+    expect_error(addr, &format!("/sse?token={t}"), &[], 429, "limit_exceeded").await;
+    assert_eq!(hub.connection_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_closes_with_4002_when_the_token_expires() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), auth_config()).await;
+    let t = token(json!({"sub": "u1", "exp": now() + 2}));
+    let (mut sse, _) = open(addr, &format!("/sse?token={t}"), &[]).await;
+    let error = sse.expect("error").await.json();
+    assert_eq!(error["code"], "token_expired");
+    let close = sse.expect("close").await.json();
+    assert_eq!(close, json!({"code": 4002, "reason": "token expired"}));
+    assert!(sse.block().await.is_none(), "the stream ends after close");
+    wait_for_connections(&hub, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_replays_what_was_missed_with_no_gap_and_no_duplicate() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), SseConfig::default()).await;
+    let (mut sse, _) = open(addr, "/sse?symbols=AAPL", &[]).await;
+    let seen: Vec<(String, Offset)> = (0..2)
+        .map(|i| pattern("AAPL", "daily", 0.8 + f64::from(i) / 100.0))
+        .map(|b| {
+            let o = hub.publish(event(&b)).unwrap();
+            (b, o)
+        })
+        .collect();
+    for (body, offset) in &seen {
+        expect_event(&mut sse, body, *offset, "sse").await;
+    }
+    let last = seen[1].1.to_string();
+    drop(sse);
+    wait_for_connections(&hub, 0).await;
+
+    // Published while nobody listens.
+    let mut missed = Vec::new();
+    for i in 0..3 {
+        let body = pattern("AAPL", "intraday", 0.81 + f64::from(i) / 100.0);
+        missed.push((body.clone(), hub.publish(event(&body)).unwrap()));
+        hub.publish(event(&pattern("MSFT", "daily", 0.85))).unwrap();
+    }
+
+    // The header (as EventSource sends it) wins over the query.
+    let resume = format!("/sse?symbols=AAPL&last_event_id={}", missed[2].1);
+    let (mut sse, recovered) = open(addr, &resume, &[("Last-Event-ID", &last)]).await;
+    assert_eq!(recovered, 3);
+    for (body, offset) in &missed {
+        expect_event(&mut sse, body, *offset, "sse").await;
+    }
+    let live = pattern("AAPL", "combo", 0.85);
+    let live_offset = hub.publish(event(&live)).unwrap();
+    expect_event(&mut sse, &live, live_offset, "sse").await;
+    drop(sse);
+
+    // The same through the query alone.
+    let resume = format!("/sse?symbols=AAPL&last_event_id={}", missed[0].1);
+    let (mut sse, recovered) = open(addr, &resume, &[]).await;
+    assert_eq!(recovered, 3);
+    for (body, offset) in missed[1..].iter().chain([(live, live_offset)].iter()) {
+        expect_event(&mut sse, body, *offset, "sse").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_last_event_id_gets_history_gone_then_live_events() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), SseConfig::default()).await;
+    hub.publish(event(&pattern("AAPL", "daily", 0.85))).unwrap();
+    // An offset of an earlier run of the node.
+    let (mut sse, recovered) = open(addr, "/sse", &[("Last-Event-ID", "1-1")]).await;
+    assert_eq!(recovered, 0);
+    let gone = sse.expect("history_gone").await;
+    assert_eq!(gone.id, None);
+    let gone = gone.json();
+    assert_eq!(gone["type"], "error");
+    assert_eq!(gone["code"], "history_gone");
+    let body = pattern("TSLA", "daily", 0.85);
+    let offset = hub.publish(event(&body)).unwrap();
+    expect_event(&mut sse, &body, offset, "sse").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_written_as_several_events_in_one_chunk() {
+    let mut config = hub_config();
+    // A batch goes out when it holds three events (the window never ends
+    // within the test), so its content is deterministic.
+    config.queue.batch_window = Duration::from_secs(3600);
+    config.queue.max_batch = 3;
+    let hub = Hub::new(config);
+    let sse_config = SseConfig {
+        ping_interval: Duration::from_secs(3600),
+        ..SseConfig::default()
+    };
+    let addr = server(hub.clone(), sse_config).await;
+    let (mut sse, _) = open(addr, "/sse?symbols=AAPL,MSFT,NVDA", &[]).await;
+    assert!(sse.nothing_pending());
+    let batches_before = hub.stats().delivery.batches;
+
+    let bodies: Vec<String> = ["AAPL", "MSFT", "NVDA"]
+        .iter()
+        .map(|s| pattern(s, "daily", 0.85))
+        .collect();
+    let offsets: Vec<Offset> = bodies
+        .iter()
+        .map(|b| hub.publish(event(b)).unwrap())
+        .collect();
+
+    let chunk = String::from_utf8(sse.chunk().await.expect("a chunk")).unwrap();
+    let expected: String = bodies
+        .iter()
+        .zip(&offsets)
+        .map(|(b, o)| {
+            format!(
+                "id: {o}\nevent: pattern_detected\ndata: {}\n\n",
+                websocket_object(b, *o, "sse")
+            )
+        })
+        .collect();
+    assert_eq!(chunk, expected);
+    assert_eq!(hub.stats().delivery.batches, batches_before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_are_comments_and_retry_is_announced() {
+    let hub = Hub::new(hub_config());
+    let config = SseConfig {
+        ping_interval: Duration::from_millis(50),
+        retry: Some(Duration::from_millis(2500)),
+        ..SseConfig::default()
+    };
+    let addr = server(hub.clone(), config).await;
+    let mut sse = get(addr, "/sse", &[]).await;
+    assert_eq!(sse.status, 200);
+    let first = sse.block().await.unwrap();
+    assert_eq!(first.retry.as_deref(), Some("2500"));
+    let mut pings = 0;
+    while pings < 2 {
+        let block = sse.block().await.expect("the stream ended");
+        if block.comments == ["ping"] {
+            assert_eq!((block.id, block.event, block.data), (None, None, None));
+            pings += 1;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnecting_releases_the_hub_connection() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), SseConfig::default()).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(open(addr, "/sse?symbols=AAPL", &[]).await.0);
+    }
+    assert_eq!(hub.connection_count(), 3);
+    assert_eq!(hub.stats().subscriptions, 3);
+    clients.truncate(1);
+    wait_for_connections(&hub, 1).await;
+    // Events still flow to the one left.
+    let body = pattern("AAPL", "daily", 0.85);
+    let offset = hub.publish(event(&body)).unwrap();
+    expect_event(&mut clients[0], &body, offset, "sse").await;
+    clients.clear();
+    wait_for_connections(&hub, 0).await;
+    assert_eq!(hub.stats().subscriptions, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_queued_events_then_close_1001() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), SseConfig::default()).await;
+    let (mut sse, _) = open(addr, "/sse", &[]).await;
+    let body = pattern("AAPL", "daily", 0.85);
+    let offset = hub.publish(event(&body)).unwrap();
+    hub.shutdown();
+    expect_event(&mut sse, &body, offset, "sse").await;
+    let close = sse.expect("close").await.json();
+    assert_eq!(close["code"], 1001);
+    assert!(sse.block().await.is_none());
+    wait_for_connections(&hub, 0).await;
+    expect_error(addr, "/sse", &[], 503, "shutting_down").await;
+}
