@@ -39,6 +39,18 @@ pub enum Command {
         #[arg(long)]
         show_secrets: bool,
     },
+    /// Serve with a built-in generator of TickStock pattern detections (the
+    /// sample fixtures' mix), so the demo page at http://<listen>/ shows
+    /// events streaming without any producer. Publishes straight to this
+    /// node's hub.
+    Demo {
+        /// Pattern detections per second.
+        #[arg(long, default_value_t = 20.0, value_name = "PER_S")]
+        rate: f64,
+        /// Seed of the generated events.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 /// Where the configuration comes from, and the keys that have a flag.

@@ -25,6 +25,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod ingest;
 pub mod logging;

@@ -34,11 +34,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        None => serve(config),
+        Some(Command::Demo { rate, seed }) => {
+            anyhow::ensure!(
+                rate.is_finite() && rate > 0.0,
+                "--rate must be a positive number of events per second"
+            );
+            serve(config, Some((rate, seed)))
+        }
+        None => serve(config, None),
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+/// Serves until a signal; with `demo = Some((rate, seed))`, also runs the
+/// demo generator.
+fn serve(config: Config, demo: Option<(f64, u64)>) -> anyhow::Result<()> {
     logging::init(config.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -53,6 +62,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
             tracing::info!("{signal} received");
         };
         let server = tickcast::serve(config, stop).await?;
+        if let Some((rate, seed)) = demo {
+            tracing::info!(
+                rate,
+                "demo: generating pattern detections; open http://{}/",
+                server.addr()
+            );
+            tokio::spawn(tickcast::demo::generate(server.hub().clone(), rate, seed));
+        }
         tokio::spawn(exit_on_second_signal(second));
         server.wait().await?;
         Ok(())
