@@ -1,1 +1,60 @@
-//! Redis pub/sub and Streams ingest for tickcast (being built).
+//! tickcast-ingest-redis: Redis pub/sub and Redis Streams ingest for
+//! tickcast.
+//!
+//! [`RedisSource`] is an [`IngestSource`](tickcast_core::ingest::IngestSource)
+//! for [`run_source`](tickcast_core::ingest::run_source); [`RedisPublisher`]
+//! is the [`BrokerPublisher`](tickcast_core::ingest::BrokerPublisher) that
+//! `POST /api/publish` goes through when Redis is the broker. Both take a
+//! [`RedisConfig`].
+//!
+//! # Layout
+//!
+//! - `config`: [`RedisConfig`], [`RedisMode`], [`ConfigError`].
+//! - `source`: [`RedisSource`]: connect, yield, lose the server, back off,
+//!   reconnect; the same for both modes.
+//! - `pubsub`: SUBSCRIBE / PSUBSCRIBE on a dedicated connection, with a
+//!   keepalive PING.
+//! - `streams`: one consumer group per node: group creation, backfill
+//!   merged with pending entries at start, pending re-reads after a
+//!   reconnect, batched XACKs, lag.
+//! - `publisher`: [`RedisPublisher`]: PUBLISH or XADD, pipelined for a
+//!   burst.
+//! - `backoff`, `link`, `connect`: reconnect delays, why a session ended,
+//!   connections with timeouts.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use tickcast_core::hub::{HubConfig, OffsetMode};
+//! use tickcast_core::ingest::run_source;
+//! use tickcast_core::Hub;
+//! use tickcast_ingest_redis::{RedisConfig, RedisMode, RedisSource};
+//!
+//! # async fn run() -> Result<(), tickcast_ingest_redis::ConfigError> {
+//! let mut hub_config = HubConfig::default();
+//! hub_config.offsets = OffsetMode::External; // stream ids are the offsets
+//! let hub = Hub::new(hub_config);
+//! let config = RedisConfig {
+//!     mode: RedisMode::Streams,
+//!     group: "tickcast-node-1".into(),
+//!     ..RedisConfig::default()
+//! };
+//! let source = RedisSource::new(config)?.with_lag_reporting(hub.source("redis"));
+//! tokio::spawn(run_source(hub.clone(), source));
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod backoff;
+mod config;
+mod connect;
+mod link;
+mod publisher;
+mod pubsub;
+mod source;
+mod streams;
+
+pub use config::{ConfigError, RedisConfig, RedisMode};
+pub use publisher::RedisPublisher;
+pub use source::{RedisSource, SOURCE_NAME};

@@ -1,0 +1,163 @@
+//! [`Entry`]: one stream entry on its way to becoming an
+//! [`IngestItem`].
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use redis::streams::StreamId;
+use redis::Value;
+use tickcast_core::ingest::{decode_body, Incoming, IngestItem};
+use tickcast_core::model::{DecodeError, Offset};
+
+use super::ack::{AckQueue, StreamAcker};
+
+/// The field holding the event's channel (gives its type).
+pub(crate) const CHANNEL_FIELD: &str = "channel";
+/// The field holding the event body, byte for byte as published.
+pub(crate) const BODY_FIELD: &str = "body";
+
+/// How an entry reaches the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// Delivered to this consumer: published live, then acknowledged.
+    Live,
+    /// Consumed before this node started: history only, no ack.
+    Backfill,
+}
+
+/// A read entry, decoded only when it is handed out.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) raw: StreamId,
+    pub(crate) delivery: Delivery,
+}
+
+impl Entry {
+    /// Wraps a read entry.
+    pub(crate) fn new(raw: StreamId, delivery: Delivery) -> Self {
+        Self { raw, delivery }
+    }
+
+    /// The entry id as an offset; `None` only for an id Redis would never
+    /// produce.
+    pub(crate) fn offset(&self) -> Option<Offset> {
+        self.raw.id.parse().ok()
+    }
+
+    /// The item for the hub, or `None` for a pending entry that was
+    /// deleted from the stream (XDEL, MAXLEN trimming) before it was read
+    /// again: Redis returns its id without fields, and there is nothing
+    /// left to deliver, so it is only acknowledged.
+    pub(crate) fn into_item(self, max_bytes: usize, acks: &Arc<AckQueue>) -> Option<IngestItem> {
+        let Self {
+            raw: StreamId { id, mut map, .. },
+            delivery,
+        } = self;
+        if map.is_empty() && delivery == Delivery::Live {
+            tracing::debug!(entry = %id, "pending stream entry was deleted; acknowledging it");
+            acks.push(id);
+            return None;
+        }
+        let offset = id.parse().ok();
+        if offset.is_none() {
+            tracing::warn!(entry = %id, "stream entry id is not <ms>-<seq>; no offset");
+        }
+        let body = map.remove(BODY_FIELD);
+        let channel = text(map.get(CHANNEL_FIELD));
+        let decoded = match body {
+            Some(Value::BulkString(body)) => decode_body(Bytes::from(body), channel, max_bytes),
+            _ => Err(DecodeError::NotJson(format!(
+                "stream entry has no `{BODY_FIELD}` field"
+            ))),
+        };
+        let incoming = Incoming {
+            decoded,
+            offset,
+            acker: None,
+        };
+        Some(match delivery {
+            Delivery::Live => IngestItem::Message(Incoming {
+                acker: Some(Box::new(StreamAcker::new(id, acks.clone()))),
+                ..incoming
+            }),
+            Delivery::Backfill => IngestItem::Backfill(incoming),
+        })
+    }
+}
+
+/// A field's value as text, if it is UTF-8 bytes.
+fn text(value: Option<&Value>) -> Option<&str> {
+    match value? {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+        Value::SimpleString(text) => Some(text),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn entry(id: &str, fields: &[(&str, &[u8])], delivery: Delivery) -> Entry {
+        let map: HashMap<String, Value> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::BulkString(v.to_vec())))
+            .collect();
+        Entry::new(
+            StreamId {
+                id: id.to_owned(),
+                map,
+                ..StreamId::default()
+            },
+            delivery,
+        )
+    }
+
+    #[test]
+    fn a_live_entry_becomes_a_message_with_offset_and_acker() {
+        let acks = Arc::new(AckQueue::default());
+        let body = br#"{"pattern":"Doji","symbol":"AAPL","tier":"daily"}"#;
+        let fields: &[(&str, &[u8])] = &[("channel", b"tickstock.events.patterns"), ("body", body)];
+        let item = entry("5-1", fields, Delivery::Live).into_item(1 << 20, &acks);
+        let Some(IngestItem::Message(incoming)) = item else {
+            panic!("not a message");
+        };
+        assert_eq!(incoming.offset, Some(Offset::new(5, 1)));
+        assert_eq!(incoming.decoded.unwrap().event_type(), "pattern_detected");
+        assert!(incoming.acker.is_some());
+    }
+
+    #[test]
+    fn an_entry_without_body_is_malformed() {
+        let acks = Arc::new(AckQueue::default());
+        let fields: &[(&str, &[u8])] = &[("channel", b"tickstock.events.patterns")];
+        let item = entry("5-2", fields, Delivery::Live).into_item(1 << 20, &acks);
+        let Some(IngestItem::Message(incoming)) = item else {
+            panic!("not a message");
+        };
+        assert_eq!(incoming.decoded.unwrap_err().reason(), "not_json");
+    }
+
+    #[test]
+    fn a_deleted_pending_entry_is_only_acknowledged() {
+        let acks = Arc::new(AckQueue::default());
+        assert!(entry("5-3", &[], Delivery::Live)
+            .into_item(1 << 20, &acks)
+            .is_none());
+        assert_eq!(acks.len(), 1);
+    }
+
+    #[test]
+    fn a_backfill_entry_has_no_acker() {
+        let acks = Arc::new(AckQueue::default());
+        let body = br#"{"pattern":"Doji","symbol":"AAPL"}"#;
+        let fields: &[(&str, &[u8])] = &[("body", body)];
+        let item = entry("7-0", fields, Delivery::Backfill).into_item(1 << 20, &acks);
+        let Some(IngestItem::Backfill(incoming)) = item else {
+            panic!("not a backfill item");
+        };
+        assert!(incoming.acker.is_none());
+        assert_eq!(incoming.offset, Some(Offset::new(7, 0)));
+    }
+}

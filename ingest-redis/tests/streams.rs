@@ -1,0 +1,322 @@
+//! Streams mode against the shared Redis: offsets are the stream ids,
+//! nothing is lost or delivered twice across restarts, history resumes
+//! across a restart, pending entries are reclaimed.
+
+mod common;
+
+use common::*;
+use tickcast_core::hub::OffsetMode;
+use tickcast_core::model::Offset;
+
+/// Good fixtures interleaved with every bad one (and an entry without a
+/// body), through XADD: each good event arrives with its entry id as
+/// offset, each bad one is counted under its reason, and every entry ends
+/// acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_arrive_with_their_ids_and_bad_ones_are_counted() {
+    let Some(url) = tickcast_testkit::redis_url() else {
+        return;
+    };
+    let (stream, group) = (unique("stream"), unique("group"));
+    let hub = hub(OffsetMode::External);
+    let mut conn = client(&hub, None);
+    let task = start(&hub, streams_config(&url, &stream, &group)).await;
+
+    let good = good_events(300);
+    let bad = bad_events();
+    let mut redis = redis_conn(&url).await;
+    let mut ids = Vec::new();
+    for (i, event) in good.iter().enumerate() {
+        ids.push(xadd(&mut redis, &stream, &event.channel, &event.raw).await);
+        if let Some(bad) = bad.get(i) {
+            xadd(&mut redis, &stream, &bad.channel, &bad.raw).await;
+        }
+    }
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("channel")
+        .arg("tickstock.events.patterns")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let public: Vec<(Offset, &Good)> = ids
+        .iter()
+        .copied()
+        .zip(&good)
+        .filter(|(_, g)| !g.is_private())
+        .collect();
+    let events = by_offset(collect(&mut conn.frames, public.len()).await);
+    assert_eq!(events.len(), public.len(), "no event twice");
+    assert_eq!(
+        offsets(&events),
+        public.iter().map(|(id, _)| *id).collect::<Vec<_>>()
+    );
+    for (seen, (_, sent)) in events.iter().zip(&public) {
+        assert_eq!(seen["data"], sent.body);
+    }
+    wait_until("every entry counted", || {
+        let s = stats(&hub);
+        s.accepted + s.rejected_total == (good.len() + bad.len() + 1) as u64
+    })
+    .await;
+    let stats = stats(&hub);
+    assert_eq!(stats.accepted, good.len() as u64);
+    let reasons = bad.iter().map(|b| b.reason).chain(["not_json"]);
+    assert_eq!(rejected(&stats), reason_counts(reasons));
+    wait_until_async("every entry acknowledged", || {
+        let (mut redis, stream, group) = (redis.clone(), stream.clone(), group.clone());
+        async move { pending(&mut redis, &stream, &group).await == 0 }
+    })
+    .await;
+    stop(task).await;
+    cleanup(&mut redis, &stream).await;
+}
+
+/// Entries added while no source runs are all delivered by the next one
+/// (same group), and none of the earlier ones again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_added_while_stopped_arrive_once_after_restart() {
+    let Some(url) = tickcast_testkit::redis_url() else {
+        return;
+    };
+    let (stream, group) = (unique("stream"), unique("group"));
+    let hub = hub(OffsetMode::External);
+    let mut conn = client(&hub, None);
+    let mut redis = redis_conn(&url).await;
+    let good: Vec<Good> = good_events(200)
+        .into_iter()
+        .filter(|g| !g.is_private())
+        .take(50)
+        .collect();
+
+    let task = start(&hub, streams_config(&url, &stream, &group)).await;
+    let mut ids = Vec::new();
+    for event in &good[..20] {
+        ids.push(xadd(&mut redis, &stream, &event.channel, &event.raw).await);
+    }
+    let first = collect(&mut conn.frames, 20).await;
+    stop(task).await;
+
+    for event in &good[20..] {
+        ids.push(xadd(&mut redis, &stream, &event.channel, &event.raw).await);
+    }
+    let task = start(&hub, streams_config(&url, &stream, &group)).await;
+    let second = collect(&mut conn.frames, 30).await;
+
+    let mut all = first;
+    all.extend(second);
+    let all = by_offset(all);
+    assert_eq!(offsets(&all), ids, "each entry exactly once");
+    for (seen, sent) in all.iter().zip(&good) {
+        assert_eq!(seen["data"], sent.body);
+    }
+    stop(task).await;
+    cleanup(&mut redis, &stream).await;
+}
+
+/// A node restart (new hub, same group): backfill puts what the group had
+/// consumed into the new hub's history, so a client resumes with the
+/// offset it had from the old node; backfill is never delivered live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_lets_clients_resume_across_a_restart() {
+    let Some(url) = tickcast_testkit::redis_url() else {
+        return;
+    };
+    let (stream, group) = (unique("stream"), unique("group"));
+    let mut redis = redis_conn(&url).await;
+    let good: Vec<Good> = good_events(200)
+        .into_iter()
+        .filter(|g| !g.is_private())
+        .take(30)
+        .collect();
+
+    let old_hub = hub(OffsetMode::External);
+    let mut old_client = client(&old_hub, None);
+    let task = start(&old_hub, streams_config(&url, &stream, &group)).await;
+    let mut ids = Vec::new();
+    for event in &good[..20] {
+        ids.push(xadd(&mut redis, &stream, &event.channel, &event.raw).await);
+    }
+    let seen = by_offset(collect(&mut old_client.frames, 20).await);
+    let resume_from = offsets(&seen)[9];
+    // A source stopped in the middle of a batch leaves that batch pending
+    // (acks go out before each read), and the next node delivers pending
+    // entries live: at least once. Here the old node finished its work.
+    wait_until_async("old node acknowledged everything", || {
+        let (mut redis, stream, group) = (redis.clone(), stream.clone(), group.clone());
+        async move { pending(&mut redis, &stream, &group).await == 0 }
+    })
+    .await;
+    stop(task).await;
+    old_hub.shutdown();
+
+    for event in &good[20..] {
+        ids.push(xadd(&mut redis, &stream, &event.channel, &event.raw).await);
+    }
+    let new_hub = hub(OffsetMode::External);
+    let mut live_client = client(&new_hub, None);
+    let task = start(&new_hub, streams_config(&url, &stream, &group)).await;
+    let live = by_offset(collect(&mut live_client.frames, 10).await);
+    assert_eq!(offsets(&live), ids[20..], "only the new entries live");
+
+    let mut resumed = client(&new_hub, Some(resume_from));
+    let replay = by_offset(collect(&mut resumed.frames, 20).await);
+    assert_eq!(offsets(&replay), ids[10..], "resumed after the old offset");
+    for (seen, sent) in replay.iter().zip(&good[10..]) {
+        assert_eq!(seen["data"], sent.body);
+    }
+    stop(task).await;
+    cleanup(&mut redis, &stream).await;
+}
+
+/// Entries this consumer read but never acknowledged (a crash between
+/// read and hand-off) are delivered live by the next source, in their
+/// place between the backfilled ones, then acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_entries_are_reclaimed_in_order() {
+    let Some(url) = tickcast_testkit::redis_url() else {
+        return;
+    };
+    let (stream, group) = (unique("stream"), unique("group"));
+    let mut redis = redis_conn(&url).await;
+    let good: Vec<Good> = good_events(200)
+        .into_iter()
+        .filter(|g| !g.is_private())
+        .take(9)
+        .collect();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg(&group)
+        .arg("$")
+        .arg("MKSTREAM")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for event in &good[..6] {
+        ids.push(xadd(&mut redis, &stream, &event.channel, &event.raw).await);
+    }
+    // A previous run read all six and acknowledged only the first three.
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(&group)
+        .arg("c1")
+        .arg("COUNT")
+        .arg(100)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let acked: Vec<String> = ids[..3].iter().map(Offset::to_string).collect();
+    let _: usize = redis::cmd("XACK")
+        .arg(&stream)
+        .arg(&group)
+        .arg(&acked)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let hub = hub(OffsetMode::External);
+    let mut live_client = client(&hub, None);
+    let task = start(&hub, streams_config(&url, &stream, &group)).await;
+    for event in &good[6..] {
+        ids.push(xadd(&mut redis, &stream, &event.channel, &event.raw).await);
+    }
+    let live = by_offset(collect(&mut live_client.frames, 6).await);
+    assert_eq!(offsets(&live), ids[3..], "pending and new entries live");
+
+    let mut resumed = client(&hub, Some(ids[0]));
+    let replay = by_offset(collect(&mut resumed.frames, 8).await);
+    assert_eq!(
+        offsets(&replay),
+        ids[1..],
+        "backfill and live in one history"
+    );
+    wait_until_async("pending entries acknowledged", || {
+        let (mut redis, stream, group) = (redis.clone(), stream.clone(), group.clone());
+        async move { pending(&mut redis, &stream, &group).await == 0 }
+    })
+    .await;
+    stop(task).await;
+    cleanup(&mut redis, &stream).await;
+}
+
+/// Each node is its own group: two sources on one stream both get every
+/// entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_group_sees_every_entry() {
+    let Some(url) = tickcast_testkit::redis_url() else {
+        return;
+    };
+    let stream = unique("stream");
+    let mut redis = redis_conn(&url).await;
+    let (hub_a, hub_b) = (hub(OffsetMode::External), hub(OffsetMode::External));
+    let (mut client_a, mut client_b) = (client(&hub_a, None), client(&hub_b, None));
+    let task_a = start(&hub_a, streams_config(&url, &stream, &unique("node-a"))).await;
+    let task_b = start(&hub_b, streams_config(&url, &stream, &unique("node-b"))).await;
+    let good: Vec<Good> = good_events(100)
+        .into_iter()
+        .filter(|g| !g.is_private())
+        .take(10)
+        .collect();
+    let mut ids = Vec::new();
+    for event in &good {
+        ids.push(xadd(&mut redis, &stream, &event.channel, &event.raw).await);
+    }
+    assert_eq!(
+        offsets(&by_offset(collect(&mut client_a.frames, 10).await)),
+        ids
+    );
+    assert_eq!(
+        offsets(&by_offset(collect(&mut client_b.frames, 10).await)),
+        ids
+    );
+    stop(task_a).await;
+    stop(task_b).await;
+    cleanup(&mut redis, &stream).await;
+}
+
+async fn cleanup(redis: &mut redis::aio::MultiplexedConnection, stream: &str) {
+    let _: usize = redis::cmd("DEL")
+        .arg(stream)
+        .query_async(redis)
+        .await
+        .unwrap();
+}
+
+/// The stream (and with it the group) deleted under a running source: the
+/// group is recreated from the beginning and new entries keep coming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_stream_is_recreated_and_reading_goes_on() {
+    let Some(url) = tickcast_testkit::redis_url() else {
+        return;
+    };
+    let (stream, group) = (unique("stream"), unique("group"));
+    let hub = hub(OffsetMode::External);
+    let mut conn = client(&hub, None);
+    let mut redis = redis_conn(&url).await;
+    let task = start(&hub, streams_config(&url, &stream, &group)).await;
+    let good: Vec<Good> = good_events(100)
+        .into_iter()
+        .filter(|g| !g.is_private())
+        .take(10)
+        .collect();
+    let mut ids = Vec::new();
+    for event in &good[..5] {
+        ids.push(xadd(&mut redis, &stream, &event.channel, &event.raw).await);
+    }
+    let mut seen = collect(&mut conn.frames, 5).await;
+    cleanup(&mut redis, &stream).await;
+    for event in &good[5..] {
+        ids.push(xadd(&mut redis, &stream, &event.channel, &event.raw).await);
+    }
+    seen.extend(collect(&mut conn.frames, 5).await);
+    assert_eq!(offsets(&by_offset(seen)), ids);
+    stop(task).await;
+    cleanup(&mut redis, &stream).await;
+}
