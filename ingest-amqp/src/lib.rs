@@ -1,1 +1,62 @@
-//! RabbitMQ ingest for tickcast (being built).
+//! RabbitMQ (AMQP 0-9-1) ingest for tickcast, via lapin.
+//!
+//! Producers publish TickStockPL events to a topic exchange
+//! (`tickstock.events`) with the Redis channel name as routing key. Every
+//! tickcast node declares its own durable queue bound to that exchange
+//! (never one shared queue, which would split events between nodes),
+//! consumes it with manual acks, and acks each message only after its hub
+//! accepted the event; malformed messages are rejected to a dead-letter
+//! exchange and kept in `<queue>.dead` for inspection.
+//!
+//! # Layout
+//!
+//! - [`AmqpConfig`]: URL, exchange, the node's queue, binding keys,
+//!   prefetch, dead-letter exchange, limits and reconnect backoff.
+//! - [`AmqpSource`]: the node's queue as an
+//!   [`IngestSource`](tickcast_core::ingest::IngestSource) for
+//!   [`run_source`](tickcast_core::ingest::run_source): reconnects forever,
+//!   declares everything again after each reconnect, and drops redelivered
+//!   copies of events already accepted.
+//! - [`AmqpPublisher`], the
+//!   [`BrokerPublisher`](tickcast_core::ingest::BrokerPublisher) of AMQP:
+//!   persistent messages with publisher confirms, so that every node
+//!   delivers them (the HTTP API's path when AMQP is configured).
+//! - Inside: `topology` (connect and declare), `decode` (JSON or bincode by
+//!   content type), `acker` (ack / dead-letter one delivery), `dedup`
+//!   (recently accepted message ids), `backoff`.
+//!
+//! TLS (`amqps://`) is not supported by this build.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use tickcast_core::ingest::run_source;
+//! use tickcast_core::{Hub, HubConfig};
+//! use tickcast_ingest_amqp::{AmqpConfig, AmqpSource};
+//!
+//! # async fn run() -> Result<(), tickcast_ingest_amqp::ConfigError> {
+//! let hub = Hub::new(HubConfig::default());
+//! let config = AmqpConfig {
+//!     url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+//!     ..AmqpConfig::for_node("node-1")
+//! };
+//! let source = AmqpSource::new(config)?.with_counters(hub.source("amqp"));
+//! tokio::spawn(run_source(hub.clone(), source));
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod acker;
+mod backoff;
+mod config;
+mod decode;
+mod dedup;
+mod publisher;
+mod source;
+mod topology;
+
+pub use config::{AmqpConfig, ConfigError};
+pub use decode::{BINCODE_CONTENT_TYPE, JSON_CONTENT_TYPE};
+pub use publisher::AmqpPublisher;
+pub use source::AmqpSource;

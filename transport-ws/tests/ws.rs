@@ -310,7 +310,7 @@ async fn a_client_that_stops_reading_is_closed_with_4008_while_others_keep_recei
     // High-priority events with a large body fill the socket buffers, then
     // the stalled client's queue.
     let padding = "x".repeat(16 * 1024);
-    for i in 0..2000 {
+    for i in 0..2000u32 {
         hub.publish(event(
             json!({"symbol":"A","pattern":"P","confidence":0.85,"pad":padding,"i":i}),
         ))

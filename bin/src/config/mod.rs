@@ -267,7 +267,7 @@ pub enum RedisMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AmqpIngest {
-    /// Broker URL (`amqp://` or `amqps://`).
+    /// Broker URL (`amqp://`; TLS `amqps://` is not built in).
     pub url: String,
     /// Topic exchange; the routing key plays the Redis channel's part.
     pub exchange: String,

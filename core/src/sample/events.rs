@@ -1,12 +1,12 @@
 //! [`PatternDetection`]: TickStockPL pattern events as they are published,
 //! and [`DetectionStream`], an endless seeded stream of them.
 
+use crate::model::{Event, MarketRegime, Tier, DEFAULT_MAX_BODY_BYTES};
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use crate::model::{Event, MarketRegime, Tier, DEFAULT_MAX_BODY_BYTES};
 
 use super::universe::{SymbolUniverse, PATTERNS};
 

@@ -29,9 +29,9 @@ pub const PATTERNS: [&str; 18] = [
 /// universe of demos.
 pub const TICKERS: [&str; 40] = [
     "AAPL", "NVDA", "TSLA", "MSFT", "AMZN", "META", "AMD", "GOOGL", "SPY", "QQQ", "NFLX", "PLTR",
-    "COIN", "AVGO", "INTC", "BA", "JPM", "DIS", "UBER", "SHOP", "SMCI", "MU", "BAC", "XOM",
-    "CRM", "ORCL", "PYPL", "SNOW", "ABNB", "F", "GM", "WMT", "KO", "PFE", "T", "NKE", "SBUX",
-    "CVX", "V", "MA",
+    "COIN", "AVGO", "INTC", "BA", "JPM", "DIS", "UBER", "SHOP", "SMCI", "MU", "BAC", "XOM", "CRM",
+    "ORCL", "PYPL", "SNOW", "ABNB", "F", "GM", "WMT", "KO", "PFE", "T", "NKE", "SBUX", "CVX", "V",
+    "MA",
 ];
 
 /// A symbol outside every [`SymbolUniverse`]: only the probe subscriptions of
@@ -76,7 +76,10 @@ impl SymbolUniverse {
     /// # Panics
     /// When `symbols` is empty or `exponent` is negative.
     pub fn of(symbols: &[&str], exponent: f64) -> Self {
-        assert!(!symbols.is_empty(), "a symbol universe needs at least one symbol");
+        assert!(
+            !symbols.is_empty(),
+            "a symbol universe needs at least one symbol"
+        );
         let zipf = Zipf::new(symbols.len() as f64, exponent).expect("Zipf exponent must be >= 0");
         Self {
             symbols: symbols.iter().map(|s| (*s).to_owned()).collect(),

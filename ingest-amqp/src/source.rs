@@ -1,0 +1,229 @@
+//! [`AmqpSource`]: the node's queue as an [`IngestSource`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::BasicAckOptions;
+use lapin::{Acker, Channel, Connection, Consumer};
+use tickcast_core::ingest::{Incoming, IngestItem, IngestSource, SourceCounters};
+
+use crate::acker::DeliveryAcker;
+use crate::backoff::Backoff;
+use crate::config::{AmqpConfig, Checked, ConfigError};
+use crate::decode::decode_delivery;
+use crate::dedup::RecentIds;
+use crate::topology::{self, SetupError};
+
+/// Consumes this node's queue on the topic exchange (see [`AmqpConfig`])
+/// and yields each delivery as [`IngestItem::Message`] for
+/// [`run_source`](tickcast_core::ingest::run_source), which acks it once
+/// the hub has it and rejects it when malformed (to the dead-letter
+/// exchange, never requeued).
+///
+/// - Connecting is lazy and never gives up: the first [`next`] connects,
+///   declares the topology and yields [`IngestItem::Connected`]. When the
+///   broker cannot be reached or the connection or channel fails, the
+///   source yields [`IngestItem::Disconnected`] once, retries with
+///   exponential backoff (`reconnect_min` doubling to `reconnect_max`),
+///   declares everything again and yields `Connected`.
+/// - Unacknowledged messages of a lost connection are redelivered by the
+///   broker. A message whose `message_id` belongs to an event accepted
+///   recently (the last `dedup_capacity` ids) is acked and skipped, not
+///   yielded again; this also absorbs a publisher's retry after a lost
+///   confirm, which the broker does not flag as redelivered. Skipped copies
+///   are counted as duplicates when [`with_counters`](Self::with_counters)
+///   was given the source's counters. Messages without a `message_id` may
+///   be delivered twice after a fault; producers must give each event an
+///   id of its own (a reused id drops the later event as a copy).
+///
+/// [`next`]: IngestSource::next
+pub struct AmqpSource {
+    config: AmqpConfig,
+    names: Checked,
+    session: Option<Session>,
+    backoff: Backoff,
+    /// Wait this long before the next connection attempt.
+    retry_after: Option<Duration>,
+    /// `Disconnected` was yielded and `Connected` not since: further failed
+    /// attempts of the same outage are only logged.
+    down: bool,
+    recent: RecentIds,
+    counters: Option<Arc<SourceCounters>>,
+}
+
+/// A live connection with its consuming channel. Dropping it closes the
+/// connection, so the broker requeues whatever was not acked.
+struct Session {
+    consumer: Consumer,
+    _channel: Channel,
+    _connection: Connection,
+}
+
+impl AmqpSource {
+    /// A source for `config`; it connects on the first
+    /// [`next`](IngestSource::next). Fails only for a configuration that
+    /// can never work (bad URL or names, `amqps://`, no routing key).
+    pub fn new(config: AmqpConfig) -> Result<Self, ConfigError> {
+        let names = config.checked()?;
+        Ok(Self {
+            backoff: Backoff::new(config.reconnect_min, config.reconnect_max),
+            recent: RecentIds::new(config.dedup_capacity),
+            config,
+            names,
+            session: None,
+            retry_after: None,
+            down: false,
+            counters: None,
+        })
+    }
+
+    /// Counts skipped duplicates in `counters` (pass
+    /// `hub.source("amqp")`), so stats show them beside the accepted events.
+    pub fn with_counters(mut self, counters: Arc<SourceCounters>) -> Self {
+        self.counters = Some(counters);
+        self
+    }
+
+    /// Tries to connect until it succeeds (`Connected`) or, at the start of
+    /// an outage, fails once (`Disconnected`, so /ready says so at once).
+    async fn connect(&mut self) -> IngestItem {
+        loop {
+            if let Some(delay) = self.retry_after.take() {
+                tokio::time::sleep(delay).await;
+            }
+            match self.open().await {
+                Ok(session) => {
+                    tracing::info!(source = "amqp", queue = %self.config.queue, "consuming");
+                    self.session = Some(session);
+                    self.backoff.reset();
+                    self.down = false;
+                    return IngestItem::Connected;
+                }
+                Err(error) => {
+                    let delay = self.backoff.next_delay();
+                    self.retry_after = Some(delay);
+                    if !self.down {
+                        self.down = true;
+                        return IngestItem::Disconnected(error.to_string());
+                    }
+                    tracing::info!(
+                        source = "amqp",
+                        "still unavailable ({error}); next try in {delay:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    async fn open(&self) -> Result<Session, SetupError> {
+        let name = format!("tickcast consumer {}", self.config.queue);
+        topology::within(self.config.connect_timeout, async {
+            let (connection, channel) = topology::open(&self.names, &name).await?;
+            let consumer = topology::consume(
+                &channel,
+                &self.names,
+                self.config.durable,
+                self.config.prefetch,
+            )
+            .await?;
+            Ok(Session {
+                consumer,
+                _channel: channel,
+                _connection: connection,
+            })
+        })
+        .await
+    }
+
+    /// The connection or channel failed: drop it and start an outage.
+    fn lost(&mut self, why: String) -> IngestItem {
+        self.session = None;
+        self.down = true;
+        self.retry_after = Some(self.backoff.next_delay());
+        IngestItem::Disconnected(why)
+    }
+
+    /// A delivery as an item, or `None` for a copy of an accepted event
+    /// (acked here, never yielded).
+    async fn receive(&self, delivery: Delivery) -> Option<IngestItem> {
+        let Delivery {
+            routing_key,
+            properties,
+            data,
+            acker,
+            redelivered,
+            ..
+        } = delivery;
+        let message_id = properties
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str())
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned);
+        if let Some(id) = &message_id {
+            if self.recent.contains(id) {
+                self.skip_duplicate(acker, id, redelivered).await;
+                return None;
+            }
+        }
+        let content_type = properties.content_type().as_ref().map(|c| c.as_str());
+        let decoded = decode_delivery(
+            content_type,
+            data,
+            routing_key.as_str(),
+            self.config.max_body_bytes,
+        );
+        let acker = DeliveryAcker {
+            acker,
+            message_id,
+            routing_key: routing_key.to_string(),
+            recent: self.recent.clone(),
+        };
+        Some(IngestItem::Message(Incoming {
+            decoded,
+            offset: None,
+            acker: Some(Box::new(acker)),
+        }))
+    }
+
+    async fn skip_duplicate(&self, acker: Acker, id: &str, redelivered: bool) {
+        tracing::debug!(
+            source = "amqp",
+            message_id = id,
+            redelivered,
+            "duplicate skipped"
+        );
+        if let Some(counters) = &self.counters {
+            counters.duplicate();
+        }
+        if let Err(error) = acker.ack(BasicAckOptions::default()).await {
+            tracing::debug!(source = "amqp", "ack of a duplicate failed: {error}");
+        }
+    }
+}
+
+#[async_trait]
+impl IngestSource for AmqpSource {
+    fn name(&self) -> &str {
+        "amqp"
+    }
+
+    async fn next(&mut self) -> Option<IngestItem> {
+        loop {
+            let Some(session) = &mut self.session else {
+                return Some(self.connect().await);
+            };
+            let item = match session.consumer.next().await {
+                Some(Ok(delivery)) => self.receive(delivery).await,
+                Some(Err(error)) => Some(self.lost(error.to_string())),
+                None => Some(self.lost("the broker cancelled the consumer".to_owned())),
+            };
+            if item.is_some() {
+                return item;
+            }
+        }
+    }
+}
