@@ -3,7 +3,8 @@
 # each an isolated instance on its own port under target/brokers/, started
 # without systemd and stopped by pid.
 #
-#   scripts/brokers.sh install   apt-get install both (if missing)
+#   scripts/brokers.sh install   apt-get install both, and Debian's chromium
+#                                for the demo page's browser test (if missing)
 #   scripts/brokers.sh start     start both, wait until they answer
 #   scripts/brokers.sh stop      stop both (by pid file)
 #   scripts/brokers.sh status    say what runs where
@@ -25,6 +26,7 @@ install() {
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
   [ -x "$RABBIT_BIN/rabbitmq-server" ] || missing+=(rabbitmq-server)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ ${#missing[@]} -eq 0 ]; then
     return
   fi
