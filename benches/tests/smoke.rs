@@ -4,15 +4,61 @@
 //! none missing, none duplicated, none unexpected. No timing assertions.
 
 use tickcast::Config;
-use tickcast_benches::load::{self, Options, Scenario};
+use tickcast_benches::load::{self, BrokerTarget, Options, Scenario, Via};
 use tokio::sync::oneshot;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_scenario_delivers_exactly_what_the_filters_ask_for() {
+    smoke(Config::default(), Via::Http, BrokerTarget::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_scenario_through_redis_streams() {
+    let redis = tickcast_testkit::RedisServer::start();
+    let mut config = Config::default();
+    config.ingest.redis = Some(tickcast::config::RedisIngest {
+        url: redis.url(),
+        mode: tickcast::config::RedisMode::Streams,
+        stream: "smoke".into(),
+        ..Default::default()
+    });
+    let broker = BrokerTarget {
+        url: Some(redis.url()),
+        redis_stream: Some("smoke".into()),
+        amqp_exchange: None,
+    };
+    smoke(config, Via::Redis, broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_scenario_through_rabbitmq() {
+    let Some(url) = tickcast_testkit::amqp_url() else {
+        return;
+    };
+    let unique = format!("smoke-{}", std::process::id());
+    let mut config = Config::default();
+    config.ingest.amqp = Some(tickcast::config::AmqpIngest {
+        url: url.clone(),
+        exchange: format!("tickcast-test.{unique}"),
+        queue: Some(format!("tickcast-test.{unique}.node")),
+        dead_letter_exchange: format!("tickcast-test.{unique}.dlx"),
+        ..Default::default()
+    });
+    let broker = BrokerTarget {
+        url: Some(url),
+        redis_stream: None,
+        amqp_exchange: Some(format!("tickcast-test.{unique}")),
+    };
+    smoke(config, Via::Amqp, broker).await;
+}
+
+/// Runs the smoke scenario against a server with `base`'s ingest,
+/// publishing `via`, and checks every delivery.
+async fn smoke(base: Config, via: Via, broker: BrokerTarget) {
     let mut config = Config {
         listen: "127.0.0.1:0".to_owned(),
         node_id: "smoke".to_owned(),
-        ..Config::default()
+        ..base
     };
     config.delivery.batch_window_ms = 0;
     config.delivery.rate_limit_per_user = 0;
@@ -23,8 +69,11 @@ async fn smoke_scenario_delivers_exactly_what_the_filters_ask_for() {
     .await
     .expect("server starts");
 
-    let (name, scenario) = Scenario::load("smoke").expect("the smoke scenario loads");
+    wait_ready(server.addr()).await;
+    let (name, mut scenario) = Scenario::load("smoke").expect("the smoke scenario loads");
+    scenario.publish.via = via;
     let mut options = Options::new(&name, scenario, server.addr());
+    options.broker = broker;
     options.server_pid = Some(std::process::id());
     let report = load::run(options).await.expect("the run completes");
     println!("{}", report.table());
@@ -54,4 +103,24 @@ async fn smoke_scenario_delivers_exactly_what_the_filters_ask_for() {
 
     let _ = stop.send(());
     server.wait().await.expect("server stops cleanly");
+}
+
+/// Waits until the server's ingest sources are connected.
+async fn wait_ready(addr: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for _ in 0..200 {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
+            let request =
+                format!("GET /ready HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+            let mut answer = Vec::new();
+            if stream.write_all(request.as_bytes()).await.is_ok()
+                && stream.read_to_end(&mut answer).await.is_ok()
+                && answer.starts_with(b"HTTP/1.1 200")
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server's ingest never became ready");
 }

@@ -99,14 +99,29 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_outstanding: Option<u64>,
 
-    /// Ingest path: http (redis and amqp are not built yet and fail)
-    /// [publish.via].
+    /// Ingest path: http (POST /api/publish), redis (PUBLISH, or XADD with
+    /// --redis-stream) or amqp (to the topic exchange); the server must
+    /// consume that broker ([ingest.redis] / [ingest.amqp]) [publish.via].
     #[arg(long, value_enum, value_name = "PATH")]
     pub via: Option<Via>,
 
     /// Channel of the publishes (?channel=) [publish.channel].
     #[arg(long, value_name = "CHANNEL")]
     pub channel: Option<String>,
+
+    /// Broker URL for --via redis|amqp (default: redis://127.0.0.1:6379,
+    /// amqp://guest:guest@127.0.0.1:5672/%2f).
+    #[arg(long, value_name = "URL")]
+    pub broker_url: Option<String>,
+
+    /// --via redis: XADD to this stream (the server in Streams mode)
+    /// instead of PUBLISH to the channel.
+    #[arg(long, value_name = "KEY")]
+    pub redis_stream: Option<String>,
+
+    /// --via amqp: the topic exchange (default tickstock.events).
+    #[arg(long, value_name = "NAME")]
+    pub amqp_exchange: Option<String>,
 
     /// Bearer token of POST /api/publish, when the server sets api.key.
     #[arg(long, value_name = "KEY")]
@@ -203,6 +218,11 @@ impl Args {
         Ok(Options {
             server_pid: self.server_pid,
             api_key: self.api_key.clone(),
+            broker: super::BrokerTarget {
+                url: self.broker_url.clone(),
+                redis_stream: self.redis_stream.clone(),
+                amqp_exchange: self.amqp_exchange.clone(),
+            },
             progress: !self.quiet,
             dry_run: self.dry_run,
             threads: 0,

@@ -28,6 +28,7 @@
 //! - [`clients`]: the connection tasks.
 //! - [`frame`]: cheap parsing of server frames.
 //! - [`publisher`]: pacing, stamping, HTTP publishing.
+//! - [`broker`]: publishing into Redis or RabbitMQ instead (`--via`).
 //! - [`expect`]: recipients of each event, and the ledger of who must
 //!   receive what, compared with what arrived.
 //! - [`stats`]: live counters and latency histograms.
@@ -36,6 +37,7 @@
 //! - [`limits`]: open files and ephemeral ports.
 //! - [`cli`]: the command line.
 
+pub mod broker;
 pub mod cli;
 pub mod clients;
 pub mod expect;
@@ -57,6 +59,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use tokio::sync::{mpsc, watch};
 
+pub use self::broker::BrokerTarget;
 use self::clients::ClientContext;
 use self::expect::Audience;
 use self::filters::Filters;
@@ -84,6 +87,8 @@ pub struct Options {
     pub server_pid: Option<u32>,
     /// Bearer token of `POST /api/publish` (the server's `api.key`).
     pub api_key: Option<String>,
+    /// The broker of `--via redis|amqp`.
+    pub broker: BrokerTarget,
     /// Print a progress line each second (stderr).
     pub progress: bool,
     /// Only compute the expected deliveries, without a server.
@@ -101,6 +106,7 @@ impl Options {
             server,
             server_pid: None,
             api_key: None,
+            broker: BrokerTarget::default(),
             progress: false,
             dry_run: false,
             threads: 0,
@@ -119,14 +125,14 @@ pub enum LoadError {
     /// raise.
     #[error("{0}")]
     Limits(String),
-    /// The ingest path is not built yet.
-    #[error(
-        "--via {}: not built yet: tickcast has no {} ingest yet (the ingest-redis and \
-         ingest-amqp crates of the design); publish with --via http",
-        .0.name(),
-        .0.name()
-    )]
-    NotBuilt(Via),
+    /// The broker publisher cannot be made (a bad URL).
+    #[error("--via {via}: {reason}")]
+    Broker {
+        /// The ingest path.
+        via: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The server cannot be reached.
     #[error("cannot reach the server at {addr}: {reason} (start it with `cargo run --release -p tickcast`, see docs/benchmarks.md)")]
     Unreachable {
@@ -141,9 +147,14 @@ pub enum LoadError {
 pub async fn run(options: Options) -> Result<Report, LoadError> {
     let scenario = &options.scenario;
     scenario.validate().map_err(LoadError::Scenario)?;
-    if scenario.publish.via != Via::Http {
-        return Err(LoadError::NotBuilt(scenario.publish.via));
-    }
+    let via = scenario.publish.via;
+    let broker = options
+        .broker
+        .publisher(via)
+        .map_err(|reason| LoadError::Broker {
+            via: via.name(),
+            reason,
+        })?;
     let filters = Arc::new(Filters::generate(scenario));
     if options.dry_run {
         return Ok(dry_run(&options, filters));
@@ -263,6 +274,7 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
     let target = publisher::Target {
         server: options.server,
         api_key: options.api_key.clone(),
+        broker,
     };
     shared.set_phase(Phase::Publish);
     let me = std::process::id();

@@ -22,6 +22,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use roaring::RoaringBitmap;
 use serde::Deserialize;
+use tickcast_core::ingest::BrokerPublisher;
 use tickcast_core::model::{Event, DEFAULT_MAX_BODY_BYTES};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
@@ -32,12 +33,14 @@ use super::stats::{epoch_ns, Shared};
 use crate::events::DetectionStream;
 
 /// Where and how to publish.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     /// The server.
     pub server: SocketAddr,
     /// `Authorization: Bearer` of the publishes (the server's `api.key`).
     pub api_key: Option<String>,
+    /// Publish into this broker instead of `POST /api/publish`.
+    pub broker: Option<Arc<dyn BrokerPublisher>>,
 }
 
 /// What the publish phase did.
@@ -256,6 +259,11 @@ async fn send_loop(
         let n = batch.templates.len() as u32;
         let seqs = batch.first_seq..batch.first_seq + n;
         tally.requests += 1;
+        if let Some(broker) = &target.broker {
+            let channel = channel_of(path);
+            via_broker(broker.as_ref(), &channel, &batch, &mut tally, shared).await;
+            continue;
+        }
         let answer = match post(target, path, &mut connection, &batch, single).await {
             Ok(answer) => answer,
             Err(reason) => {
@@ -292,6 +300,54 @@ async fn send_loop(
         }
     }
     tally
+}
+
+/// The channel of the publish path's `?channel=`.
+fn channel_of(path: &str) -> String {
+    let encoded = path.split_once("channel=").map_or("", |(_, c)| c);
+    decode_query(encoded)
+}
+
+/// Publishes one batch into the broker, each event stamped on its own.
+async fn via_broker(
+    broker: &dyn BrokerPublisher,
+    channel: &str,
+    batch: &Batch,
+    tally: &mut SenderTally,
+    shared: &Shared,
+) {
+    let sent_ns = epoch_ns();
+    let items = batch
+        .templates
+        .iter()
+        .enumerate()
+        .map(|(i, template)| {
+            let one = Batch {
+                first_seq: batch.first_seq + i as u32,
+                templates: vec![template.clone()],
+            };
+            (
+                channel.to_owned(),
+                Bytes::from(stamped(&one, sent_ns, true)),
+            )
+        })
+        .collect();
+    for (i, result) in broker.publish_all(items).await.into_iter().enumerate() {
+        match result {
+            Ok(_) => {
+                tally.accepted += 1;
+                Shared::add(&shared.published, 1);
+            }
+            Err(error) => {
+                tally.rejected += 1;
+                tally.failed_seqs.insert(batch.first_seq + i as u32);
+                *tally
+                    .errors
+                    .entry(format!("{}: {error}", broker.name()))
+                    .or_default() += 1;
+            }
+        }
+    }
 }
 
 /// The answer of `POST /api/publish`.
@@ -392,6 +448,29 @@ fn stamped(batch: &Batch, sent_ns: u64, single: bool) -> Vec<u8> {
     body
 }
 
+/// Undoes [`encode_query`].
+fn decode_query(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Percent-encodes what is not unreserved in a query value.
 fn encode_query(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -437,6 +516,11 @@ mod tests {
             "tickstock.events.patterns"
         );
         assert_eq!(encode_query("a b&c"), "a%20b%26c");
+        assert_eq!(decode_query("a%20b%26c"), "a b&c");
+        assert_eq!(
+            channel_of("/api/publish?channel=tickstock.events.patterns"),
+            "tickstock.events.patterns"
+        );
     }
 
     #[test]

@@ -147,9 +147,9 @@ pub enum Via {
     /// `POST /api/publish`, arrays of events.
     #[default]
     Http,
-    /// Redis PUBLISH (not built yet).
+    /// Redis PUBLISH (or XADD with `--redis-stream`).
     Redis,
-    /// RabbitMQ (not built yet).
+    /// RabbitMQ, to the topic exchange.
     Amqp,
 }
 
