@@ -10,15 +10,16 @@
 #   scripts/brokers.sh status    say what runs where
 #   scripts/brokers.sh env       print the variables the tests read
 #
-# Ports: TICKCAST_TEST_REDIS_PORT (6390), TICKCAST_TEST_AMQP_PORT (5682).
-# Tests find the brokers through TICKCAST_TEST_REDIS_URL and
-# TICKCAST_TEST_AMQP_URL, which default to these ports.
+# Ports: TESTKIT_REDIS_PORT (6390), TESTKIT_AMQP_PORT (5682).
+# Tests find the brokers through TESTKIT_REDIS_URL and
+# TESTKIT_AMQP_URL, which default to these ports. (Not TICKCAST_*: that
+# prefix is the server's configuration, which refuses unknown keys.)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-DIR="${TICKCAST_BROKER_DIR:-$ROOT/target/brokers}"
-REDIS_PORT="${TICKCAST_TEST_REDIS_PORT:-6390}"
-AMQP_PORT="${TICKCAST_TEST_AMQP_PORT:-5682}"
+DIR="${TESTKIT_BROKER_DIR:-$ROOT/target/brokers}"
+REDIS_PORT="${TESTKIT_REDIS_PORT:-6390}"
+AMQP_PORT="${TESTKIT_AMQP_PORT:-5682}"
 RABBIT_NODE="tickcast-test-$AMQP_PORT@localhost"
 RABBIT_BIN=/usr/lib/rabbitmq/bin
 
@@ -27,6 +28,7 @@ install() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   [ -x "$RABBIT_BIN/rabbitmq-server" ] || missing+=(rabbitmq-server)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v curl >/dev/null || missing+=(curl)
   if [ ${#missing[@]} -eq 0 ]; then
     return
   fi
@@ -114,8 +116,8 @@ stop() {
 }
 
 print_env() {
-  echo "export TICKCAST_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
-  echo "export TICKCAST_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"
+  echo "export TESTKIT_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
+  echo "export TESTKIT_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"
 }
 
 case "${1:-}" in

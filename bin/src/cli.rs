@@ -40,7 +40,7 @@ pub enum Command {
         show_secrets: bool,
     },
     /// Serve with a built-in generator of TickStock pattern detections (the
-    /// sample fixtures' mix), so the demo page at http://<listen>/ shows
+    /// sample fixtures' mix), so the demo page at `http://<listen>/` shows
     /// events streaming without any producer. Publishes straight to this
     /// node's hub.
     Demo {

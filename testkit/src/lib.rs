@@ -22,17 +22,17 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6390";
 /// Default URL of the shared RabbitMQ of `scripts/brokers.sh`.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5682/%2f";
 
-/// The shared Redis (`TICKCAST_TEST_REDIS_URL`, default
+/// The shared Redis (`TESTKIT_REDIS_URL`, default
 /// [`DEFAULT_REDIS_URL`]) if it answers; see the crate docs for what
 /// happens when it does not.
 pub fn redis_url() -> Option<String> {
-    shared("TICKCAST_TEST_REDIS_URL", DEFAULT_REDIS_URL, "Redis")
+    shared("TESTKIT_REDIS_URL", DEFAULT_REDIS_URL, "Redis")
 }
 
-/// The shared RabbitMQ (`TICKCAST_TEST_AMQP_URL`, default
+/// The shared RabbitMQ (`TESTKIT_AMQP_URL`, default
 /// [`DEFAULT_AMQP_URL`]) if it answers; see the crate docs.
 pub fn amqp_url() -> Option<String> {
-    shared("TICKCAST_TEST_AMQP_URL", DEFAULT_AMQP_URL, "RabbitMQ")
+    shared("TESTKIT_AMQP_URL", DEFAULT_AMQP_URL, "RabbitMQ")
 }
 
 /// True when running under CI (`CI=true`), where a missing broker fails.

@@ -1,5 +1,5 @@
 //! tickcast-transport-ws: the WebSocket endpoint of tickcast as a warp
-//! [`Filter`](warp::Filter) that any warp service can mount.
+//! [`Filter`] that any warp service can mount.
 //!
 //! # Layout
 //!
