@@ -7,20 +7,25 @@
 //!   Configuration section, loaded from defaults < TOML file <
 //!   `TICKCAST_*` environment < flags, validated, and turned into the
 //!   engine's [`tickcast_core::HubConfig`].
-//! - [`cli`]: the command line (`tickcast`, `tickcast check-config`).
-//! - [`http`]: the warp routes: `POST /api/publish`, `GET /health`,
-//!   `/ready`, `/metrics`, `/api/stats`, JSON errors, and
+//! - [`cli`]: the command line (`tickcast`, `tickcast check-config`,
+//!   `tickcast demo`).
+//! - [`http`]: the warp routes: `GET /` (demo page), `POST /api/publish`,
+//!   `GET /health`, `/ready`, `/metrics`, `/api/stats`, JSON errors, and
 //!   [`http::mount_transports`], where the WebSocket and SSE endpoints join
 //!   behind their cargo features.
+//! - [`ingest`]: the broker sources of `[ingest.redis]` / `[ingest.amqp]`
+//!   and the broker `POST /api/publish` goes through.
+//! - [`demo`]: the generator of `tickcast demo`.
 //! - [`metrics`]: hub stats as Prometheus text.
 //! - [`server`]: [`serve`] binds, runs and, on the shutdown signal, drains.
 //! - [`logging`]: text or JSON logs.
 //!
 //! # Cargo features
 //!
-//! `ws`, `sse`, `redis`, `amqp`, all on by default. Each will pull in its
-//! transport or ingest crate; today they are empty, and the binary builds
-//! with `--no-default-features`.
+//! `ws`, `sse`, `redis`, `amqp`, all on by default; each pulls in its
+//! transport or ingest crate (tickcast-transport-ws, -transport-sse,
+//! -ingest-redis, -ingest-amqp). Any subset builds, down to
+//! `--no-default-features` (HTTP publish, no client transport).
 #![warn(missing_docs)]
 
 pub mod cli;

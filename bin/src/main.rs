@@ -39,6 +39,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 rate.is_finite() && rate > 0.0,
                 "--rate must be a positive number of events per second"
             );
+            anyhow::ensure!(
+                config.hub_config().offsets == tickcast_core::hub::OffsetMode::Node,
+                "tickcast demo publishes straight to this node's hub, but in Redis Streams \
+                 mode every offset comes from the stream: run the demo without \
+                 ingest.redis.mode = \"streams\""
+            );
             serve(config, Some((rate, seed)))
         }
         None => serve(config, None),

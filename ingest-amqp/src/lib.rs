@@ -48,7 +48,6 @@
 #![warn(missing_docs)]
 
 mod acker;
-mod backoff;
 mod config;
 mod decode;
 mod dedup;

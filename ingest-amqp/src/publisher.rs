@@ -15,7 +15,7 @@ use tickcast_core::ingest::{BrokerError, BrokerPublisher};
 use tickcast_core::model::Offset;
 use tokio::sync::Mutex;
 
-use crate::backoff::Backoff;
+use tickcast_core::ingest::Backoff;
 use crate::config::{AmqpConfig, Checked, ConfigError};
 use crate::decode::content_type_of;
 use crate::topology::{self, SetupError};

@@ -11,7 +11,7 @@ use lapin::{Acker, Channel, Connection, Consumer};
 use tickcast_core::ingest::{Incoming, IngestItem, IngestSource, SourceCounters};
 
 use crate::acker::DeliveryAcker;
-use crate::backoff::Backoff;
+use tickcast_core::ingest::Backoff;
 use crate::config::{AmqpConfig, Checked, ConfigError};
 use crate::decode::decode_delivery;
 use crate::dedup::RecentIds;

@@ -46,7 +46,6 @@
 //! ```
 #![warn(missing_docs)]
 
-mod backoff;
 mod config;
 mod connect;
 mod link;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use tickcast_core::ingest::{IngestItem, IngestSource, SourceCounters};
 
-use crate::backoff::Backoff;
+use tickcast_core::ingest::Backoff;
 use crate::config::{ConfigError, RedisConfig, RedisMode};
 use crate::link::LinkError;
 use crate::pubsub::PubSubConsumer;

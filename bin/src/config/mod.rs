@@ -225,7 +225,8 @@ pub struct IngestSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisIngest {
-    /// Server URL (`redis://`, `rediss://`, `redis+unix://`, `unix://`).
+    /// Server URL (`redis://`, `redis+unix://`, `unix://`; TLS `rediss://`
+    /// is not built in).
     pub url: String,
     /// Pub/sub channels or one stream.
     pub mode: RedisMode,

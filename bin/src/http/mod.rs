@@ -94,8 +94,8 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// The one place where transports (and later the demo page) join the
-/// routes, each behind its cargo feature. A transport crate exposes a warp
+/// The one place where transports join the routes, each behind its cargo
+/// feature. A transport crate exposes a warp
 /// filter over the hub; it is mapped to [`Response`] and `.or()`-ed in here.
 /// Transports answer their own errors (bad query, auth) themselves; what
 /// they reject goes on to [`error::recover`].

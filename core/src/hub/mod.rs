@@ -94,6 +94,18 @@ impl Sequencer {
         self.seq += 1;
         Ok(Offset::new(epoch, self.seq))
     }
+
+    /// Whether an ingest offset may come next: only for
+    /// [`OffsetMode::External`], and only after the latest one.
+    fn check_external(&self, offset: Offset) -> Result<(), PublishError> {
+        if self.epoch.is_some() {
+            return Err(PublishError::OffsetNotAccepted);
+        }
+        match self.history.latest().filter(|l| offset <= *l) {
+            Some(latest) => Err(PublishError::Stale { offset, latest }),
+            None => Ok(()),
+        }
+    }
 }
 
 struct Inner {
@@ -217,12 +229,7 @@ impl Hub {
     pub fn publish_at(&self, event: Event, offset: Offset) -> Result<Offset, PublishError> {
         self.check_open()?;
         let mut seq = self.inner.sequencer.lock();
-        if seq.epoch.is_some() {
-            return Err(PublishError::OffsetNotAccepted);
-        }
-        if let Some(latest) = seq.history.latest().filter(|l| offset <= *l) {
-            return Err(PublishError::Stale { offset, latest });
-        }
+        seq.check_external(offset)?;
         self.accept(&mut seq, event, offset);
         Ok(offset)
     }
@@ -234,12 +241,7 @@ impl Hub {
     pub fn remember_at(&self, event: Event, offset: Offset) -> Result<Offset, PublishError> {
         self.check_open()?;
         let mut seq = self.inner.sequencer.lock();
-        if seq.epoch.is_some() {
-            return Err(PublishError::OffsetNotAccepted);
-        }
-        if let Some(latest) = seq.history.latest().filter(|l| offset <= *l) {
-            return Err(PublishError::Stale { offset, latest });
-        }
+        seq.check_external(offset)?;
         let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
         seq.history.push(prepared);
         Ok(offset)
@@ -362,9 +364,11 @@ impl Hub {
 
     /// Caps what the connections of `user` receive per hour, over all of
     /// them together (on top of `rate_limit_per_user` per second); `None`
-    /// removes the cap. Over it, events are conflated or dropped with a
-    /// `dropped` notice, as over the per-second limit; critical events are
-    /// exempt. Kept for the user's later connections too.
+    /// removes the cap. An event over the cap is dropped, with a `dropped`
+    /// notice: the queue holds a rate-limited event for its conflation key
+    /// only when quota returns within a second, which an hourly cap used
+    /// up does not. Critical events are exempt. Kept for the user's later
+    /// connections too.
     pub fn set_user_hourly_limit(&self, user: &UserId, per_hour: Option<NonZeroU32>) {
         self.inner.users.set_per_hour(user, per_hour);
     }

@@ -6,11 +6,13 @@
 //! after the hub accepted it, so a broker with acks loses nothing.
 //! [`ChannelSource`] is the in-process source (tests, embedding).
 
+mod backoff;
 mod channel;
 mod counters;
 mod driver;
 mod publisher;
 
+pub use backoff::Backoff;
 pub use channel::{channel_source, decode_body, ChannelPublisher, ChannelSource, SourceClosed};
 pub use counters::{SourceCounters, SourceStats};
 pub use driver::run_source;

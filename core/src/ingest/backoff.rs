@@ -3,9 +3,11 @@
 use std::time::Duration;
 
 /// Delays that double from `min` to `max`, so a broker that is down is
-/// retried quickly at first and then without hammering it.
+/// retried quickly at first and then without hammering it. Deterministic
+/// (no jitter): a node holds one connection per broker, so there is no herd
+/// of clients to spread out. Shared by the broker sources.
 #[derive(Debug, Clone)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     min: Duration,
     max: Duration,
     next: Duration,
@@ -13,7 +15,7 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     /// Starts at `min` (at least 1 ms, so a zero setting cannot spin).
-    pub(crate) fn new(min: Duration, max: Duration) -> Self {
+    pub fn new(min: Duration, max: Duration) -> Self {
         let min = min.max(Duration::from_millis(1));
         let max = max.max(min);
         Self {
@@ -24,14 +26,14 @@ impl Backoff {
     }
 
     /// The delay before the next attempt; each call doubles the following.
-    pub(crate) fn next_delay(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let delay = self.next;
         self.next = (self.next * 2).min(self.max);
         delay
     }
 
     /// A connection succeeded: the next failure starts over at `min`.
-    pub(crate) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.next = self.min;
     }
 }

@@ -1,0 +1,168 @@
+//! The tier-pattern API through real WebSocket clients: users connect with
+//! a JWT and get the feed and alerts of their preferences without
+//! subscribing themselves.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tickcast_core::auth::Authenticator;
+use tickcast_core::model::Tier;
+use tickcast_core::patterns::{
+    PatternAlertEvent, TierPatternEvent, TierPatternHub, UserPreferences, PATTERN_SUBSCRIPTION,
+};
+use tickcast_core::HubConfig;
+use tickcast_transport_ws::{ws_route, WsConfig};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use warp::Filter;
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const SECRET: &[u8] = b"patterns-secret";
+
+fn token(user: &str) -> String {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    encode(
+        &Header::default(),
+        &json!({"sub": user, "exp": exp}),
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+async fn serve(patterns: &TierPatternHub) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = WsConfig {
+        auth: Some(Authenticator::hs256(SECRET)),
+        ..WsConfig::default()
+    };
+    let routes = ws_route(patterns.hub().clone(), config)
+        .map(warp::Reply::into_response)
+        .boxed();
+    tokio::spawn(tickcast_transport_ws::serve(
+        listener,
+        routes,
+        std::future::pending(),
+    ));
+    addr
+}
+
+async fn next_json(client: &mut Client) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), client.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("readable");
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Close(frame) => panic!("closed: {frame:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// Connects as `user` and reads its welcome and the server-side
+/// subscriptions; returns their ids.
+async fn connect(addr: SocketAddr, user: &str) -> (Client, Vec<String>) {
+    let url = format!("ws://{addr}/ws?token={}", token(user));
+    let (mut client, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(next_json(&mut client).await["user"], user);
+    let mut subscribed = Vec::new();
+    for _ in 0..2 {
+        let frame = next_json(&mut client).await;
+        assert_eq!(frame["type"], "subscribed", "{frame}");
+        subscribed.push(frame["id"].as_str().unwrap().to_owned());
+    }
+    subscribed.sort();
+    (client, subscribed)
+}
+
+/// The next event (alone or first of a batch).
+async fn next_event(client: &mut Client) -> Value {
+    loop {
+        let frame = next_json(client).await;
+        match frame["type"].as_str() {
+            Some("event") => return frame,
+            Some("batch") => return frame["events"][0].clone(),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_get_the_feed_and_alerts_of_their_preferences_over_websocket() {
+    let mut config = HubConfig::immediate();
+    config.rate_limit_per_user = 0;
+    let patterns = TierPatternHub::builder().config(config).build();
+    patterns
+        .subscribe_user(
+            "alice",
+            UserPreferences {
+                symbols: vec!["AAPL".into()],
+                ..UserPreferences::daily()
+            },
+        )
+        .unwrap();
+    patterns
+        .subscribe_user("bob", UserPreferences::high_confidence())
+        .unwrap();
+    let addr = serve(&patterns).await;
+    let (mut alice, subs) = connect(addr, "alice").await;
+    assert_eq!(subs, ["tier-alerts", "tier-patterns"]);
+    let (mut bob, _) = connect(addr, "bob").await;
+
+    // Alice: daily AAPL at >= 0.6. Bob: anything at >= 0.8 and high+.
+    patterns
+        .publish_pattern(TierPatternEvent::new("Doji", "AAPL", Tier::Intraday, 0.95))
+        .unwrap();
+    patterns
+        .publish_pattern(TierPatternEvent::new(
+            "BreakoutBO",
+            "AAPL",
+            Tier::Daily,
+            0.7,
+        ))
+        .unwrap();
+    patterns
+        .publish_alert(PatternAlertEvent::new(
+            "alice",
+            TierPatternEvent::new("BreakoutBO", "AAPL", Tier::Daily, 0.9),
+            "breakout confirmed",
+        ))
+        .unwrap();
+
+    // The critical alert may overtake the pattern (critical is never
+    // batched): look at both by type.
+    let mut two = [next_event(&mut alice).await, next_event(&mut alice).await];
+    two.sort_by_key(|e| e["event_type"].as_str().unwrap_or_default().to_owned());
+    let [alert, pattern] = two;
+    assert_eq!(pattern["subs"], json!([PATTERN_SUBSCRIPTION]));
+    assert_eq!(pattern["data"]["tier"], "daily");
+    assert!(pattern["data"]["market_session"].is_string());
+    assert_eq!(alert["event_type"], "pattern_alert");
+    assert_eq!(alert["priority"], "critical");
+    assert_eq!(alert["data"]["message"], "breakout confirmed");
+
+    let only = next_event(&mut bob).await;
+    assert_eq!(
+        only["data"]["pattern"], "Doji",
+        "bob's first is the 0.95 one"
+    );
+    // Bob never sees Alice's alert: the next thing he gets is the next
+    // high-confidence pattern.
+    patterns
+        .publish_pattern(TierPatternEvent::new("GapUp", "MSFT", Tier::Combo, 0.85))
+        .unwrap();
+    assert_eq!(next_event(&mut bob).await["data"]["pattern"], "GapUp");
+    assert_eq!(patterns.stats().alerts, 1);
+}
