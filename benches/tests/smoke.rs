@@ -9,7 +9,12 @@ use tokio::sync::oneshot;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_scenario_delivers_exactly_what_the_filters_ask_for() {
-    smoke(Config::default(), Via::Http, BrokerTarget::default()).await;
+    smoke(Config::default(), Via::Http, BrokerTarget::default(), 0.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_scenario_over_websocket_and_sse() {
+    smoke(Config::default(), Via::Http, BrokerTarget::default(), 0.5).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +32,7 @@ async fn smoke_scenario_through_redis_streams() {
         redis_stream: Some("smoke".into()),
         amqp_exchange: None,
     };
-    smoke(config, Via::Redis, broker).await;
+    smoke(config, Via::Redis, broker, 0.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,12 +54,13 @@ async fn smoke_scenario_through_rabbitmq() {
         redis_stream: None,
         amqp_exchange: Some(format!("tickcast-test.{unique}")),
     };
-    smoke(config, Via::Amqp, broker).await;
+    smoke(config, Via::Amqp, broker, 0.0).await;
 }
 
 /// Runs the smoke scenario against a server with `base`'s ingest,
-/// publishing `via`, and checks every delivery.
-async fn smoke(base: Config, via: Via, broker: BrokerTarget) {
+/// publishing `via`, with `sse_share` of the connections over SSE, and
+/// checks every delivery.
+async fn smoke(base: Config, via: Via, broker: BrokerTarget, sse_share: f64) {
     let mut config = Config {
         listen: "127.0.0.1:0".to_owned(),
         node_id: "smoke".to_owned(),
@@ -72,6 +78,7 @@ async fn smoke(base: Config, via: Via, broker: BrokerTarget) {
     wait_ready(server.addr()).await;
     let (name, mut scenario) = Scenario::load("smoke").expect("the smoke scenario loads");
     scenario.publish.via = via;
+    scenario.connections.sse_share = sse_share;
     let mut options = Options::new(&name, scenario, server.addr());
     options.broker = broker;
     options.server_pid = Some(std::process::id());

@@ -11,7 +11,7 @@ use super::{LoadError, Options};
 
 /// tickcast-load: end-to-end load generator for tickcast.
 ///
-/// Opens WebSocket connections to a running tickcast server, subscribes each
+/// Opens WebSocket (and, with --sse-share, SSE) connections to a running tickcast server, subscribes each
 /// with filters drawn from a scenario, publishes events through
 /// `POST /api/publish`, and checks every delivery against the filters: a
 /// delivery missing, duplicated or unexpected is an error (exit status 1).
@@ -59,6 +59,11 @@ pub struct Args {
     /// its subscriptions answered [connections.connect_timeout_s].
     #[arg(long, value_name = "SECS")]
     pub connect_timeout: Option<f64>,
+
+    /// Share of the connections, 0..1, that use SSE instead of WebSocket
+    /// (each with its first filter only) [connections.sse_share].
+    #[arg(long, value_name = "SHARE")]
+    pub sse_share: Option<f64>,
 
     /// Loopback source addresses (127.0.0.1..N) to spread client sockets
     /// over; 0 = as many as the ephemeral port range needs
@@ -190,6 +195,7 @@ impl Args {
         set(&mut c.subscriptions, self.subscriptions);
         set(&mut c.connect_timeout_s, self.connect_timeout);
         set(&mut c.source_ips, self.source_ips);
+        set(&mut c.sse_share, self.sse_share);
         set(&mut s.filters.symbols, self.symbols);
         let p = &mut s.publish;
         if let Some(rate) = self.rate {

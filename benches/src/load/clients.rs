@@ -1,6 +1,7 @@
-//! The WebSocket clients: one task per connection that connects from its
-//! loopback source address, reads its welcome, subscribes, reports ready,
-//! then counts what it receives until the run stops it.
+//! The clients: one task per connection that connects from its loopback
+//! source address, over WebSocket (welcome, one subscribe per filter) or
+//! SSE (its first filter in the query), reports ready, then counts what it
+//! receives until the run stops it.
 //!
 //! A connection's state is small: the socket, and a Roaring bitmap of the
 //! event numbers it received (a duplicate is an insert that finds the
@@ -17,11 +18,12 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::filters::Filters;
 use super::frame::{self, Frame, Scanned, Stamp};
+use super::sse::SseStream;
 use super::stats::{epoch_ns, record_latency, Shared};
 
 /// The subprotocol the clients offer.
@@ -44,6 +46,70 @@ pub struct ClientContext {
     /// tungstenite's read buffer per connection: small when there are many
     /// mostly idle connections, larger when few carry much traffic.
     pub read_buffer: usize,
+    /// Share of the connections (0..=1) that use SSE instead of WebSocket.
+    pub sse_share: f64,
+}
+
+impl ClientContext {
+    /// Subscriptions connection `conn` asks for: all its filters over
+    /// WebSocket, the first over SSE.
+    pub fn requested(&self, conn: u32) -> usize {
+        let filters = self.filters.of(conn as usize).len();
+        match self.uses_sse(conn) {
+            true => filters.min(1),
+            false => filters,
+        }
+    }
+
+    /// Whether connection `conn` uses SSE: spread evenly over the ramp.
+    pub fn uses_sse(&self, conn: u32) -> bool {
+        let share = self.sse_share.clamp(0.0, 1.0);
+        let before = (f64::from(conn) * share).floor();
+        let after = (f64::from(conn + 1) * share).floor();
+        after > before
+    }
+}
+
+/// A connection over either transport.
+enum Link {
+    Ws(Box<Ws>),
+    Sse(Box<SseStream>),
+}
+
+/// A received text, kept as it came (no copy of WebSocket frames).
+enum Text {
+    Ws(Utf8Bytes),
+    Sse(String),
+}
+
+impl Text {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Ws(text) => text.as_str(),
+            Self::Sse(text) => text,
+        }
+    }
+}
+
+impl Link {
+    /// The next text (WebSocket frame or SSE event data), or why the
+    /// connection ended.
+    async fn next_text(&mut self) -> Result<Text, String> {
+        match self {
+            Self::Ws(ws) => next_frame(ws).await.map(Text::Ws),
+            Self::Sse(sse) => sse.next_data().await.map(Text::Sse),
+        }
+    }
+
+    async fn close(self) {
+        if let Self::Ws(mut ws) = self {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                WebSocketStream::close(&mut ws, None),
+            )
+            .await;
+        }
+    }
 }
 
 /// A connection's answer to the ramp: the mask of its acknowledged
@@ -86,12 +152,12 @@ pub async fn run(
     let mut received = RoaringBitmap::new();
     let shared = &ctx.shared;
     let setup = tokio::time::timeout(ctx.connect_timeout, open(&ctx, conn, &mut received)).await;
-    let (mut ws, mask) = match setup {
+    let (mut link, mask) = match setup {
         Ok(Ok(open)) => open,
         Ok(Err(reason)) => return failed(&ctx, conn, &ready, received, reason),
         Err(_) => return failed(&ctx, conn, &ready, received, "timeout".to_owned()),
     };
-    let subs = ctx.filters.of(conn as usize).len() as u64;
+    let subs = ctx.requested(conn) as u64;
     Shared::add(&shared.established, 1);
     Shared::add(&shared.subscribed, u64::from(mask.count_ones()));
     Shared::add(&shared.refused, subs - u64::from(mask.count_ones()));
@@ -110,27 +176,17 @@ pub async fn run(
         tokio::select! {
             biased;
             () = &mut stopped => break None,
-            message = ws.next() => match message {
-                Some(Ok(Message::Text(text))) => {
+            text = link.next_text() => match text {
+                Ok(text) => {
                     on_text(shared, &mut received, text.as_str(), true);
                 }
-                Some(Ok(Message::Close(frame))) => {
-                    break Some(match frame {
-                        Some(f) => format!("closed by the server: {} {}", u16::from(f.code), f.reason),
-                        None => "closed by the server".to_owned(),
-                    });
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break Some(format!("read error: {e}")),
-                None => break Some("connection closed".to_owned()),
+                Err(reason) => break Some(reason),
             },
         }
     };
     match ended_early {
         Some(_) => Shared::add(&shared.closed_early, 1),
-        None => {
-            let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
-        }
+        None => link.close().await,
     }
     Outcome {
         conn,
@@ -158,12 +214,13 @@ fn failed(
     }
 }
 
-/// Connects, reads the welcome, subscribes and waits for every answer.
+/// Connects from the connection's source address, then subscribes over
+/// its transport.
 async fn open(
     ctx: &ClientContext,
     conn: u32,
     received: &mut RoaringBitmap,
-) -> Result<(Ws, u64), String> {
+) -> Result<(Link, u64), String> {
     let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {}", io_reason(&e)))?;
     if !ctx.sources.is_empty() {
         let source = ctx.sources[conn as usize % ctx.sources.len()];
@@ -176,6 +233,44 @@ async fn open(
         .await
         .map_err(|e| format!("connect: {}", io_reason(&e)))?;
     let _ = stream.set_nodelay(true);
+    if ctx.uses_sse(conn) {
+        return open_sse(ctx, conn, stream, received).await;
+    }
+    let (ws, mask) = open_ws(ctx, conn, stream, received).await?;
+    Ok((Link::Ws(Box::new(ws)), mask))
+}
+
+/// SSE: the connection's first filter only (one per SSE connection); ready
+/// once `subscribed` (mask 1) or refused (mask 0).
+async fn open_sse(
+    ctx: &ClientContext,
+    conn: u32,
+    stream: TcpStream,
+    received: &mut RoaringBitmap,
+) -> Result<(Link, u64), String> {
+    let filter = ctx.filters.of(conn as usize).first().ok_or("no filter")?;
+    let mut sse = SseStream::open(stream, &ctx.server.to_string(), "s0", filter).await?;
+    loop {
+        let text = sse.next_data().await?;
+        let Some(frame) = on_text(&ctx.shared, received, &text, false) else {
+            continue;
+        };
+        match frame.kind {
+            "subscribed" => return Ok((Link::Sse(Box::new(sse)), 1)),
+            "error" => return Ok((Link::Sse(Box::new(sse)), 0)),
+            _ => {}
+        }
+    }
+}
+
+/// WebSocket: reads the welcome, subscribes every filter and waits for
+/// every answer.
+async fn open_ws(
+    ctx: &ClientContext,
+    conn: u32,
+    stream: TcpStream,
+    received: &mut RoaringBitmap,
+) -> Result<(Ws, u64), String> {
     let mut request = format!("ws://{}/ws", ctx.server)
         .into_client_request()
         .map_err(|e| format!("request: {e}"))?;
@@ -231,19 +326,24 @@ async fn open(
     Ok((ws, mask))
 }
 
-/// The next text frame.
+/// The next text frame, as a `String`.
 async fn next_text(ws: &mut Ws) -> Result<String, String> {
+    next_frame(ws).await.map(|text| text.as_str().to_owned())
+}
+
+/// The next text frame.
+async fn next_frame(ws: &mut Ws) -> Result<Utf8Bytes, String> {
     loop {
         match ws.next().await {
-            Some(Ok(Message::Text(text))) => return Ok(text.as_str().to_owned()),
+            Some(Ok(Message::Text(text))) => return Ok(text),
             Some(Ok(Message::Close(frame))) => {
                 return Err(match frame {
-                    Some(f) => format!("closed by the server: {}", u16::from(f.code)),
+                    Some(f) => format!("closed by the server: {} {}", u16::from(f.code), f.reason),
                     None => "closed by the server".to_owned(),
                 })
             }
             Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(format!("read: {e}")),
+            Some(Err(e)) => return Err(format!("read error: {e}")),
             None => return Err("connection closed".to_owned()),
         }
     }

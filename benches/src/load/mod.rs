@@ -26,6 +26,7 @@
 //! - [`scenario`]: the TOML scenarios and their defaults.
 //! - [`filters`]: the subscriptions of every connection.
 //! - [`clients`]: the connection tasks.
+//! - [`sse`]: the SSE side of a connection.
 //! - [`frame`]: cheap parsing of server frames.
 //! - [`publisher`]: pacing, stamping, HTTP publishing.
 //! - [`broker`]: publishing into Redis or RabbitMQ instead (`--via`).
@@ -48,6 +49,7 @@ pub mod procstat;
 pub mod publisher;
 pub mod report;
 pub mod scenario;
+pub mod sse;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -227,6 +229,7 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
         // tungstenite zeroes up to this much before every read (even one
         // that finds nothing), and it is resident per connection: small.
         read_buffer: 4 * 1024,
+        sse_share: scenario.connections.sse_share,
     });
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -376,7 +379,7 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
     };
     let requested: u64 = (0..count)
         .filter(|&c| established[c])
-        .map(|c| filters.of(c).len() as u64)
+        .map(|c| ctx.requested(c as u32) as u64)
         .sum();
     let active_subs: u64 = active.iter().map(|m| u64::from(m.count_ones())).sum();
     let subscriptions = SubscriptionsReport {

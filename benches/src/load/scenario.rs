@@ -85,6 +85,10 @@ pub struct ConnectionsSection {
     /// needs for `count` connections. Used only when the server address is
     /// a loopback one.
     pub source_ips: usize,
+    /// Share of the connections (0..=1, spread evenly) that use SSE
+    /// (`GET /sse`, their first filter only: SSE carries one filter per
+    /// connection) instead of WebSocket.
+    pub sse_share: f64,
 }
 
 impl Default for ConnectionsSection {
@@ -95,6 +99,7 @@ impl Default for ConnectionsSection {
             subscriptions: [1, 3],
             connect_timeout_s: 10.0,
             source_ips: 0,
+            sse_share: 0.0,
         }
     }
 }
@@ -294,6 +299,9 @@ impl Scenario {
         }
         if !positive(c.connect_timeout_s) {
             return Err("connections.connect_timeout_s must be > 0".into());
+        }
+        if !(0.0..=1.0).contains(&c.sse_share) {
+            return Err("connections.sse_share must be in 0..=1".into());
         }
         if c.source_ips > 254 {
             return Err("connections.source_ips must be at most 254".into());
