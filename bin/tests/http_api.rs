@@ -7,10 +7,11 @@ mod common;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use common::{bad_events, good_events, http_source, request, test_config, TestServer};
+use common::{http_source, request, test_config, TestServer};
 use serde_json::{json, Value};
 use tickcast_core::broadcast::Outbound;
 use tickcast_core::model::{Event, Filter, Offset};
+use tickcast_testkit::{bad_events, good_events};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const AAPL: &str = r#"{"source":"TickStockPL","timestamp":1732460000.123,"pattern":"BreakoutBO","symbol":"AAPL","confidence":0.95,"tier":"daily","detection_timestamp":1732459999.9,"metadata":{}}"#;
@@ -63,7 +64,7 @@ async fn publishing_an_array_publishes_every_fixture_in_order() {
         if i > 0 {
             body.extend_from_slice(b",\n ");
         }
-        body.extend_from_slice(&event.body);
+        body.extend_from_slice(&event.raw);
     }
     body.push(b']');
 
@@ -366,8 +367,10 @@ async fn a_configured_broker_is_reported_not_connected() {
             .contains(&json!({"name": "amqp", "connected": false})),
         "{sources}"
     );
-    // HTTP publishing still works, straight to this node.
-    assert_eq!(server.post("/api/publish", AAPL).await.status, 202);
+    // Publishes go through the broker, which is not there: 503, said why.
+    let answer = server.post("/api/publish", AAPL).await;
+    assert_eq!(answer.status, 503, "{}", answer.text());
+    assert_eq!(answer.json()["errors"][0]["reason"], "broker_unavailable");
     server.stop().await;
 }
 

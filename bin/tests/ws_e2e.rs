@@ -161,7 +161,7 @@ async fn fixtures_through_the_http_api_reach_exactly_the_matching_clients() {
 
     // Publish runs of same-channel events as arrays, so the channel gives
     // the event type as TickStockPL's does.
-    let fixtures = common::good_events();
+    let fixtures = tickcast_testkit::good_events();
     let mut expected: Vec<BTreeMap<String, Vec<String>>> = vec![BTreeMap::new(); clients.len()];
     let mut start = 0;
     while start < fixtures.len() {
@@ -172,7 +172,7 @@ async fn fixtures_through_the_http_api_reach_exactly_the_matching_clients() {
         }
         let items: Vec<&[u8]> = fixtures[start..end]
             .iter()
-            .map(|f| f.body.as_slice())
+            .map(|f| f.raw.as_slice())
             .collect();
         let body = format!(
             "[{}]",
@@ -188,8 +188,7 @@ async fn fixtures_through_the_http_api_reach_exactly_the_matching_clients() {
         assert_eq!(answer.status, 202, "{}", answer.text());
         let offsets = answer.json()["offsets"].as_array().unwrap().clone();
         for (fixture, offset) in fixtures[start..end].iter().zip(offsets) {
-            let body: Value = serde_json::from_slice(&fixture.body).unwrap();
-            let d = oracle::dims(&body, &fixture.channel);
+            let d = oracle::dims(&fixture.body, &fixture.channel);
             for (i, c) in clients.iter().enumerate() {
                 let private_ok = d.user.is_none() || d.user.as_deref() == Some(c.user.as_str());
                 let subs: Vec<String> = c

@@ -1,20 +1,19 @@
 //! The decoder against shared/fixtures: every good event accepted, every
 //! bad one rejected with a typed error.
 
-mod common;
-
 use std::collections::BTreeSet;
 
+use bytes::Bytes;
 use tickcast_core::model::{DecodeError, Event, Priority, DEFAULT_MAX_BODY_BYTES};
 
 #[test]
 fn accepts_every_tickstockpl_event() {
-    let events = common::good_events();
+    let events = tickcast_testkit::good_events();
     assert_eq!(events.len(), 5000);
     let mut types = BTreeSet::new();
     for fixture in events {
         let event = Event::from_json(
-            fixture.raw.clone(),
+            Bytes::from(fixture.raw.clone()),
             Some(&fixture.channel),
             DEFAULT_MAX_BODY_BYTES,
         )
@@ -44,13 +43,17 @@ fn accepts_every_tickstockpl_event() {
 
 #[test]
 fn rejects_every_bad_event_with_a_typed_error() {
-    let bad = common::bad_events();
+    let bad = tickcast_testkit::bad_events();
     assert!(bad.len() >= 13);
     let mut reasons = BTreeSet::new();
-    for (channel, raw, why) in bad {
-        let err: DecodeError = Event::from_json(raw, Some(&channel), DEFAULT_MAX_BODY_BYTES)
-            .err()
-            .unwrap_or_else(|| panic!("accepted a bad event: {why}"));
+    for event in bad {
+        let err: DecodeError = Event::from_json(
+            Bytes::from(event.raw),
+            Some(&event.channel),
+            DEFAULT_MAX_BODY_BYTES,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("accepted a bad event: {}", event.why));
         reasons.insert(err.reason());
     }
     // Each rule of the format is exercised by the fixture.

@@ -26,8 +26,13 @@ fn config() -> HubConfig {
     config
 }
 
-fn decode(raw: &Bytes, channel: &str) -> Event {
-    Event::from_json(raw.clone(), Some(channel), DEFAULT_MAX_BODY_BYTES).unwrap()
+fn decode(raw: &[u8], channel: &str) -> Event {
+    Event::from_json(
+        Bytes::copy_from_slice(raw),
+        Some(channel),
+        DEFAULT_MAX_BODY_BYTES,
+    )
+    .unwrap()
 }
 
 fn filter(v: Value) -> Filter {
@@ -104,7 +109,7 @@ fn every_client_gets_exactly_its_matching_events_once_in_order() {
         assert_eq!(first.messages.len(), 1 + c.subs.len());
     }
 
-    let fixtures = common::good_events();
+    let fixtures = tickcast_testkit::good_events();
     let mut expected: Vec<Vec<(String, Vec<&str>)>> = vec![Vec::new(); clients.len()];
     for fx in &fixtures {
         let offset = hub
@@ -150,10 +155,7 @@ fn every_client_gets_exactly_its_matching_events_once_in_order() {
         .map(|e| (e["offset"].as_str().unwrap().to_owned(), &e["data"]))
         .collect();
     assert_eq!(by_offset.len(), clients[3].seen.len());
-    let private: usize = fixtures
-        .iter()
-        .filter(|f| f.body.get("user_id").is_some())
-        .count();
+    let private: usize = fixtures.iter().filter(|f| f.is_private()).count();
     assert_eq!(
         clients[3].seen.len(),
         fixtures.len() - private,

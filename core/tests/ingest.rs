@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use tickcast_core::hub::HubConfig;
 use tickcast_core::ingest::{channel_source, run_source};
 use tickcast_core::model::{Envelope, Filter, DEFAULT_MAX_BODY_BYTES};
@@ -23,17 +24,20 @@ async fn bad_events_are_counted_and_good_ones_delivered() {
 
     let (publisher, source) = channel_source("test", 64, DEFAULT_MAX_BODY_BYTES);
     let driver = tokio::spawn(run_source(hub.clone(), source));
-    let good = common::good_events();
-    let bad = common::bad_events();
+    let good = tickcast_testkit::good_events();
+    let bad = tickcast_testkit::bad_events();
     let mut sent_good = 0;
     for (i, fixture) in good.iter().take(300).enumerate() {
         publisher
-            .send(Some(&fixture.channel), fixture.raw.clone())
+            .send(Some(&fixture.channel), Bytes::from(fixture.raw.clone()))
             .await
             .unwrap();
         sent_good += 1;
-        if let Some((channel, raw, _)) = bad.get(i) {
-            publisher.send(Some(channel), raw.clone()).await.unwrap();
+        if let Some(bad) = bad.get(i) {
+            publisher
+                .send(Some(&bad.channel), Bytes::from(bad.raw.clone()))
+                .await
+                .unwrap();
         }
     }
     // A Rust producer's bincode envelope, after the 0x00 marker.
@@ -52,11 +56,7 @@ async fn bad_events_are_counted_and_good_ones_delivered() {
         .unwrap();
 
     let seen = common::drain_until_idle(&mut conn.frames, Duration::from_millis(200)).await;
-    let private = good
-        .iter()
-        .take(300)
-        .filter(|f| f.body.get("user_id").is_some())
-        .count();
+    let private = good.iter().take(300).filter(|f| f.is_private()).count();
     assert_eq!(seen.events.len(), sent_good - private + 1);
     let from_bincode = seen
         .events

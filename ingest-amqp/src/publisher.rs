@@ -15,10 +15,10 @@ use tickcast_core::ingest::{BrokerError, BrokerPublisher};
 use tickcast_core::model::Offset;
 use tokio::sync::Mutex;
 
-use tickcast_core::ingest::Backoff;
 use crate::config::{AmqpConfig, Checked, ConfigError};
 use crate::decode::content_type_of;
 use crate::topology::{self, SetupError};
+use tickcast_core::ingest::Backoff;
 
 /// Publishes bodies to the exchange with the channel as routing key,
 /// persistent (delivery mode 2), with a fresh unique `message_id` each (the
@@ -180,7 +180,12 @@ impl AmqpPublisher {
                 Failure::Final(BrokerError::Unavailable(why))
             })?;
         match answer.map_err(failure)? {
-            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(None) => Ok(()),
+            // Every channel of this publisher is in confirm mode: no answer
+            // here means the channel went away, not that the broker has it.
+            Confirmation::NotRequested => Err(Failure::Retry(
+                "the channel closed before the broker confirmed".to_owned(),
+            )),
             Confirmation::Ack(Some(_)) => Err(Failure::Final(BrokerError::Refused(format!(
                 "no queue is bound for routing key {:?} on exchange {}",
                 out.routing_key.as_str(),

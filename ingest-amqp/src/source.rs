@@ -11,11 +11,11 @@ use lapin::{Acker, Channel, Connection, Consumer};
 use tickcast_core::ingest::{Incoming, IngestItem, IngestSource, SourceCounters};
 
 use crate::acker::DeliveryAcker;
-use tickcast_core::ingest::Backoff;
 use crate::config::{AmqpConfig, Checked, ConfigError};
 use crate::decode::decode_delivery;
 use crate::dedup::RecentIds;
 use crate::topology::{self, SetupError};
+use tickcast_core::ingest::Backoff;
 
 /// Consumes this node's queue on the topic exchange (see [`AmqpConfig`])
 /// and yields each delivery as [`IngestItem::Message`] for

@@ -30,8 +30,8 @@ async fn fixtures_are_delivered_in_order_and_bad_ones_dead_lettered() {
     tokio::spawn(run_source(hub.clone(), source));
     raw.wait_for_consumer(&config.queue).await;
 
-    let good = common::good_events();
-    let bad = common::bad_events();
+    let good = tickcast_testkit::good_events();
+    let bad = tickcast_testkit::bad_events();
     assert!(bad.len() >= 13);
     for (i, event) in good.iter().take(GOOD).enumerate() {
         let properties = common::json_properties();
@@ -71,7 +71,7 @@ async fn fixtures_are_delivered_in_order_and_bad_ones_dead_lettered() {
     assert_eq!(stats.accepted, GOOD as u64);
     let mut reasons: BTreeMap<&str, u64> = BTreeMap::new();
     for bad in &bad {
-        *reasons.entry(bad.reason()).or_default() += 1;
+        *reasons.entry(bad.expected_reason()).or_default() += 1;
     }
     assert_eq!(stats.rejected, reasons);
     assert!(stats.connected);
@@ -169,7 +169,7 @@ async fn each_node_has_its_own_queue_and_gets_every_event() {
         raw.wait_for_consumer(&config.queue).await;
     }
 
-    let events: Vec<_> = common::good_events()
+    let events: Vec<_> = tickcast_testkit::good_events()
         .into_iter()
         .filter(|e| !e.is_private())
         .take(100)

@@ -26,7 +26,7 @@ async fn published_events_reach_the_source() {
 
     let publisher = AmqpPublisher::new(&config).unwrap();
     assert_eq!(publisher.name(), "amqp");
-    let events: Vec<_> = common::good_events()
+    let events: Vec<_> = tickcast_testkit::good_events()
         .into_iter()
         .filter(|e| !e.is_private())
         .take(60)
@@ -34,14 +34,14 @@ async fn published_events_reach_the_source() {
     // One at a time, then the rest as one batch.
     for event in &events[..10] {
         let offset = publisher
-            .publish(&event.channel, event.raw.clone())
+            .publish(&event.channel, Bytes::from(event.raw.clone()))
             .await
             .unwrap();
         assert_eq!(offset, None, "offsets are assigned on receipt");
     }
     let batch = events[10..]
         .iter()
-        .map(|e| (e.channel.clone(), e.raw.clone()))
+        .map(|e| (e.channel.clone(), Bytes::from(e.raw.clone())))
         .collect();
     let results = publisher.publish_all(batch).await;
     assert_eq!(results.len(), 50);

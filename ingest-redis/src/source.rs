@@ -7,11 +7,11 @@ use std::time::Instant;
 use async_trait::async_trait;
 use tickcast_core::ingest::{IngestItem, IngestSource, SourceCounters};
 
-use tickcast_core::ingest::Backoff;
 use crate::config::{ConfigError, RedisConfig, RedisMode};
 use crate::link::LinkError;
 use crate::pubsub::PubSubConsumer;
 use crate::streams::StreamConsumer;
+use tickcast_core::ingest::Backoff;
 
 /// The source's name in stats and logs.
 pub const SOURCE_NAME: &str = "redis";

@@ -7,6 +7,7 @@ use common::*;
 use tickcast_core::hub::{Hub, OffsetMode};
 use tickcast_core::model::Offset;
 use tickcast_ingest_redis::RedisMode;
+use tickcast_testkit::fixtures::GoodEvent;
 
 /// Waits until the hub shows the source disconnected, then connected.
 async fn restart(server: &mut tickcast_testkit::RedisServer, hub: &Hub) {
@@ -25,7 +26,7 @@ async fn pubsub_reconnects_after_a_server_restart() {
     let hub = hub(OffsetMode::Node);
     let mut conn = client(&hub, None);
     let task = start(&hub, source_config(&server.url(), RedisMode::PubSub)).await;
-    let good: Vec<Good> = good_events(100)
+    let good: Vec<GoodEvent> = first_good_events(100)
         .into_iter()
         .filter(|g| !g.is_private())
         .take(20)
@@ -73,7 +74,7 @@ async fn streams_reconnect_and_recreate_the_group_after_a_server_restart() {
         ..streams_config(&server.url(), stream, group)
     };
     let task = start(&hub, config).await;
-    let good: Vec<Good> = good_events(100)
+    let good: Vec<GoodEvent> = first_good_events(100)
         .into_iter()
         .filter(|g| !g.is_private())
         .take(30)

@@ -8,15 +8,16 @@ use tickcast_core::hub::OffsetMode;
 use tickcast_core::ingest::{BrokerError, BrokerPublisher};
 use tickcast_core::model::Offset;
 use tickcast_ingest_redis::{RedisMode, RedisPublisher};
+use tickcast_testkit::fixtures::GoodEvent;
 
-fn items(good: &[Good]) -> Vec<(String, Bytes)> {
+fn items(good: &[GoodEvent]) -> Vec<(String, Bytes)> {
     good.iter()
-        .map(|g| (g.channel.clone(), g.raw.clone()))
+        .map(|g| (g.channel.clone(), Bytes::from(g.raw.clone())))
         .collect()
 }
 
-fn public(n: usize) -> Vec<Good> {
-    good_events(200)
+fn public(n: usize) -> Vec<GoodEvent> {
+    first_good_events(200)
         .into_iter()
         .filter(|g| !g.is_private())
         .take(n)
@@ -83,7 +84,7 @@ async fn publish_all_round_trips_through_streams() {
         .collect();
     let last = &good[11];
     let single = publisher
-        .publish(&last.channel, last.raw.clone())
+        .publish(&last.channel, Bytes::from(last.raw.clone()))
         .await
         .unwrap()
         .expect("XADD gives an offset");

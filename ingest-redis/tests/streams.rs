@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use tickcast_core::hub::OffsetMode;
 use tickcast_core::model::Offset;
+use tickcast_testkit::fixtures::{bad_events, GoodEvent};
 
 /// Good fixtures interleaved with every bad one (and an entry without a
 /// body), through XADD: each good event arrives with its entry id as
@@ -22,7 +23,7 @@ async fn entries_arrive_with_their_ids_and_bad_ones_are_counted() {
     let mut conn = client(&hub, None);
     let task = start(&hub, streams_config(&url, &stream, &group)).await;
 
-    let good = good_events(300);
+    let good = first_good_events(300);
     let bad = bad_events();
     let mut redis = redis_conn(&url).await;
     let mut ids = Vec::new();
@@ -41,7 +42,7 @@ async fn entries_arrive_with_their_ids_and_bad_ones_are_counted() {
         .await
         .unwrap();
 
-    let public: Vec<(Offset, &Good)> = ids
+    let public: Vec<(Offset, &GoodEvent)> = ids
         .iter()
         .copied()
         .zip(&good)
@@ -63,7 +64,7 @@ async fn entries_arrive_with_their_ids_and_bad_ones_are_counted() {
     .await;
     let stats = stats(&hub);
     assert_eq!(stats.accepted, good.len() as u64);
-    let reasons = bad.iter().map(|b| b.reason).chain(["not_json"]);
+    let reasons = bad.iter().map(|b| b.expected_reason()).chain(["not_json"]);
     assert_eq!(rejected(&stats), reason_counts(reasons));
     wait_until_async("every entry acknowledged", || {
         let (mut redis, stream, group) = (redis.clone(), stream.clone(), group.clone());
@@ -85,7 +86,7 @@ async fn entries_added_while_stopped_arrive_once_after_restart() {
     let hub = hub(OffsetMode::External);
     let mut conn = client(&hub, None);
     let mut redis = redis_conn(&url).await;
-    let good: Vec<Good> = good_events(200)
+    let good: Vec<GoodEvent> = first_good_events(200)
         .into_iter()
         .filter(|g| !g.is_private())
         .take(50)
@@ -126,7 +127,7 @@ async fn backfill_lets_clients_resume_across_a_restart() {
     };
     let (stream, group) = (unique("stream"), unique("group"));
     let mut redis = redis_conn(&url).await;
-    let good: Vec<Good> = good_events(200)
+    let good: Vec<GoodEvent> = first_good_events(200)
         .into_iter()
         .filter(|g| !g.is_private())
         .take(30)
@@ -181,7 +182,7 @@ async fn pending_entries_are_reclaimed_in_order() {
     };
     let (stream, group) = (unique("stream"), unique("group"));
     let mut redis = redis_conn(&url).await;
-    let good: Vec<Good> = good_events(200)
+    let good: Vec<GoodEvent> = first_good_events(200)
         .into_iter()
         .filter(|g| !g.is_private())
         .take(9)
@@ -259,7 +260,7 @@ async fn every_node_group_sees_every_entry() {
     let (mut client_a, mut client_b) = (client(&hub_a, None), client(&hub_b, None));
     let task_a = start(&hub_a, streams_config(&url, &stream, &unique("node-a"))).await;
     let task_b = start(&hub_b, streams_config(&url, &stream, &unique("node-b"))).await;
-    let good: Vec<Good> = good_events(100)
+    let good: Vec<GoodEvent> = first_good_events(100)
         .into_iter()
         .filter(|g| !g.is_private())
         .take(10)
@@ -301,7 +302,7 @@ async fn a_deleted_stream_is_recreated_and_reading_goes_on() {
     let mut conn = client(&hub, None);
     let mut redis = redis_conn(&url).await;
     let task = start(&hub, streams_config(&url, &stream, &group)).await;
-    let good: Vec<Good> = good_events(100)
+    let good: Vec<GoodEvent> = first_good_events(100)
         .into_iter()
         .filter(|g| !g.is_private())
         .take(10)

@@ -7,10 +7,15 @@
 //!
 //! Fault tests that kill a broker get a private one of their own
 //! ([`RedisServer`], [`RabbitNode`]), so other tests keep theirs.
+//!
+//! [`fixtures`] reads the shared fixture files ([`good_events`],
+//! [`bad_events`]).
 
+pub mod fixtures;
 mod rabbit;
 mod redis;
 
+pub use fixtures::{bad_events, fixtures_dir, good_events, BadEvent, GoodEvent};
 pub use rabbit::RabbitNode;
 pub use redis::RedisServer;
 

@@ -35,13 +35,25 @@ impl RabbitNode {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }
 
-    /// Stops the node (its connections drop; durable data stays).
+    /// Stops the node (its connections drop; durable data stays), and
+    /// waits until its Erlang VM is gone, so that a restart does not meet
+    /// the old node still holding its name or port.
     pub fn stop(&mut self) {
+        let vm = std::fs::read_to_string(self.path("rabbitmq.pid")).ok();
         let _ = self.ctl(&["stop"]);
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if let Some(pid) = vm.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            let proc = PathBuf::from("/proc").join(pid);
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while proc.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        // A stale pid file would make `rabbitmqctl wait` watch a dead VM.
+        let _ = std::fs::remove_file(self.path("rabbitmq.pid"));
     }
 
     /// Stops it and starts it again on the same port.
@@ -64,9 +76,25 @@ impl RabbitNode {
         let addr = format!("127.0.0.1:{}", self.port);
         assert!(
             waited && super::wait_for(&addr, Duration::from_secs(30)),
-            "rabbitmq-server did not start on {addr}; logs in {}",
-            self.path("log").display()
+            "rabbitmq-server did not start on {addr}; the end of its logs:\n{}",
+            self.log_tail()
         );
+    }
+
+    /// The last lines of every log file (the directory is removed with the
+    /// node, so a failure must show them).
+    fn log_tail(&self) -> String {
+        let Ok(entries) = std::fs::read_dir(self.path("log")) else {
+            return "(no logs)".to_owned();
+        };
+        let mut out = String::new();
+        for entry in entries.flatten() {
+            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+            out.push_str(&format!("== {}\n{tail}\n", entry.path().display()));
+        }
+        out
     }
 
     fn ctl(&self, args: &[&str]) -> bool {

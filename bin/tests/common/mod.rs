@@ -1,10 +1,9 @@
 //! Helpers of the server tests: start the real server on an ephemeral
-//! port, talk to it over real sockets with a plain HTTP/1.1 client, read
-//! the shared fixtures.
+//! port, talk to it over real sockets with a plain HTTP/1.1 client. The
+//! shared fixtures come from `tickcast_testkit`.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -172,68 +171,6 @@ pub async fn request(
         .await
         .send(method, path, headers, body)
         .await
-}
-
-/// shared/fixtures beside the project (or `TICKCAST_FIXTURES`). Missing
-/// fixtures fail the test: they are part of the contract.
-pub fn fixtures_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("TICKCAST_FIXTURES") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
-
-fn fixture_lines(name: &str) -> Vec<Value> {
-    let path = fixtures_dir().join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| serde_json::from_str(line).expect("fixture line is JSON"))
-        .collect()
-}
-
-/// One line of tickstockpl_events.jsonl: channel and body bytes.
-pub struct GoodEvent {
-    pub channel: String,
-    pub body: Vec<u8>,
-}
-
-pub fn good_events() -> Vec<GoodEvent> {
-    fixture_lines("tickstockpl_events.jsonl")
-        .into_iter()
-        .map(|v| GoodEvent {
-            channel: v["channel"].as_str().expect("channel").to_owned(),
-            body: serde_json::to_vec(&v["body"]).expect("body"),
-        })
-        .collect()
-}
-
-/// One line of bad_events.jsonl, with `raw` as the bytes to send: latin-1
-/// when every character is below 256 (so the lone 0xFF arrives as invalid
-/// UTF-8), else UTF-8.
-pub struct BadEvent {
-    pub channel: String,
-    pub raw: Vec<u8>,
-    pub why: String,
-}
-
-pub fn bad_events() -> Vec<BadEvent> {
-    fixture_lines("bad_events.jsonl")
-        .into_iter()
-        .map(|v| {
-            let raw = v["raw"].as_str().expect("raw");
-            let bytes = if raw.chars().all(|c| (c as u32) < 256) {
-                raw.chars().map(|c| c as u8).collect()
-            } else {
-                raw.as_bytes().to_vec()
-            };
-            BadEvent {
-                channel: v["channel"].as_str().expect("channel").to_owned(),
-                raw: bytes,
-                why: v["why"].as_str().unwrap_or("").to_owned(),
-            }
-        })
-        .collect()
 }
 
 /// The `http` source in an `/api/stats` answer.

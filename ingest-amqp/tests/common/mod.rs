@@ -1,13 +1,11 @@
-//! Helpers of the integration tests: fixtures, a hub with one client that
-//! takes everything, names of their own per test, and raw AMQP access to
-//! publish and to look at queues.
+//! Helpers of the integration tests: a hub with one client that takes
+//! everything, names of their own per test, and raw AMQP access to publish
+//! and to look at queues. The fixtures come from `tickcast_testkit`.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions,
     QueueDeleteOptions,
@@ -24,93 +22,6 @@ use tickcast_ingest_amqp::AmqpConfig;
 
 /// Longest any wait in these tests may take before it gives up.
 pub const GIVE_UP: Duration = Duration::from_secs(90);
-
-/// shared/fixtures beside the project (or `TICKCAST_FIXTURES`).
-pub fn fixtures_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("TICKCAST_FIXTURES") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
-
-/// One line of tickstockpl_events.jsonl.
-pub struct FixtureEvent {
-    pub channel: String,
-    pub body: Value,
-    pub raw: Bytes,
-}
-
-impl FixtureEvent {
-    /// Private events (`user_id`) do not reach an anonymous client.
-    pub fn is_private(&self) -> bool {
-        self.body.get("user_id").is_some()
-    }
-}
-
-pub fn good_events() -> Vec<FixtureEvent> {
-    let path = fixtures_dir().join("tickstockpl_events.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).unwrap();
-            FixtureEvent {
-                channel: v["channel"].as_str().unwrap().to_owned(),
-                raw: Bytes::from(serde_json::to_vec(&v["body"]).unwrap()),
-                body: v["body"].clone(),
-            }
-        })
-        .collect()
-}
-
-/// One line of bad_events.jsonl.
-pub struct BadEvent {
-    pub channel: String,
-    pub raw: Bytes,
-    pub why: String,
-}
-
-impl BadEvent {
-    /// The rejection reason (`DecodeError::reason`) the fixture's `why`
-    /// stands for.
-    pub fn reason(&self) -> &'static str {
-        match self.why.as_str() {
-            "not JSON" | "empty body" => "not_json",
-            "pattern event without symbol" | "pattern event without pattern" => "missing_field",
-            "confidence out of range" => "confidence_out_of_range",
-            "confidence not a number" => "wrong_type",
-            "unknown tier" => "unknown_tier",
-            "unknown priority" => "unknown_priority",
-            "array, not an object" => "not_an_object",
-            "symbol too long" => "too_long",
-            "invalid UTF-8 byte" => "not_utf8",
-            "oversized body (> 1 MiB)" => "too_large",
-            "deeply nested JSON" => "too_deep",
-            other => panic!("bad_events.jsonl: no reason known for {other:?}; add it here"),
-        }
-    }
-}
-
-pub fn bad_events() -> Vec<BadEvent> {
-    let path = fixtures_dir().join("bad_events.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).unwrap();
-            let raw = v["raw"].as_str().unwrap();
-            // The raw text is latin-1 where it holds a lone 0xFF byte.
-            let bytes: Vec<u8> = if raw.chars().all(|c| (c as u32) < 256) {
-                raw.chars().map(|c| c as u32 as u8).collect()
-            } else {
-                raw.as_bytes().to_vec()
-            };
-            BadEvent {
-                channel: v["channel"].as_str().unwrap().to_owned(),
-                raw: Bytes::from(bytes),
-                why: v["why"].as_str().unwrap().to_owned(),
-            }
-        })
-        .collect()
-}
 
 /// A hub that delivers at once, without rate limits, into deep queues.
 pub fn hub() -> Hub {

@@ -1,13 +1,12 @@
-//! Helpers of the Redis ingest tests: fixtures, hubs, clients, waiting.
+//! Helpers of the Redis ingest tests: fixtures (from
+//! `tickcast_testkit::fixtures`), hubs, clients, waiting.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use serde_json::Value;
 use tickcast_core::broadcast::{FrameReceiver, Outbound};
 use tickcast_core::hub::{HubConfig, OffsetMode};
@@ -15,7 +14,7 @@ use tickcast_core::ingest::{run_source, SourceStats};
 use tickcast_core::model::{Filter, Offset};
 use tickcast_core::{Connection, Hub};
 use tickcast_ingest_redis::{RedisConfig, RedisMode, RedisSource};
-use tickcast_testkit::RedisServer;
+use tickcast_testkit::{GoodEvent, RedisServer};
 use tokio::task::JoinHandle;
 
 /// How long a test waits for something before it gives up (a bound, not
@@ -24,94 +23,12 @@ pub const GIVE_UP: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------- fixtures
 
-/// shared/fixtures beside the project (or `TICKCAST_FIXTURES`).
-pub fn fixtures_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("TICKCAST_FIXTURES") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
-}
-
-/// One line of tickstockpl_events.jsonl.
-#[derive(Debug, Clone)]
-pub struct Good {
-    pub channel: String,
-    pub body: Value,
-    pub raw: Bytes,
-}
-
-impl Good {
-    /// Private events reach only their user's connections.
-    pub fn is_private(&self) -> bool {
-        self.body.get("user_id").is_some()
-    }
-}
-
-/// The first `n` good events.
-pub fn good_events(n: usize) -> Vec<Good> {
-    let path = fixtures_dir().join("tickstockpl_events.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
+/// The first `n` good fixtures, in file order.
+pub fn first_good_events(n: usize) -> Vec<GoodEvent> {
+    tickcast_testkit::good_events()
+        .into_iter()
         .take(n)
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).unwrap();
-            Good {
-                channel: v["channel"].as_str().unwrap().to_owned(),
-                raw: Bytes::from(serde_json::to_vec(&v["body"]).unwrap()),
-                body: v["body"].clone(),
-            }
-        })
         .collect()
-}
-
-/// One line of bad_events.jsonl, with the rejection reason it must get.
-#[derive(Debug, Clone)]
-pub struct Bad {
-    pub channel: String,
-    pub raw: Bytes,
-    pub reason: &'static str,
-}
-
-/// Every bad event. Each fixture line's `why` maps to the reason code the
-/// core decoder gives for it; an unknown `why` fails here, so a new
-/// fixture line gets its expectation written down.
-pub fn bad_events() -> Vec<Bad> {
-    let path = fixtures_dir().join("bad_events.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).unwrap();
-            let raw = v["raw"].as_str().unwrap();
-            // The raw text is latin-1 where it holds a lone 0xFF byte.
-            let bytes: Vec<u8> = if raw.chars().all(|c| (c as u32) < 256) {
-                raw.chars().map(|c| c as u32 as u8).collect()
-            } else {
-                raw.as_bytes().to_vec()
-            };
-            Bad {
-                channel: v["channel"].as_str().unwrap().to_owned(),
-                raw: Bytes::from(bytes),
-                reason: expected_reason(v["why"].as_str().unwrap()),
-            }
-        })
-        .collect()
-}
-
-fn expected_reason(why: &str) -> &'static str {
-    match why {
-        "not JSON" | "empty body" => "not_json",
-        "pattern event without symbol" | "pattern event without pattern" => "missing_field",
-        "confidence out of range" => "confidence_out_of_range",
-        "confidence not a number" => "wrong_type",
-        "unknown tier" => "unknown_tier",
-        "unknown priority" => "unknown_priority",
-        "array, not an object" => "not_an_object",
-        "symbol too long" => "too_long",
-        "invalid UTF-8 byte" => "not_utf8",
-        "oversized body (> 1 MiB)" => "too_large",
-        "deeply nested JSON" => "too_deep",
-        other => panic!("bad_events.jsonl: no expected reason for {other:?}"),
-    }
 }
 
 /// Reason -> count, as `SourceStats::rejected` shows it.
