@@ -59,7 +59,18 @@ pub struct AmqpSource {
 struct Session {
     consumer: Consumer,
     _channel: Channel,
-    _connection: Connection,
+    connection: Connection,
+}
+
+/// Closes a connection this source is done with. lapin keeps a dropped
+/// connection open, and the broker redelivers its unacknowledged messages
+/// only once it closes: a connection left behind would hold them (and, with
+/// a live consumer, take a share of new ones) for as long as it lives.
+async fn close(connection: &Connection) {
+    let closing = connection.close(200, "tickcast: reconnecting".into());
+    if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(2), closing).await {
+        tracing::debug!(source = "amqp", "closing the old connection: {error}");
+    }
 }
 
 impl AmqpSource {
@@ -120,27 +131,35 @@ impl AmqpSource {
 
     async fn open(&self) -> Result<Session, SetupError> {
         let name = format!("tickcast consumer {}", self.config.queue);
-        topology::within(self.config.connect_timeout, async {
-            let (connection, channel) = topology::open(&self.names, &name).await?;
-            let consumer = topology::consume(
-                &channel,
-                &self.names,
-                self.config.durable,
-                self.config.prefetch,
-            )
-            .await?;
-            Ok(Session {
+        let limit = self.config.connect_timeout;
+        let (connection, channel) =
+            topology::within(limit, topology::open(&self.names, &name)).await?;
+        let consuming = topology::consume(
+            &channel,
+            &self.names,
+            self.config.durable,
+            self.config.prefetch,
+        );
+        match topology::within(limit, consuming).await {
+            Ok(consumer) => Ok(Session {
                 consumer,
                 _channel: channel,
-                _connection: connection,
-            })
-        })
-        .await
+                connection,
+            }),
+            Err(error) => {
+                // A consume the broker registered after we gave up on it
+                // must not live on.
+                close(&connection).await;
+                Err(error)
+            }
+        }
     }
 
-    /// The connection or channel failed: drop it and start an outage.
-    fn lost(&mut self, why: String) -> IngestItem {
-        self.session = None;
+    /// The connection or channel failed: close it and start an outage.
+    async fn lost(&mut self, why: String) -> IngestItem {
+        if let Some(session) = self.session.take() {
+            close(&session.connection).await;
+        }
         self.down = true;
         self.retry_after = Some(self.backoff.next_delay());
         IngestItem::Disconnected(why)
@@ -218,8 +237,11 @@ impl IngestSource for AmqpSource {
             };
             let item = match session.consumer.next().await {
                 Some(Ok(delivery)) => self.receive(delivery).await,
-                Some(Err(error)) => Some(self.lost(error.to_string())),
-                None => Some(self.lost("the broker cancelled the consumer".to_owned())),
+                Some(Err(error)) => Some(self.lost(error.to_string()).await),
+                None => Some(
+                    self.lost("the broker cancelled the consumer".to_owned())
+                        .await,
+                ),
             };
             if item.is_some() {
                 return item;
