@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tickcast::config::{RedisIngest, RedisMode};
 use tickcast::Config;
@@ -25,7 +25,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use common::{test_config, TestServer, STEP};
+use common::{test_config, TestServer};
+use tickcast_testkit::ws::next_json;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -46,21 +47,6 @@ async fn subscriber(server: &TestServer, since: Option<&str>) -> Ws {
     ws.send(Message::text(op.to_string())).await.unwrap();
     assert_eq!(next_json(&mut ws).await["type"], "subscribed");
     ws
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let message = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("open")
-            .expect("readable");
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => {}
-        }
-    }
 }
 
 /// Reads until `n` events arrived; each as (offset, data).

@@ -8,7 +8,7 @@ mod common;
 mod oracle;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -16,40 +16,15 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use common::{TestServer, STEP};
+use common::TestServer;
+use tickcast_testkit::ws::next_json;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const SECRET: &str = "e2e-secret";
 
 fn token(user: &str) -> String {
-    use jsonwebtoken::{encode, EncodingKey, Header};
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    encode(
-        &Header::default(),
-        &json!({"sub": user, "exp": exp}),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let message = tokio::time::timeout(STEP, ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("open")
-            .expect("readable");
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => {}
-        }
-    }
+    tickcast_testkit::jwt::user_token(SECRET.as_bytes(), user)
 }
 
 struct Client {

@@ -12,8 +12,10 @@
 //! [`bad_events`]).
 
 pub mod fixtures;
+pub mod jwt;
 mod rabbit;
 mod redis;
+pub mod ws;
 
 pub use fixtures::{bad_events, fixtures_dir, good_events, BadEvent, GoodEvent};
 pub use rabbit::RabbitNode;

@@ -56,12 +56,7 @@ fn websocket_object(body: &str, offset: Offset, sub: &str) -> String {
 }
 
 fn token(claims: Value) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    tickcast_testkit::jwt::hs256(SECRET, &claims)
 }
 
 fn now() -> u64 {

@@ -3,9 +3,7 @@
 //! subscribing themselves.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tickcast_core::auth::Authenticator;
 use tickcast_core::model::Tier;
@@ -13,30 +11,15 @@ use tickcast_core::patterns::{
     PatternAlertEvent, TierPatternEvent, TierPatternHub, UserPreferences, PATTERN_SUBSCRIPTION,
 };
 use tickcast_core::HubConfig;
+use tickcast_testkit::ws::next_json;
 use tickcast_transport_ws::{ws_route, WsConfig};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use warp::Filter;
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const SECRET: &[u8] = b"patterns-secret";
-
-fn token(user: &str) -> String {
-    use jsonwebtoken::{encode, EncodingKey, Header};
-    let exp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    encode(
-        &Header::default(),
-        &json!({"sub": user, "exp": exp}),
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
-}
 
 async fn serve(patterns: &TierPatternHub) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -56,25 +39,13 @@ async fn serve(patterns: &TierPatternHub) -> SocketAddr {
     addr
 }
 
-async fn next_json(client: &mut Client) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), client.next())
-            .await
-            .expect("a frame in time")
-            .expect("open")
-            .expect("readable");
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => {}
-        }
-    }
-}
-
 /// Connects as `user` and reads its welcome and the server-side
 /// subscriptions; returns their ids.
 async fn connect(addr: SocketAddr, user: &str) -> (Client, Vec<String>) {
-    let url = format!("ws://{addr}/ws?token={}", token(user));
+    let url = format!(
+        "ws://{addr}/ws?token={}",
+        tickcast_testkit::jwt::user_token(SECRET, user)
+    );
     let (mut client, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     assert_eq!(next_json(&mut client).await["user"], user);
     let mut subscribed = Vec::new();

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tickcast_core::auth::Authenticator;
 use tickcast_core::model::Event;
 use tickcast_core::{Hub, HubConfig};
+use tickcast_testkit::ws::next_json;
 use tickcast_transport_ws::{ws_route, WsConfig};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -64,22 +65,6 @@ async fn connect(addr: SocketAddr, query: &str) -> Client {
         "tickcast.v1.json"
     );
     client
-}
-
-/// The next text frame as JSON, skipping pings.
-async fn next_json(client: &mut Client) -> Value {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), client.next())
-            .await
-            .expect("timed out waiting for a frame")
-            .expect("connection ended")
-            .expect("read error");
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => continue,
-        }
-    }
 }
 
 /// Reads until the close frame; returns its code and the text frames before it.
@@ -334,13 +319,7 @@ async fn a_client_that_stops_reading_is_closed_with_4008_while_others_keep_recei
 }
 
 fn token(claims: Value) -> String {
-    use jsonwebtoken::{encode, EncodingKey, Header};
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(SECRET),
-    )
-    .unwrap()
+    tickcast_testkit::jwt::hs256(SECRET, &claims)
 }
 
 fn now() -> u64 {
