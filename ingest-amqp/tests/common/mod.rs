@@ -219,3 +219,11 @@ pub fn json_properties() -> BasicProperties {
         .with_content_type("application/json".into())
         .with_delivery_mode(2)
 }
+
+/// `events` in a canonical order: the hub may deliver a critical event
+/// ahead of batched ones, so tests that check "each once, as published"
+/// compare sorted lists.
+pub fn sorted(mut events: Vec<Value>) -> Vec<Value> {
+    events.sort_by_key(|v| v.to_string());
+    events
+}
