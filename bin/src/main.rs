@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use tickcast::cli::{Cli, Command};
+use tickcast::http::auth::PublishAccess;
 use tickcast::{logging, shutdown, Config};
 
 fn main() -> ExitCode {
@@ -24,10 +25,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::CheckConfig { show_secrets }) => {
             let shown = if show_secrets {
-                config
+                config.clone()
             } else {
                 config.redacted()
             };
+            // Who may publish follows from several keys; say it outright.
+            println!(
+                "# POST /api/publish: {}",
+                PublishAccess::of(&config).describe()
+            );
             print!(
                 "{}",
                 shown.to_toml().context("cannot print the configuration")?

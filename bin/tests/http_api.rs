@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 use tickcast_core::broadcast::Outbound;
 use tickcast_core::model::{Event, Filter, Offset};
 use tickcast_testkit::{bad_events, good_events};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const AAPL: &str = r#"{"source":"TickStockPL","timestamp":1732460000.123,"pattern":"BreakoutBO","symbol":"AAPL","confidence":0.95,"tier":"daily","detection_timestamp":1732459999.9,"metadata":{}}"#;
 const MSFT: &str = r#"{"pattern":"Doji","symbol":"msft","confidence":0.7,"tier":"intraday"}"#;
@@ -238,14 +237,9 @@ async fn whole_body_errors_are_json() {
     assert_eq!(answer.json()["errors"][0]["reason"], "not_json");
 
     // A chunked body has no content-length: the limit still holds.
-    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    let head = "POST /api/publish HTTP/1.1\r\nhost: test\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+    let head = "POST /api/publish HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
     let chunk = format!("800\r\n{}\r\n0\r\n\r\n", "x".repeat(0x800));
-    let _ = stream.write_all(head.as_bytes()).await;
-    let _ = stream.write_all(chunk.as_bytes()).await;
-    let mut response = Vec::new();
-    let _ = tokio::time::timeout(common::STEP, stream.read_to_end(&mut response)).await;
-    let response = String::from_utf8_lossy(&response);
+    let response = common::raw_exchange(server.addr(), format!("{head}{chunk}").as_bytes()).await;
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
     assert!(response.contains(r#""error":"too_large""#), "{response}");
 

@@ -93,6 +93,8 @@ async fn fixtures_through_the_http_api_reach_exactly_the_matching_clients() {
     config.delivery.rate_limit_per_user = 0;
     config.delivery.queue_capacity = 10_000;
     config.auth.jwt_secret = Some(SECRET.to_owned());
+    // With auth on, publishing needs a credential or an explicit choice.
+    config.api.allow_anonymous_publish = true;
     let server = TestServer::start(config).await;
     let addr = server.addr();
     let specs: Vec<(&str, Vec<(&'static str, Value)>)> = vec![

@@ -46,8 +46,10 @@ pub struct Config {
     pub routing: RoutingSection,
     /// Client authentication for `/ws` and `/sse`.
     pub auth: AuthSection,
-    /// Authentication of `POST /api/publish`.
+    /// Who may call the HTTP API, and from which web pages.
     pub api: ApiSection,
+    /// Deadlines and bounds of the HTTP listener; origins of `/ws` and `/sse`.
+    pub http: HttpSection,
     /// Broker ingest; none by default (HTTP publish only).
     pub ingest: IngestSection,
 }
@@ -64,6 +66,7 @@ impl Default for Config {
             routing: RoutingSection::default(),
             auth: AuthSection::default(),
             api: ApiSection::default(),
+            http: HttpSection::default(),
             ingest: IngestSection::default(),
         }
     }
@@ -131,6 +134,9 @@ pub struct LimitsSection {
     /// Largest published body in bytes (one event, or a whole
     /// `POST /api/publish` request).
     pub max_publish_bytes: usize,
+    /// Most events in one `POST /api/publish` array: bounds what one request
+    /// makes the server hold (decoded events, per-item answers).
+    pub max_publish_items: usize,
 }
 
 impl Default for LimitsSection {
@@ -140,6 +146,7 @@ impl Default for LimitsSection {
             max_subscriptions_per_connection: 64,
             max_connections_per_user: 16,
             max_publish_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_publish_items: 10_000,
         }
     }
 }
@@ -199,13 +206,55 @@ pub struct AuthSection {
     pub jwt_public_key_file: Option<PathBuf>,
 }
 
-/// `[api]`: authentication of the HTTP API.
+/// `[api]`: who may call the HTTP API, and from which web pages.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiSection {
-    /// Bearer token `POST /api/publish` requires; open when unset.
+    /// Bearer token `POST /api/publish` requires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// With `[auth]` on and no `key`, publishing is refused unless this
+    /// says anonymous publishing is wanted (it lets anyone who reaches the
+    /// port publish, private events into any user's stream included).
+    pub allow_anonymous_publish: bool,
+    /// Web origins (`https://app.example.com`, or `*`) whose pages may call
+    /// the API from a browser (CORS); none by default.
+    #[serde(deserialize_with = "one_or_many")]
+    pub cors_origins: Vec<String>,
+}
+
+/// `[http]`: deadlines and bounds of the HTTP listener, and the web pages
+/// that may open `/ws` and `/sse`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    /// A request head (line and headers) must arrive within this many ms of
+    /// its first byte, and a new connection's first request head within
+    /// this many ms of the accept; an idle keep-alive connection is closed
+    /// after it too.
+    pub header_timeout_ms: u64,
+    /// A request body must arrive within this many ms (408 otherwise).
+    pub body_timeout_ms: u64,
+    /// Connections accepted that have not yet sent a whole request head;
+    /// beyond this, new connections are answered 503 and closed, so slow
+    /// clients cannot take every file descriptor.
+    pub max_pending_connections: usize,
+    /// Web origins whose pages may open `/ws` and `/sse` (`*`: any, the
+    /// default). Requests without an `Origin` header (non-browser clients)
+    /// are always served.
+    #[serde(deserialize_with = "one_or_many")]
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_pending_connections: 1024,
+            allowed_origins: vec!["*".to_owned()],
+        }
+    }
 }
 
 /// `[ingest]`: brokers to consume. A present sub-table switches its broker

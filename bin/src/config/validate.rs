@@ -56,6 +56,21 @@ impl Checks {
         }
     }
 
+    /// Each entry is `*` or a web origin, `scheme://host[:port]` with
+    /// nothing after it.
+    fn origins(&mut self, key: &str, origins: &[String]) {
+        for origin in origins {
+            if origin != "*" && !is_origin(origin) {
+                self.fail(
+                    key,
+                    format!(
+                        "entries must be `*` or an origin such as https://app.example.com (got {origin:?})"
+                    ),
+                );
+            }
+        }
+    }
+
     fn scheme(&mut self, key: &str, url: &str, schemes: &[&str]) {
         let ok = url
             .split_once("://")
@@ -115,6 +130,18 @@ impl Config {
             1,
         );
         checks.at_least("limits.max_publish_bytes", l.max_publish_bytes as u64, 1);
+        checks.at_least("limits.max_publish_items", l.max_publish_items as u64, 1);
+
+        let h = &self.http;
+        checks.at_least("http.header_timeout_ms", h.header_timeout_ms, 1);
+        checks.at_least("http.body_timeout_ms", h.body_timeout_ms, 1);
+        checks.at_least(
+            "http.max_pending_connections",
+            h.max_pending_connections as u64,
+            1,
+        );
+        checks.origins("http.allowed_origins", &h.allowed_origins);
+        checks.origins("api.cors_origins", &self.api.cors_origins);
 
         checks.at_least("history.max_age_s", self.history.max_age_s, 1);
         checks.at_least("routing.cache_ttl_s", self.routing.cache_ttl_s, 1);
@@ -180,6 +207,19 @@ impl Config {
             checks.token("api.key", key);
         }
     }
+}
+
+/// `scheme://host[:port]`, as a browser sends it in `Origin`.
+fn is_origin(value: &str) -> bool {
+    let Ok(uri) = value.parse::<warp::http::Uri>() else {
+        return false;
+    };
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/") && !value.ends_with('/');
+    matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri
+            .authority()
+            .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
+        && bare
 }
 
 fn validate_redis(redis: &RedisIngest, checks: &mut Checks) {

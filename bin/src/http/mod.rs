@@ -7,6 +7,7 @@
 //! too.
 
 pub mod auth;
+pub mod cors;
 pub mod demo;
 pub mod error;
 pub mod health;
@@ -25,6 +26,8 @@ use warp::Filter;
 
 use crate::config::Config;
 use crate::metrics::MetricsExporter;
+use auth::PublishAccess;
+use cors::CorsPolicy;
 
 /// What the routes share: the hub, the configuration and the metrics
 /// exporter. Cheap to clone.
@@ -34,8 +37,10 @@ pub struct AppState {
     pub hub: Hub,
     /// The validated configuration the server runs with.
     pub config: Arc<Config>,
-    /// `[api] key`, if set: the bearer token `POST /api/publish` requires.
-    pub api_key: Option<Arc<str>>,
+    /// Who may `POST /api/publish`.
+    pub publish_access: PublishAccess,
+    /// Which web pages may call the API (`[api] cors_origins`).
+    pub cors: Arc<CorsPolicy>,
     /// Renders `/metrics`.
     pub metrics: Arc<MetricsExporter>,
     /// Verifies client tokens of the transports; `None`: anonymous access.
@@ -65,7 +70,8 @@ impl AppState {
         Self {
             auth,
             broker,
-            api_key: config.api.key.as_deref().map(Arc::from),
+            publish_access: PublishAccess::of(&config),
+            cors: Arc::new(CorsPolicy::new(&config.api.cors_origins)),
             metrics: Arc::new(MetricsExporter::new(&config.node_id)),
             config: Arc::new(config),
             hub,
@@ -77,8 +83,6 @@ impl AppState {
 /// not match.
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
     let api = publish::route(state)
-        .or(demo::route())
-        .unify()
         .or(health::health(state))
         .unify()
         .or(health::ready(state))
@@ -88,7 +92,11 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .or(stats::route(state))
         .unify()
         .boxed();
-    mount_transports(api, state)
+    let pages = cors::wrap(state.cors.clone(), api)
+        .or(demo::route())
+        .unify()
+        .boxed();
+    mount_transports(pages, state)
         .recover(error::recover)
         .unify()
         .boxed()

@@ -9,10 +9,13 @@
 //! an array that does not parse) are `{"error":"<code>","message":"..."}`.
 //! Every outcome is counted on the hub's `http` source.
 
+use std::cell::Cell;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tickcast_core::hub::PublishError;
@@ -22,10 +25,10 @@ use tickcast_core::Hub;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::{Filter, Reply};
+use warp::{Filter, Rejection, Reply};
 
 use super::error::{json, ApiError};
-use super::{auth, AppState};
+use super::{auth, cors, AppState};
 
 /// The name of the hub source HTTP publishes are counted under.
 pub const SOURCE: &str = "http";
@@ -40,15 +43,20 @@ struct PublishQuery {
 
 /// The route.
 pub fn route(state: &AppState) -> BoxedFilter<(Response,)> {
+    let limits = &state.config.limits;
     let publisher = Publisher {
         hub: state.hub.clone(),
         broker: state.broker.clone(),
         counters: state.hub.source(SOURCE),
-        max_bytes: state.config.limits.max_publish_bytes,
+        max_bytes: limits.max_publish_bytes,
+        max_items: limits.max_publish_items,
+        body_timeout: Duration::from_millis(state.config.http.body_timeout_ms),
     };
     warp::path!("api" / "publish")
         .and(warp::post())
-        .and(auth::bearer(state.api_key.clone()))
+        .and(cors::guard(state.cors.clone()))
+        .and(auth::publisher(state.publish_access.clone()))
+        .and(json_content_type())
         .and(warp::query::<PublishQuery>())
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
@@ -57,6 +65,32 @@ pub fn route(state: &AppState) -> BoxedFilter<(Response,)> {
             async move { publisher.handle(query.channel, length, body).await }
         })
         .boxed()
+}
+
+/// Passes `Content-Type: application/json` (any parameters); 415 otherwise.
+/// Besides telling producers early that a body is not what we decode, it
+/// keeps browsers from publishing cross-origin: a page can send `text/plain`
+/// anywhere without asking, but `application/json` only after a CORS
+/// preflight the server answers (see `cors`).
+fn json_content_type() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and_then(|value: Option<String>| async move {
+            let essence = value
+                .as_deref()
+                .map(|v| v.split(';').next().unwrap_or_default().trim());
+            match essence {
+                Some(e) if e.eq_ignore_ascii_case("application/json") => Ok(()),
+                _ => Err(warp::reject::custom(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!(
+                        "POST /api/publish takes Content-Type: application/json (got {})",
+                        value.map_or_else(|| "none".to_owned(), |v| format!("{v:?}"))
+                    ),
+                ))),
+            }
+        })
+        .untuple_one()
 }
 
 /// What a publish needs, cheap to clone per request.
@@ -68,6 +102,10 @@ struct Publisher {
     broker: Option<Arc<dyn BrokerPublisher>>,
     counters: Arc<SourceCounters>,
     max_bytes: usize,
+    /// Most items in one array body.
+    max_items: usize,
+    /// Longest wait for the whole body.
+    body_timeout: Duration,
 }
 
 /// The answer to a publish whose events could be told apart.
@@ -77,10 +115,21 @@ struct Outcome {
     offsets: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     errors: Vec<ItemError>,
+    /// Rejected items beyond the first [`MAX_LISTED_ERRORS`], counted only:
+    /// a body of a million bad items must not answer a million errors.
+    #[serde(skip_serializing_if = "is_zero")]
+    errors_omitted: usize,
     /// Some event met a hub that is shutting down or a broker that is
     /// unreachable (503).
     #[serde(skip)]
     unavailable: bool,
+}
+
+/// Most item errors listed in one answer.
+pub const MAX_LISTED_ERRORS: usize = 100;
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Outcome {
@@ -115,10 +164,14 @@ impl Publisher {
         if let Some(length) = length.filter(|&n| n > self.max_bytes as u64) {
             return self.too_large(length).into_response();
         }
-        let body = match read_limited(body, self.max_bytes, length).await {
-            Ok(body) => body,
-            Err(BodyError::TooLarge(seen)) => return self.too_large(seen as u64).into_response(),
-            Err(BodyError::Read(e)) => {
+        let read = read_limited(body, self.max_bytes, length);
+        let body = match tokio::time::timeout(self.body_timeout, read).await {
+            Ok(Ok(body)) => body,
+            Err(_elapsed) => return self.body_timed_out().into_response(),
+            Ok(Err(BodyError::TooLarge(seen))) => {
+                return self.too_large(seen as u64).into_response()
+            }
+            Ok(Err(BodyError::Read(e))) => {
                 return ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string())
                     .into_response()
             }
@@ -127,6 +180,24 @@ impl Publisher {
             Ok(outcome) => json(outcome.status(), &outcome),
             Err(error) => error.into_response(),
         }
+    }
+
+    fn body_timed_out(&self) -> ApiError {
+        self.counters.rejected("body_timeout");
+        tracing::warn!(
+            source = SOURCE,
+            reason = "body_timeout",
+            "rejected publish: the body did not arrive within {:?}",
+            self.body_timeout
+        );
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within http.body_timeout_ms = {}",
+                self.body_timeout.as_millis()
+            ),
+        )
     }
 
     fn too_large(&self, size: u64) -> ApiError {
@@ -185,7 +256,7 @@ impl Publisher {
         body: &Bytes,
         channel: Option<&str>,
     ) -> Result<Vec<Result<Event, DecodeError>>, ApiError> {
-        let items = split(body).inspect_err(|error| {
+        let items = split(body, self.max_items).inspect_err(|error| {
             self.counters.rejected(error.code);
             tracing::warn!(
                 source = SOURCE,
@@ -245,18 +316,22 @@ impl Publisher {
                     } else {
                         self.counters.rejected(reason);
                     }
-                    outcome.errors.push(ItemError {
-                        index,
-                        error,
-                        reason,
-                    });
+                    if outcome.errors.len() < MAX_LISTED_ERRORS {
+                        outcome.errors.push(ItemError {
+                            index,
+                            error,
+                            reason,
+                        });
+                    } else {
+                        outcome.errors_omitted += 1;
+                    }
                 }
             }
         }
         if let Some(first) = outcome.errors.first() {
             tracing::warn!(
                 source = SOURCE,
-                rejected = outcome.errors.len(),
+                rejected = outcome.errors.len() + outcome.errors_omitted,
                 accepted = outcome.accepted,
                 reason = first.reason,
                 "rejected published event(s); first at index {}: {}",
@@ -327,10 +402,11 @@ async fn forward(
         .collect()
 }
 
-/// The raw bytes of each event: the items of a top-level array, else the
-/// whole body (which [`Event::from_json`] then judges, so a body that is
-/// not JSON, not UTF-8 or too deep is a rejected item 0 with its reason).
-fn split(body: &Bytes) -> Result<Vec<Bytes>, ApiError> {
+/// The raw bytes of each event: the items of a top-level array (at most
+/// `max_items`), else the whole body (which [`Event::from_json`] then
+/// judges, so a body that is not JSON, not UTF-8 or too deep is a rejected
+/// item 0 with its reason).
+fn split(body: &Bytes, max_items: usize) -> Result<Vec<Bytes>, ApiError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'[') {
         return Ok(vec![body.clone()]);
@@ -342,14 +418,66 @@ fn split(body: &Bytes) -> Result<Vec<Bytes>, ApiError> {
             DecodeError::NotUtf8.to_string(),
         ));
     }
-    let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|e| {
-        let error = DecodeError::NotJson(e.to_string());
-        ApiError::new(StatusCode::BAD_REQUEST, error.reason(), error.to_string())
-    })?;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let exceeded = Cell::new(false);
+    let seed = LimitedItems {
+        max: max_items,
+        exceeded: &exceeded,
+    };
+    let items = seed
+        .deserialize(&mut deserializer)
+        .and_then(|items| deserializer.end().map(|()| items))
+        .map_err(|e| match exceeded.get() {
+            true => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_items",
+                format!("an array of more than limits.max_publish_items = {max_items} events"),
+            ),
+            false => {
+                let error = DecodeError::NotJson(e.to_string());
+                ApiError::new(StatusCode::BAD_REQUEST, error.reason(), error.to_string())
+            }
+        })?;
     Ok(items
         .into_iter()
         .map(|raw| share(body, raw.get().as_bytes()))
         .collect())
+}
+
+/// A JSON array of raw items, refused as soon as it holds more than `max`
+/// (and `exceeded` set): the count is known before the rest of a huge
+/// array is looked at.
+struct LimitedItems<'a> {
+    max: usize,
+    exceeded: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for LimitedItems<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LimitedItems<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "an array of at most {} events", self.max)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if items.len() == self.max {
+                self.exceeded.set(true);
+                return Err(serde::de::Error::custom("too many items"));
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
 }
 
 /// `item` as a view into `body` when it lies inside it (serde_json borrows
@@ -399,18 +527,29 @@ mod tests {
     #[test]
     fn split_keeps_each_item_verbatim() {
         let body = Bytes::from_static(b" [ {\"a\": 1} , {\"b\" : [2]} ] ");
-        let items = split(&body).unwrap();
+        let items = split(&body, 10).unwrap();
         assert_eq!(items, vec![&b"{\"a\": 1}"[..], &b"{\"b\" : [2]}"[..]]);
         let single = Bytes::from_static(b"{\"a\":1}");
-        assert_eq!(split(&single).unwrap(), vec![single.clone()]);
-        assert_eq!(split(&Bytes::new()).unwrap(), vec![Bytes::new()]);
+        assert_eq!(split(&single, 10).unwrap(), vec![single.clone()]);
+        assert_eq!(split(&Bytes::new(), 10).unwrap(), vec![Bytes::new()]);
     }
 
     #[test]
     fn split_rejects_a_broken_array_as_a_whole() {
-        let error = split(&Bytes::from_static(b"[{\"a\":1},")).unwrap_err();
+        let error = split(&Bytes::from_static(b"[{\"a\":1},"), 10).unwrap_err();
         assert_eq!(error.code, "not_json");
-        let error = split(&Bytes::from_static(b"[\xff]")).unwrap_err();
+        let error = split(&Bytes::from_static(b"[\xff]"), 10).unwrap_err();
         assert_eq!(error.code, "not_utf8");
+        let error = split(&Bytes::from_static(b"[1] [2]"), 10).unwrap_err();
+        assert_eq!(error.code, "not_json");
+    }
+
+    #[test]
+    fn split_refuses_arrays_over_the_item_limit() {
+        let three = Bytes::from_static(b"[1, {\"a\":[2]}, 3]");
+        assert_eq!(split(&three, 3).unwrap().len(), 3);
+        let error = split(&three, 2).unwrap_err();
+        assert_eq!(error.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(error.code, "too_many_items");
     }
 }

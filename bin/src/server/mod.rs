@@ -1,10 +1,15 @@
 //! [`serve`]: the server, started in-process, and the [`Server`] handle it
 //! returns.
 
+mod head_errors;
+mod listener;
 pub mod shutdown;
+
+pub use listener::HTTP_DRAIN;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tickcast_core::hub::OffsetMode;
 use tickcast_core::{Hub, HubConfig};
@@ -12,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, InvalidKey};
+use crate::http::auth::PublishAccess;
 use crate::http::{self, publish, AppState};
 use crate::ingest::Brokers;
 
@@ -98,6 +104,7 @@ where
         %addr,
         node_id = %config.node_id,
         auth = auth.is_some(),
+        publish = PublishAccess::of(&config).describe(),
         "tickcast {} listening: GET / (demo page), {}{}POST /api/publish, GET /health /ready /metrics /api/stats",
         env!("CARGO_PKG_VERSION"),
         if cfg!(feature = "ws") { "GET /ws (WebSocket), " } else { "" },
@@ -106,9 +113,14 @@ where
     let brokers = Brokers::start(&config, &hub)?;
     let state = AppState::new(hub.clone(), config, auth, brokers.publisher.clone());
     let routes = http::routes(&state);
+    let limits = listener::ListenerLimits {
+        header_timeout: Duration::from_millis(state.config.http.header_timeout_ms),
+        max_pending: state.config.http.max_pending_connections,
+    };
     let drained = shutdown::run(
         listener,
         routes,
+        limits,
         hub.clone(),
         shutdown,
         shutdown::DRAIN_TIMEOUT,

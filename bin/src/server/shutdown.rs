@@ -1,10 +1,10 @@
 //! Graceful shutdown: the signal that starts it and the drain that follows.
 //!
-//! On the signal the server stops accepting connections, the hub is shut
-//! down (every connection queue sends what it holds, then closes with
-//! 1001, and publishes are refused), and the server waits up to
-//! [`DRAIN_TIMEOUT`] for client connections and in-flight requests to
-//! finish before it gives up on the rest.
+//! On the signal the hub is shut down (every connection queue sends what it
+//! holds, then closes with 1001, and publishes are refused), `/ready`
+//! answers 503, and the server waits up to [`DRAIN_TIMEOUT`] for client
+//! connections to finish; then it closes the listener and gives in-flight
+//! requests a last few seconds.
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
+
+use super::listener::{self, ListenerLimits};
 
 /// Longest wait for connections to drain after the shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,17 +62,24 @@ async fn ctrl_c() -> &'static str {
 }
 
 /// Serves `routes` on `listener` until `shutdown` resolves, then drains.
+///
+/// The listener stays open during the drain: `/ready` answers 503 at once
+/// (so load balancers stop sending), and new clients get a definite refusal
+/// (WebSocket close 1001, SSE 503) instead of a connection nobody answers.
+/// It closes when the last client connection has gone or `drain_timeout`
+/// has passed; in-flight HTTP requests then get [`HTTP_DRAIN`](super::HTTP_DRAIN) more.
 pub(crate) async fn run(
     listener: TcpListener,
     routes: BoxedFilter<(Response,)>,
+    limits: ListenerLimits,
     hub: Hub,
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
 ) {
-    let (stop_accepting, stopped) = oneshot::channel::<()>();
-    let server = http_server(listener, routes, async move {
-        // A dropped sender stops the server too.
-        let _ = stopped.await;
+    let (close_listener, closed) = oneshot::channel::<()>();
+    let server = listener::serve(listener, routes, limits, async move {
+        // A dropped sender closes the listener too.
+        let _ = closed.await;
     });
     let mut server = std::pin::pin!(server);
     tokio::select! {
@@ -83,38 +92,24 @@ pub(crate) async fn run(
     }
     tracing::info!(
         connections = hub.connection_count(),
-        "shutting down: no new connections; open ones get their queued frames, then close 1001"
+        "shutting down: /ready answers 503; open connections get their queued frames, then close 1001"
     );
-    let _ = stop_accepting.send(());
     hub.shutdown();
-    let drain = async {
+    let drained = async {
         while hub.connection_count() > 0 {
             tokio::time::sleep(DRAIN_POLL).await;
         }
-        (&mut server).await;
     };
-    match tokio::time::timeout(drain_timeout, drain).await {
-        Ok(()) => tracing::info!("shutdown complete"),
-        Err(_) => tracing::warn!(
-            connections = hub.connection_count(),
-            "connections still open after {drain_timeout:?}; closing them"
-        ),
+    tokio::select! {
+        drained = tokio::time::timeout(drain_timeout, drained) => if drained.is_err() {
+            tracing::warn!(
+                connections = hub.connection_count(),
+                "connections still open after {drain_timeout:?}; closing them"
+            );
+        },
+        () = &mut server => return,
     }
-}
-
-/// The accept loop: with the `ws` feature, the WebSocket transport's own
-/// (every request passes through its lean upgrade path); else warp's.
-async fn http_server(
-    listener: TcpListener,
-    routes: BoxedFilter<(Response,)>,
-    stop: impl Future<Output = ()> + Send + 'static,
-) {
-    #[cfg(feature = "ws")]
-    tickcast_transport_ws::serve(listener, routes, stop).await;
-    #[cfg(not(feature = "ws"))]
-    warp::serve(routes)
-        .incoming(listener)
-        .graceful(stop)
-        .run()
-        .await;
+    let _ = close_listener.send(());
+    server.await;
+    tracing::info!("shutdown complete");
 }

@@ -142,6 +142,13 @@ impl Client {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
+        // Publishes are JSON unless a test says otherwise.
+        let typed = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        if method == "POST" && !typed {
+            builder = builder.header("content-type", "application/json");
+        }
         let request = builder.body(Full::new(Bytes::from(body))).expect("request");
         let exchange = async {
             let response = self.sender.send_request(request).await.expect("response");
@@ -182,4 +189,22 @@ pub fn http_source(stats: &Value) -> Value {
         .find(|s| s["name"] == "http")
         .cloned()
         .expect("the http source is listed")
+}
+
+/// Writes `request` on a new connection as raw bytes and reads until the
+/// server closes it (or [`STEP`] passes): what the server answered, as text.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    // The server may answer and close before it has read everything.
+    let _ = stream.write_all(request).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(STEP, stream.read_to_end(&mut response)).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// The JSON body of a raw HTTP/1.1 answer.
+pub fn raw_json(response: &str) -> Value {
+    let (_, body) = response.split_once("\r\n\r\n").unwrap_or(("", ""));
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {response}"))
 }

@@ -1,0 +1,183 @@
+//! The accept loop: hyper over every accepted socket, with the deadlines
+//! and bounds that keep slow or silent clients from holding the server.
+//!
+//! - A request head must arrive within `http.header_timeout_ms` of its
+//!   first byte (hyper's timer), and a new connection's first request
+//!   within the same time of the accept, whatever protocol it speaks.
+//! - At most `http.max_pending_connections` accepted connections may be
+//!   waiting for their first request head; beyond, a new connection gets a
+//!   503 and is closed at once, so sockets trickling headers cannot take
+//!   every file descriptor while `/health` and WebSocket clients wait.
+//! - hyper's own answers to unparsable heads get JSON bodies
+//!   ([`JsonHeadErrors`]).
+//! - With the `ws` feature every request first passes the WebSocket
+//!   transport's lean upgrade path.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use warp::filters::BoxedFilter;
+use warp::hyper::body::Incoming;
+use warp::hyper::service::service_fn;
+use warp::reply::Response;
+
+use super::head_errors::JsonHeadErrors;
+
+/// Longest wait, once the listener is closed, for in-flight HTTP requests
+/// to finish.
+pub const HTTP_DRAIN: Duration = Duration::from_secs(5);
+
+/// What the accept loop enforces (`[http]`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ListenerLimits {
+    /// Deadline of a request head, and of a connection's first request.
+    pub header_timeout: Duration,
+    /// Connections waiting for their first request head.
+    pub max_pending: usize,
+}
+
+/// Serves `routes` on `listener` until `stop` resolves, then closes the
+/// listener and lets in-flight requests finish (at most [`HTTP_DRAIN`]).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    routes: BoxedFilter<(Response,)>,
+    limits: ListenerLimits,
+    stop: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = builder(limits);
+    let pending = Arc::new(Semaphore::new(limits.max_pending));
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stop => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: keep serving the
+                // connections we have, retry shortly.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = pending.clone().try_acquire_owned() else {
+            refuse_busy(&stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (waiting, first_request) = waiting(permit);
+        let routes = routes.clone();
+        let service = service_fn(move |request: warp::http::Request<Incoming>| {
+            arrived(&waiting);
+            let request = lean_upgrade(request);
+            let mut warp_service = warp::service(routes.clone());
+            async move { tower_call(&mut warp_service, request).await }
+        });
+        let io = TokioIo::new(JsonHeadErrors::new(stream));
+        let connection = builder.serve_connection_with_upgrades(io, service);
+        let connection = graceful.watch(connection.into_owned());
+        let header_timeout = limits.header_timeout;
+        tokio::spawn(async move {
+            tokio::select! {
+                ended = connection => if let Err(e) = ended {
+                    tracing::debug!("http connection ended: {e}");
+                },
+                () = silent(first_request, header_timeout) => {
+                    tracing::debug!("closed a connection that sent no request within {header_timeout:?}");
+                }
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(HTTP_DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight HTTP requests still running after {HTTP_DRAIN:?}");
+    }
+}
+
+/// hyper's connection settings: HTTP/1 with the header deadline, HTTP/2
+/// with pings that find dead peers.
+fn builder(limits: ListenerLimits) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.header_timeout)
+        .keep_alive_timeout(limits.header_timeout);
+    builder
+}
+
+/// Held by a connection until its first request arrives: the pending
+/// permit, and the sender whose drop tells [`silent`] the request came.
+type Waiting = Arc<Mutex<Option<(OwnedSemaphorePermit, oneshot::Sender<()>)>>>;
+
+fn waiting(permit: OwnedSemaphorePermit) -> (Waiting, oneshot::Receiver<()>) {
+    let (arrived, first_request) = oneshot::channel::<()>();
+    (Arc::new(Mutex::new(Some((permit, arrived)))), first_request)
+}
+
+/// The first request of the connection `waiting` belongs to has arrived.
+fn arrived(waiting: &Waiting) {
+    if let Ok(mut waiting) = waiting.lock() {
+        waiting.take();
+    }
+}
+
+/// With the `ws` feature, moves a WebSocket upgrade onto the transport's
+/// lean path (small buffers per connection).
+fn lean_upgrade<B>(
+    #[cfg_attr(not(feature = "ws"), allow(unused_mut))] mut request: warp::http::Request<B>,
+) -> warp::http::Request<B> {
+    #[cfg(feature = "ws")]
+    tickcast_transport_ws::prepare_upgrade(&mut request);
+    request
+}
+
+/// Resolves when no first request arrived within `timeout`; never else.
+async fn silent(first_request: oneshot::Receiver<()>, timeout: Duration) {
+    if tokio::time::timeout(timeout, first_request).await.is_ok() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Answers a connection over the pending limit without waiting for it:
+/// what fits in the socket buffer now, then the close.
+fn refuse_busy(stream: &TcpStream) {
+    const BODY: &str = r#"{"error":"busy","message":"too many connections are waiting to send a request; retry shortly"}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\nretry-after: 1\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = stream.try_write(answer.as_bytes());
+    tracing::warn!("refused a connection: http.max_pending_connections reached");
+}
+
+async fn tower_call<S>(
+    service: &mut S,
+    request: warp::http::Request<Incoming>,
+) -> Result<Response, Infallible>
+where
+    S: tower_service::Service<
+        warp::http::Request<Incoming>,
+        Response = Response,
+        Error = Infallible,
+    >,
+{
+    service.call(request).await
+}
