@@ -236,8 +236,9 @@ pub struct HttpSection {
     /// A request body must arrive within this many ms (408 otherwise).
     pub body_timeout_ms: u64,
     /// Connections accepted that have not yet sent a whole request head;
-    /// beyond this, new connections are answered 503 and closed, so slow
-    /// clients cannot take every file descriptor.
+    /// beyond this, each new connection closes the oldest waiting one, so
+    /// slow clients cannot take every file descriptor. Keep it well below
+    /// the process's file-descriptor limit.
     pub max_pending_connections: usize,
     /// Web origins whose pages may open `/ws` and `/sse` (`*`: any, the
     /// default). Requests without an `Origin` header (non-browser clients)

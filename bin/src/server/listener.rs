@@ -5,9 +5,10 @@
 //!   first byte (hyper's timer), and a new connection's first request
 //!   within the same time of the accept, whatever protocol it speaks.
 //! - At most `http.max_pending_connections` accepted connections may be
-//!   waiting for their first request head; beyond, a new connection gets a
-//!   503 and is closed at once, so sockets trickling headers cannot take
-//!   every file descriptor while `/health` and WebSocket clients wait.
+//!   waiting for their first request head; a new one beyond that closes the
+//!   oldest waiting one ([`PendingConnections`]), so sockets trickling
+//!   headers cannot take every file descriptor while `/health` and
+//!   WebSocket clients wait.
 //! - hyper's own answers to unparsable heads get JSON bodies
 //!   ([`JsonHeadErrors`]).
 //! - With the `ws` feature every request first passes the WebSocket
@@ -21,14 +22,15 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use warp::filters::BoxedFilter;
 use warp::hyper::body::Incoming;
 use warp::hyper::service::service_fn;
 use warp::reply::Response;
 
 use super::head_errors::JsonHeadErrors;
+use super::pending::{PendingConnections, Place};
 
 /// Longest wait, once the listener is closed, for in-flight HTTP requests
 /// to finish.
@@ -53,7 +55,7 @@ pub(crate) async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let builder = builder(limits);
-    let pending = Arc::new(Semaphore::new(limits.max_pending));
+    let pending = PendingConnections::new(limits.max_pending);
     let mut stop = std::pin::pin!(stop);
     loop {
         let accepted = tokio::select! {
@@ -70,12 +72,10 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = pending.clone().try_acquire_owned() else {
-            refuse_busy(&stream);
-            continue;
-        };
         let _ = stream.set_nodelay(true);
-        let (waiting, first_request) = waiting(permit);
+        let (place, evicted) = pending.admit();
+        let waiting: Waiting = Arc::new(Mutex::new(Some(place)));
+        let waiting_of_task = waiting.clone();
         let routes = routes.clone();
         let service = service_fn(move |request: warp::http::Request<Incoming>| {
             arrived(&waiting);
@@ -86,15 +86,13 @@ pub(crate) async fn serve(
         let io = TokioIo::new(JsonHeadErrors::new(stream));
         let connection = builder.serve_connection_with_upgrades(io, service);
         let connection = graceful.watch(connection.into_owned());
-        let header_timeout = limits.header_timeout;
+        let unwanted = unwanted(waiting_of_task, evicted, limits.header_timeout);
         tokio::spawn(async move {
             tokio::select! {
                 ended = connection => if let Err(e) = ended {
                     tracing::debug!("http connection ended: {e}");
                 },
-                () = silent(first_request, header_timeout) => {
-                    tracing::debug!("closed a connection that sent no request within {header_timeout:?}");
-                }
+                why = unwanted => tracing::debug!("closed a connection that sent no request: {why}"),
             }
         });
     }
@@ -123,14 +121,9 @@ fn builder(limits: ListenerLimits) -> Builder<TokioExecutor> {
     builder
 }
 
-/// Held by a connection until its first request arrives: the pending
-/// permit, and the sender whose drop tells [`silent`] the request came.
-type Waiting = Arc<Mutex<Option<(OwnedSemaphorePermit, oneshot::Sender<()>)>>>;
-
-fn waiting(permit: OwnedSemaphorePermit) -> (Waiting, oneshot::Receiver<()>) {
-    let (arrived, first_request) = oneshot::channel::<()>();
-    (Arc::new(Mutex::new(Some((permit, arrived)))), first_request)
-}
+/// A connection's place among the waiting ones until its first request
+/// arrives (then `None`).
+type Waiting = Arc<Mutex<Option<Place>>>;
 
 /// The first request of the connection `waiting` belongs to has arrived.
 fn arrived(waiting: &Waiting) {
@@ -149,23 +142,25 @@ fn lean_upgrade<B>(
     request
 }
 
-/// Resolves when no first request arrived within `timeout`; never else.
-async fn silent(first_request: oneshot::Receiver<()>, timeout: Duration) {
-    if tokio::time::timeout(timeout, first_request).await.is_ok() {
+/// Resolves, with the reason, when the connection is to be dropped: it was
+/// evicted from the waiting ones, or sent no request head within
+/// `timeout`; never once its first request has arrived.
+async fn unwanted(
+    waiting: Waiting,
+    evicted: oneshot::Receiver<()>,
+    timeout: Duration,
+) -> &'static str {
+    // `evicted` also completes when the place is given up on arrival:
+    // whether the connection still waits tells the two apart.
+    let why = tokio::select! {
+        _ = evicted => "evicted by a newer one (http.max_pending_connections)",
+        () = tokio::time::sleep(timeout) => "http.header_timeout_ms passed",
+    };
+    let still_waiting = waiting.lock().map_or(false, |w| w.is_some());
+    if !still_waiting {
         std::future::pending::<()>().await;
     }
-}
-
-/// Answers a connection over the pending limit without waiting for it:
-/// what fits in the socket buffer now, then the close.
-fn refuse_busy(stream: &TcpStream) {
-    const BODY: &str = r#"{"error":"busy","message":"too many connections are waiting to send a request; retry shortly"}"#;
-    let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\nretry-after: 1\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
-    );
-    let _ = stream.try_write(answer.as_bytes());
-    tracing::warn!("refused a connection: http.max_pending_connections reached");
+    why
 }
 
 async fn tower_call<S>(

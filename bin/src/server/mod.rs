@@ -3,6 +3,7 @@
 
 mod head_errors;
 mod listener;
+mod pending;
 pub mod shutdown;
 
 pub use listener::HTTP_DRAIN;
