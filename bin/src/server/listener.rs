@@ -156,7 +156,7 @@ async fn unwanted(
         _ = evicted => "evicted by a newer one (http.max_pending_connections)",
         () = tokio::time::sleep(timeout) => "http.header_timeout_ms passed",
     };
-    let still_waiting = waiting.lock().map_or(false, |w| w.is_some());
+    let still_waiting = waiting.lock().is_ok_and(|w| w.is_some());
     if !still_waiting {
         std::future::pending::<()>().await;
     }
