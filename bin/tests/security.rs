@@ -188,7 +188,7 @@ async fn a_client_that_never_finishes_its_headers_is_closed() {
 #[tokio::test]
 async fn a_new_connection_evicts_the_oldest_one_waiting_for_a_request() {
     let mut config = test_config();
-    config.http.max_pending_connections = 2;
+    config.http.max_pending_connections = Some(2);
     // Long enough that only eviction can close the silent sockets here.
     config.http.header_timeout_ms = 600_000;
     let server = TestServer::start(config).await;

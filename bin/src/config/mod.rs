@@ -237,9 +237,10 @@ pub struct HttpSection {
     pub body_timeout_ms: u64,
     /// Connections accepted that have not yet sent a whole request head;
     /// beyond this, each new connection closes the oldest waiting one, so
-    /// slow clients cannot take every file descriptor. Keep it well below
-    /// the process's file-descriptor limit.
-    pub max_pending_connections: usize,
+    /// slow clients cannot take every file descriptor. Unset: a quarter of
+    /// the process's file-descriptor limit, at most 1024.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pending_connections: Option<usize>,
     /// Web origins whose pages may open `/ws` and `/sse` (`*`: any, the
     /// default). Requests without an `Origin` header (non-browser clients)
     /// are always served.
@@ -252,7 +253,7 @@ impl Default for HttpSection {
         Self {
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
-            max_pending_connections: 1024,
+            max_pending_connections: None,
             allowed_origins: vec!["*".to_owned()],
         }
     }

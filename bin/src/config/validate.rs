@@ -135,11 +135,9 @@ impl Config {
         let h = &self.http;
         checks.at_least("http.header_timeout_ms", h.header_timeout_ms, 1);
         checks.at_least("http.body_timeout_ms", h.body_timeout_ms, 1);
-        checks.at_least(
-            "http.max_pending_connections",
-            h.max_pending_connections as u64,
-            1,
-        );
+        if let Some(max) = h.max_pending_connections {
+            checks.at_least("http.max_pending_connections", max as u64, 1);
+        }
         checks.origins("http.allowed_origins", &h.allowed_origins);
         checks.origins("api.cors_origins", &self.api.cors_origins);
 

@@ -105,6 +105,34 @@ pub(crate) async fn serve(
     }
 }
 
+/// Most waiting connections when `http.max_pending_connections` is unset.
+const DEFAULT_MAX_PENDING: u64 = 1024;
+
+/// `http.max_pending_connections`, or when unset a quarter of the
+/// process's file-descriptor limit (at most [`DEFAULT_MAX_PENDING`]): the
+/// waiting connections must never take so many descriptors that accepts
+/// fail before the eviction can run.
+pub(crate) fn max_pending(configured: Option<usize>) -> usize {
+    let fd_limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _hard)| soft);
+    if let Some(max) = configured {
+        if let Ok(&soft) = fd_limit.as_ref() {
+            if (max as u64).saturating_mul(4) > soft {
+                tracing::warn!(
+                    max_pending = max,
+                    fd_limit = soft,
+                    "http.max_pending_connections is over a quarter of the file-descriptor limit: \
+                     slow clients could take every descriptor; lower it or raise the limit (ulimit -n)"
+                );
+            }
+        }
+        return max;
+    }
+    let auto = fd_limit.map_or(DEFAULT_MAX_PENDING, |soft| {
+        (soft / 4).clamp(1, DEFAULT_MAX_PENDING)
+    });
+    usize::try_from(auto).unwrap_or(1)
+}
+
 /// hyper's connection settings: HTTP/1 with the header deadline, HTTP/2
 /// with pings that find dead peers.
 fn builder(limits: ListenerLimits) -> Builder<TokioExecutor> {

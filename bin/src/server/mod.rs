@@ -116,7 +116,7 @@ where
     let routes = http::routes(&state);
     let limits = listener::ListenerLimits {
         header_timeout: Duration::from_millis(state.config.http.header_timeout_ms),
-        max_pending: state.config.http.max_pending_connections,
+        max_pending: listener::max_pending(state.config.http.max_pending_connections),
     };
     let drained = shutdown::run(
         listener,
