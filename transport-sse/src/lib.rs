@@ -14,7 +14,7 @@
 //! | `market_regimes` | list of `bull`, `bear`, `neutral`, `consolidation` |
 //! | `min_confidence` | number in 0..1 |
 //! | `min_priority` | `low`, `medium`, `high` or `critical` |
-//! | `token` | a JWT (or the `Authorization: Bearer` header; the query wins) |
+//! | `token` | a JWT (or the `Authorization: Bearer` header; the query wins), read by [`presented_token`] as on every transport |
 //! | `last_event_id` | resume after this offset (the `Last-Event-ID` header wins) |
 //! | `id` | the subscription id, listed in each event's `subs` (default `sse`) |
 //!
@@ -100,7 +100,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tickcast_core::auth::{AuthError, Authenticator, Identity};
+use tickcast_core::auth::{presented_token, AuthError, Authenticator, Identity};
 use tickcast_core::hub::{ConnectError, ConnectionLimits, SubscribeError};
 use tickcast_core::protocol::ErrorCode;
 use tickcast_core::Hub;
@@ -188,10 +188,12 @@ fn open(
         Some(value) if !value.trim().is_empty() => Some(query::parse_offset(value)?),
         _ => query.last_event_id,
     };
-    let token = match query.token {
-        Some(token) => Some(token),
-        None => bearer(headers)?,
-    };
+    let token = presented_token(
+        Some(raw_query),
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    );
     let identity = identify(config.auth.as_ref(), token.as_deref())?;
 
     let mut limits = config
@@ -234,20 +236,6 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
                 .map_err(|_| HttpError::bad_request(format!("the {name} header is not text")))
         })
         .transpose()
-}
-
-/// The token of `Authorization: Bearer <token>`, if any.
-fn bearer(headers: &HeaderMap) -> Result<Option<String>, HttpError> {
-    let Some(value) = header_str(headers, "authorization")? else {
-        return Ok(None);
-    };
-    let value = value.trim();
-    let token = value
-        .get(..7)
-        .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
-        .map(|_| value[7..].trim())
-        .filter(|t| !t.is_empty());
-    Ok(token.map(str::to_owned))
 }
 
 /// The client's identity: anonymous when auth is off, else the verified
@@ -355,25 +343,6 @@ impl From<SubscribeError> for HttpError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
-
-    #[test]
-    fn reads_bearer_tokens() {
-        let h = headers(&[("authorization", "Bearer abc.def")]);
-        assert_eq!(bearer(&h).unwrap().as_deref(), Some("abc.def"));
-        let h = headers(&[("authorization", "bearer  xyz ")]);
-        assert_eq!(bearer(&h).unwrap().as_deref(), Some("xyz"));
-        let h = headers(&[("authorization", "Basic dXNlcg==")]);
-        assert_eq!(bearer(&h).unwrap(), None);
-        assert_eq!(bearer(&HeaderMap::new()).unwrap(), None);
-    }
 
     #[test]
     fn anonymous_when_auth_is_off() {

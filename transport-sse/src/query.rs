@@ -35,7 +35,9 @@ pub(crate) const KEYS: [&str; 10] = [
 pub struct SseQuery {
     /// The filter, not yet normalized (the hub checks it on subscribe).
     pub filter: Filter,
-    /// `token`: a JWT.
+    /// `token`: a JWT. The endpoint reads the token with
+    /// [`presented_token`](tickcast_core::auth::presented_token), as every
+    /// transport does; on a query this parser accepts, both agree.
     pub token: Option<String>,
     /// `last_event_id`: resume after this offset.
     pub last_event_id: Option<Offset>,

@@ -243,6 +243,62 @@ async fn auth_refuses_missing_bad_and_expired_tokens_and_forbidden_tiers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_read_like_on_every_transport() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), auth_config()).await;
+    let good = token(json!({"sub": "alice", "exp": now() + 600}));
+    // A URL library writes the dots of a JWT as %2E.
+    let encoded = good.replace('.', "%2E");
+    let mut sse = get(addr, &format!("/sse?token={encoded}"), &[]).await;
+    assert_eq!(sse.status, 200);
+    assert_eq!(sse.expect("welcome").await.json()["user"], "alice");
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let header = format!("{scheme}  {good} ");
+        let mut response = get(addr, "/sse", &[("Authorization", &header)]).await;
+        assert_eq!(response.status, 200, "{scheme}");
+        assert_eq!(response.expect("welcome").await.json()["user"], "alice");
+    }
+    // The query wins over the header, even when the header is good.
+    let header = format!("Bearer {good}");
+    expect_error(
+        addr,
+        "/sse?token=garbage",
+        &[("Authorization", &header)],
+        401,
+        "unauthorized",
+    )
+    .await;
+    // Another scheme, or an empty bearer token, is no token.
+    for header in ["Basic dXNlcjpwdw==", "Bearer  "] {
+        expect_error(
+            addr,
+            "/sse",
+            &[("Authorization", header)],
+            401,
+            "unauthorized",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_beyond_the_clock_get_401_not_a_dropped_connection() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), auth_config()).await;
+    for claims in [
+        json!({"sub": "u1", "exp": 1u64 << 63}),
+        json!({"sub": "u1", "exp": u64::MAX}),
+        json!({"sub": "u1", "exp": now() + 600, "nbf": u64::MAX}),
+        json!({"sub": "u1", "exp": now() + 600, "nbf": now() + 300}),
+    ] {
+        let path = format!("/sse?token={}", token(claims));
+        expect_error(addr, &path, &[], 401, "unauthorized").await;
+    }
+    let good = token(json!({"sub": "u1", "exp": now() + 600, "nbf": now() - 1}));
+    open(addr, &format!("/sse?token={good}"), &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_connections_get_429() {
     let mut config = hub_config();
     config.limits.max_connections_per_user = 1;

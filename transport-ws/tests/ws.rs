@@ -53,12 +53,20 @@ fn hub_config() -> HubConfig {
 }
 
 async fn connect(addr: SocketAddr, query: &str) -> Client {
+    connect_with(addr, query, &[]).await
+}
+
+/// Connects with extra request headers.
+async fn connect_with(addr: SocketAddr, query: &str, headers: &[(&'static str, &str)]) -> Client {
     let url = format!("ws://{addr}/ws{query}");
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
         "sec-websocket-protocol",
         "tickcast.v1.json".parse().unwrap(),
     );
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
     let (client, response) = tokio_tungstenite::connect_async(request).await.unwrap();
     assert_eq!(
         response.headers()["sec-websocket-protocol"],
@@ -379,6 +387,56 @@ async fn jwt_identifies_users_refuses_bad_tokens_and_enforces_entitlements() {
         mine.to_string(),
         "only the entitled, own private event"
     );
+}
+
+#[tokio::test]
+async fn tokens_are_read_like_on_every_transport() {
+    let hub = Hub::new(hub_config());
+    for addr in [
+        server(hub.clone(), auth_config()).await,
+        warp_server(hub.clone(), auth_config()).await,
+    ] {
+        let good = token(json!({"sub":"alice","exp":now() + 600}));
+        // A URL library writes the dots of a JWT as %2E.
+        let encoded = good.replace('.', "%2E");
+        let mut client = connect(addr, &format!("?token={encoded}")).await;
+        assert_eq!(next_json(&mut client).await["user"], "alice");
+        for scheme in ["bearer", "BEARER", "Bearer"] {
+            let header = format!("{scheme}  {good} ");
+            let mut client = connect_with(addr, "", &[("authorization", &header)]).await;
+            assert_eq!(next_json(&mut client).await["user"], "alice", "{scheme}");
+        }
+        // The query wins over the header, even when the header is good.
+        let header = format!("Bearer {good}");
+        let mut client = connect_with(addr, "?token=garbage", &[("authorization", &header)]).await;
+        assert_eq!(until_close(&mut client).await.0, Some(4001));
+        // Another scheme is no token.
+        let mut client = connect_with(addr, "", &[("authorization", "Basic dXNlcjpwdw==")]).await;
+        let (code, texts) = until_close(&mut client).await;
+        assert_eq!(code, Some(4001));
+        assert_eq!(texts[0]["code"], "unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn times_beyond_the_clock_are_refused_with_4001_not_a_dropped_socket() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), auth_config()).await;
+    for claims in [
+        json!({"sub":"u1","exp":1u64 << 63}),
+        json!({"sub":"u1","exp":u64::MAX}),
+        json!({"sub":"u1","exp":now() + 600,"nbf":u64::MAX}),
+        json!({"sub":"u1","exp":now() + 600,"nbf":now() + 300}),
+    ] {
+        let mut client = connect(addr, &format!("?token={}", token(claims.clone()))).await;
+        let (code, texts) = until_close(&mut client).await;
+        assert_eq!(code, Some(4001), "{claims}");
+        assert_eq!(texts[0]["code"], "unauthorized", "{claims}");
+    }
+    // The server is still serving.
+    let good = token(json!({"sub":"u1","exp":now() + 600,"nbf":now() - 1}));
+    let mut client = connect(addr, &format!("?token={good}")).await;
+    assert_eq!(next_json(&mut client).await["user"], "u1");
 }
 
 #[tokio::test]

@@ -9,6 +9,8 @@
 //! - [`AllowedOrigins`] ([`origins`]): the `Origin` allow-list of `/ws`
 //!   and `/sse` (and the HTTP API's CORS).
 
+pub mod credentials;
 pub mod token;
 
+pub use credentials::{bearer_token, presented_token, query_token};
 pub use token::{AuthError, Authenticator, Identity, CLOCK_LEEWAY_SECS};
