@@ -34,6 +34,7 @@
 //! | 400 | `bad_request` | unknown key, bad value, bad filter, bad last event id |
 //! | 401 | `unauthorized` | auth is on and the token is missing or invalid |
 //! | 401 | `token_expired` | the token has expired |
+//! | 403 | `forbidden` | the `Origin` is not in [`SseConfig::allowed_origins`] (checked first) |
 //! | 403 | `forbidden` | the filter asks for tiers the token's `tiers` claim does not grant |
 //! | 414 | `bad_request` | a query string over [`SseConfig::max_query_bytes`] |
 //! | 429 | `limit_exceeded` | the user holds `max_connections_per_user` connections |
@@ -100,7 +101,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tickcast_core::auth::{presented_token, AuthError, Authenticator, Identity};
+use tickcast_core::auth::{presented_token, AllowedOrigins, AuthError, Authenticator, Identity};
 use tickcast_core::hub::{ConnectError, ConnectionLimits, SubscribeError};
 use tickcast_core::protocol::ErrorCode;
 use tickcast_core::Hub;
@@ -130,6 +131,12 @@ pub struct SseConfig {
     /// When set, the stream opens with `retry: <ms>`, the delay a browser's
     /// `EventSource` waits before reconnecting.
     pub retry: Option<Duration>,
+    /// Browser origins allowed to open a stream (the `Origin` header);
+    /// others get 403. Requests without `Origin` (not browsers) always
+    /// pass. A listed origin also gets `Access-Control-Allow-Origin` (and
+    /// `Vary: Origin`), so its pages can read the stream cross-origin;
+    /// [`AllowedOrigins::Any`] adds no CORS header. Default: any.
+    pub allowed_origins: AllowedOrigins,
 }
 
 impl Default for SseConfig {
@@ -140,6 +147,7 @@ impl Default for SseConfig {
             limits: None,
             max_query_bytes: 64 * 1024,
             retry: None,
+            allowed_origins: AllowedOrigins::Any,
         }
     }
 }
@@ -158,21 +166,50 @@ pub fn sse_route(
         .and(warp::get())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
-        .map(
-            move |query: String, headers: HeaderMap| match open(&hub, &config, &query, &headers) {
+        .map(move |query: String, headers: HeaderMap| {
+            let origin = headers
+                .get(header::ORIGIN)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()));
+            let mut response = match open(&hub, &config, origin.as_deref(), &query, &headers) {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
-            },
-        )
+            };
+            allow_cross_origin(&mut response, &config.allowed_origins, origin.as_deref());
+            response
+        })
+}
+
+/// Lets a listed origin's pages read the answer (stream or error).
+fn allow_cross_origin(response: &mut Response, allowed: &AllowedOrigins, origin: Option<&str>) {
+    let Some(origin) = allowed.cors_origin(origin) else {
+        return;
+    };
+    // A normalized origin is ASCII: always a valid header value.
+    if let Ok(value) = HeaderValue::from_str(origin.as_str()) {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+    }
 }
 
 /// Checks the request, registers the connection and subscribes it.
+/// `origin` is the `Origin` header (lossily decoded: a value that is not
+/// text is refused by any list).
 fn open(
     hub: &Hub,
     config: &SseConfig,
+    origin: Option<&str>,
     raw_query: &str,
     headers: &HeaderMap,
 ) -> Result<Response, HttpError> {
+    if !config.allowed_origins.allows(origin) {
+        let shown: String = origin.unwrap_or_default().chars().take(128).collect();
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden.as_str(),
+            format!("origin {shown} is not allowed"),
+        ));
+    }
     if raw_query.len() > config.max_query_bytes {
         return Err(HttpError::new(
             StatusCode::URI_TOO_LONG,

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use tickcast_core::auth::Authenticator;
+use tickcast_core::auth::{AllowedOrigins, Authenticator};
 use tickcast_core::broadcast::PreparedEvent;
 use tickcast_core::model::{Event, Offset, SubId};
 use tickcast_core::{Hub, HubConfig};
@@ -489,4 +489,67 @@ async fn shutdown_sends_queued_events_then_close_1001() {
     assert!(sse.block().await.is_none());
     wait_for_connections(&hub, 0).await;
     expect_error(addr, "/sse", &[], 503, "shutting_down").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origins_outside_the_allow_list_get_403_before_the_stream() {
+    let hub = Hub::new(hub_config());
+    let config = SseConfig {
+        allowed_origins: AllowedOrigins::parse(["https://app.example.com"]).unwrap(),
+        ..auth_config()
+    };
+    let addr = server(hub.clone(), config).await;
+    let good = token(json!({"sub": "u1", "exp": now() + 600}));
+    let path = format!("/sse?token={good}");
+    for origin in [
+        "https://evil.example",
+        "http://app.example.com",
+        "https://app.example.com:8443",
+        "null",
+    ] {
+        let mut response = get(addr, &path, &[("Origin", origin)]).await;
+        assert_eq!(response.status, 403, "{origin}");
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        assert_eq!(response.header("access-control-allow-origin"), None);
+        assert_eq!(
+            response.json().await,
+            json!({"error": "forbidden", "message": format!("origin {origin} is not allowed")})
+        );
+    }
+    // Checked before anything else: even a request without a token.
+    let mut response = get(addr, "/sse?bogus=1", &[("Origin", "https://evil.example")]).await;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.json().await["error"], "forbidden");
+    assert_eq!(hub.connection_count(), 0);
+
+    // The listed origin may read the stream cross-origin.
+    let (listed, _) = open(addr, &path, &[("Origin", "https://APP.example.com")]).await;
+    assert_eq!(
+        listed.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(listed.header("vary"), Some("origin"));
+    // ... and its errors too.
+    let mut refused = get(addr, "/sse", &[("Origin", "https://app.example.com")]).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(refused.json().await["error"], "unauthorized");
+    // Clients that send no Origin are served, without CORS headers.
+    let (plain, _) = open(addr, &path, &[]).await;
+    assert_eq!(plain.header("access-control-allow-origin"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_every_origin_is_allowed() {
+    assert!(SseConfig::default().allowed_origins.is_any());
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), SseConfig::default()).await;
+    for origin in ["https://evil.example", "null"] {
+        let (response, _) = open(addr, "/sse", &[("Origin", origin)]).await;
+        // Any origin is served, but none is granted cross-origin reads.
+        assert_eq!(response.header("access-control-allow-origin"), None);
+    }
 }

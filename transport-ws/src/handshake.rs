@@ -1,9 +1,13 @@
-//! Who the client is: the token of the upgrade request, verified once the
-//! socket is open (so a refusal can be a close code the browser sees).
+//! Who the client is and where it comes from: the `Origin` of the upgrade
+//! request, checked before the upgrade (a refused page gets a plain 403),
+//! and its token, verified once the socket is open (so a refusal can be a
+//! close code the browser sees).
 
-use tickcast_core::auth::{presented_token, AuthError, Authenticator, Identity};
-use warp::http::HeaderValue;
-use warp::Filter;
+use tickcast_core::auth::{presented_token, AllowedOrigins, AuthError, Authenticator, Identity};
+use tickcast_core::protocol::ErrorCode;
+use warp::http::{HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Reply};
 
 /// The token of the request as every transport reads it
 /// ([`presented_token`]: `?token=`, else `Authorization: Bearer`).
@@ -32,6 +36,30 @@ pub(crate) fn optional_header(
         .map(Some)
         .or(warp::any().map(|| None))
         .unify()
+}
+
+/// The 403 answer for a request whose `Origin` is not allowed; `None` when
+/// it may proceed. A value that is not text is judged as the replacement
+/// characters it decodes to (refused by any list).
+pub(crate) fn origin_refusal(
+    allowed: &AllowedOrigins,
+    origin: Option<&HeaderValue>,
+) -> Option<Response> {
+    let origin = origin.map(|v| String::from_utf8_lossy(v.as_bytes()));
+    if allowed.allows(origin.as_deref()) {
+        return None;
+    }
+    let shown: String = origin
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .take(128)
+        .collect();
+    let body = serde_json::json!({
+        "error": ErrorCode::Forbidden.as_str(),
+        "message": format!("origin {shown} is not allowed"),
+    });
+    Some(warp::reply::with_status(warp::reply::json(&body), StatusCode::FORBIDDEN).into_response())
 }
 
 /// The connection's identity: anonymous when auth is off, else the

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tickcast_core::auth::Authenticator;
+use tickcast_core::auth::{AllowedOrigins, Authenticator};
 use tickcast_core::model::Event;
 use tickcast_core::{Hub, HubConfig};
-use tickcast_testkit::ws::next_json;
+use tickcast_testkit::ws::{next_json, raw_handshake};
 use tickcast_transport_ws::{ws_route, WsConfig};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -571,4 +571,60 @@ async fn mounted_in_plain_warp_the_endpoint_serves_the_same_protocol() {
         .await
         .unwrap();
     assert_eq!(until_close(&mut client).await.0, Some(1009));
+}
+
+#[tokio::test]
+async fn origins_outside_the_allow_list_get_403_before_the_upgrade() {
+    let hub = Hub::new(hub_config());
+    let config = WsConfig {
+        allowed_origins: AllowedOrigins::parse(["https://app.example.com"]).unwrap(),
+        ..WsConfig::default()
+    };
+    for addr in [
+        server(hub.clone(), config.clone()).await,
+        warp_server(hub.clone(), config.clone()).await,
+    ] {
+        for origin in [
+            "https://evil.example",
+            "http://app.example.com",
+            "https://app.example.com.evil.example",
+            "null",
+        ] {
+            let answer = raw_handshake(addr, "/ws", &[("Origin", origin)]).await;
+            assert_eq!(answer.status, 403, "{origin}");
+            assert_eq!(answer.header("content-type"), Some("application/json"));
+            assert_eq!(
+                answer.json(),
+                json!({"error":"forbidden","message":format!("origin {origin} is not allowed")})
+            );
+        }
+        // The listed origin (in any case, with its default port) and
+        // clients that send no Origin are served.
+        for origin in ["https://app.example.com", "HTTPS://App.Example.com:443"] {
+            let answer = raw_handshake(addr, "/ws", &[("Origin", origin)]).await;
+            assert_eq!(answer.status, 101, "{origin}");
+            let mut client = connect_with(addr, "", &[("origin", origin)]).await;
+            assert_eq!(next_json(&mut client).await["type"], "welcome");
+        }
+        assert_eq!(raw_handshake(addr, "/ws", &[]).await.status, 101);
+        let mut client = connect(addr, "").await;
+        assert_eq!(next_json(&mut client).await["type"], "welcome");
+    }
+}
+
+#[tokio::test]
+async fn by_default_every_origin_is_allowed() {
+    let hub = Hub::new(hub_config());
+    assert!(WsConfig::default().allowed_origins.is_any());
+    let addr = server(hub.clone(), WsConfig::default()).await;
+    for origin in ["https://evil.example", "null"] {
+        assert_eq!(
+            raw_handshake(addr, "/ws", &[("Origin", origin)])
+                .await
+                .status,
+            101
+        );
+        let mut client = connect_with(addr, "", &[("origin", origin)]).await;
+        assert_eq!(next_json(&mut client).await["type"], "welcome");
+    }
 }

@@ -10,7 +10,9 @@
 //!   and `/sse` (and the HTTP API's CORS).
 
 pub mod credentials;
+pub mod origins;
 pub mod token;
 
 pub use credentials::{bearer_token, presented_token, query_token};
+pub use origins::{AllowedOrigins, InvalidOrigin, Origin};
 pub use token::{AuthError, Authenticator, Identity, CLOCK_LEEWAY_SECS};
