@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tickcast_core::auth::{AllowedOrigins, Authenticator};
 use tickcast_core::model::Event;
 use tickcast_core::{Hub, HubConfig};
-use tickcast_testkit::ws::{next_json, raw_handshake};
+use tickcast_testkit::ws::{close_code, next_json, raw_handshake, send_raw_text};
 use tickcast_transport_ws::{ws_route, WsConfig};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -627,4 +627,33 @@ async fn by_default_every_origin_is_allowed() {
         let mut client = connect_with(addr, "", &[("origin", origin)]).await;
         assert_eq!(next_json(&mut client).await["type"], "welcome");
     }
+}
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_is_closed_with_1007() {
+    let hub = Hub::new(hub_config());
+    for addr in [
+        server(hub.clone(), WsConfig::default()).await,
+        warp_server(hub.clone(), WsConfig::default()).await,
+    ] {
+        for payload in [
+            vec![0xff, 0xfe],
+            b"{\"op\":\"ping\",\"ts\":\"\xc3\x28\"}".to_vec(),
+            // A surrogate half, valid in CESU-8 but not UTF-8.
+            vec![0xed, 0xa0, 0x80],
+        ] {
+            let mut client = connect(addr, "").await;
+            assert_eq!(next_json(&mut client).await["type"], "welcome");
+            send_raw_text(&mut client, payload.clone()).await;
+            assert_eq!(close_code(&mut client).await, Some(1007), "{payload:x?}");
+        }
+    }
+    // The connections are released.
+    let gone = tokio::time::timeout(Duration::from_secs(10), async {
+        while hub.stats().connections > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the server let the connections go");
 }
