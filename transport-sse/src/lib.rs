@@ -19,9 +19,10 @@
 //! | `id` | the subscription id, listed in each event's `subs` (default `sse`) |
 //!
 //! Lists take comma-separated values, repeated keys, or both:
-//! `symbols=AAPL,MSFT&symbols=TSLA`. Items are trimmed and empty ones
-//! skipped (`symbols=` means any symbol); a comma inside a value is written
-//! `%2C`. The filter means exactly what the WebSocket subscribe filter with
+//! `symbols=AAPL,MSFT&symbols=TSLA`. Values are percent-decoded before they
+//! are split, so an encoded comma (`symbols=AAPL%2CMSFT`, as a browser's
+//! `URLSearchParams` writes it) separates items too. Items are trimmed and
+//! empty ones skipped (`symbols=` means any symbol). The filter means exactly what the WebSocket subscribe filter with
 //! the same fields means. Unknown keys and bad values are refused.
 //!
 //! # Responses

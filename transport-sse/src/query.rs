@@ -4,8 +4,10 @@
 //! Lists (`event_types`, `tiers`, `symbols`, `patterns`, `market_regimes`)
 //! take comma-separated values, repeated keys, or both
 //! (`symbols=AAPL,MSFT&symbols=TSLA`); empty items are skipped and items are
-//! trimmed, so `symbols=` means "any symbol". Items are split on `,` before
-//! percent-decoding: a comma inside a value is written `%2C`. Scalars
+//! trimmed, so `symbols=` means "any symbol". Values are percent-decoded
+//! first and split on `,` after, so `symbols=AAPL%2CMSFT` (what a browser's
+//! `URLSearchParams` writes for `AAPL,MSFT`) is two symbols: no symbol,
+//! pattern, event type, tier or regime contains a comma. Scalars
 //! (`min_confidence`, `min_priority`, `token`, `last_event_id`, `id`) may
 //! appear once. Any other key is refused, so a typo never silently widens
 //! the subscription.
@@ -123,14 +125,15 @@ pub(crate) fn parse_offset(value: &str) -> Result<Offset, QueryError> {
         .map_err(|e| QueryError(format!("bad last event id: {e}")))
 }
 
-/// Appends the comma-separated items of `raw` to `list`.
+/// Appends the comma-separated items of the still-encoded `raw` to `list`,
+/// splitting after decoding (an encoded comma separates items too).
 fn push_items<T>(
     list: &mut Vec<T>,
     raw: &str,
     parse: impl Fn(String) -> Result<T, QueryError>,
 ) -> Result<(), QueryError> {
-    for item in raw.split(',') {
-        let item = decode(item)?;
+    let decoded = decode(raw)?;
+    for item in decoded.split(',') {
         let item = item.trim();
         if !item.is_empty() {
             list.push(parse(item.to_owned())?);
@@ -194,7 +197,7 @@ mod tests {
         assert_eq!(q.filter.symbols, ["AAPL", "msft", "TSLA"]);
         assert_eq!(q.filter.tiers, [Tier::Daily, Tier::Combo]);
         assert_eq!(q.filter.event_types, ["pattern_detected"]);
-        assert_eq!(q.filter.patterns, ["Breakout,BO", "Doji"]);
+        assert_eq!(q.filter.patterns, ["Breakout", "BO", "Doji"]);
         assert_eq!(q.filter.market_regimes, [MarketRegime::Bull]);
         assert_eq!(q.filter.min_confidence, Some(0.8));
         assert_eq!(q.filter.min_priority, Some(Priority::High));
@@ -210,6 +213,27 @@ mod tests {
         assert_eq!(q, SseQuery::default());
         let q = SseQuery::parse("symbols=+AAPL+,%20MSFT").unwrap();
         assert_eq!(q.filter.symbols, ["AAPL", "MSFT"]);
+    }
+
+    #[test]
+    fn encoded_commas_separate_items_like_plain_ones() {
+        let q = SseQuery::parse(
+            "symbols=AAPL%2CMSFT&symbols=TSLA%2c+NVDA&tiers=daily%2Ccombo\
+             &event_types=pattern_detected%2Csystem_health&market_regimes=bull%2Cbear\
+             &patterns=Doji%2C%2CHammer",
+        )
+        .unwrap();
+        assert_eq!(q.filter.symbols, ["AAPL", "MSFT", "TSLA", "NVDA"]);
+        assert_eq!(q.filter.tiers, [Tier::Daily, Tier::Combo]);
+        assert_eq!(q.filter.event_types, ["pattern_detected", "system_health"]);
+        assert_eq!(
+            q.filter.market_regimes,
+            [MarketRegime::Bull, MarketRegime::Bear]
+        );
+        assert_eq!(q.filter.patterns, ["Doji", "Hammer"]);
+        // Scalars are not lists: an encoded comma stays in them.
+        let q = SseQuery::parse("id=a%2Cb").unwrap();
+        assert_eq!(q.id.as_deref(), Some("a,b"));
     }
 
     #[test]

@@ -176,6 +176,26 @@ async fn the_subscription_id_comes_from_the_query() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_commas_separate_list_items() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), SseConfig::default()).await;
+    // What `new URLSearchParams({symbols: "AAPL,MSFT", tiers: "daily,combo"})`
+    // writes.
+    let (mut sse, _) = open(addr, "/sse?symbols=AAPL%2CMSFT&tiers=daily%2Ccombo", &[]).await;
+    let aapl = pattern("AAPL", "daily", 0.85);
+    let tsla = pattern("TSLA", "daily", 0.85);
+    let intraday = pattern("MSFT", "intraday", 0.85);
+    let msft = pattern("MSFT", "combo", 0.85);
+    let aapl_at = hub.publish(event(&aapl)).unwrap();
+    hub.publish(event(&tsla)).unwrap();
+    hub.publish(event(&intraday)).unwrap();
+    let msft_at = hub.publish(event(&msft)).unwrap();
+    // In order, with nothing between: TSLA and the intraday tier do not match.
+    expect_event(&mut sse, &aapl, aapl_at, "sse").await;
+    expect_event(&mut sse, &msft, msft_at, "sse").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_queries_get_400_json() {
     let hub = Hub::new(hub_config());
     let addr = server(hub.clone(), SseConfig::default()).await;
