@@ -14,6 +14,8 @@ use tickcast_testkit::ws::{close_code, next_json, raw_handshake, send_raw_text};
 use tickcast_transport_ws::{ws_route, WsConfig};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use warp::Filter;
@@ -647,6 +649,13 @@ async fn a_text_frame_that_is_not_utf8_is_closed_with_1007() {
             send_raw_text(&mut client, payload.clone()).await;
             assert_eq!(close_code(&mut client).await, Some(1007), "{payload:x?}");
         }
+        // A close frame whose reason is not UTF-8.
+        let mut client = connect(addr, "").await;
+        assert_eq!(next_json(&mut client).await["type"], "welcome");
+        let mut close = Frame::ping(vec![0x03, 0xe8, 0xff]);
+        close.header_mut().opcode = OpCode::Control(Control::Close);
+        client.send(Message::Frame(close)).await.unwrap();
+        assert_eq!(close_code(&mut client).await, Some(1007));
     }
     // The connections are released.
     let gone = tokio::time::timeout(Duration::from_secs(10), async {
