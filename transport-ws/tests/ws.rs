@@ -435,10 +435,16 @@ async fn times_beyond_the_clock_are_refused_with_4001_not_a_dropped_socket() {
         assert_eq!(code, Some(4001), "{claims}");
         assert_eq!(texts[0]["code"], "unauthorized", "{claims}");
     }
-    // The server is still serving.
-    let good = token(json!({"sub":"u1","exp":now() + 600,"nbf":now() - 1}));
-    let mut client = connect(addr, &format!("?token={good}")).await;
-    assert_eq!(next_json(&mut client).await["user"], "u1");
+    // The server is still serving, far-future tokens included.
+    for good in [
+        token(json!({"sub":"u1","exp":now() + 600,"nbf":now() - 1})),
+        token(json!({"sub":"u1","exp":1u64 << 62})),
+    ] {
+        let mut client = connect(addr, &format!("?token={good}")).await;
+        assert_eq!(next_json(&mut client).await["user"], "u1");
+        send(&mut client, json!({"op":"ping","ts":7})).await;
+        assert_eq!(next_json(&mut client).await["type"], "pong");
+    }
 }
 
 #[tokio::test]
