@@ -1,9 +1,16 @@
-//! WebSocket client helpers for tests.
+//! WebSocket client helpers for tests: reading frames, sending frames a
+//! well-behaved client library refuses to build, and handshakes whose
+//! refusal (status and body) the test wants to see.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -28,4 +35,121 @@ where
             _ => {}
         }
     }
+}
+
+/// Sends one text frame whose payload is `payload` as is, UTF-8 or not
+/// (masked, as a client must): what a buggy or hostile client sends.
+pub async fn send_raw_text<S>(ws: &mut WebSocketStream<S>, payload: Vec<u8>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let frame = Frame::message(payload, OpCode::Data(Data::Text), true);
+    ws.send(Message::Frame(frame))
+        .await
+        .expect("send a raw frame");
+}
+
+/// The close code the server ends the connection with, skipping the
+/// frames before it; `None` when the connection ends without a close
+/// frame (or a status code). Fails the test after [`FRAME_TIMEOUT`].
+pub async fn close_code<S>(ws: &mut WebSocketStream<S>) -> Option<u16>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let next = tokio::time::timeout(FRAME_TIMEOUT, ws.next())
+            .await
+            .expect("the server closes in time");
+        match next {
+            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return None,
+        }
+    }
+}
+
+/// An HTTP answer read off a raw socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lower-case) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body (`Content-Length` bytes; empty for 101 and bodiless answers).
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+/// Sends a WebSocket upgrade request for `path` (with `headers` added) on
+/// a plain TCP connection and reads the answer: the status, headers and,
+/// unless it is 101, the body. For checking refused handshakes, whose body
+/// a WebSocket client library does not reliably return.
+pub async fn raw_handshake(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut reader = BufReader::new(stream);
+    let status_line = read_line(&mut reader).await;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let line = read_line(&mut reader).await;
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').expect("a header line");
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let mut answer = HttpAnswer {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if status != 101 {
+        let length = answer
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        answer.body = vec![0; length];
+        tokio::time::timeout(FRAME_TIMEOUT, reader.read_exact(&mut answer.body))
+            .await
+            .expect("the body in time")
+            .expect("read the body");
+    }
+    answer
+}
+
+async fn read_line(reader: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    let n = tokio::time::timeout(FRAME_TIMEOUT, reader.read_line(&mut line))
+        .await
+        .expect("a line in time")
+        .expect("read a line");
+    assert!(n > 0, "connection closed while reading the answer");
+    line.trim_end_matches(['\r', '\n']).to_owned()
 }

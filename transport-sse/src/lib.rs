@@ -14,14 +14,15 @@
 //! | `market_regimes` | list of `bull`, `bear`, `neutral`, `consolidation` |
 //! | `min_confidence` | number in 0..1 |
 //! | `min_priority` | `low`, `medium`, `high` or `critical` |
-//! | `token` | a JWT (or the `Authorization: Bearer` header; the query wins) |
+//! | `token` | a JWT (or the `Authorization: Bearer` header; the query wins), read by [`presented_token`] as on every transport |
 //! | `last_event_id` | resume after this offset (the `Last-Event-ID` header wins) |
 //! | `id` | the subscription id, listed in each event's `subs` (default `sse`) |
 //!
 //! Lists take comma-separated values, repeated keys, or both:
-//! `symbols=AAPL,MSFT&symbols=TSLA`. Items are trimmed and empty ones
-//! skipped (`symbols=` means any symbol); a comma inside a value is written
-//! `%2C`. The filter means exactly what the WebSocket subscribe filter with
+//! `symbols=AAPL,MSFT&symbols=TSLA`. Values are percent-decoded before they
+//! are split, so an encoded comma (`symbols=AAPL%2CMSFT`, as a browser's
+//! `URLSearchParams` writes it) separates items too. Items are trimmed and
+//! empty ones skipped (`symbols=` means any symbol). The filter means exactly what the WebSocket subscribe filter with
 //! the same fields means. Unknown keys and bad values are refused.
 //!
 //! # Responses
@@ -34,6 +35,7 @@
 //! | 400 | `bad_request` | unknown key, bad value, bad filter, bad last event id |
 //! | 401 | `unauthorized` | auth is on and the token is missing or invalid |
 //! | 401 | `token_expired` | the token has expired |
+//! | 403 | `forbidden` | the `Origin` is not in [`SseConfig::allowed_origins`] (checked first) |
 //! | 403 | `forbidden` | the filter asks for tiers the token's `tiers` claim does not grant |
 //! | 414 | `bad_request` | a query string over [`SseConfig::max_query_bytes`] |
 //! | 429 | `limit_exceeded` | the user holds `max_connections_per_user` connections |
@@ -100,7 +102,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tickcast_core::auth::{AuthError, Authenticator, Identity};
+use tickcast_core::auth::{presented_token, AllowedOrigins, AuthError, Authenticator, Identity};
 use tickcast_core::hub::{ConnectError, ConnectionLimits, SubscribeError};
 use tickcast_core::protocol::ErrorCode;
 use tickcast_core::Hub;
@@ -109,7 +111,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use query::{QueryError, SseQuery};
+pub use query::{QueryError, SseQuery};
 
 /// The subscription id when the query has no `id`.
 pub const DEFAULT_SUBSCRIPTION_ID: &str = "sse";
@@ -130,6 +132,12 @@ pub struct SseConfig {
     /// When set, the stream opens with `retry: <ms>`, the delay a browser's
     /// `EventSource` waits before reconnecting.
     pub retry: Option<Duration>,
+    /// Browser origins allowed to open a stream (the `Origin` header);
+    /// others get 403. Requests without `Origin` (not browsers) always
+    /// pass. A listed origin also gets `Access-Control-Allow-Origin` (and
+    /// `Vary: Origin`), so its pages can read the stream cross-origin;
+    /// [`AllowedOrigins::Any`] adds no CORS header. Default: any.
+    pub allowed_origins: AllowedOrigins,
 }
 
 impl Default for SseConfig {
@@ -140,6 +148,7 @@ impl Default for SseConfig {
             limits: None,
             max_query_bytes: 64 * 1024,
             retry: None,
+            allowed_origins: AllowedOrigins::Any,
         }
     }
 }
@@ -158,21 +167,50 @@ pub fn sse_route(
         .and(warp::get())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
-        .map(
-            move |query: String, headers: HeaderMap| match open(&hub, &config, &query, &headers) {
+        .map(move |query: String, headers: HeaderMap| {
+            let origin = headers
+                .get(header::ORIGIN)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()));
+            let mut response = match open(&hub, &config, origin.as_deref(), &query, &headers) {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
-            },
-        )
+            };
+            allow_cross_origin(&mut response, &config.allowed_origins, origin.as_deref());
+            response
+        })
+}
+
+/// Lets a listed origin's pages read the answer (stream or error).
+fn allow_cross_origin(response: &mut Response, allowed: &AllowedOrigins, origin: Option<&str>) {
+    let Some(origin) = allowed.cors_origin(origin) else {
+        return;
+    };
+    // A normalized origin is ASCII: always a valid header value.
+    if let Ok(value) = HeaderValue::from_str(origin.as_str()) {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+    }
 }
 
 /// Checks the request, registers the connection and subscribes it.
+/// `origin` is the `Origin` header (lossily decoded: a value that is not
+/// text is refused by any list).
 fn open(
     hub: &Hub,
     config: &SseConfig,
+    origin: Option<&str>,
     raw_query: &str,
     headers: &HeaderMap,
 ) -> Result<Response, HttpError> {
+    if !config.allowed_origins.allows(origin) {
+        let shown: String = origin.unwrap_or_default().chars().take(128).collect();
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden.as_str(),
+            format!("origin {shown} is not allowed"),
+        ));
+    }
     if raw_query.len() > config.max_query_bytes {
         return Err(HttpError::new(
             StatusCode::URI_TOO_LONG,
@@ -188,10 +226,12 @@ fn open(
         Some(value) if !value.trim().is_empty() => Some(query::parse_offset(value)?),
         _ => query.last_event_id,
     };
-    let token = match query.token {
-        Some(token) => Some(token),
-        None => bearer(headers)?,
-    };
+    let token = presented_token(
+        Some(raw_query),
+        headers
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    );
     let identity = identify(config.auth.as_ref(), token.as_deref())?;
 
     let mut limits = config
@@ -234,20 +274,6 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
                 .map_err(|_| HttpError::bad_request(format!("the {name} header is not text")))
         })
         .transpose()
-}
-
-/// The token of `Authorization: Bearer <token>`, if any.
-fn bearer(headers: &HeaderMap) -> Result<Option<String>, HttpError> {
-    let Some(value) = header_str(headers, "authorization")? else {
-        return Ok(None);
-    };
-    let value = value.trim();
-    let token = value
-        .get(..7)
-        .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
-        .map(|_| value[7..].trim())
-        .filter(|t| !t.is_empty());
-    Ok(token.map(str::to_owned))
 }
 
 /// The client's identity: anonymous when auth is off, else the verified
@@ -355,25 +381,6 @@ impl From<SubscribeError> for HttpError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
-
-    #[test]
-    fn reads_bearer_tokens() {
-        let h = headers(&[("authorization", "Bearer abc.def")]);
-        assert_eq!(bearer(&h).unwrap().as_deref(), Some("abc.def"));
-        let h = headers(&[("authorization", "bearer  xyz ")]);
-        assert_eq!(bearer(&h).unwrap().as_deref(), Some("xyz"));
-        let h = headers(&[("authorization", "Basic dXNlcg==")]);
-        assert_eq!(bearer(&h).unwrap(), None);
-        assert_eq!(bearer(&HeaderMap::new()).unwrap(), None);
-    }
 
     #[test]
     fn anonymous_when_auth_is_off() {

@@ -4,8 +4,10 @@
 //! Lists (`event_types`, `tiers`, `symbols`, `patterns`, `market_regimes`)
 //! take comma-separated values, repeated keys, or both
 //! (`symbols=AAPL,MSFT&symbols=TSLA`); empty items are skipped and items are
-//! trimmed, so `symbols=` means "any symbol". Items are split on `,` before
-//! percent-decoding: a comma inside a value is written `%2C`. Scalars
+//! trimmed, so `symbols=` means "any symbol". Values are percent-decoded
+//! first and split on `,` after, so `symbols=AAPL%2CMSFT` (what a browser's
+//! `URLSearchParams` writes for `AAPL,MSFT`) is two symbols: no symbol,
+//! pattern, event type, tier or regime contains a comma. Scalars
 //! (`min_confidence`, `min_priority`, `token`, `last_event_id`, `id`) may
 //! appear once. Any other key is refused, so a typo never silently widens
 //! the subscription.
@@ -28,12 +30,16 @@ pub(crate) const KEYS: [&str; 10] = [
     "id",
 ];
 
-/// A parsed query string.
+/// The parsed query string of `GET /sse`: what [`sse_route`](crate::sse_route)
+/// serves. Public so that fuzz targets and tools can check a query string
+/// exactly as the endpoint would.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct SseQuery {
+pub struct SseQuery {
     /// The filter, not yet normalized (the hub checks it on subscribe).
     pub filter: Filter,
-    /// `token`: a JWT.
+    /// `token`: a JWT. The endpoint reads the token with
+    /// [`presented_token`](tickcast_core::auth::presented_token), as every
+    /// transport does; on a query this parser accepts, both agree.
     pub token: Option<String>,
     /// `last_event_id`: resume after this offset.
     pub last_event_id: Option<Offset>,
@@ -41,13 +47,16 @@ pub(crate) struct SseQuery {
     pub id: Option<String>,
 }
 
-/// A query string that cannot be served; answered with 400 `bad_request`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct QueryError(pub String);
+/// A query string that cannot be served; the endpoint answers it with 400
+/// `bad_request` and this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
 
 impl SseQuery {
-    /// Parses a raw (still percent-encoded) query string.
-    pub(crate) fn parse(raw: &str) -> Result<Self, QueryError> {
+    /// Parses a raw (still percent-encoded) query string, without the `?`.
+    /// Never panics, whatever the input; every refusal is a [`QueryError`].
+    pub fn parse(raw: &str) -> Result<Self, QueryError> {
         let mut query = Self::default();
         let mut seen_scalars: Vec<&'static str> = Vec::new();
         for pair in raw.split('&').filter(|p| !p.is_empty()) {
@@ -116,14 +125,15 @@ pub(crate) fn parse_offset(value: &str) -> Result<Offset, QueryError> {
         .map_err(|e| QueryError(format!("bad last event id: {e}")))
 }
 
-/// Appends the comma-separated items of `raw` to `list`.
+/// Appends the comma-separated items of the still-encoded `raw` to `list`,
+/// splitting after decoding (an encoded comma separates items too).
 fn push_items<T>(
     list: &mut Vec<T>,
     raw: &str,
     parse: impl Fn(String) -> Result<T, QueryError>,
 ) -> Result<(), QueryError> {
-    for item in raw.split(',') {
-        let item = decode(item)?;
+    let decoded = decode(raw)?;
+    for item in decoded.split(',') {
         let item = item.trim();
         if !item.is_empty() {
             list.push(parse(item.to_owned())?);
@@ -144,36 +154,27 @@ where
 }
 
 /// Percent-decodes one key or value of `application/x-www-form-urlencoded`
-/// (`+` is a space). Malformed escapes and invalid UTF-8 are refused.
+/// (`+` is a space). Stricter than a browser: a `%` not followed by two hex
+/// digits and bytes that do not decode to UTF-8 are refused, so a client
+/// bug gets a 400 instead of a filter that silently matches nothing.
 pub(crate) fn decode(raw: &str) -> Result<String, QueryError> {
-    if !raw.bytes().any(|b| b == b'%' || b == b'+') {
-        return Ok(raw.to_owned());
+    let malformed = raw.split('%').skip(1).any(|after| {
+        !after
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err(QueryError(format!(
+            "malformed percent-encoding in {:?}",
+            truncate(raw)
+        )));
     }
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| {
-                    let h = std::str::from_utf8(h).ok()?;
-                    u8::from_str_radix(h, 16).ok()
-                });
-                let Some(byte) = hex else {
-                    return Err(QueryError(format!(
-                        "malformed percent-encoding in {:?}",
-                        truncate(raw)
-                    )));
-                };
-                out.push(byte);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| QueryError("query values must be UTF-8".into()))
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|decoded| decoded.into_owned())
+        .map_err(|_| QueryError("query values must be UTF-8".into()))
 }
 
 /// At most 64 characters of client input, for error messages.
@@ -196,7 +197,7 @@ mod tests {
         assert_eq!(q.filter.symbols, ["AAPL", "msft", "TSLA"]);
         assert_eq!(q.filter.tiers, [Tier::Daily, Tier::Combo]);
         assert_eq!(q.filter.event_types, ["pattern_detected"]);
-        assert_eq!(q.filter.patterns, ["Breakout,BO", "Doji"]);
+        assert_eq!(q.filter.patterns, ["Breakout", "BO", "Doji"]);
         assert_eq!(q.filter.market_regimes, [MarketRegime::Bull]);
         assert_eq!(q.filter.min_confidence, Some(0.8));
         assert_eq!(q.filter.min_priority, Some(Priority::High));
@@ -215,6 +216,27 @@ mod tests {
     }
 
     #[test]
+    fn encoded_commas_separate_items_like_plain_ones() {
+        let q = SseQuery::parse(
+            "symbols=AAPL%2CMSFT&symbols=TSLA%2c+NVDA&tiers=daily%2Ccombo\
+             &event_types=pattern_detected%2Csystem_health&market_regimes=bull%2Cbear\
+             &patterns=Doji%2C%2CHammer",
+        )
+        .unwrap();
+        assert_eq!(q.filter.symbols, ["AAPL", "MSFT", "TSLA", "NVDA"]);
+        assert_eq!(q.filter.tiers, [Tier::Daily, Tier::Combo]);
+        assert_eq!(q.filter.event_types, ["pattern_detected", "system_health"]);
+        assert_eq!(
+            q.filter.market_regimes,
+            [MarketRegime::Bull, MarketRegime::Bear]
+        );
+        assert_eq!(q.filter.patterns, ["Doji", "Hammer"]);
+        // Scalars are not lists: an encoded comma stays in them.
+        let q = SseQuery::parse("id=a%2Cb").unwrap();
+        assert_eq!(q.id.as_deref(), Some("a,b"));
+    }
+
+    #[test]
     fn bad_queries_are_refused() {
         for bad in [
             "symbol=AAPL",
@@ -225,6 +247,8 @@ mod tests {
             "min_confidence=0.5&min_confidence=0.6",
             "id=a&id=b",
             "last_event_id=yesterday",
+            "last_event_id=18446744073709551616-0",
+            "last_event_id=1-99999999999999999999999",
             "symbols=%ZZ",
             "symbols=%C3%28",
             "symbols=%4",
@@ -240,5 +264,9 @@ mod tests {
         assert_eq!(decode("a%20b+c%2B").unwrap(), "a b c+");
         assert_eq!(decode("%E2%82%AC").unwrap(), "€");
         assert_eq!(decode("plain").unwrap(), "plain");
+        assert_eq!(decode("%2c%2C").unwrap(), ",,");
+        for bad in ["%", "a%", "%4", "%G0", "%%41", "%C3%28", "%FF"] {
+            assert!(decode(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use tickcast_core::auth::Authenticator;
+use tickcast_core::auth::{AllowedOrigins, Authenticator};
 use tickcast_core::broadcast::PreparedEvent;
 use tickcast_core::model::{Event, Offset, SubId};
 use tickcast_core::{Hub, HubConfig};
@@ -176,6 +176,26 @@ async fn the_subscription_id_comes_from_the_query() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_commas_separate_list_items() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), SseConfig::default()).await;
+    // What `new URLSearchParams({symbols: "AAPL,MSFT", tiers: "daily,combo"})`
+    // writes.
+    let (mut sse, _) = open(addr, "/sse?symbols=AAPL%2CMSFT&tiers=daily%2Ccombo", &[]).await;
+    let aapl = pattern("AAPL", "daily", 0.85);
+    let tsla = pattern("TSLA", "daily", 0.85);
+    let intraday = pattern("MSFT", "intraday", 0.85);
+    let msft = pattern("MSFT", "combo", 0.85);
+    let aapl_at = hub.publish(event(&aapl)).unwrap();
+    hub.publish(event(&tsla)).unwrap();
+    hub.publish(event(&intraday)).unwrap();
+    let msft_at = hub.publish(event(&msft)).unwrap();
+    // In order, with nothing between: TSLA and the intraday tier do not match.
+    expect_event(&mut sse, &aapl, aapl_at, "sse").await;
+    expect_event(&mut sse, &msft, msft_at, "sse").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_queries_get_400_json() {
     let hub = Hub::new(hub_config());
     let addr = server(hub.clone(), SseConfig::default()).await;
@@ -240,6 +260,66 @@ async fn auth_refuses_missing_bad_and_expired_tokens_and_forbidden_tiers() {
     let body = pattern("AAPL", "daily", 0.85);
     let offset = hub.publish(event(&body)).unwrap();
     expect_event(&mut by_header, &body, offset, "sse").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_read_like_on_every_transport() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), auth_config()).await;
+    let good = token(json!({"sub": "alice", "exp": now() + 600}));
+    // A URL library writes the dots of a JWT as %2E.
+    let encoded = good.replace('.', "%2E");
+    let mut sse = get(addr, &format!("/sse?token={encoded}"), &[]).await;
+    assert_eq!(sse.status, 200);
+    assert_eq!(sse.expect("welcome").await.json()["user"], "alice");
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let header = format!("{scheme}  {good} ");
+        let mut response = get(addr, "/sse", &[("Authorization", &header)]).await;
+        assert_eq!(response.status, 200, "{scheme}");
+        assert_eq!(response.expect("welcome").await.json()["user"], "alice");
+    }
+    // The query wins over the header, even when the header is good.
+    let header = format!("Bearer {good}");
+    expect_error(
+        addr,
+        "/sse?token=garbage",
+        &[("Authorization", &header)],
+        401,
+        "unauthorized",
+    )
+    .await;
+    // Another scheme, or an empty bearer token, is no token.
+    for header in ["Basic dXNlcjpwdw==", "Bearer  "] {
+        expect_error(
+            addr,
+            "/sse",
+            &[("Authorization", header)],
+            401,
+            "unauthorized",
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_beyond_the_clock_get_401_not_a_dropped_connection() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), auth_config()).await;
+    for claims in [
+        json!({"sub": "u1", "exp": 1u64 << 63}),
+        json!({"sub": "u1", "exp": u64::MAX}),
+        json!({"sub": "u1", "exp": now() + 600, "nbf": u64::MAX}),
+        json!({"sub": "u1", "exp": now() + 600, "nbf": now() + 300}),
+    ] {
+        let path = format!("/sse?token={}", token(claims));
+        expect_error(addr, &path, &[], 401, "unauthorized").await;
+    }
+    for good in [
+        token(json!({"sub": "u1", "exp": now() + 600, "nbf": now() - 1})),
+        token(json!({"sub": "u1", "exp": 1u64 << 62})),
+    ] {
+        open(addr, &format!("/sse?token={good}"), &[]).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,4 +513,67 @@ async fn shutdown_sends_queued_events_then_close_1001() {
     assert!(sse.block().await.is_none());
     wait_for_connections(&hub, 0).await;
     expect_error(addr, "/sse", &[], 503, "shutting_down").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origins_outside_the_allow_list_get_403_before_the_stream() {
+    let hub = Hub::new(hub_config());
+    let config = SseConfig {
+        allowed_origins: AllowedOrigins::parse(["https://app.example.com"]).unwrap(),
+        ..auth_config()
+    };
+    let addr = server(hub.clone(), config).await;
+    let good = token(json!({"sub": "u1", "exp": now() + 600}));
+    let path = format!("/sse?token={good}");
+    for origin in [
+        "https://evil.example",
+        "http://app.example.com",
+        "https://app.example.com:8443",
+        "null",
+    ] {
+        let mut response = get(addr, &path, &[("Origin", origin)]).await;
+        assert_eq!(response.status, 403, "{origin}");
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        assert_eq!(response.header("access-control-allow-origin"), None);
+        assert_eq!(
+            response.json().await,
+            json!({"error": "forbidden", "message": format!("origin {origin} is not allowed")})
+        );
+    }
+    // Checked before anything else: even a request without a token.
+    let mut response = get(addr, "/sse?bogus=1", &[("Origin", "https://evil.example")]).await;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.json().await["error"], "forbidden");
+    assert_eq!(hub.connection_count(), 0);
+
+    // The listed origin may read the stream cross-origin.
+    let (listed, _) = open(addr, &path, &[("Origin", "https://APP.example.com")]).await;
+    assert_eq!(
+        listed.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(listed.header("vary"), Some("origin"));
+    // ... and its errors too.
+    let mut refused = get(addr, "/sse", &[("Origin", "https://app.example.com")]).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(refused.json().await["error"], "unauthorized");
+    // Clients that send no Origin are served, without CORS headers.
+    let (plain, _) = open(addr, &path, &[]).await;
+    assert_eq!(plain.header("access-control-allow-origin"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_every_origin_is_allowed() {
+    assert!(SseConfig::default().allowed_origins.is_any());
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), SseConfig::default()).await;
+    for origin in ["https://evil.example", "null"] {
+        let (response, _) = open(addr, "/sse", &[("Origin", origin)]).await;
+        // Any origin is served, but none is granted cross-origin reads.
+        assert_eq!(response.header("access-control-allow-origin"), None);
+    }
 }

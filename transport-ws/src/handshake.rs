@@ -1,28 +1,65 @@
-//! Who the client is: the token of the upgrade request, verified once the
-//! socket is open (so a refusal can be a close code the browser sees).
+//! Who the client is and where it comes from: the `Origin` of the upgrade
+//! request, checked before the upgrade (a refused page gets a plain 403),
+//! and its token, verified once the socket is open (so a refusal can be a
+//! close code the browser sees).
 
-use tickcast_core::auth::{AuthError, Authenticator, Identity};
-use warp::{Filter, Rejection};
+use tickcast_core::auth::{presented_token, AllowedOrigins, AuthError, Authenticator, Identity};
+use tickcast_core::protocol::ErrorCode;
+use warp::http::{HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Reply};
 
-/// The token from `?token=` or `Authorization: Bearer`, if any.
-pub(crate) fn credentials() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
+/// The token of the request as every transport reads it
+/// ([`presented_token`]: `?token=`, else `Authorization: Bearer`).
+pub(crate) fn credentials(
+) -> impl Filter<Extract = (Option<String>,), Error = std::convert::Infallible> + Clone {
     let query = warp::query::raw()
-        .map(|q: String| token_from_query(&q))
+        .map(Some)
         .or(warp::any().map(|| None))
         .unify();
-    let header = warp::header::optional::<String>("authorization").map(|h: Option<String>| {
-        h.and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_owned()))
-    });
-    query
-        .and(header)
-        .map(|q: Option<String>, h: Option<String>| q.or(h))
+    query.and(optional_header("authorization")).map(
+        |query: Option<String>, authorization: Option<HeaderValue>| {
+            presented_token(
+                query.as_deref(),
+                authorization.as_ref().map(HeaderValue::as_bytes),
+            )
+        },
+    )
 }
 
-fn token_from_query(query: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        (key == "token" && !value.is_empty()).then(|| value.to_owned())
-    })
+/// A header's raw value, if present; never rejects (a value that is not
+/// text is the caller's to judge).
+pub(crate) fn optional_header(
+    name: &'static str,
+) -> impl Filter<Extract = (Option<HeaderValue>,), Error = std::convert::Infallible> + Clone {
+    warp::header::value(name)
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify()
+}
+
+/// The 403 answer for a request whose `Origin` is not allowed; `None` when
+/// it may proceed. A value that is not text is judged as the replacement
+/// characters it decodes to (refused by any list).
+pub(crate) fn origin_refusal(
+    allowed: &AllowedOrigins,
+    origin: Option<&HeaderValue>,
+) -> Option<Response> {
+    let origin = origin.map(|v| String::from_utf8_lossy(v.as_bytes()));
+    if allowed.allows(origin.as_deref()) {
+        return None;
+    }
+    let shown: String = origin
+        .as_deref()
+        .unwrap_or_default()
+        .chars()
+        .take(128)
+        .collect();
+    let body = serde_json::json!({
+        "error": ErrorCode::Forbidden.as_str(),
+        "message": format!("origin {shown} is not allowed"),
+    });
+    Some(warp::reply::with_status(warp::reply::json(&body), StatusCode::FORBIDDEN).into_response())
 }
 
 /// The connection's identity: anonymous when auth is off, else the
@@ -39,16 +76,6 @@ pub(crate) fn identify(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_the_token_in_the_query() {
-        assert_eq!(
-            token_from_query("a=1&token=abc.def"),
-            Some("abc.def".into())
-        );
-        assert_eq!(token_from_query("token="), None);
-        assert_eq!(token_from_query(""), None);
-    }
 
     #[test]
     fn anonymous_when_auth_is_off() {

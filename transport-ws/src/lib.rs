@@ -9,7 +9,8 @@
 //!   for 100k connections instead of warp's fixed 128 KiB read buffer.
 //! - [`serve`]: such an accept loop (hyper, graceful shutdown) for any warp
 //!   filter.
-//! - `handshake`: who the client is (anonymous or a verified JWT).
+//! - `handshake`: where the client comes from (`Origin`) and who it is
+//!   (anonymous or a verified JWT).
 //! - `session`: one connection's loop: client ops in, frames out, server
 //!   pings, idle timeout, token expiry.
 //! - `wire`: how the engine's [`Outbound`](tickcast_core::broadcast::Outbound)
@@ -44,7 +45,7 @@ pub use upgrade::{prepare_upgrade, UpgradeSlot};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tickcast_core::auth::Authenticator;
+use tickcast_core::auth::{AllowedOrigins, Authenticator};
 use tickcast_core::protocol::SUBPROTOCOL;
 use tickcast_core::Hub;
 use warp::{Filter, Rejection, Reply};
@@ -62,6 +63,10 @@ pub struct WsConfig {
     pub idle_timeout: Duration,
     /// Token verification; `None` serves everyone as anonymous.
     pub auth: Option<Authenticator>,
+    /// Browser origins allowed to open a socket (the handshake's `Origin`
+    /// header); others get 403 before the upgrade. Requests without
+    /// `Origin` (not browsers) always pass. Default: any.
+    pub allowed_origins: AllowedOrigins,
 }
 
 impl Default for WsConfig {
@@ -71,6 +76,7 @@ impl Default for WsConfig {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             auth: None,
+            allowed_origins: AllowedOrigins::Any,
         }
     }
 }
@@ -78,7 +84,10 @@ impl Default for WsConfig {
 /// `GET /ws[?token=JWT]`: upgrades to WebSocket and serves the client
 /// protocol against `hub`. Echoes `Sec-WebSocket-Protocol: tickcast.v1.json`
 /// when offered; a client that offers none is served the same. Requests
-/// passed through [`prepare_upgrade`] take the lean path.
+/// passed through [`prepare_upgrade`] take the lean path. An `Origin` not
+/// in [`WsConfig::allowed_origins`] gets 403
+/// `{"error":"forbidden","message":"origin ... is not allowed"}` instead of
+/// the upgrade.
 pub fn ws_route(
     hub: Hub,
     config: WsConfig,
@@ -91,11 +100,18 @@ pub fn ws_route(
         .and(handshake::credentials())
         .and(warp::header::optional::<String>("sec-websocket-protocol"))
         .and(warp::ext::optional::<UpgradeSlot>())
+        .and(handshake::optional_header("origin"))
         .map(
             move |ws: warp::ws::Ws,
                   token: Option<String>,
                   offered: Option<String>,
-                  slot: Option<UpgradeSlot>| {
+                  slot: Option<UpgradeSlot>,
+                  origin: Option<warp::http::HeaderValue>| {
+                if let Some(refusal) =
+                    handshake::origin_refusal(&config.allowed_origins, origin.as_ref())
+                {
+                    return refusal;
+                }
                 let hub = hub.clone();
                 let config = config.clone();
                 let response = match slot.and_then(|s| s.take()) {

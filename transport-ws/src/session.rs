@@ -165,8 +165,8 @@ async fn read_loop<R, M, E>(
                 }
             }
             Err(e) => {
-                if is_too_large(&e) {
-                    handle.close(CloseCode::TooBig, None);
+                if let Some(code) = close_code_for(&e) {
+                    handle.close(code, None);
                     // The writer sends the close and ends the connection.
                     std::future::pending::<()>().await;
                 }
@@ -297,14 +297,20 @@ fn apply(handle: &ConnectionHandle, op: ClientOp) {
     }
 }
 
-/// Whether a read failed because the peer sent more than the hard limit.
-fn is_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+/// The close code owed to a peer whose frame could not be read: 1009 for
+/// more than the hard limit, 1007 for a text frame (or close reason) that
+/// is not UTF-8. `None` for I/O and protocol errors, where the socket is
+/// just dropped. warp wraps tungstenite's error, hence the walk down the
+/// sources.
+fn close_code_for(error: &(dyn std::error::Error + 'static)) -> Option<CloseCode> {
     let mut current = Some(error);
     while let Some(e) = current {
-        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
-            return true;
+        match e.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => return Some(CloseCode::TooBig),
+            Some(tungstenite::Error::Utf8(_)) => return Some(CloseCode::InvalidUtf8),
+            _ => {}
         }
         current = e.source();
     }
-    false
+    None
 }

@@ -7,13 +7,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tickcast_core::auth::Authenticator;
+use tickcast_core::auth::{AllowedOrigins, Authenticator};
 use tickcast_core::model::Event;
 use tickcast_core::{Hub, HubConfig};
-use tickcast_testkit::ws::next_json;
+use tickcast_testkit::ws::{close_code, next_json, raw_handshake, send_raw_text};
 use tickcast_transport_ws::{ws_route, WsConfig};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use warp::Filter;
@@ -53,12 +55,20 @@ fn hub_config() -> HubConfig {
 }
 
 async fn connect(addr: SocketAddr, query: &str) -> Client {
+    connect_with(addr, query, &[]).await
+}
+
+/// Connects with extra request headers.
+async fn connect_with(addr: SocketAddr, query: &str, headers: &[(&'static str, &str)]) -> Client {
     let url = format!("ws://{addr}/ws{query}");
     let mut request = url.into_client_request().unwrap();
     request.headers_mut().insert(
         "sec-websocket-protocol",
         "tickcast.v1.json".parse().unwrap(),
     );
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
     let (client, response) = tokio_tungstenite::connect_async(request).await.unwrap();
     assert_eq!(
         response.headers()["sec-websocket-protocol"],
@@ -382,6 +392,62 @@ async fn jwt_identifies_users_refuses_bad_tokens_and_enforces_entitlements() {
 }
 
 #[tokio::test]
+async fn tokens_are_read_like_on_every_transport() {
+    let hub = Hub::new(hub_config());
+    for addr in [
+        server(hub.clone(), auth_config()).await,
+        warp_server(hub.clone(), auth_config()).await,
+    ] {
+        let good = token(json!({"sub":"alice","exp":now() + 600}));
+        // A URL library writes the dots of a JWT as %2E.
+        let encoded = good.replace('.', "%2E");
+        let mut client = connect(addr, &format!("?token={encoded}")).await;
+        assert_eq!(next_json(&mut client).await["user"], "alice");
+        for scheme in ["bearer", "BEARER", "Bearer"] {
+            let header = format!("{scheme}  {good} ");
+            let mut client = connect_with(addr, "", &[("authorization", &header)]).await;
+            assert_eq!(next_json(&mut client).await["user"], "alice", "{scheme}");
+        }
+        // The query wins over the header, even when the header is good.
+        let header = format!("Bearer {good}");
+        let mut client = connect_with(addr, "?token=garbage", &[("authorization", &header)]).await;
+        assert_eq!(until_close(&mut client).await.0, Some(4001));
+        // Another scheme is no token.
+        let mut client = connect_with(addr, "", &[("authorization", "Basic dXNlcjpwdw==")]).await;
+        let (code, texts) = until_close(&mut client).await;
+        assert_eq!(code, Some(4001));
+        assert_eq!(texts[0]["code"], "unauthorized");
+    }
+}
+
+#[tokio::test]
+async fn times_beyond_the_clock_are_refused_with_4001_not_a_dropped_socket() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), auth_config()).await;
+    for claims in [
+        json!({"sub":"u1","exp":1u64 << 63}),
+        json!({"sub":"u1","exp":u64::MAX}),
+        json!({"sub":"u1","exp":now() + 600,"nbf":u64::MAX}),
+        json!({"sub":"u1","exp":now() + 600,"nbf":now() + 300}),
+    ] {
+        let mut client = connect(addr, &format!("?token={}", token(claims.clone()))).await;
+        let (code, texts) = until_close(&mut client).await;
+        assert_eq!(code, Some(4001), "{claims}");
+        assert_eq!(texts[0]["code"], "unauthorized", "{claims}");
+    }
+    // The server is still serving, far-future tokens included.
+    for good in [
+        token(json!({"sub":"u1","exp":now() + 600,"nbf":now() - 1})),
+        token(json!({"sub":"u1","exp":1u64 << 62})),
+    ] {
+        let mut client = connect(addr, &format!("?token={good}")).await;
+        assert_eq!(next_json(&mut client).await["user"], "u1");
+        send(&mut client, json!({"op":"ping","ts":7})).await;
+        assert_eq!(next_json(&mut client).await["type"], "pong");
+    }
+}
+
+#[tokio::test]
 async fn the_connection_closes_with_4002_when_the_token_expires() {
     let hub = Hub::new(hub_config());
     let addr = server(hub.clone(), auth_config()).await;
@@ -513,4 +579,96 @@ async fn mounted_in_plain_warp_the_endpoint_serves_the_same_protocol() {
         .await
         .unwrap();
     assert_eq!(until_close(&mut client).await.0, Some(1009));
+}
+
+#[tokio::test]
+async fn origins_outside_the_allow_list_get_403_before_the_upgrade() {
+    let hub = Hub::new(hub_config());
+    let config = WsConfig {
+        allowed_origins: AllowedOrigins::parse(["https://app.example.com"]).unwrap(),
+        ..WsConfig::default()
+    };
+    for addr in [
+        server(hub.clone(), config.clone()).await,
+        warp_server(hub.clone(), config.clone()).await,
+    ] {
+        for origin in [
+            "https://evil.example",
+            "http://app.example.com",
+            "https://app.example.com.evil.example",
+            "null",
+        ] {
+            let answer = raw_handshake(addr, "/ws", &[("Origin", origin)]).await;
+            assert_eq!(answer.status, 403, "{origin}");
+            assert_eq!(answer.header("content-type"), Some("application/json"));
+            assert_eq!(
+                answer.json(),
+                json!({"error":"forbidden","message":format!("origin {origin} is not allowed")})
+            );
+        }
+        // The listed origin (in any case, with its default port) and
+        // clients that send no Origin are served.
+        for origin in ["https://app.example.com", "HTTPS://App.Example.com:443"] {
+            let answer = raw_handshake(addr, "/ws", &[("Origin", origin)]).await;
+            assert_eq!(answer.status, 101, "{origin}");
+            let mut client = connect_with(addr, "", &[("origin", origin)]).await;
+            assert_eq!(next_json(&mut client).await["type"], "welcome");
+        }
+        assert_eq!(raw_handshake(addr, "/ws", &[]).await.status, 101);
+        let mut client = connect(addr, "").await;
+        assert_eq!(next_json(&mut client).await["type"], "welcome");
+    }
+}
+
+#[tokio::test]
+async fn by_default_every_origin_is_allowed() {
+    let hub = Hub::new(hub_config());
+    assert!(WsConfig::default().allowed_origins.is_any());
+    let addr = server(hub.clone(), WsConfig::default()).await;
+    for origin in ["https://evil.example", "null"] {
+        assert_eq!(
+            raw_handshake(addr, "/ws", &[("Origin", origin)])
+                .await
+                .status,
+            101
+        );
+        let mut client = connect_with(addr, "", &[("origin", origin)]).await;
+        assert_eq!(next_json(&mut client).await["type"], "welcome");
+    }
+}
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_is_closed_with_1007() {
+    let hub = Hub::new(hub_config());
+    for addr in [
+        server(hub.clone(), WsConfig::default()).await,
+        warp_server(hub.clone(), WsConfig::default()).await,
+    ] {
+        for payload in [
+            vec![0xff, 0xfe],
+            b"{\"op\":\"ping\",\"ts\":\"\xc3\x28\"}".to_vec(),
+            // A surrogate half, valid in CESU-8 but not UTF-8.
+            vec![0xed, 0xa0, 0x80],
+        ] {
+            let mut client = connect(addr, "").await;
+            assert_eq!(next_json(&mut client).await["type"], "welcome");
+            send_raw_text(&mut client, payload.clone()).await;
+            assert_eq!(close_code(&mut client).await, Some(1007), "{payload:x?}");
+        }
+        // A close frame whose reason is not UTF-8.
+        let mut client = connect(addr, "").await;
+        assert_eq!(next_json(&mut client).await["type"], "welcome");
+        let mut close = Frame::ping(vec![0x03, 0xe8, 0xff]);
+        close.header_mut().opcode = OpCode::Control(Control::Close);
+        client.send(Message::Frame(close)).await.unwrap();
+        assert_eq!(close_code(&mut client).await, Some(1007));
+    }
+    // The connections are released.
+    let gone = tokio::time::timeout(Duration::from_secs(10), async {
+        while hub.stats().connections > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the server let the connections go");
 }

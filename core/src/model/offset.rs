@@ -25,11 +25,14 @@ impl Offset {
     }
 
     /// The largest offset smaller than this one: resuming "after" it includes
-    /// this offset. Used for the `since` of a `dropped` notice.
+    /// this offset. Used for the `since` of a `dropped` notice. `0-0` has no
+    /// predecessor and is its own (offsets come from brokers, so it must not
+    /// wrap around to a larger one).
     pub fn predecessor(self) -> Self {
-        match self.minor {
-            0 => Self::new(self.major.saturating_sub(1), u64::MAX),
-            m => Self::new(self.major, m - 1),
+        match (self.major.checked_sub(1), self.minor.checked_sub(1)) {
+            (_, Some(minor)) => Self::new(self.major, minor),
+            (Some(major), None) => Self::new(major, u64::MAX),
+            (None, None) => self,
         }
     }
 
@@ -113,9 +116,27 @@ mod tests {
             "+1-2",
             "1 -2",
             "99999999999999999999-1",
+            "1-18446744073709551616",
+            "18446744073709551616-0",
+            "１-2",
+            "1-٢",
         ] {
             assert!(bad.parse::<Offset>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn extremes_parse_without_overflow_and_predecessor_never_wraps() {
+        let max: Offset = "18446744073709551615-18446744073709551615".parse().unwrap();
+        assert_eq!(max, Offset::new(u64::MAX, u64::MAX));
+        assert_eq!(max.predecessor(), Offset::new(u64::MAX, u64::MAX - 1));
+        let padded: Offset = "000000000000000000000000000001-0".parse().unwrap();
+        assert_eq!(padded, Offset::new(1, 0));
+        assert_eq!(Offset::new(1, 0).predecessor(), Offset::new(0, u64::MAX));
+        assert_eq!(Offset::new(0, 1).predecessor(), Offset::new(0, 0));
+        let zero = Offset::new(0, 0);
+        assert_eq!(zero.predecessor(), zero);
+        assert!(zero.predecessor() <= zero);
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub enum CloseCode {
     GoingAway,
     /// 1003: the client sent a binary frame.
     Unsupported,
+    /// 1007: a text frame that is not UTF-8 (RFC 6455 section 8.1).
+    InvalidUtf8,
     /// 1009: a frame too large to skip.
     TooBig,
     /// 4001: missing or invalid token.
@@ -74,6 +76,7 @@ impl CloseCode {
             Self::Idle => 1000,
             Self::GoingAway => 1001,
             Self::Unsupported => 1003,
+            Self::InvalidUtf8 => 1007,
             Self::TooBig => 1009,
             Self::Unauthorized => 4001,
             Self::TokenExpired => 4002,
@@ -88,6 +91,7 @@ impl CloseCode {
             Self::Idle => "idle timeout",
             Self::GoingAway => "server shutting down",
             Self::Unsupported => "binary frames are not supported",
+            Self::InvalidUtf8 => "invalid utf-8",
             Self::TooBig => "frame too large",
             Self::Unauthorized => "unauthorized",
             Self::TokenExpired => "token expired",

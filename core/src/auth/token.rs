@@ -1,8 +1,12 @@
 //! [`Authenticator`]: JWT verification shared by every transport.
 //!
 //! `sub` is the user id; `exp` is required and enforced at connect time
-//! (transports also close the connection when it passes); the optional
-//! `tiers` claim lists the tiers the user is entitled to.
+//! (transports also close the connection when it passes); `nbf`, when
+//! present, must have passed; the optional `tiers` claim lists the tiers the
+//! user is entitled to. Both times allow [`CLOCK_LEEWAY_SECS`] of clock skew.
+//!
+//! Every claim is client data: a time that does not fit [`SystemTime`] is
+//! refused as [`AuthError::Invalid`], never computed with.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -49,10 +53,22 @@ pub enum AuthError {
     BadKey(String),
 }
 
+/// Clock skew tolerated on `exp` and `nbf`, in seconds: a token is accepted
+/// until `exp + leeway` and from `nbf - leeway`. Zero: issuers and this
+/// server are expected to run NTP, and a token that is expired by the
+/// server's clock is refused at once.
+pub const CLOCK_LEEWAY_SECS: u64 = 0;
+
+/// The claims tickcast reads. jsonwebtoken checks `exp` and `nbf` against
+/// the clock but skips a malformed `nbf`; declaring both here refuses a
+/// token whose times are not integer seconds.
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
     exp: u64,
+    /// Read for its type only: jsonwebtoken compares it with the clock.
+    #[serde(default, rename = "nbf")]
+    _nbf: Option<u64>,
     #[serde(default)]
     tiers: Option<Vec<Tier>>,
 }
@@ -91,7 +107,8 @@ impl Authenticator {
 
     fn with(key: DecodingKey, algorithm: Algorithm) -> Self {
         let mut validation = Validation::new(algorithm);
-        validation.leeway = 0;
+        validation.leeway = CLOCK_LEEWAY_SECS;
+        validation.validate_nbf = true;
         Self {
             key: Arc::new(key),
             validation,
@@ -103,6 +120,9 @@ impl Authenticator {
         let data =
             decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                    AuthError::Invalid("the token is not valid yet (`nbf`)".into())
+                }
                 _ => AuthError::Invalid(e.to_string()),
             })?;
         let claims = data.claims;
@@ -111,9 +131,14 @@ impl Authenticator {
                 "`sub` must be 1 to 128 characters".into(),
             ));
         }
+        // `UNIX_EPOCH + Duration` panics past the platform's SystemTime
+        // range (2^63 s on Unix); a signed token may still say so.
+        let expires_at = UNIX_EPOCH
+            .checked_add(Duration::from_secs(claims.exp))
+            .ok_or_else(|| AuthError::Invalid("`exp` is out of range".into()))?;
         Ok(Identity {
             user: claims.sub.into(),
-            expires_at: UNIX_EPOCH + Duration::from_secs(claims.exp),
+            expires_at,
             tiers: claims.tiers,
         })
     }
@@ -177,6 +202,55 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEAzDOWp6wxpbmN5vXcfcpdsDc4w6Z
         assert_eq!(&*auth.verify(&signed).unwrap().user, "u2");
         // An HS256 token is not accepted by an ES256 verifier.
         assert!(auth.verify(&token(claims, b"secret")).is_err());
+    }
+
+    #[test]
+    fn refuses_times_beyond_system_time_instead_of_panicking() {
+        let auth = Authenticator::hs256(b"secret");
+        for exp in [1u64 << 63, u64::MAX, (1 << 63) + 12345] {
+            let huge = token(json!({"sub":"u1","exp":exp}), b"secret");
+            assert!(
+                matches!(auth.verify(&huge), Err(AuthError::Invalid(_))),
+                "exp {exp}"
+            );
+        }
+        // Far but representable: accepted, with a time left that does not
+        // overflow either.
+        let far = token(json!({"sub":"u1","exp":1u64 << 40}), b"secret");
+        assert!(auth.verify(&far).unwrap().time_left() > Duration::from_secs(1 << 39));
+        let huge_nbf = token(json!({"sub":"u1","exp":now()+60,"nbf":u64::MAX}), b"secret");
+        assert!(matches!(auth.verify(&huge_nbf), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn validates_nbf_with_the_same_leeway_as_exp() {
+        let auth = Authenticator::hs256(b"secret");
+        let leeway = CLOCK_LEEWAY_SECS;
+        let early = token(
+            json!({"sub":"u1","exp":now()+600,"nbf":now()+leeway+120}),
+            b"secret",
+        );
+        let err = auth.verify(&early).unwrap_err();
+        assert!(
+            matches!(&err, AuthError::Invalid(m) if m.contains("nbf")),
+            "{err}"
+        );
+        let started = token(json!({"sub":"u1","exp":now()+600,"nbf":now()-5}), b"secret");
+        assert_eq!(&*auth.verify(&started).unwrap().user, "u1");
+        // Malformed times are refused, not skipped.
+        for nbf in [json!("soon"), json!(-1), json!(1.5), json!(null)] {
+            let bad = token(json!({"sub":"u1","exp":now()+600,"nbf":nbf}), b"secret");
+            let verdict = auth.verify(&bad);
+            if nbf.is_null() {
+                assert!(verdict.is_ok(), "null nbf means absent");
+            } else {
+                assert!(matches!(verdict, Err(AuthError::Invalid(_))), "nbf {nbf}");
+            }
+        }
+        for exp in [json!(-1), json!("later"), json!(1e30)] {
+            let bad = token(json!({"sub":"u1","exp":exp}), b"secret");
+            assert!(auth.verify(&bad).is_err(), "exp {exp}");
+        }
     }
 
     #[test]
