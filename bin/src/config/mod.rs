@@ -369,6 +369,13 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 pub const REDACTED: &str = "<redacted>";
 
 impl Config {
+    /// `http.allowed_origins` as the transports take it; an entry that does
+    /// not parse (validation refuses those) allows no browser origin.
+    pub fn transport_origins(&self) -> tickcast_core::auth::AllowedOrigins {
+        tickcast_core::auth::AllowedOrigins::parse(&self.http.allowed_origins)
+            .unwrap_or_else(|_| tickcast_core::auth::AllowedOrigins::none())
+    }
+
     /// A copy with the JWT secret and the API key replaced by
     /// [`REDACTED`], for printing.
     pub fn redacted(&self) -> Self {

@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use tickcast_core::auth::AllowedOrigins;
+
 use super::{AmqpIngest, Config, RedisIngest, RedisMode};
 
 /// One key with a value it does not accept.
@@ -56,18 +58,10 @@ impl Checks {
         }
     }
 
-    /// Each entry is `*` or a web origin, `scheme://host[:port]` with
-    /// nothing after it.
+    /// Each entry is `*` or a web origin, `scheme://host[:port]`.
     fn origins(&mut self, key: &str, origins: &[String]) {
-        for origin in origins {
-            if origin != "*" && !is_origin(origin) {
-                self.fail(
-                    key,
-                    format!(
-                        "entries must be `*` or an origin such as https://app.example.com (got {origin:?})"
-                    ),
-                );
-            }
+        if let Err(e) = AllowedOrigins::parse(origins) {
+            self.fail(key, format!("has an {e}"));
         }
     }
 
@@ -205,19 +199,6 @@ impl Config {
             checks.token("api.key", key);
         }
     }
-}
-
-/// `scheme://host[:port]`, as a browser sends it in `Origin`.
-fn is_origin(value: &str) -> bool {
-    let Ok(uri) = value.parse::<warp::http::Uri>() else {
-        return false;
-    };
-    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/") && !value.ends_with('/');
-    matches!(uri.scheme_str(), Some("http" | "https"))
-        && uri
-            .authority()
-            .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'))
-        && bare
 }
 
 fn validate_redis(redis: &RedisIngest, checks: &mut Checks) {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use tickcast_core::auth::bearer_token;
 use warp::http::{header, HeaderMap, StatusCode};
 use warp::{Filter, Rejection};
 
@@ -78,19 +79,14 @@ pub fn publisher(access: PublishAccess) -> impl Filter<Extract = (), Error = Rej
         .untuple_one()
 }
 
-/// True when the `Authorization` header is `Bearer <key>` (scheme
-/// case-insensitive).
+/// True when the `Authorization` header is `Bearer <key>`, read as every
+/// transport reads its tokens ([`bearer_token`]: scheme in any case, token
+/// trimmed).
 fn authorized(headers: &HeaderMap, key: &[u8]) -> bool {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return false;
-    };
-    let value = value.as_bytes();
-    const SCHEME: &[u8] = b"bearer ";
-    if value.len() < SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
-        return false;
-    }
-    let token = value[SCHEME.len()..].trim_ascii();
-    constant_time_eq(token, key)
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| bearer_token(value.as_bytes()))
+        .is_some_and(|token| constant_time_eq(token.as_bytes(), key))
 }
 
 /// Compares without an early exit, so the time taken does not tell how
@@ -117,6 +113,7 @@ mod tests {
     fn accepts_only_the_exact_key() {
         assert!(authorized(&with("Bearer s3cret"), b"s3cret"));
         assert!(authorized(&with("bearer s3cret"), b"s3cret"));
+        assert!(authorized(&with("BEARER \t s3cret "), b"s3cret"));
         assert!(!authorized(&with("Bearer s3cre"), b"s3cret"));
         assert!(!authorized(&with("Bearer s3cretx"), b"s3cret"));
         assert!(!authorized(&with("Basic s3cret"), b"s3cret"));

@@ -18,6 +18,8 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use tickcast_core::auth::AllowedOrigins;
+
 use super::error::ApiError;
 
 /// Methods a preflight may ask for.
@@ -27,34 +29,35 @@ const HEADERS: [&str; 2] = ["authorization", "content-type"];
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE_S: &str = "600";
 
-/// The origins whose pages may call the API.
-#[derive(Debug, Clone, Default)]
+/// The origins whose pages may call the API: [`AllowedOrigins`], with none
+/// as the default.
+#[derive(Debug, Clone)]
 pub struct CorsPolicy {
-    /// `*` was listed.
-    any: bool,
-    /// Listed origins, lower-cased (browsers send scheme and host in lower
-    /// case; a configured `https://App.example.com` still matches).
-    origins: Vec<String>,
+    origins: AllowedOrigins,
+}
+
+impl Default for CorsPolicy {
+    fn default() -> Self {
+        Self {
+            origins: AllowedOrigins::none(),
+        }
+    }
 }
 
 impl CorsPolicy {
-    /// The policy of `[api] cors_origins`.
+    /// The policy of validated `[api] cors_origins`; an entry that does not
+    /// parse (validation refuses those) allows nothing.
     pub fn new(origins: &[String]) -> Self {
         Self {
-            any: origins.iter().any(|o| o == "*"),
-            origins: origins.iter().map(|o| o.to_ascii_lowercase()).collect(),
+            origins: AllowedOrigins::parse(origins).unwrap_or_else(|_| AllowedOrigins::none()),
         }
-    }
-
-    fn allows(&self, origin: &str) -> bool {
-        self.any || self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
     }
 
     /// Passes requests without `Origin` or from a listed one; 403 else.
     fn check(&self, origin: Option<&HeaderValue>) -> Result<(), ApiError> {
         match origin {
             None => Ok(()),
-            Some(origin) if origin.to_str().is_ok_and(|o| self.allows(o)) => Ok(()),
+            Some(origin) if origin.to_str().is_ok_and(|o| self.origins.allows(Some(o))) => Ok(()),
             Some(origin) => Err(forbidden(origin)),
         }
     }
@@ -186,16 +189,22 @@ fn answer_preflight(policy: &CorsPolicy, headers: &HeaderMap) -> Response {
 mod tests {
     use super::*;
 
+    fn allows(policy: &CorsPolicy, origin: &'static str) -> bool {
+        policy
+            .check(Some(&HeaderValue::from_static(origin)))
+            .is_ok()
+    }
+
     #[test]
     fn lists_origins_case_insensitively_and_none_by_default() {
         let none = CorsPolicy::default();
-        assert!(!none.allows("https://a.example"));
+        assert!(!allows(&none, "https://a.example"));
         assert!(none.check(None).is_ok());
         let listed = CorsPolicy::new(&["https://App.example".into()]);
-        assert!(listed.allows("https://app.example"));
-        assert!(!listed.allows("https://app.example:8443"));
-        assert!(!listed.allows("http://app.example"));
+        assert!(allows(&listed, "https://app.example"));
+        assert!(!allows(&listed, "https://app.example:8443"));
+        assert!(!allows(&listed, "http://app.example"));
         let any = CorsPolicy::new(&["*".into()]);
-        assert!(any.allows("https://whatever.example"));
+        assert!(allows(&any, "https://whatever.example"));
     }
 }

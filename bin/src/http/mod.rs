@@ -137,6 +137,7 @@ pub fn mount_transports(
 fn sse_config(state: &AppState) -> tickcast_transport_sse::SseConfig {
     tickcast_transport_sse::SseConfig {
         auth: state.auth.clone(),
+        allowed_origins: state.config.transport_origins(),
         ..tickcast_transport_sse::SseConfig::default()
     }
 }
@@ -147,6 +148,7 @@ fn ws_config(state: &AppState) -> tickcast_transport_ws::WsConfig {
     tickcast_transport_ws::WsConfig {
         max_frame_bytes: state.config.limits.max_frame_bytes,
         auth: state.auth.clone(),
+        allowed_origins: state.config.transport_origins(),
         ..tickcast_transport_ws::WsConfig::default()
     }
 }
