@@ -17,7 +17,8 @@
 # (erl_crash.dump) included.
 # Tests find the brokers through TESTKIT_REDIS_URL and
 # TESTKIT_AMQP_URL, which default to these ports. (Not TICKCAST_*: that
-# prefix is the server's configuration, which refuses unknown keys.)
+# prefix is the server's configuration, which warns about any variable that
+# is not one of its keys.)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
