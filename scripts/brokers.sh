@@ -10,14 +10,21 @@
 #   scripts/brokers.sh status    say what runs where
 #   scripts/brokers.sh env       print the variables the tests read
 #
-# Ports: TESTKIT_REDIS_PORT (6390), TESTKIT_AMQP_PORT (5682).
+# Ports: TESTKIT_REDIS_PORT (6390), TESTKIT_AMQP_PORT (5682). RabbitMQ's
+# Erlang distribution port is picked free at each start (RabbitMQ's default,
+# the AMQP port + 20000, may be anyone's ephemeral port). Everything the
+# brokers write stays under target/brokers/, the Erlang VMs' crash dumps
+# (erl_crash.dump) included.
 # Tests find the brokers through TESTKIT_REDIS_URL and
 # TESTKIT_AMQP_URL, which default to these ports. (Not TICKCAST_*: that
-# prefix is the server's configuration, which refuses unknown keys.)
+# prefix is the server's configuration, which warns about any variable that
+# is not one of its keys.)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DIR="${TESTKIT_BROKER_DIR:-$ROOT/target/brokers}"
+# Absolute: rabbitmq-server runs from inside it, with paths below it.
+case "$DIR" in /*) ;; *) DIR="$PWD/$DIR" ;; esac
 REDIS_PORT="${TESTKIT_REDIS_PORT:-6390}"
 AMQP_PORT="${TESTKIT_AMQP_PORT:-5682}"
 RABBIT_NODE="tickcast-test-$AMQP_PORT@localhost"
@@ -46,10 +53,12 @@ rabbit_env() {
   mkdir -p "$base/home" "$base/mnesia" "$base/log"
   : >"$base/enabled_plugins"
   export HOME="$base/home"
+  # The VM writes its crash dump into its working directory by default: the
+  # caller's, often the repository. rabbitmqctl is an Erlang VM too.
+  export ERL_CRASH_DUMP="$base/erl_crash.dump"
   export RABBITMQ_NODENAME="$RABBIT_NODE"
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
   export RABBITMQ_NODE_PORT="$AMQP_PORT"
-  export RABBITMQ_DIST_PORT=$((AMQP_PORT + 20000))
   export RABBITMQ_MNESIA_BASE="$base/mnesia"
   export RABBITMQ_LOG_BASE="$base/log"
   export RABBITMQ_PID_FILE="$base/rabbitmq.pid"
@@ -57,6 +66,13 @@ rabbit_env() {
   export RABBITMQ_CONFIG_FILE="$base/rabbitmq"
   # guest may connect from loopback only, which is all the tests do.
   printf 'loopback_users.guest = true\nlisteners.tcp.default = %s\n' "$AMQP_PORT" >"$base/rabbitmq.conf"
+}
+
+# A loopback port nobody listens on, picked by the OS. Erlang is there
+# wherever rabbitmq-server is, so this needs nothing else installed.
+free_port() {
+  erl -noshell -noinput -eval \
+    '{ok, S} = gen_tcp:listen(0, [{ip, {127,0,0,1}}]), {ok, P} = inet:port(S), io:format("~b~n", [P]), halt().'
 }
 
 start_redis() {
@@ -82,13 +98,15 @@ start_rabbit() {
     echo "rabbitmq-server already runs (pid $(cat "$RABBITMQ_PID_FILE"))"
     return
   fi
-  "$RABBIT_BIN/rabbitmq-server" >"$RABBITMQ_LOG_BASE/stdout.log" 2>&1 &
+  RABBITMQ_DIST_PORT="$(free_port)"
+  export RABBITMQ_DIST_PORT
+  (cd "$DIR/rabbitmq" && exec "$RABBIT_BIN/rabbitmq-server") >"$RABBITMQ_LOG_BASE/stdout.log" 2>&1 &
   if ! "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" wait --timeout 90 "$RABBITMQ_PID_FILE" >/dev/null; then
     echo "rabbitmq-server did not start; see $RABBITMQ_LOG_BASE" >&2
     tail -20 "$RABBITMQ_LOG_BASE/stdout.log" >&2 || true
     return 1
   fi
-  echo "rabbitmq-server on 127.0.0.1:$AMQP_PORT (node $RABBIT_NODE)"
+  echo "rabbitmq-server on 127.0.0.1:$AMQP_PORT (node $RABBIT_NODE, distribution port $RABBITMQ_DIST_PORT)"
 }
 
 stop_pid() {

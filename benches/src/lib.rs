@@ -9,7 +9,7 @@
 //!   subscriptions, a few broad (pattern-only, tier-only) ones, and a probe
 //!   symbol with a fixed audience whatever the population size.
 //! - [`events`]: TickStockPL pattern detections shaped like
-//!   `shared/fixtures/tickstockpl_events.jsonl`, decoded into core [`Event`]s.
+//!   `testdata/fixtures/tickstockpl_events.jsonl`, decoded into core [`Event`]s.
 //! - [`latency`]: per-call percentiles, because the design's targets are p99 of
 //!   single calls while criterion reports means of samples.
 //! - [`load`]: `tickcast-load`, the end-to-end load generator (WebSocket

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, Config, ConfigError, LogFormat, Overrides};
+use crate::config::{self, ConfigError, Loaded, LogFormat, Overrides};
 
 /// tickcast: real-time event fan-out server.
 ///
@@ -82,7 +82,7 @@ impl ConfigArgs {
 
     /// Loads and validates the configuration from the file, this process's
     /// environment and these flags.
-    pub fn load(&self) -> Result<Config, ConfigError> {
+    pub fn load(&self) -> Result<Loaded, ConfigError> {
         config::load(
             self.config.as_deref(),
             std::env::vars_os(),

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use tickcast::cli::{Cli, Command};
+use tickcast::config::{ConfigWarning, Loaded};
 use tickcast::http::auth::PublishAccess;
 use tickcast::{logging, shutdown, Config};
 
@@ -21,9 +22,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = cli.config.load()?;
+    let Loaded { config, warnings } = cli.config.load()?;
     match cli.command {
         Some(Command::CheckConfig { show_secrets }) => {
+            for warning in &warnings {
+                eprintln!("tickcast: warning: {warning}");
+            }
             let shown = if show_secrets {
                 config.clone()
             } else {
@@ -51,16 +55,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                  mode every offset comes from the stream: run the demo without \
                  ingest.redis.mode = \"streams\""
             );
-            serve(config, Some((rate, seed)))
+            serve(config, &warnings, Some((rate, seed)))
         }
-        None => serve(config, None),
+        None => serve(config, &warnings, None),
     }
 }
 
 /// Serves until a signal; with `demo = Some((rate, seed))`, also runs the
-/// demo generator.
-fn serve(config: Config, demo: Option<(f64, u64)>) -> anyhow::Result<()> {
+/// demo generator. `warnings` are logged first.
+fn serve(
+    config: Config,
+    warnings: &[ConfigWarning],
+    demo: Option<(f64, u64)>,
+) -> anyhow::Result<()> {
     logging::init(config.log_format)?;
+    for warning in warnings {
+        warning.log();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -109,15 +109,6 @@ fn check_config_fails_naming_the_key() {
     assert!(!output.status.success());
     assert!(stderr.contains("`delivery.max_batch`"), "{stderr}");
 
-    let (output, _, stderr) = run(tickcast()
-        .arg("check-config")
-        .env("TICKCAST_LIMITS__MAX_PUBLISH_BYTE", "5"));
-    assert!(!output.status.success());
-    assert!(
-        stderr.contains("TICKCAST_LIMITS__MAX_PUBLISH_BYTE"),
-        "{stderr}"
-    );
-
     let (output, _, stderr) = run(tickcast().args(["check-config", "--listen", "nowhere"]));
     assert!(!output.status.success());
     assert!(stderr.contains("`listen`"), "{stderr}");
@@ -127,6 +118,30 @@ fn check_config_fails_naming_the_key() {
     assert!(!output.status.success());
     assert!(stderr.contains("/no/such/tickcast.toml"), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A `TICKCAST_*` variable that is no key (deployment tools set their own)
+/// is a warning naming it and the closest key, not a refusal to start.
+#[test]
+fn check_config_warns_about_unknown_variables() {
+    let (output, stdout, stderr) = run(tickcast()
+        .arg("check-config")
+        .env("TICKCAST_BIN", "/usr/local/bin/tickcast")
+        .env("TICKCAST_LIMITS__MAX_PUBLISH_BYTE", "5"));
+    assert!(output.status.success(), "{stderr}");
+    let printed: toml::Value = toml::from_str(&stdout).expect("prints TOML");
+    assert_eq!(
+        printed["limits"]["max_publish_bytes"].as_integer(),
+        Some(1_048_576),
+        "the misspelt variable sets nothing"
+    );
+    let warning = stderr
+        .lines()
+        .find(|line| line.contains("TICKCAST_LIMITS__MAX_PUBLISH_BYTE "))
+        .unwrap_or_else(|| panic!("no warning in {stderr}"));
+    assert!(warning.contains("warning"), "{warning}");
+    assert!(warning.contains("`limits.max_publish_bytes`"), "{warning}");
+    assert!(stderr.contains("TICKCAST_BIN "), "{stderr}");
 }
 
 #[test]
@@ -167,6 +182,8 @@ fn the_server_process_stops_on_sigterm() {
         tickcast()
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .env("RUST_LOG", "info")
+            // Not a key: logged as a warning, and the server starts.
+            .env("TICKCAST_BIN", "/usr/local/bin/tickcast")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -176,11 +193,29 @@ fn the_server_process_stops_on_sigterm() {
     // Wait for the listening line, then ask it to stop.
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-    let listening = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|line| line.contains("listening"))
-        .expect("a listening log line");
+    let mut before = Vec::new();
+    let listening = loop {
+        let line = lines
+            .next()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| panic!("no listening log line after {before:?}"));
+        if line.contains("listening") {
+            break line;
+        }
+        before.push(line);
+    };
+    let warning = before
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|log| log["variable"] == "TICKCAST_BIN")
+        .unwrap_or_else(|| panic!("no warning about TICKCAST_BIN in {before:?}"));
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert!(
+        warning["closest_key"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty()),
+        "{warning}"
+    );
     let log: serde_json::Value = serde_json::from_str(&listening).expect("JSON log line");
     assert!(
         log["addr"]

@@ -1,4 +1,4 @@
-//! The decoder against shared/fixtures: every good event accepted, every
+//! The decoder against testdata/fixtures: every good event accepted, every
 //! bad one rejected with a typed error.
 
 use std::collections::BTreeSet;

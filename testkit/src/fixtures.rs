@@ -1,5 +1,7 @@
-//! The shared fixtures of `shared/fixtures` (see its README): TickStockPL
+//! The fixtures of `testdata/fixtures/` (see its README): TickStockPL
 //! events an ingest must accept, and malformed bodies it must reject.
+//! They are committed with the code, so a fresh clone tests the same data
+//! as every other checkout.
 //!
 //! The fixtures are part of the contract: a missing or malformed fixture
 //! file fails the test (panics with its path), it never skips it.
@@ -13,14 +15,18 @@ pub const GOOD_EVENTS_FILE: &str = "tickstockpl_events.jsonl";
 /// File of the bad events, in [`fixtures_dir`].
 pub const BAD_EVENTS_FILE: &str = "bad_events.jsonl";
 
-/// The fixtures directory: `TICKCAST_FIXTURES` if set, else
-/// `shared/fixtures` beside the project (`../shared/fixtures` from the
-/// workspace root).
+/// The fixtures directory, `testdata/fixtures/` of the workspace.
+///
+/// Located from this crate's manifest rather than the working directory,
+/// because cargo runs each crate's tests from that crate's own directory.
 pub fn fixtures_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TICKCAST_FIXTURES") {
-        return PathBuf::from(dir);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+    workspace_root().join("testdata").join("fixtures")
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn workspace_root() -> PathBuf {
+    let testkit = Path::new(env!("CARGO_MANIFEST_DIR"));
+    testkit.parent().unwrap_or(testkit).to_path_buf()
 }
 
 /// One line of `tickstockpl_events.jsonl`: an event as TickStockPL
@@ -141,6 +147,27 @@ fn string_field(line: &Value, field: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A clone holds everything its tests read: the fixtures resolve to a
+    /// directory inside the workspace, never beside it.
+    #[test]
+    fn fixtures_live_inside_the_workspace() {
+        let root = workspace_root().canonicalize().unwrap();
+        let dir = fixtures_dir().canonicalize().unwrap();
+        assert!(
+            dir.starts_with(&root),
+            "{} is outside the workspace {}",
+            dir.display(),
+            root.display()
+        );
+        for name in [GOOD_EVENTS_FILE, BAD_EVENTS_FILE, "README.md"] {
+            assert!(
+                dir.join(name).is_file(),
+                "{name} missing in {}",
+                dir.display()
+            );
+        }
+    }
 
     #[test]
     fn good_events_keep_their_body() {

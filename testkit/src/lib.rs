@@ -8,8 +8,8 @@
 //! Fault tests that kill a broker get a private one of their own
 //! ([`RedisServer`], [`RabbitNode`]), so other tests keep theirs.
 //!
-//! [`fixtures`] reads the shared fixture files ([`good_events`],
-//! [`bad_events`]).
+//! [`fixtures`] reads the fixture files committed under
+//! `testdata/fixtures/` ([`good_events`], [`bad_events`]).
 
 pub mod fixtures;
 pub mod jwt;

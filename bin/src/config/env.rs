@@ -3,14 +3,23 @@
 //!
 //! figment's own `Env` provider parses every value as a TOML-like literal,
 //! so `TICKCAST_API__KEY=12345` would become a number and fail to be a
-//! string; here the keys that are strings keep their text as it is, and the
-//! others are parsed (numbers, booleans, `[a, b]` lists, `{k = v}` tables).
-//! Errors name the variable or flag, not figment's internal key.
+//! string; here the keys that are strings ([`KeyKind::Text`], derived from
+//! the config types) keep their text as it is, and the others are parsed
+//! (numbers, booleans, `[a, b]` lists, `{k = v}` tables). Errors name the
+//! variable or flag, not figment's internal key.
+//!
+//! A `TICKCAST_*` variable that names no key is left out with a warning
+//! rather than an error: deployment tools set such variables for their own
+//! use (`TICKCAST_BIN`, `TICKCAST_VERSION`), and they must not stop the
+//! server. A key the file or the flags do not know stays an error.
 
 use std::ffi::OsString;
 
 use figment::value::{Dict, Map, Value};
 use figment::{Error, Metadata, Profile, Provider};
+
+use super::keys::{KeyKind, Keys};
+use super::load::ConfigWarning;
 
 /// Prefix of the configuration's environment variables.
 pub const ENV_PREFIX: &str = "TICKCAST_";
@@ -19,30 +28,10 @@ pub const ENV_PREFIX: &str = "TICKCAST_";
 /// (`TICKCAST_DELIVERY__BATCH_WINDOW_MS`).
 pub const ENV_SEPARATOR: &str = "__";
 
-/// `TICKCAST_*` variables that are not configuration keys: the test
-/// fixtures directory. Every other `TICKCAST_*` variable must name a key.
-pub const ENV_IGNORED: &[&str] = &["TICKCAST_FIXTURES"];
-
 /// Name of the environment layer in errors.
 const ENV_LAYER: &str = "environment variable";
 /// Name of the flags layer in errors.
 const FLAG_LAYER: &str = "command-line flag";
-
-/// Keys whose values are strings even when they look like numbers or
-/// booleans.
-const STRING_KEYS: &[&str] = &[
-    "listen",
-    "node_id",
-    "log_format",
-    "auth.jwt_secret",
-    "auth.jwt_public_key_file",
-    "api.key",
-    "ingest.redis.url",
-    "ingest.redis.mode",
-    "ingest.redis.stream",
-    "ingest.amqp.url",
-    "ingest.amqp.exchange",
-];
 
 /// One configuration layer of dotted keys and values.
 pub(crate) struct KeyValues {
@@ -57,34 +46,45 @@ pub(crate) struct KeyValues {
 }
 
 impl KeyValues {
-    /// The `TICKCAST_*` variables among `vars`.
-    pub(crate) fn from_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Self {
+    /// The `TICKCAST_*` variables among `vars` that name one of `keys`,
+    /// and a warning for each one that does not.
+    pub(crate) fn from_env(
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+        keys: &Keys,
+    ) -> (Self, Vec<ConfigWarning>) {
         let mut layer = Self {
             name: ENV_LAYER,
             spell: env_name,
             entries: Vec::new(),
             unreadable: Vec::new(),
         };
+        let mut warnings = Vec::new();
         for (name, value) in vars {
-            let Some(name) = name.to_str() else { continue };
+            let name = name.to_string_lossy();
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            if ENV_IGNORED.contains(&name) {
-                continue;
-            }
-            let Some(value) = value.to_str() else {
-                layer.unreadable.push(name.to_owned());
                 continue;
             };
             let path: Vec<String> = rest
                 .split(ENV_SEPARATOR)
                 .map(str::to_ascii_lowercase)
                 .collect();
-            let value = typed_value(&path.join("."), value);
-            layer.entries.push((path, value));
+            let key = path.join(".");
+            // A name that is not UTF-8 has a replacement character in it,
+            // so it names no key either.
+            let Some(kind) = keys.kind(&key) else {
+                warnings.push(ConfigWarning::UnknownVariable {
+                    variable: name.into_owned(),
+                    closest_key: keys.closest(&key).map(str::to_owned),
+                });
+                continue;
+            };
+            let Some(value) = value.to_str() else {
+                layer.unreadable.push(name.into_owned());
+                continue;
+            };
+            layer.entries.push((path, typed_value(kind, value)));
         }
-        layer
+        (layer, warnings)
     }
 
     /// True for the metadata name of a layer of this kind.
@@ -107,8 +107,8 @@ impl KeyValues {
 }
 
 /// The text of a string key, else the value parsed as figment does.
-fn typed_value(key: &str, text: &str) -> Value {
-    if STRING_KEYS.contains(&key) {
+fn typed_value(kind: KeyKind, text: &str) -> Value {
+    if kind == KeyKind::Text {
         return Value::from(text.to_owned());
     }
     match text.parse::<Value>() {
@@ -117,7 +117,9 @@ fn typed_value(key: &str, text: &str) -> Value {
     }
 }
 
-fn env_name(path: &[&str]) -> String {
+/// The environment variable of the key at `path`
+/// (`TICKCAST_INGEST__AMQP__QUEUE`).
+pub(crate) fn env_name(path: &[&str]) -> String {
     let upper: Vec<String> = path.iter().map(|k| k.to_ascii_uppercase()).collect();
     format!("{ENV_PREFIX}{}", upper.join(ENV_SEPARATOR))
 }

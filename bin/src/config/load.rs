@@ -1,4 +1,5 @@
-//! [`load`]: the layers of the configuration, merged and validated.
+//! [`load`]: the layers of the configuration, merged and validated, and
+//! the [`ConfigWarning`]s about what was left out on the way.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -8,7 +9,8 @@ use figment::providers::{Format, Toml};
 use figment::value::Value;
 use figment::Figment;
 
-use super::env::KeyValues;
+use super::env::{env_name, KeyValues};
+use super::keys::Keys;
 use super::{Config, InvalidKey, LogFormat};
 
 /// Values given as command-line flags: the top layer.
@@ -53,6 +55,67 @@ pub enum ConfigError {
     Invalid(Vec<InvalidKey>),
 }
 
+/// Something the configuration's sources hold that was left out: the
+/// server runs, and says so in its log (and `check-config` on stderr).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigWarning {
+    /// A `TICKCAST_*` environment variable that names no configuration
+    /// key. Deployment tools set such variables for themselves, so it is
+    /// ignored rather than refused; a typo of a key shows up here.
+    UnknownVariable {
+        /// The variable, as set (`TICKCAST_DELIVERY__BATCH_WINDOW`).
+        variable: String,
+        /// The dotted key spelled most like it (`delivery.batch_window_ms`).
+        closest_key: Option<String>,
+    },
+}
+
+impl ConfigWarning {
+    /// Logs it at warn level, with its parts as fields for log shippers.
+    pub fn log(&self) {
+        match self {
+            Self::UnknownVariable {
+                variable,
+                closest_key,
+            } => tracing::warn!(
+                variable = %variable,
+                closest_key = closest_key.as_deref().unwrap_or(""),
+                "{self}"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownVariable {
+                variable,
+                closest_key,
+            } => {
+                write!(
+                    f,
+                    "environment variable {variable} is not a configuration key; ignored"
+                )?;
+                if let Some(key) = closest_key {
+                    let path: Vec<&str> = key.split('.').collect();
+                    write!(f, " (closest key: `{key}`, {})", env_name(&path))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A valid configuration, and what was left out of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// The configuration to run with.
+    pub config: Config,
+    /// To log once logging is set up (its format is part of `config`).
+    pub warnings: Vec<ConfigWarning>,
+}
+
 /// Loads the configuration: defaults < `file` (TOML; must exist when given)
 /// < the `TICKCAST_*` variables among `env` < `flags`, then validates it.
 ///
@@ -61,18 +124,20 @@ pub fn load(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (OsString, OsString)>,
     flags: Overrides,
-) -> Result<Config, ConfigError> {
+) -> Result<Loaded, ConfigError> {
+    let keys = Keys::of_config().map_err(ConfigError::Load)?;
+    let (env, warnings) = KeyValues::from_env(env, &keys);
     let mut figment = Figment::new();
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
     }
     let config: Config = figment
-        .merge(KeyValues::from_env(env))
+        .merge(env)
         .merge(flags.into_layer())
         .extract()
         .map_err(|e| ConfigError::Load(Box::new(e)))?;
     config.validate().map_err(ConfigError::Invalid)?;
-    Ok(config)
+    Ok(Loaded { config, warnings })
 }
 
 /// One line per figment error, naming the key as the user wrote it.

@@ -2,20 +2,22 @@
 //! section lists them.
 //!
 //! Each key is optional and has the documented default; an unknown key is an
-//! error, never silently ignored. Layers, lowest first: the defaults, the
+//! error in the file, and a [`ConfigWarning`] in the environment (whose
+//! `TICKCAST_*` names deployment tools also use), never silently ignored. Layers, lowest first: the defaults, the
 //! TOML file (`--config FILE`), `TICKCAST_*` environment variables (nested
 //! keys joined by `__`), command-line flags; see [`load`]. After loading,
 //! [`Config::validate`] checks values and names the offending key.
 
 mod env;
 mod hub;
+mod keys;
 mod load;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
-pub use load::{load, ConfigError, Overrides};
+pub use load::{load, ConfigError, ConfigWarning, Loaded, Overrides};
 pub use validate::InvalidKey;
 
 use std::path::PathBuf;

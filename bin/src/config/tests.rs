@@ -1,4 +1,5 @@
-//! Layering, unknown keys, validation and the hub conversion.
+//! Layering, unknown keys and variables, the key catalogue, validation and
+//! the hub conversion.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,11 @@ use tickcast_core::model::Priority;
 use tickcast_core::routing::{RoutingRule, RoutingRules, Strategy};
 use tickcast_core::HubConfig;
 
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Value;
+use figment::Figment;
+
+use super::keys::{populated, KeyKind, Keys};
 use super::*;
 
 /// A TOML file that lives as long as the test.
@@ -50,7 +56,12 @@ fn load_with(
     vars: &[(&str, &str)],
     flags: Overrides,
 ) -> Result<Config, ConfigError> {
-    load(file, env(vars), flags)
+    load(file, env(vars), flags).map(|loaded| loaded.config)
+}
+
+/// The configuration the environment `vars` give, and its warnings.
+fn load_env(vars: &[(&str, &str)]) -> Loaded {
+    load(None, env(vars), Overrides::default()).unwrap()
 }
 
 fn error_text(result: Result<Config, ConfigError>) -> String {
@@ -177,11 +188,49 @@ fn env_keeps_string_keys_as_text() {
         ("TICKCAST_API__KEY", "12345"),
         ("TICKCAST_NODE_ID", "7"),
         ("TICKCAST_AUTH__JWT_SECRET", "true"),
+        ("TICKCAST_INGEST__AMQP__QUEUE", "12345"),
+        ("TICKCAST_INGEST__AMQP__DEAD_LETTER_EXCHANGE", "0.5"),
     ];
     let config = load_with(None, &vars, Overrides::default()).unwrap();
     assert_eq!(config.api.key.as_deref(), Some("12345"));
     assert_eq!(config.node_id, "7");
     assert_eq!(config.auth.jwt_secret.as_deref(), Some("true"));
+    let amqp = config.ingest.amqp.unwrap();
+    assert_eq!(amqp.queue.as_deref(), Some("12345"));
+    assert_eq!(amqp.dead_letter_exchange, "0.5");
+}
+
+/// Every string key takes text that looks like a number: the value may
+/// then be invalid (a `listen` of "12345", a `log_format` no variant
+/// has), but it arrives as a string, never as a number of the wrong type.
+#[test]
+fn env_takes_digits_for_every_string_key() {
+    let keys = Keys::of_config().unwrap();
+    let text: Vec<&str> = keys
+        .iter()
+        .filter(|(_, kind)| *kind == KeyKind::Text)
+        .map(|(key, _)| key)
+        .collect();
+    for key in [
+        "listen",
+        "api.key",
+        "ingest.amqp.queue",
+        "ingest.redis.stream",
+    ] {
+        assert!(text.contains(&key), "{key} is not a string key: {text:?}");
+    }
+    for key in text {
+        let path: Vec<&str> = key.split('.').collect();
+        let variable = env::env_name(&path);
+        match load(None, env(&[(&variable, "12345")]), Overrides::default()) {
+            Ok(loaded) => assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings),
+            Err(ConfigError::Invalid(_)) => {}
+            Err(error) => {
+                let text = error.to_string();
+                assert!(!text.contains("invalid type"), "{variable}=12345: {text}");
+            }
+        }
+    }
 }
 
 #[test]
@@ -201,10 +250,78 @@ fn env_switches_a_broker_on_and_takes_lists() {
     assert_eq!(redis.mode, RedisMode::PubSub);
 }
 
+/// Deployment tools set `TICKCAST_*` variables of their own: they are
+/// left out with a warning naming them and the closest key, and the
+/// configuration loads.
 #[test]
-fn the_fixtures_variable_is_not_a_key() {
-    let config = load_with(None, &[("TICKCAST_FIXTURES", "/x")], Overrides::default());
-    assert!(config.is_ok(), "{config:?}");
+fn unknown_variables_are_warnings_naming_the_closest_key() {
+    let loaded = load_env(&[
+        ("TICKCAST_BIN", "/usr/local/bin/tickcast"),
+        ("TICKCAST_DELIVERY__BATCH_WINDOW", "0"),
+        ("TICKCAST_INGEST__AMQP__QUEU", "q"),
+        ("TICKCAST_LISTEN__PORT", "1"),
+        ("TICKCAST_", "x"),
+        ("TICKCAST_NODE_ID", "a"),
+    ]);
+    assert_eq!(loaded.config.node_id, "a");
+    assert_eq!(loaded.config.delivery.batch_window_ms, 100);
+    assert_eq!(
+        loaded.config.ingest.amqp, None,
+        "the typo switches nothing on"
+    );
+    let closest: Vec<(&str, Option<&str>)> = loaded
+        .warnings
+        .iter()
+        .map(|w| match w {
+            ConfigWarning::UnknownVariable {
+                variable,
+                closest_key,
+            } => (variable.as_str(), closest_key.as_deref()),
+        })
+        .collect();
+    assert_eq!(closest.len(), 5, "{closest:?}");
+    assert!(closest.iter().all(|(_, key)| key.is_some()), "{closest:?}");
+    assert!(closest.contains(&(
+        "TICKCAST_DELIVERY__BATCH_WINDOW",
+        Some("delivery.batch_window_ms")
+    )));
+    assert!(closest.contains(&("TICKCAST_INGEST__AMQP__QUEU", Some("ingest.amqp.queue"))));
+    assert!(closest
+        .iter()
+        .any(|(variable, _)| *variable == "TICKCAST_BIN"));
+
+    let text = loaded.warnings[1].to_string();
+    assert!(text.contains("TICKCAST_DELIVERY__BATCH_WINDOW "), "{text}");
+    assert!(text.contains("`delivery.batch_window_ms`"), "{text}");
+    assert!(
+        text.contains("TICKCAST_DELIVERY__BATCH_WINDOW_MS"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unknown_variable_that_is_not_utf8_is_a_warning_too() {
+    use std::os::unix::ffi::OsStringExt;
+    let vars = vec![
+        (
+            OsString::from_vec(b"TICKCAST_\xffX".to_vec()),
+            OsString::from("1"),
+        ),
+        (
+            OsString::from("TICKCAST_BUILD"),
+            OsString::from_vec(b"\xff".to_vec()),
+        ),
+    ];
+    let loaded = load(None, vars, Overrides::default()).unwrap();
+    assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+
+    // A known key with a value that is not UTF-8 is still an error.
+    let vars = vec![(
+        OsString::from("TICKCAST_API__KEY"),
+        OsString::from_vec(b"\xff".to_vec()),
+    )];
+    let text = error_text(load(None, vars, Overrides::default()).map(|l| l.config));
+    assert!(text.contains("TICKCAST_API__KEY"), "{text}");
 }
 
 #[test]
@@ -227,7 +344,8 @@ fn unknown_keys_are_rejected_with_their_name() {
     let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
     assert!(text.contains("event_type"), "{text}");
 
-    let vars = [("TICKCAST_DELIVERY__BATCH_WINDOW", "0")];
+    // A table given whole through the environment is checked like a file's.
+    let vars = [("TICKCAST_DELIVERY", "{batch_window = 0}")];
     let text = error_text(load_with(None, &vars, Overrides::default()));
     assert!(text.contains("`TICKCAST_DELIVERY__BATCH_WINDOW`"), "{text}");
     assert!(text.contains("environment variable"), "{text}");
@@ -346,6 +464,77 @@ fn printed_config_loads_back_to_the_same() {
     let file = TempFile::new("roundtrip", &text);
     let loaded = load_with(Some(file.path()), &[], Overrides::default()).unwrap();
     assert_eq!(loaded, config, "{text}");
+}
+
+/// The key catalogue comes from [`populated`]; serde's own list of each
+/// table's fields (what `deny_unknown_fields` answers to an unknown one)
+/// must all be in it, or a key added to the types (an `Option` left `None`
+/// in `populated`) would be unknown to the environment.
+#[test]
+fn the_key_catalogue_has_every_field_serde_knows() {
+    let keys = Keys::of_config().unwrap();
+    let sample = Value::serialize(populated()).unwrap();
+    let mut tables = vec![String::new()];
+    tables.extend(
+        keys.iter()
+            .filter(|(_, kind)| *kind == KeyKind::Table)
+            .map(|(key, _)| key.to_owned()),
+    );
+    assert!(tables.len() > 5, "{tables:?}");
+    for table in tables {
+        let mut probe = sample.clone();
+        let path: Vec<&str> = table.split('.').filter(|n| !n.is_empty()).collect();
+        insert_at(&mut probe, &path, "zz_not_a_key", Value::from(1));
+        let error = Figment::from(Serialized::defaults(probe))
+            .extract::<Config>()
+            .unwrap_err();
+        let expected = error
+            .into_iter()
+            .find_map(|e| match e.kind {
+                figment::error::Kind::UnknownField(_, expected) => Some(expected),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("table `{table}` does not refuse unknown fields"));
+        for field in expected {
+            let key = if table.is_empty() {
+                (*field).to_owned()
+            } else {
+                format!("{table}.{field}")
+            };
+            assert!(
+                keys.kind(&key).is_some(),
+                "`{key}` is a field of the config types but not in keys::populated(): \
+                 set it there (to Some) so the environment knows it"
+            );
+        }
+    }
+}
+
+/// Inserts `name = value` into the table at `path` of `value`.
+fn insert_at(table: &mut Value, path: &[&str], name: &str, value: Value) {
+    let Value::Dict(_, dict) = table else {
+        panic!("not a table: {table:?}");
+    };
+    match path.split_first() {
+        None => {
+            dict.insert(name.to_owned(), value);
+        }
+        Some((first, rest)) => insert_at(dict.get_mut(*first).unwrap(), rest, name, value),
+    }
+}
+
+/// The populated sample is a configuration like any other (though not a
+/// valid one: both JWT keys are set): it loads back from its TOML
+/// unchanged, so its keys are the ones a file takes.
+#[test]
+fn the_populated_sample_round_trips() {
+    let sample = populated();
+    let text = sample.to_toml().unwrap();
+    let file = TempFile::new("populated", &text);
+    let loaded: Config = Figment::from(Toml::file_exact(file.path()))
+        .extract()
+        .unwrap();
+    assert_eq!(loaded, sample, "{text}");
 }
 
 #[test]

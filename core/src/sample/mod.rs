@@ -1,5 +1,5 @@
 //! Sample TickStock traffic (feature `sample`): pattern detections with
-//! the mix of `shared/fixtures/tickstockpl_events.jsonl` (Zipf-popular
+//! the mix of `testdata/fixtures/tickstockpl_events.jsonl` (Zipf-popular
 //! symbols, 18 patterns, tiers 50/40/10 %, confidence 0.4..1), seeded and
 //! endless. Used by the benches, the load generator and `tickcast demo`.
 
