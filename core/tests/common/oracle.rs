@@ -1,4 +1,4 @@
-//! The filter rules of shared/design.md read literally over the published
+//! The filter rules of docs/protocol.md read literally over the published
 //! JSON, without the crate's model: the independent oracle the end-to-end
 //! tests compare deliveries with. Shared by core's and the server's tests.
 #![allow(dead_code)]
@@ -54,7 +54,7 @@ pub fn dims(body: &Value, channel: &str) -> Dims {
     }
 }
 
-/// The filter rules of shared/design.md, read literally.
+/// The filter rules of docs/protocol.md, read literally.
 pub fn wants(f: &Value, d: &Dims) -> bool {
     let list = |k: &str, v: &Option<String>, upper: bool| match f.get(k).and_then(Value::as_array) {
         None => true,
