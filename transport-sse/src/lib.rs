@@ -109,7 +109,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
-use query::{QueryError, SseQuery};
+pub use query::{QueryError, SseQuery};
 
 /// The subscription id when the query has no `id`.
 pub const DEFAULT_SUBSCRIPTION_ID: &str = "sse";

@@ -28,9 +28,11 @@ pub(crate) const KEYS: [&str; 10] = [
     "id",
 ];
 
-/// A parsed query string.
+/// The parsed query string of `GET /sse`: what [`sse_route`](crate::sse_route)
+/// serves. Public so that fuzz targets and tools can check a query string
+/// exactly as the endpoint would.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct SseQuery {
+pub struct SseQuery {
     /// The filter, not yet normalized (the hub checks it on subscribe).
     pub filter: Filter,
     /// `token`: a JWT.
@@ -41,13 +43,16 @@ pub(crate) struct SseQuery {
     pub id: Option<String>,
 }
 
-/// A query string that cannot be served; answered with 400 `bad_request`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct QueryError(pub String);
+/// A query string that cannot be served; the endpoint answers it with 400
+/// `bad_request` and this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
 
 impl SseQuery {
-    /// Parses a raw (still percent-encoded) query string.
-    pub(crate) fn parse(raw: &str) -> Result<Self, QueryError> {
+    /// Parses a raw (still percent-encoded) query string, without the `?`.
+    /// Never panics, whatever the input; every refusal is a [`QueryError`].
+    pub fn parse(raw: &str) -> Result<Self, QueryError> {
         let mut query = Self::default();
         let mut seen_scalars: Vec<&'static str> = Vec::new();
         for pair in raw.split('&').filter(|p| !p.is_empty()) {
