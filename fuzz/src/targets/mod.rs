@@ -13,16 +13,18 @@ pub mod envelope;
 pub mod event_json;
 pub mod offset;
 pub mod publish;
+pub mod sse_query;
 pub mod token;
 
 use crate::Target;
 
 /// Every target.
-pub static ALL: [Target; 6] = [
+pub static ALL: [Target; 7] = [
     client_op::TARGET,
     publish::TARGET,
     event_json::TARGET,
     envelope::TARGET,
+    sse_query::TARGET,
     token::TARGET,
     offset::TARGET,
 ];

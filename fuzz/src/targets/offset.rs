@@ -8,7 +8,7 @@
 //! `u64` (checked against a separate digit-by-digit reading); a parsed
 //! offset prints as the input without leading zeros and parses back equal,
 //! through `FromStr`, `write_to` and serde alike; its predecessor is the
-//! next smaller offset; a history answers `since` it exactly with the
+//! next smaller offset (`0-0` its own, never a wrap); a history answers `since` it exactly with the
 //! events after it, or `history_gone` when it cannot. Between strings:
 //! offsets order as their numbers do.
 
@@ -151,8 +151,8 @@ fn numeric_order(a: &str, b: &str) -> std::cmp::Ordering {
 
 fn check_predecessor(offset: Offset) {
     if offset == Offset::new(0, 0) {
-        // No offset is smaller; events never carry 0-0 (node sequences
-        // start at 1, Redis refuses the stream id 0-0).
+        // No offset is smaller: it is its own, never a wrap to the largest.
+        assert_eq!(offset.predecessor(), offset, "predecessor of 0-0");
         return;
     }
     let p = offset.predecessor();

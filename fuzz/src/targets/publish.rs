@@ -9,11 +9,14 @@
 //!
 //! Properties, against an independent reading of the body (split as a
 //! JSON array of raw items, each judged by [`Event::from_json`]):
-//! the answer is JSON and never a 5xx; 413 exactly when the body is over
+//! the answer is JSON and never a 5xx, and at most twice the size of the
+//! request plus 64 KiB (no error amplification); 413 when the body is over
 //! the limit; an accepted publish answers 202 with one offset per item; a
 //! partly refused one answers 400 with one offset per good item and the
-//! errors of the first bad items, in order; offsets parse and increase,
-//! also from one request to the next.
+//! errors of the first bad items, in order, the others counted in
+//! `errors_omitted`; a request refused as a whole (too many items, an
+//! array that does not parse) says why in `error`; offsets parse and
+//! increase, also from one request to the next.
 
 use std::cell::RefCell;
 
@@ -174,6 +177,19 @@ fn check(
     response: &warp::http::Response<Bytes>,
 ) {
     let status = response.status().as_u16();
+    // Bad items are answered with their errors, but the answer stays in
+    // proportion to the request: at most twice its size (escaping can
+    // double a quoted value) plus a fixed allowance.
+    let limit = body
+        .len()
+        .saturating_mul(2)
+        .saturating_add(ANSWER_ALLOWANCE);
+    assert!(
+        response.body().len() <= limit,
+        "answer of {} bytes to a request of {} bytes",
+        response.body().len(),
+        body.len()
+    );
     let answer: Value = match serde_json::from_slice(response.body()) {
         Ok(answer) => answer,
         Err(e) => panic!("{status} answer is not JSON: {e}"),
@@ -190,9 +206,9 @@ fn check(
         }
         Expected::Items(items) => {
             let good = items.iter().filter(|g| **g).count();
-            if status == 400 && answer.get("accepted").is_none() {
+            if matches!(status, 400 | 413) && answer.get("accepted").is_none() {
                 // A refusal of the request as a whole (a bound on what one
-                // request may hold): nothing was published.
+                // request may hold, such as the number of items).
                 assert!(answer["error"].is_string(), "{answer}");
                 return;
             }
@@ -227,13 +243,23 @@ fn check(
     }
 }
 
-/// The errors list names bad items only, in order, starting with the first.
+/// Bytes an answer may have beyond twice the request's: the listed errors'
+/// fixed text (a hundred at most) and the offsets.
+const ANSWER_ALLOWANCE: usize = 64 * 1024;
+
+/// The errors list names bad items only, in order, starting with the
+/// first; those not listed are counted in `errors_omitted`.
 fn check_errors(items: &[bool], answer: &Value) {
     let bad: Vec<usize> = (0..items.len()).filter(|&i| !items[i]).collect();
     let Some(errors) = answer["errors"].as_array() else {
         panic!("400 without errors: {answer}");
     };
-    assert!(!errors.is_empty() && errors.len() <= bad.len(), "{answer}");
+    assert!(!errors.is_empty(), "{answer}");
+    let omitted = answer.get("errors_omitted").and_then(Value::as_u64);
+    let counted = errors
+        .len()
+        .saturating_add(omitted.map_or(0, |n| n as usize));
+    assert_eq!(counted, bad.len(), "errors + errors_omitted: {answer}");
     for (error, &index) in errors.iter().zip(&bad) {
         assert_eq!(
             error["index"].as_u64(),
