@@ -149,6 +149,13 @@ pub fn fuzz(target: &'static Target, seeds: &[Vec<u8>], options: &Options) -> Re
     };
     let deadline = started + options.duration;
     let budget = options.max_inputs.unwrap_or(u64::MAX);
+    // Seeds over the length limit run once as they are but are not
+    // mutated: copying a 1 MiB body per input would starve the rest.
+    let pool: Vec<Vec<u8>> = seeds
+        .iter()
+        .filter(|s| s.len() <= options.max_len)
+        .cloned()
+        .collect();
     let mut next_seed = 0;
     let mut scratch = Vec::new();
     while report.total_inputs() < budget {
@@ -158,7 +165,7 @@ pub fn fuzz(target: &'static Target, seeds: &[Vec<u8>], options: &Options) -> Re
         } else if Instant::now() >= deadline {
             break;
         } else {
-            next_input(target, seeds, options.max_len, &mut rng, &mut scratch)
+            next_input(target, &pool, options.max_len, &mut rng, &mut scratch)
         };
         let one = Instant::now();
         let outcome = run_one(target, &input);

@@ -178,9 +178,9 @@ pub(crate) fn check_event(event: &Event, data: &[u8], channel: Option<&str>) {
 /// A body of the event format with hostile field values, or deep nesting,
 /// or a body around the size limit.
 pub fn generate(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
-    Ok(match u.int_in_range(0..=9)? {
-        0 => gen::nested(u, "{}")?.into_bytes(),
-        1 => {
+    Ok(match u.int_in_range(0..=39)? {
+        0..=3 => gen::nested(u, "{}")?.into_bytes(),
+        4 => {
             // At, just under and just over the size limit.
             let size = MAX_BYTES - 1 + u.int_in_range(0..=2)?;
             let mut body = br#"{"symbol":"A","pattern":"P","pad":""#.to_vec();
