@@ -208,7 +208,9 @@ fn check(
             assert_eq!(answer["error"], "too_large");
         }
         Expected::Broken => {
-            assert_eq!(status, 400, "{answer}");
+            // 413 when the array holds more items than allowed before the
+            // point where it stops parsing.
+            assert!(matches!(status, 400 | 413), "{status}: {answer}");
             assert!(answer["error"].is_string(), "{answer}");
         }
         Expected::Items(items) => {
