@@ -378,5 +378,13 @@ fn built_seeds() -> Vec<Vec<u8>> {
         mixed.insert((i * 3).min(mixed.len()), &e.raw);
     }
     seeds.push(array(&mixed));
+    // Unknown tiers of control characters, which escape to six bytes each
+    // when quoted: a regression seed for error amplification (500 KB, too
+    // large to commit as a file).
+    let item = format!(
+        r#"{{"symbol":"A","pattern":"P","tier":"{}"}}"#,
+        "\u{7f}".repeat(50_000)
+    );
+    seeds.push(array(&vec![item.as_bytes(); 10]));
     seeds
 }
