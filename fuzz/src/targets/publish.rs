@@ -385,6 +385,6 @@ fn built_seeds() -> Vec<Vec<u8>> {
         r#"{{"symbol":"A","pattern":"P","tier":"{}"}}"#,
         "\u{7f}".repeat(50_000)
     );
-    seeds.push(array(&vec![item.as_bytes(); 10]));
+    seeds.push(array(&[item.as_bytes(); 10]));
     seeds
 }
