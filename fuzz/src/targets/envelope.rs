@@ -1,5 +1,5 @@
 //! Target `envelope`: a raw broker body through
-//! [`decode_body`], which picks the
+//! [`tickcast_core::ingest::decode_body`], which picks the
 //! bincode [`Envelope`] decoder after a leading `0x00` byte and the JSON
 //! decoder otherwise.
 //!
