@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -98,17 +98,25 @@ impl Report {
     }
 }
 
-/// Panics seen by the hook, on any thread.
+/// Panics seen by the hook while an input runs, on any thread.
 static PANICS: AtomicU64 = AtomicU64::new(0);
-/// The message of the latest panic.
+/// The message of the latest of them.
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+/// True while [`run_one`] runs an input.
+static IN_INPUT: AtomicBool = AtomicBool::new(false);
 
-/// Replaces the panic hook with one that records instead of printing:
-/// a fuzz run panics on purpose thousands of times.
+/// Wraps the panic hook: while an input runs, a panic is recorded instead
+/// of printed (a fuzz run panics on purpose thousands of times); any other
+/// panic (a missing fixture file, a bug of the harness) goes to the
+/// previous hook and prints as usual.
 pub fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        panic::set_hook(Box::new(|info| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !IN_INPUT.load(Ordering::SeqCst) {
+                return previous(info);
+            }
             let message = info.to_string();
             if let Ok(mut last) = LAST_PANIC.lock() {
                 *last = Some(message);
@@ -123,7 +131,9 @@ pub fn install_panic_hook() {
 pub fn run_one(target: &Target, input: &[u8]) -> Result<(), String> {
     install_panic_hook();
     let before = PANICS.load(Ordering::SeqCst);
+    IN_INPUT.store(true, Ordering::SeqCst);
     let result = panic::catch_unwind(AssertUnwindSafe(|| (target.run)(input)));
+    IN_INPUT.store(false, Ordering::SeqCst);
     let panicked = PANICS.load(Ordering::SeqCst) != before;
     if result.is_ok() && !panicked {
         return Ok(());
@@ -328,6 +338,16 @@ mod tests {
         assert_eq!(saved, crash.input);
         assert!(saved.contains(&b'!'));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_panic_outside_an_input_is_not_taken_for_one() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        install_panic_hook();
+        let before = PANICS.load(Ordering::SeqCst);
+        assert!(panic::catch_unwind(|| panic!("harness bug")).is_err());
+        assert_eq!(PANICS.load(Ordering::SeqCst), before);
+        assert!(run_one(&THREAD, b"fine").is_ok());
     }
 
     #[test]

@@ -114,13 +114,25 @@ impl MarketRegime {
 }
 
 /// A value that is not one of an enum's wire names.
+///
+/// The message quotes at most 64 characters of the value: it goes back
+/// to whoever sent it (a publish answer, an SSE 400), and quoting a
+/// megabyte value whole, escaped, would answer more than was sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} {value:?}")]
+#[error("unknown {kind} {:?}", quoted(.value))]
 pub struct UnknownValue {
     /// Which vocabulary (`"tier"`, `"priority"`, `"market_regime"`).
     pub kind: &'static str,
     /// The rejected value.
     pub value: String,
+}
+
+/// Most characters of a rejected value that [`UnknownValue`]'s message
+/// quotes.
+const QUOTED_CHARS: usize = 64;
+
+fn quoted(value: &str) -> String {
+    value.chars().take(QUOTED_CHARS).collect()
 }
 
 macro_rules! wire_enum_traits {
@@ -153,6 +165,22 @@ wire_enum_traits!(MarketRegime, "market_regime");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_values_are_quoted_short() {
+        let err = "weekly".parse::<Tier>().unwrap_err();
+        assert_eq!(err.to_string(), r#"unknown tier "weekly""#);
+        // Found by the sse_query fuzz target: control characters escape
+        // to up to six bytes each, so a value quoted whole answered up to
+        // six times its size.
+        let hostile = "\u{7f}".repeat(100_000);
+        let err = hostile.parse::<Tier>().unwrap_err();
+        assert_eq!(err.value.len(), 100_000);
+        assert_eq!(
+            err.to_string(),
+            format!("unknown tier {:?}", "\u{7f}".repeat(64))
+        );
+    }
 
     #[test]
     fn priority_follows_confidence_thresholds() {

@@ -80,14 +80,14 @@ pub fn run(data: &[u8]) {
         match ClientOp::parse(frame) {
             Err(error) => {
                 assert_eq!(error.code, ErrorCode::BadRequest);
-                if let Some(id) = &error.id {
-                    // Raw values: the rest of a refused frame may nest
-                    // deeper than a `Value` may.
-                    let sent = serde_json::from_str::<BTreeMap<String, &RawValue>>(frame)
-                        .ok()
-                        .and_then(|fields| {
-                            serde_json::from_str::<String>(fields.get("id")?.get()).ok()
-                        });
+                // Raw values: the rest of a refused frame may nest deeper
+                // than a `Value` may. (Only objects are checked: serde reads
+                // a struct from an array too, so `["s1"]` names `s1`.)
+                let object = serde_json::from_str::<BTreeMap<String, &RawValue>>(frame);
+                if let (Some(id), Ok(fields)) = (&error.id, object) {
+                    let sent = fields
+                        .get("id")
+                        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
                     assert_eq!(sent.as_deref(), Some(id.as_str()), "error names another id");
                 }
                 let message = ServerMessage::error(error.code, error.message, error.id);
