@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
@@ -99,32 +98,12 @@ impl HttpAnswer {
 /// unless it is 101, the body. For checking refused handshakes, whose body
 /// a WebSocket client library does not reliably return.
 pub async fn raw_handshake(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpAnswer {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut request = format!(
+    let first_lines = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
     );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut reader = BufReader::new(stream);
-    let status_line = read_line(&mut reader).await;
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let line = read_line(&mut reader).await;
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':').expect("a header line");
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-    }
+    let mut reader = crate::http::send_head(addr, &first_lines, headers).await;
+    let (status, headers) = crate::http::read_head(&mut reader).await;
     let mut answer = HttpAnswer {
         status,
         headers,
@@ -142,14 +121,4 @@ pub async fn raw_handshake(addr: SocketAddr, path: &str, headers: &[(&str, &str)
             .expect("read the body");
     }
     answer
-}
-
-async fn read_line(reader: &mut BufReader<TcpStream>) -> String {
-    let mut line = String::new();
-    let n = tokio::time::timeout(FRAME_TIMEOUT, reader.read_line(&mut line))
-        .await
-        .expect("a line in time")
-        .expect("read a line");
-    assert!(n > 0, "connection closed while reading the answer");
-    line.trim_end_matches(['\r', '\n']).to_owned()
 }

@@ -5,7 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tickcast_testkit::http;
+use tokio::io::{AsyncReadExt, BufReader};
 use tokio::net::TcpStream;
 
 /// Longest wait for anything the server should send: a hang guard, not a
@@ -75,30 +76,10 @@ pub struct Response {
 
 /// Sends `GET path` with `headers` and reads the response head.
 pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut request =
+    let first_lines =
         format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut reader = BufReader::new(stream);
-    let status_line = read_line(&mut reader).await;
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let line = read_line(&mut reader).await;
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':').expect("a header line");
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-    }
+    let mut reader = http::send_head(addr, &first_lines, headers).await;
+    let (status, headers) = http::read_head(&mut reader).await;
     let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     let content_length = header("content-length").and_then(|v| v.parse().ok());
@@ -111,16 +92,6 @@ pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp
         ended: false,
         pending: String::new(),
     }
-}
-
-async fn read_line(reader: &mut BufReader<TcpStream>) -> String {
-    let mut line = String::new();
-    let n = tokio::time::timeout(PATIENCE, reader.read_line(&mut line))
-        .await
-        .expect("timed out reading a line")
-        .expect("read error");
-    assert!(n > 0, "connection closed while reading a line");
-    line.trim_end_matches(['\r', '\n']).to_owned()
 }
 
 impl Response {
@@ -147,7 +118,7 @@ impl Response {
                 .expect("read error");
             return Some(body);
         }
-        let size_line = read_line(&mut self.reader).await;
+        let size_line = http::read_line(&mut self.reader).await;
         let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
             .unwrap_or_else(|_| panic!("bad chunk size {size_line:?}"));
         let mut chunk = vec![0; size + 2];
