@@ -19,7 +19,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Error, Metadata, Profile, Provider};
 
 use super::keys::{KeyKind, Keys};
-use super::load::ConfigWarning;
+use super::warning::ConfigWarning;
 
 /// Prefix of the configuration's environment variables.
 pub const ENV_PREFIX: &str = "TICKCAST_";
@@ -72,9 +72,12 @@ impl KeyValues {
             // A name that is not UTF-8 has a replacement character in it,
             // so it names no key either.
             let Some(kind) = keys.kind(&key) else {
+                let closest_key = keys.closest(&key);
                 warnings.push(ConfigWarning::UnknownVariable {
                     variable: name.into_owned(),
-                    closest_key: keys.closest(&key).map(str::to_owned),
+                    closest_variable: closest_key
+                        .map(|k| env_name(&k.split('.').collect::<Vec<_>>())),
+                    closest_key: closest_key.map(str::to_owned),
                 });
                 continue;
             };

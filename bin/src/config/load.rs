@@ -9,8 +9,9 @@ use figment::providers::{Format, Toml};
 use figment::value::Value;
 use figment::Figment;
 
-use super::env::{env_name, KeyValues};
+use super::env::KeyValues;
 use super::keys::Keys;
+use super::warning::ConfigWarning;
 use super::{Config, InvalidKey, LogFormat};
 
 /// Values given as command-line flags: the top layer.
@@ -53,58 +54,6 @@ pub enum ConfigError {
     /// Keys have values outside what they accept.
     #[error("invalid configuration:\n{}", InvalidKeys(.0))]
     Invalid(Vec<InvalidKey>),
-}
-
-/// Something the configuration's sources hold that was left out: the
-/// server runs, and says so in its log (and `check-config` on stderr).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigWarning {
-    /// A `TICKCAST_*` environment variable that names no configuration
-    /// key. Deployment tools set such variables for themselves, so it is
-    /// ignored rather than refused; a typo of a key shows up here.
-    UnknownVariable {
-        /// The variable, as set (`TICKCAST_DELIVERY__BATCH_WINDOW`).
-        variable: String,
-        /// The dotted key spelled most like it (`delivery.batch_window_ms`).
-        closest_key: Option<String>,
-    },
-}
-
-impl ConfigWarning {
-    /// Logs it at warn level, with its parts as fields for log shippers.
-    pub fn log(&self) {
-        match self {
-            Self::UnknownVariable {
-                variable,
-                closest_key,
-            } => tracing::warn!(
-                variable = %variable,
-                closest_key = closest_key.as_deref().unwrap_or(""),
-                "{self}"
-            ),
-        }
-    }
-}
-
-impl fmt::Display for ConfigWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::UnknownVariable {
-                variable,
-                closest_key,
-            } => {
-                write!(
-                    f,
-                    "environment variable {variable} is not a configuration key; ignored"
-                )?;
-                if let Some(key) = closest_key {
-                    let path: Vec<&str> = key.split('.').collect();
-                    write!(f, " (closest key: `{key}`, {})", env_name(&path))?;
-                }
-                Ok(())
-            }
-        }
-    }
 }
 
 /// A valid configuration, and what was left out of it.

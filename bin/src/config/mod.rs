@@ -13,12 +13,14 @@ mod hub;
 mod keys;
 mod load;
 mod validate;
+mod warning;
 
 #[cfg(test)]
 mod tests;
 
-pub use load::{load, ConfigError, ConfigWarning, Loaded, Overrides};
+pub use load::{load, ConfigError, Loaded, Overrides};
 pub use validate::InvalidKey;
+pub use warning::ConfigWarning;
 
 use std::path::PathBuf;
 

@@ -276,6 +276,7 @@ fn unknown_variables_are_warnings_naming_the_closest_key() {
             ConfigWarning::UnknownVariable {
                 variable,
                 closest_key,
+                ..
             } => (variable.as_str(), closest_key.as_deref()),
         })
         .collect();
