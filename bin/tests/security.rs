@@ -329,3 +329,25 @@ async fn ready_answers_503_promptly_during_the_drain() {
         "the listener is closed after the drain"
     );
 }
+
+#[tokio::test]
+async fn http_allowed_origins_reach_both_transports() {
+    let mut config = test_config();
+    config.http.allowed_origins = vec!["https://app.example".to_owned()];
+    let server = TestServer::start(config).await;
+    let addr = server.addr();
+    let evil = [("origin", "https://evil.example")];
+
+    let ws = tickcast_testkit::ws::raw_handshake(addr, "/ws", &evil).await;
+    assert_eq!(ws.status, 403);
+    let ws = tickcast_testkit::ws::raw_handshake(addr, "/ws", &[("origin", "https://app.example")])
+        .await;
+    assert_eq!(ws.status, 101);
+    let ws = tickcast_testkit::ws::raw_handshake(addr, "/ws", &[]).await;
+    assert_eq!(ws.status, 101, "clients without Origin are served");
+
+    let sse = request(addr, "GET", "/sse", &evil, Vec::new()).await;
+    assert_eq!(sse.status, 403, "{}", sse.text());
+    assert_eq!(sse.json()["error"], "forbidden");
+    server.stop().await;
+}
