@@ -38,12 +38,20 @@ pub fn havoc<R: Rng>(
 ) {
     let edits = 1 << rng.random_range(0..4);
     for _ in 0..edits {
-        edit(rng, input, dictionary, other);
+        edit(rng, input, dictionary, other, max_len);
+        // Bounded after every edit, not once at the end: repeated chunks
+        // compound (200x per edit, up to 8 edits) past any memory.
+        input.truncate(max_len);
     }
-    input.truncate(max_len);
 }
 
-fn edit<R: Rng>(rng: &mut R, input: &mut Vec<u8>, dictionary: &[&str], other: &[u8]) {
+fn edit<R: Rng>(
+    rng: &mut R,
+    input: &mut Vec<u8>,
+    dictionary: &[&str],
+    other: &[u8],
+    max_len: usize,
+) {
     let len = input.len();
     match rng.random_range(0..12) {
         // Flip one bit.
@@ -75,7 +83,7 @@ fn edit<R: Rng>(rng: &mut R, input: &mut Vec<u8>, dictionary: &[&str], other: &[
                 .iter()
                 .copied()
                 .cycle()
-                .take(chunk.len() * times)
+                .take((chunk.len() * times).min(max_len))
                 .collect();
             input.splice(at..at, repeated);
         }
@@ -159,6 +167,19 @@ mod tests {
             changed += usize::from(input != seed);
         }
         assert!(changed > 900, "only {changed} of 1000 changed");
+    }
+
+    #[test]
+    fn one_edit_grows_an_input_by_a_bounded_amount() {
+        // Regression: chunk repeats used to compound across the edits of
+        // one havoc round until an allocation of 37 GB aborted the run.
+        let mut rng = StdRng::seed_from_u64(3);
+        let other = b"[1,2,3]";
+        for _ in 0..20_000 {
+            let mut input = vec![b'['; 256];
+            edit(&mut rng, &mut input, &["\"op\""], other, 256);
+            assert!(input.len() <= 2 * 256 + 16, "grew to {}", input.len());
+        }
     }
 
     #[test]
