@@ -24,6 +24,9 @@
 //! - [`ingest`]: the [`ingest::IngestSource`] trait for brokers and the
 //!   in-process [`ingest::ChannelSource`].
 //! - [`protocol`]: the client protocol every transport speaks.
+//! - [`session`]: one connection's life (admit, serve, deadlines, close),
+//!   shared by every transport, which supplies only a handshake and a
+//!   wire codec.
 //! - [`auth`]: JWT verification shared by the transports.
 //! - [`stats`]: lock-free latency histograms.
 //!
@@ -65,6 +68,7 @@ pub mod protocol;
 pub mod routing;
 #[cfg(feature = "sample")]
 pub mod sample;
+pub mod session;
 pub mod stats;
 
 pub use hub::{Connection, ConnectionHandle, Hub, HubConfig};

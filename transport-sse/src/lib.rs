@@ -102,9 +102,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tickcast_core::auth::{presented_token, AllowedOrigins, AuthError, Authenticator, Identity};
-use tickcast_core::hub::{ConnectError, ConnectionLimits, SubscribeError};
+use tickcast_core::auth::{presented_token, AllowedOrigins};
+use tickcast_core::hub::{ConnectError, SubscribeError};
 use tickcast_core::protocol::ErrorCode;
+use tickcast_core::session::{OpenError, SessionConfig, SocketAbort};
 use tickcast_core::Hub;
 use warp::http::header::{self, HeaderMap, HeaderValue};
 use warp::http::StatusCode;
@@ -119,14 +120,10 @@ pub const DEFAULT_SUBSCRIPTION_ID: &str = "sse";
 /// Settings of the SSE endpoint.
 #[derive(Debug, Clone)]
 pub struct SseConfig {
-    /// Token verification; `None` serves everyone as anonymous.
-    pub auth: Option<Authenticator>,
-    /// How often a `: ping` comment is written.
-    pub ping_interval: Duration,
-    /// What one connection may do; `None`: the hub's defaults
-    /// ([`Hub::default_limits`]). A token's `tiers` claim replaces
-    /// `allowed_tiers`.
-    pub limits: Option<ConnectionLimits>,
+    /// Token, limits, the `: ping` comment every `ping_interval`, and the
+    /// write timeout. `idle_timeout` and `max_frame_bytes` do not apply:
+    /// an SSE client never writes.
+    pub session: SessionConfig,
     /// Longest query string served (414 beyond).
     pub max_query_bytes: usize,
     /// When set, the stream opens with `retry: <ms>`, the delay a browser's
@@ -143,9 +140,11 @@ pub struct SseConfig {
 impl Default for SseConfig {
     fn default() -> Self {
         Self {
-            auth: None,
-            ping_interval: Duration::from_secs(15),
-            limits: None,
+            session: SessionConfig {
+                ping_interval: Duration::from_secs(15),
+                idle_timeout: None,
+                ..SessionConfig::default()
+            },
             max_query_bytes: 64 * 1024,
             retry: None,
             allowed_origins: AllowedOrigins::Any,
@@ -167,17 +166,26 @@ pub fn sse_route(
         .and(warp::get())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::header::headers_cloned())
-        .map(move |query: String, headers: HeaderMap| {
-            let origin = headers
-                .get(header::ORIGIN)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()));
-            let mut response = match open(&hub, &config, origin.as_deref(), &query, &headers) {
-                Ok(response) => response,
-                Err(error) => error.into_response(),
-            };
-            allow_cross_origin(&mut response, &config.allowed_origins, origin.as_deref());
-            response
-        })
+        .and(warp::ext::optional::<SocketAbort>())
+        .map(
+            move |query: String, headers: HeaderMap, abort: Option<SocketAbort>| {
+                let origin = headers
+                    .get(header::ORIGIN)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()));
+                let request = Request {
+                    origin: origin.as_deref(),
+                    raw_query: &query,
+                    headers: &headers,
+                    abort,
+                };
+                let mut response = match open(&hub, &config, request) {
+                    Ok(response) => response,
+                    Err(error) => error.into_response(),
+                };
+                allow_cross_origin(&mut response, &config.allowed_origins, origin.as_deref());
+                response
+            },
+        )
 }
 
 /// Lets a listed origin's pages read the answer (stream or error).
@@ -193,16 +201,25 @@ fn allow_cross_origin(response: &mut Response, allowed: &AllowedOrigins, origin:
     }
 }
 
+/// What [`open`] reads of a request.
+struct Request<'a> {
+    /// The `Origin` header (lossily decoded: a value that is not text is
+    /// refused by any list).
+    origin: Option<&'a str>,
+    raw_query: &'a str,
+    headers: &'a HeaderMap,
+    /// The server's switch to drop this socket (see [`SocketAbort`]).
+    abort: Option<SocketAbort>,
+}
+
 /// Checks the request, registers the connection and subscribes it.
-/// `origin` is the `Origin` header (lossily decoded: a value that is not
-/// text is refused by any list).
-fn open(
-    hub: &Hub,
-    config: &SseConfig,
-    origin: Option<&str>,
-    raw_query: &str,
-    headers: &HeaderMap,
-) -> Result<Response, HttpError> {
+fn open(hub: &Hub, config: &Arc<SseConfig>, request: Request<'_>) -> Result<Response, HttpError> {
+    let Request {
+        origin,
+        raw_query,
+        headers,
+        abort,
+    } = request;
     if !config.allowed_origins.allows(origin) {
         let shown: String = origin.unwrap_or_default().chars().take(128).collect();
         return Err(HttpError::new(
@@ -232,27 +249,15 @@ fn open(
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes),
     );
-    let identity = identify(config.auth.as_ref(), token.as_deref())?;
-
-    let mut limits = config
-        .limits
-        .clone()
-        .unwrap_or_else(|| hub.default_limits());
-    if let Some(tiers) = identity.as_ref().and_then(|i| i.tiers.clone()) {
-        limits.allowed_tiers = Some(tiers);
-    }
-    let user = identity.as_ref().map(|i| i.user.clone());
-    let connection = hub.connect(user, limits)?;
+    let opened = tickcast_core::session::open(hub, &config.session, token.as_deref())?;
     let id = query.id.as_deref().unwrap_or(DEFAULT_SUBSCRIPTION_ID);
     // Dropping the connection on error disconnects it again.
-    connection.handle.subscribe(id, query.filter, since)?;
+    opened
+        .connection
+        .handle
+        .subscribe(id, query.filter, since)?;
 
-    let body = session::body(
-        connection,
-        identity.as_ref(),
-        config.ping_interval,
-        config.retry,
-    );
+    let body = session::body(opened, config.clone(), abort);
     let mut response = warp::reply::stream(body).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -274,17 +279,6 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
                 .map_err(|_| HttpError::bad_request(format!("the {name} header is not text")))
         })
         .transpose()
-}
-
-/// The client's identity: anonymous when auth is off, else the verified
-/// token's.
-fn identify(
-    auth: Option<&Authenticator>,
-    token: Option<&str>,
-) -> Result<Option<Identity>, HttpError> {
-    let Some(auth) = auth else { return Ok(None) };
-    let token = token.ok_or(AuthError::Missing)?;
-    Ok(Some(auth.verify(token)?))
 }
 
 /// An error answered with a status and `{"error":"<code>","message":"..."}`.
@@ -340,30 +334,14 @@ impl From<QueryError> for HttpError {
     }
 }
 
-impl From<AuthError> for HttpError {
-    fn from(error: AuthError) -> Self {
-        let code = match error {
-            AuthError::Expired => ErrorCode::TokenExpired,
-            _ => ErrorCode::Unauthorized,
+impl From<OpenError> for HttpError {
+    fn from(error: OpenError) -> Self {
+        let status = match &error {
+            OpenError::Auth(_) => StatusCode::UNAUTHORIZED,
+            OpenError::Connect(ConnectError::TooManyConnections) => StatusCode::TOO_MANY_REQUESTS,
+            OpenError::Connect(ConnectError::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
         };
-        Self::new(StatusCode::UNAUTHORIZED, code.as_str(), error.to_string())
-    }
-}
-
-impl From<ConnectError> for HttpError {
-    fn from(error: ConnectError) -> Self {
-        match error {
-            ConnectError::TooManyConnections => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::LimitExceeded.as_str(),
-                error.to_string(),
-            ),
-            ConnectError::ShuttingDown => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                error.to_string(),
-            ),
-        }
+        Self::new(status, error.error_code().as_str(), error.to_string())
     }
 }
 
@@ -381,14 +359,20 @@ impl From<SubscribeError> for HttpError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tickcast_core::auth::AuthError;
 
     #[test]
-    fn anonymous_when_auth_is_off() {
-        assert_eq!(identify(None, Some("whatever")).unwrap(), None);
-        let auth = Authenticator::hs256(b"k");
-        let err = identify(Some(&auth), None).unwrap_err();
-        assert_eq!(err.status, StatusCode::UNAUTHORIZED);
-        assert_eq!(err.code, "unauthorized");
+    fn refusals_map_to_statuses() {
+        let missing: HttpError = OpenError::Auth(AuthError::Missing).into();
+        assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(missing.code, "unauthorized");
+        let expired: HttpError = OpenError::Auth(AuthError::Expired).into();
+        assert_eq!(expired.code, "token_expired");
+        let full: HttpError = OpenError::Connect(ConnectError::TooManyConnections).into();
+        assert_eq!(full.status, StatusCode::TOO_MANY_REQUESTS);
+        let leaving: HttpError = OpenError::Connect(ConnectError::ShuttingDown).into();
+        assert_eq!(leaving.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(leaving.code, "shutting_down");
     }
 
     #[test]

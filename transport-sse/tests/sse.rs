@@ -67,10 +67,9 @@ fn now() -> u64 {
 }
 
 fn auth_config() -> SseConfig {
-    SseConfig {
-        auth: Some(Authenticator::hs256(SECRET)),
-        ..SseConfig::default()
-    }
+    let mut config = SseConfig::default();
+    config.session.auth = Some(Authenticator::hs256(SECRET));
+    config
 }
 
 /// Opens a stream and reads `welcome` and `subscribed`; returns the
@@ -422,10 +421,8 @@ async fn a_batch_is_written_as_several_events_in_one_chunk() {
     config.queue.batch_window = Duration::from_secs(3600);
     config.queue.max_batch = 3;
     let hub = Hub::new(config);
-    let sse_config = SseConfig {
-        ping_interval: Duration::from_secs(3600),
-        ..SseConfig::default()
-    };
+    let mut sse_config = SseConfig::default();
+    sse_config.session.ping_interval = Duration::from_secs(3600);
     let addr = server(hub.clone(), sse_config).await;
     let (mut sse, _) = open(addr, "/sse?symbols=AAPL,MSFT,NVDA", &[]).await;
     assert!(sse.nothing_pending());
@@ -458,11 +455,11 @@ async fn a_batch_is_written_as_several_events_in_one_chunk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pings_are_comments_and_retry_is_announced() {
     let hub = Hub::new(hub_config());
-    let config = SseConfig {
-        ping_interval: Duration::from_millis(50),
+    let mut config = SseConfig {
         retry: Some(Duration::from_millis(2500)),
         ..SseConfig::default()
     };
+    config.session.ping_interval = Duration::from_millis(50);
     let addr = server(hub.clone(), config).await;
     let mut sse = get(addr, "/sse", &[]).await;
     assert_eq!(sse.status, 200);

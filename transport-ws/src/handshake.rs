@@ -3,7 +3,7 @@
 //! and its token, verified once the socket is open (so a refusal can be a
 //! close code the browser sees).
 
-use tickcast_core::auth::{presented_token, AllowedOrigins, AuthError, Authenticator, Identity};
+use tickcast_core::auth::{presented_token, AllowedOrigins};
 use tickcast_core::protocol::ErrorCode;
 use warp::http::{HeaderValue, StatusCode};
 use warp::reply::Response;
@@ -60,27 +60,4 @@ pub(crate) fn origin_refusal(
         "message": format!("origin {shown} is not allowed"),
     });
     Some(warp::reply::with_status(warp::reply::json(&body), StatusCode::FORBIDDEN).into_response())
-}
-
-/// The connection's identity: anonymous when auth is off, else the
-/// verified token's.
-pub(crate) fn identify(
-    auth: Option<&Authenticator>,
-    token: Option<&str>,
-) -> Result<Option<Identity>, AuthError> {
-    let Some(auth) = auth else { return Ok(None) };
-    let token = token.ok_or(AuthError::Missing)?;
-    auth.verify(token).map(Some)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn anonymous_when_auth_is_off() {
-        assert_eq!(identify(None, Some("whatever")), Ok(None));
-        let auth = Authenticator::hs256(b"k");
-        assert_eq!(identify(Some(&auth), None), Err(AuthError::Missing));
-    }
 }

@@ -11,10 +11,12 @@
 //!   filter.
 //! - `handshake`: where the client comes from (`Origin`) and who it is
 //!   (anonymous or a verified JWT).
-//! - `session`: one connection's loop: client ops in, frames out, server
-//!   pings, idle timeout, token expiry.
-//! - `wire`: how the engine's [`Outbound`](tickcast_core::broadcast::Outbound)
-//!   items become WebSocket messages.
+//! - `session`: admits the client and runs core's
+//!   [`session`](tickcast_core::session) (client ops in, frames out, pings,
+//!   idle timeout, token expiry, write deadline) on the socket.
+//! - `wire`: the WebSocket codec: how the engine's
+//!   [`Outbound`](tickcast_core::broadcast::Outbound) items become
+//!   WebSocket messages, and client frames become core's `Inbound`.
 //!
 //! The protocol itself (ops, messages, codes) lives in
 //! [`tickcast_core::protocol`]; this crate maps it onto WebSocket frames.
@@ -43,42 +45,25 @@ pub use server::{serve, HTTP_DRAIN};
 pub use upgrade::{prepare_upgrade, UpgradeSlot};
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tickcast_core::auth::{AllowedOrigins, Authenticator};
+use tickcast_core::auth::AllowedOrigins;
 use tickcast_core::protocol::SUBPROTOCOL;
+use tickcast_core::session::SessionConfig;
 use tickcast_core::Hub;
 use warp::{Filter, Rejection, Reply};
 
 /// Settings of the WebSocket endpoint.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct WsConfig {
-    /// Largest client frame handled; a larger one (up to 16 times this)
-    /// gets a `frame_too_large` error and is skipped, beyond that the
-    /// connection is closed with 1009.
-    pub max_frame_bytes: usize,
-    /// How often the server pings.
-    pub ping_interval: Duration,
-    /// A peer silent this long is closed.
-    pub idle_timeout: Duration,
-    /// Token verification; `None` serves everyone as anonymous.
-    pub auth: Option<Authenticator>,
+    /// Token, limits, pings (a WebSocket ping every `ping_interval`), idle
+    /// and write timeouts. A client frame over `max_frame_bytes` (up to 16
+    /// times it) gets a `frame_too_large` error and is skipped; beyond
+    /// that the connection is closed with 1009.
+    pub session: SessionConfig,
     /// Browser origins allowed to open a socket (the handshake's `Origin`
     /// header); others get 403 before the upgrade. Requests without
     /// `Origin` (not browsers) always pass. Default: any.
     pub allowed_origins: AllowedOrigins,
-}
-
-impl Default for WsConfig {
-    fn default() -> Self {
-        Self {
-            max_frame_bytes: 64 * 1024,
-            ping_interval: Duration::from_secs(20),
-            idle_timeout: Duration::from_secs(60),
-            auth: None,
-            allowed_origins: AllowedOrigins::Any,
-        }
-    }
 }
 
 /// `GET /ws[?token=JWT]`: upgrades to WebSocket and serves the client
@@ -152,5 +137,5 @@ fn with_subprotocol(
 /// The hard limit on a client frame: larger ones close the connection with
 /// 1009; between `max_frame_bytes` and this, they get `frame_too_large`.
 fn hard_frame_limit(config: &WsConfig) -> usize {
-    config.max_frame_bytes.saturating_mul(16).max(1024)
+    config.session.max_frame_bytes.saturating_mul(16).max(1024)
 }

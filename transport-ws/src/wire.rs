@@ -2,8 +2,12 @@
 //! type the endpoint serves: warp's (when mounted in any warp app) or
 //! tokio-tungstenite's (the lean path, see [`crate::prepare_upgrade`]).
 
+use std::marker::PhantomData;
+
 use bytes::Bytes;
 use tickcast_core::broadcast::{encode_batch, Outbound};
+use tickcast_core::protocol::CloseCode;
+use tickcast_core::session::{Inbound, WireCodec};
 use tokio_tungstenite::tungstenite;
 
 /// What the session needs of a WebSocket message type.
@@ -15,8 +19,8 @@ pub(crate) trait WsMessage: Sized + Send + 'static {
     fn ping() -> Self;
     fn is_close(&self) -> bool;
     fn is_binary(&self) -> bool;
-    /// The text of a text message; `None` for other kinds.
-    fn as_text(&self) -> Option<&str>;
+    /// The payload of a text message; `None` for other kinds.
+    fn into_text(self) -> Option<Bytes>;
 }
 
 impl WsMessage for warp::ws::Message {
@@ -36,8 +40,8 @@ impl WsMessage for warp::ws::Message {
     fn is_binary(&self) -> bool {
         self.is_binary()
     }
-    fn as_text(&self) -> Option<&str> {
-        self.to_str().ok()
+    fn into_text(self) -> Option<Bytes> {
+        self.is_text().then(|| self.into_bytes())
     }
 }
 
@@ -61,17 +65,78 @@ impl WsMessage for tungstenite::Message {
     fn is_binary(&self) -> bool {
         self.is_binary()
     }
-    fn as_text(&self) -> Option<&str> {
+    fn into_text(self) -> Option<Bytes> {
         match self {
-            Self::Text(text) => Some(text.as_str()),
+            Self::Text(text) => Some(text.into()),
             _ => None,
         }
     }
 }
 
+/// The WebSocket wire format for core's session: one message per outbound
+/// item, each event frame's bytes shared, not copied (on the lean path).
+pub(crate) struct WsCodec<M>(PhantomData<fn() -> M>);
+
+impl<M> WsCodec<M> {
+    pub(crate) fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<M: WsMessage> WireCodec for WsCodec<M> {
+    type Item = M;
+
+    fn encode(&mut self, out: &Outbound, items: &mut Vec<M>) -> usize {
+        let size = match out {
+            Outbound::Event(frame) => frame.bytes.len(),
+            Outbound::Batch(frames) => frames.iter().map(|f| f.bytes.len()).sum(),
+            Outbound::Message(_) | Outbound::Close(_) => 64,
+        };
+        items.extend(message::<M>(out));
+        size
+    }
+
+    fn ping(&mut self) -> M {
+        M::ping()
+    }
+}
+
+/// What a client frame (or a read error) means to the session.
+pub(crate) fn inbound<M, E>(frame: Result<M, E>) -> Inbound
+where
+    M: WsMessage,
+    E: std::error::Error + 'static,
+{
+    match frame {
+        Ok(message) if message.is_close() => Inbound::Closed,
+        Ok(message) if message.is_binary() => Inbound::Unsupported,
+        // Ping and pong frames: tungstenite answers pings itself.
+        Ok(message) => message.into_text().map_or(Inbound::Alive, Inbound::Text),
+        Err(e) => Inbound::Failed(close_code_for(&e)),
+    }
+}
+
+/// The close code owed to a peer whose frame could not be read: 1009 for
+/// more than the hard limit, 1007 for a text frame (or close reason) that
+/// is not UTF-8. `None` for I/O and protocol errors, where the socket is
+/// just dropped. warp wraps tungstenite's error, hence the walk down the
+/// sources.
+fn close_code_for(error: &(dyn std::error::Error + 'static)) -> Option<CloseCode> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        match e.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Capacity(_)) => return Some(CloseCode::TooBig),
+            Some(tungstenite::Error::Utf8(_)) => return Some(CloseCode::InvalidUtf8),
+            _ => {}
+        }
+        current = e.source();
+    }
+    None
+}
+
 /// The message for one outbound item; `None` for items with nothing to
 /// write.
-pub(crate) fn message<M: WsMessage>(out: &Outbound) -> Option<M> {
+fn message<M: WsMessage>(out: &Outbound) -> Option<M> {
     let bytes = match out {
         Outbound::Event(frame) => frame.bytes.clone(),
         Outbound::Batch(frames) => encode_batch(frames),

@@ -10,6 +10,7 @@ use tickcast_core::model::Tier;
 use tickcast_core::patterns::{
     PatternAlertEvent, TierPatternEvent, TierPatternHub, UserPreferences, PATTERN_SUBSCRIPTION,
 };
+use tickcast_core::session::SessionConfig;
 use tickcast_core::HubConfig;
 use tickcast_testkit::ws::next_json;
 use tickcast_transport_ws::{ws_route, WsConfig};
@@ -25,7 +26,10 @@ async fn serve(patterns: &TierPatternHub) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = WsConfig {
-        auth: Some(Authenticator::hs256(SECRET)),
+        session: SessionConfig {
+            auth: Some(Authenticator::hs256(SECRET)),
+            ..SessionConfig::default()
+        },
         ..WsConfig::default()
     };
     let routes = ws_route(patterns.hub().clone(), config)

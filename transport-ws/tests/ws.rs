@@ -9,6 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tickcast_core::auth::{AllowedOrigins, Authenticator};
 use tickcast_core::model::Event;
+use tickcast_core::session::SessionConfig;
 use tickcast_core::{Hub, HubConfig};
 use tickcast_testkit::ws::{close_code, next_json, raw_handshake, send_raw_text};
 use tickcast_transport_ws::{ws_route, WsConfig};
@@ -153,7 +154,10 @@ async fn welcome_subscribe_and_filtered_events() {
 async fn bad_frames_get_errors_and_the_connection_stays() {
     let hub = Hub::new(hub_config());
     let config = WsConfig {
-        max_frame_bytes: 1024,
+        session: SessionConfig {
+            max_frame_bytes: 1024,
+            ..SessionConfig::default()
+        },
         ..WsConfig::default()
     };
     let addr = server(hub.clone(), config).await;
@@ -341,7 +345,10 @@ fn now() -> u64 {
 
 fn auth_config() -> WsConfig {
     WsConfig {
-        auth: Some(Authenticator::hs256(SECRET)),
+        session: SessionConfig {
+            auth: Some(Authenticator::hs256(SECRET)),
+            ..SessionConfig::default()
+        },
         ..WsConfig::default()
     }
 }
@@ -515,8 +522,11 @@ async fn a_user_over_the_connection_limit_is_closed_with_4009() {
 async fn quick_idle_client() -> (Hub, Client) {
     let hub = Hub::new(hub_config());
     let config = WsConfig {
-        ping_interval: Duration::from_millis(100),
-        idle_timeout: Duration::from_millis(300),
+        session: SessionConfig {
+            ping_interval: Duration::from_millis(100),
+            idle_timeout: Some(Duration::from_millis(300)),
+            ..SessionConfig::default()
+        },
         ..WsConfig::default()
     };
     let addr = server(hub.clone(), config).await;
@@ -563,7 +573,10 @@ async fn a_peer_that_answers_pings_stays_open() {
 async fn mounted_in_plain_warp_the_endpoint_serves_the_same_protocol() {
     let hub = Hub::new(hub_config());
     let config = WsConfig {
-        max_frame_bytes: 1024,
+        session: SessionConfig {
+            max_frame_bytes: 1024,
+            ..SessionConfig::default()
+        },
         ..WsConfig::default()
     };
     let addr = warp_server(hub.clone(), config).await;

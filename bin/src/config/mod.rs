@@ -239,6 +239,9 @@ pub struct HttpSection {
     pub header_timeout_ms: u64,
     /// A request body must arrive within this many ms (408 otherwise).
     pub body_timeout_ms: u64,
+    /// A `/ws` or `/sse` socket that takes no data for this many ms while
+    /// the server has data for it is dropped, with everything it held.
+    pub write_timeout_ms: u64,
     /// Connections accepted that have not yet sent a whole request head;
     /// beyond this, each new connection closes the oldest waiting one, so
     /// slow clients cannot take every file descriptor. Unset: a quarter of
@@ -257,6 +260,7 @@ impl Default for HttpSection {
         Self {
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
+            write_timeout_ms: 10_000,
             max_pending_connections: None,
             allowed_origins: vec!["*".to_owned()],
         }
@@ -378,6 +382,11 @@ impl Config {
     pub fn transport_origins(&self) -> tickcast_core::auth::AllowedOrigins {
         tickcast_core::auth::AllowedOrigins::parse(&self.http.allowed_origins)
             .unwrap_or_else(|_| tickcast_core::auth::AllowedOrigins::none())
+    }
+
+    /// `http.write_timeout_ms` as the transports take it.
+    pub fn write_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.http.write_timeout_ms)
     }
 
     /// A copy with the JWT secret and the API key replaced by

@@ -128,6 +128,7 @@ impl Config {
 
         let h = &self.http;
         checks.at_least("http.header_timeout_ms", h.header_timeout_ms, 1);
+        checks.at_least("http.write_timeout_ms", h.write_timeout_ms, 1);
         checks.at_least("http.body_timeout_ms", h.body_timeout_ms, 1);
         if let Some(max) = h.max_pending_connections {
             checks.at_least("http.max_pending_connections", max as u64, 1);

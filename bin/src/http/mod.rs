@@ -135,20 +135,24 @@ pub fn mount_transports(
 /// The SSE endpoint's settings from the configuration.
 #[cfg(feature = "sse")]
 fn sse_config(state: &AppState) -> tickcast_transport_sse::SseConfig {
-    tickcast_transport_sse::SseConfig {
-        auth: state.auth.clone(),
+    let mut config = tickcast_transport_sse::SseConfig {
         allowed_origins: state.config.transport_origins(),
         ..tickcast_transport_sse::SseConfig::default()
-    }
+    };
+    config.session.auth = state.auth.clone();
+    config.session.write_timeout = state.config.write_timeout();
+    config
 }
 
 /// The WebSocket endpoint's settings from the configuration.
 #[cfg(feature = "ws")]
 fn ws_config(state: &AppState) -> tickcast_transport_ws::WsConfig {
-    tickcast_transport_ws::WsConfig {
-        max_frame_bytes: state.config.limits.max_frame_bytes,
-        auth: state.auth.clone(),
+    let mut config = tickcast_transport_ws::WsConfig {
         allowed_origins: state.config.transport_origins(),
         ..tickcast_transport_ws::WsConfig::default()
-    }
+    };
+    config.session.max_frame_bytes = state.config.limits.max_frame_bytes;
+    config.session.auth = state.auth.clone();
+    config.session.write_timeout = state.config.write_timeout();
+    config
 }

@@ -11,6 +11,10 @@
 //!   WebSocket clients wait.
 //! - hyper's own answers to unparsable heads get JSON bodies
 //!   ([`JsonHeadErrors`]).
+//! - Every request carries the connection's [`SocketAbort`]: a stream
+//!   (SSE) whose client takes no data for `http.write_timeout_ms` fires it,
+//!   and the connection is dropped here, since hyper, blocked on the full
+//!   socket, would never poll the stream again.
 //! - With the `ws` feature every request first passes the WebSocket
 //!   transport's lean upgrade path.
 
@@ -28,6 +32,8 @@ use warp::filters::BoxedFilter;
 use warp::hyper::body::Incoming;
 use warp::hyper::service::service_fn;
 use warp::reply::Response;
+
+use tickcast_core::session::SocketAbort;
 
 use super::head_errors::JsonHeadErrors;
 use super::pending::{PendingConnections, Place};
@@ -77,8 +83,11 @@ pub(crate) async fn serve(
         let waiting: Waiting = Arc::new(Mutex::new(Some(place)));
         let waiting_of_task = waiting.clone();
         let routes = routes.clone();
-        let service = service_fn(move |request: warp::http::Request<Incoming>| {
+        let abort = SocketAbort::new();
+        let abort_of_task = abort.clone();
+        let service = service_fn(move |mut request: warp::http::Request<Incoming>| {
             arrived(&waiting);
+            request.extensions_mut().insert(abort.clone());
             let request = lean_upgrade(request);
             let mut warp_service = warp::service(routes.clone());
             async move { tower_call(&mut warp_service, request).await }
@@ -93,6 +102,7 @@ pub(crate) async fn serve(
                     tracing::debug!("http connection ended: {e}");
                 },
                 why = unwanted => tracing::debug!("closed a connection that sent no request: {why}"),
+                () = abort_of_task.aborted() => tracing::debug!("dropped a connection that took no data (http.write_timeout_ms)"),
             }
         });
     }

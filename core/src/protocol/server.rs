@@ -27,6 +27,8 @@ pub enum ErrorCode {
     Unauthorized,
     /// The token expired (4002).
     TokenExpired,
+    /// The server is shutting down and takes no new connection (1001).
+    ShuttingDown,
 }
 
 impl ErrorCode {
@@ -42,6 +44,7 @@ impl ErrorCode {
             Self::SlowConsumer => "slow_consumer",
             Self::Unauthorized => "unauthorized",
             Self::TokenExpired => "token_expired",
+            Self::ShuttingDown => "shutting_down",
         }
     }
 }
