@@ -95,6 +95,7 @@
 #![warn(missing_docs)]
 
 mod query;
+mod service;
 mod session;
 mod wire;
 
@@ -113,6 +114,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
 pub use query::{QueryError, SseQuery};
+pub use service::{sse_service, SseService};
 
 /// The subscription id when the query has no `id`.
 pub const DEFAULT_SUBSCRIPTION_ID: &str = "sse";

@@ -7,6 +7,8 @@
 //! - [`prepare_upgrade`]: the lean path for servers that run their own
 //!   hyper accept loop (the `tickcast` binary does): WebSocket buffers sized
 //!   for 100k connections instead of warp's fixed 128 KiB read buffer.
+//! - [`ws_service`]: the same endpoint as a tower `Service`, for hyper
+//!   and axum apps.
 //! - [`serve`]: such an accept loop (hyper, graceful shutdown) for any warp
 //!   filter.
 //! - `handshake`: where the client comes from (`Origin`) and who it is
@@ -37,11 +39,13 @@
 
 mod handshake;
 mod server;
+mod service;
 mod session;
 mod upgrade;
 mod wire;
 
 pub use server::{serve, HTTP_DRAIN};
+pub use service::{ws_service, WsService};
 pub use upgrade::{prepare_upgrade, UpgradeSlot};
 
 use std::sync::Arc;

@@ -97,16 +97,23 @@ where
     } = opened;
     let handle = Arc::new(connection.handle);
     let activity = Activity::new();
+    // A client that cannot speak cannot be idle.
+    let idle_timeout = config.idle_timeout.filter(|_| transport.inbound.is_some());
     let (reader_done, reader_ended) = oneshot::channel::<()>();
-    let reader = transport.inbound.map(|inbound| {
-        tokio::spawn(read_loop(
-            handle.clone(),
-            inbound,
-            config.max_frame_bytes,
-            activity.clone(),
-            reader_done,
-        ))
-    });
+    // Without a reader, `reader_done` lives as long as the session.
+    let (reader, _no_reader) = match transport.inbound {
+        Some(inbound) => {
+            let task = tokio::spawn(read_loop(
+                handle.clone(),
+                inbound,
+                config.max_frame_bytes,
+                activity.clone(),
+                reader_done,
+            ));
+            (Some(task), None)
+        }
+        None => (None, Some(reader_done)),
+    };
     let mut writer = Writer {
         codec: transport.codec,
         sink: transport.sink,
@@ -116,7 +123,7 @@ where
     };
     let timers = Timers {
         ping_interval: config.ping_interval,
-        idle_timeout: config.idle_timeout,
+        idle_timeout,
         write_timeout: config.write_timeout,
         expires_in: identity.as_ref().map_or(NEVER, |i| i.time_left()),
     };
@@ -141,6 +148,8 @@ where
     }
     if let Some(reader) = reader {
         reader.abort();
+        // Its handle on the hub connection is gone when this returns.
+        let _ = reader.await;
     }
     end
 }
@@ -297,3 +306,7 @@ where
         }
     }
 }
+
+#[cfg(test)]
+#[path = "serve_tests.rs"]
+mod tests;

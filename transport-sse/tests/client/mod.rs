@@ -1,6 +1,7 @@
 //! A plain HTTP/1.1 client for the tests: writes a GET, reads the status
 //! and headers, then the body chunk by chunk (as the server sent them) and
 //! as `text/event-stream` blocks.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
