@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 mod handshake;
+mod raw;
 mod server;
 mod service;
 mod session;

@@ -12,8 +12,7 @@
 use std::sync::{Arc, Mutex};
 
 use tickcast_core::Hub;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use warp::hyper::upgrade::OnUpgrade;
 
 use crate::{hard_frame_limit, session, WsConfig};
@@ -23,8 +22,6 @@ use crate::{hard_frame_limit, session, WsConfig};
 /// frame. Client operations are a few hundred bytes; a larger frame is read
 /// in several chunks into a buffer grown for it.
 const READ_BUFFER: usize = 1024;
-/// Writes are flushed when this much is buffered.
-const WRITE_BUFFER: usize = 16 * 1024;
 
 /// The pending upgrade of a request, moved where a warp filter can reach
 /// it (request extensions must be `Clone` for `warp::ext`).
@@ -77,11 +74,11 @@ pub(crate) fn spawn_lean(
         let limit = hard_frame_limit(&config);
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
-            .write_buffer_size(WRITE_BUFFER)
+            // tungstenite only reads on this path: nothing to buffer.
+            .write_buffer_size(0)
             .max_message_size(Some(limit))
             .max_frame_size(Some(limit));
         let io = hyper_util::rt::TokioIo::new(upgraded);
-        let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config)).await;
-        session::run(socket, hub, config, token).await;
+        session::run_lean(io, ws_config, hub, config, token).await;
     });
 }

@@ -685,3 +685,45 @@ async fn a_text_frame_that_is_not_utf8_is_closed_with_1007() {
     .await;
     assert!(gone.is_ok(), "the server let the connections go");
 }
+
+#[tokio::test]
+async fn client_pings_get_pongs_and_a_client_close_gets_a_close_back() {
+    let hub = Hub::new(hub_config());
+    for addr in [
+        server(hub.clone(), WsConfig::default()).await,
+        warp_server(hub.clone(), WsConfig::default()).await,
+    ] {
+        let mut client = connect(addr, "").await;
+        assert_eq!(next_json(&mut client).await["type"], "welcome");
+        client
+            .send(Message::Ping(Bytes::from_static(b"are you there")))
+            .await
+            .unwrap();
+        let pong = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match client.next().await {
+                    Some(Ok(Message::Pong(payload))) => return payload,
+                    Some(Ok(_)) => {}
+                    other => panic!("no pong: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("a pong in time");
+        assert_eq!(pong, Bytes::from_static(b"are you there"));
+
+        client.close(None).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match client.next().await {
+                    Some(Ok(Message::Close(_))) | None => return true,
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) => return false,
+                }
+            }
+        })
+        .await
+        .expect("the close handshake ends in time");
+        assert!(echoed, "the server answered the close with an error");
+    }
+}

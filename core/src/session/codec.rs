@@ -28,4 +28,11 @@ pub trait WireCodec: Send + 'static {
     /// The keep-alive written every ping interval while the connection
     /// has nothing else to say.
     fn ping(&mut self) -> Self::Item;
+
+    /// The answer to a client's [`Inbound::Ping`](super::Inbound::Ping);
+    /// `None` where the transport answers pings itself.
+    fn pong(&mut self, payload: bytes::Bytes) -> Option<Self::Item> {
+        let _ = payload;
+        None
+    }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 
 use super::activity::Activity;
 use crate::protocol::{ClientOp, CloseCode, ErrorCode, ServerMessage};
@@ -18,9 +18,14 @@ pub enum Inbound {
     /// A client operation, as JSON text (checked for UTF-8 here: a
     /// transport may pass bytes it has not validated).
     Text(Bytes),
-    /// A frame the transport answered itself (a WebSocket ping or pong):
-    /// it only shows the client is there.
+    /// A frame the transport answered itself (a WebSocket pong, or a ping
+    /// its library answers): it only shows the client is there.
     Alive,
+    /// A ping the session must answer with the codec's
+    /// [`pong`](super::WireCodec::pong) for this payload (a WebSocket ping
+    /// read by a reader that cannot write). Only the latest unanswered
+    /// ping is answered, as RFC 6455 allows.
+    Ping(Bytes),
     /// A message of a kind the protocol does not take (a binary WebSocket
     /// frame): the connection is closed with 1003.
     Unsupported,
@@ -32,13 +37,14 @@ pub enum Inbound {
     Failed(Option<CloseCode>),
 }
 
-/// Reads the client until it leaves; dropping `_done` tells the writer.
+/// Reads the client until it leaves; pings to answer go to the writer by
+/// `pings`, and dropping it tells the writer the reader is done.
 pub(crate) async fn read_loop<R>(
     handle: Arc<ConnectionHandle>,
     mut inbound: R,
     max_frame_bytes: usize,
     activity: Activity,
-    _done: oneshot::Sender<()>,
+    pings: mpsc::Sender<Bytes>,
 ) where
     R: Stream<Item = Inbound> + Unpin,
 {
@@ -47,6 +53,10 @@ pub(crate) async fn read_loop<R>(
         match item {
             Inbound::Text(text) => on_text(&handle, max_frame_bytes, &text),
             Inbound::Alive => {}
+            Inbound::Ping(payload) => {
+                // Full: a pong is already owed; the newer one can wait.
+                let _ = pings.try_send(payload);
+            }
             Inbound::Unsupported => handle.close(CloseCode::Unsupported, None),
             Inbound::Closed | Inbound::Failed(None) => return,
             Inbound::Failed(Some(code)) => {

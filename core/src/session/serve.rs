@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, Sleep};
 
 use super::activity::Activity;
@@ -59,7 +60,7 @@ pub struct Transport<C, K, R> {
 
 /// Sends a refused client the `error` that explains it and the close,
 /// within the write deadline.
-pub async fn refuse<C, K>(mut codec: C, sink: &mut K, error: &OpenError, write_timeout: Duration)
+pub async fn refuse<C, K>(codec: &mut C, sink: &mut K, error: &OpenError, write_timeout: Duration)
 where
     C: WireCodec,
     K: Sink<C::Item> + Unpin,
@@ -99,8 +100,9 @@ where
     let activity = Activity::new();
     // A client that cannot speak cannot be idle.
     let idle_timeout = config.idle_timeout.filter(|_| transport.inbound.is_some());
-    let (reader_done, reader_ended) = oneshot::channel::<()>();
-    // Without a reader, `reader_done` lives as long as the session.
+    // Pings to answer; the channel closes when the reader ends.
+    let (pings, pings_received) = mpsc::channel::<Bytes>(1);
+    // Without a reader, `pings` lives as long as the session.
     let (reader, _no_reader) = match transport.inbound {
         Some(inbound) => {
             let task = tokio::spawn(read_loop(
@@ -108,11 +110,11 @@ where
                 inbound,
                 config.max_frame_bytes,
                 activity.clone(),
-                reader_done,
+                pings,
             ));
             (Some(task), None)
         }
-        None => (None, Some(reader_done)),
+        None => (None, Some(pings)),
     };
     let mut writer = Writer {
         codec: transport.codec,
@@ -132,7 +134,7 @@ where
         connection.frames,
         &mut writer,
         &activity,
-        reader_ended,
+        pings_received,
         timers,
     )
     .await;
@@ -202,6 +204,11 @@ where
         self.out.extend([ping]);
     }
 
+    fn pong(&mut self, payload: Bytes) {
+        let pong = self.codec.pong(payload);
+        self.out.extend(pong);
+    }
+
     /// One attempt at the round, without waiting: most rounds are written
     /// here and never touch the write deadline's timer.
     async fn try_write(&mut self) -> Poll<Result<(), K::Error>> {
@@ -220,7 +227,7 @@ async fn run<C, K>(
     mut frames: FrameReceiver,
     writer: &mut Writer<C, K>,
     activity: &Activity,
-    mut reader_ended: oneshot::Receiver<()>,
+    mut pings: mpsc::Receiver<Bytes>,
     timers: Timers,
 ) -> SessionEnd
 where
@@ -258,7 +265,14 @@ where
                 }
                 None => Next::End(SessionEnd::Closed),
             },
-            _ = &mut reader_ended => Next::End(SessionEnd::ClientGone),
+            ping = pings.recv() => match ping {
+                Some(payload) if !writer.closing => {
+                    writer.pong(payload);
+                    attempt(writer, &mut stalled, stall.as_mut(), timers.write_timeout).await
+                }
+                Some(_) => Next::Continue,
+                None => Next::End(SessionEnd::ClientGone),
+            },
             _ = ping.tick() => {
                 if timers.idle_timeout.is_some_and(|idle| activity.silent_for() >= idle) {
                     handle.close(CloseCode::Idle, None);
@@ -300,8 +314,11 @@ where
         Poll::Ready(Ok(())) => Next::Continue,
         Poll::Ready(Err(_)) => Next::End(SessionEnd::ClientGone),
         Poll::Pending => {
-            *stalled = true;
-            stall.reset(Instant::now() + write_timeout);
+            // A round already waiting keeps its deadline.
+            if !*stalled {
+                *stalled = true;
+                stall.reset(Instant::now() + write_timeout);
+            }
             Next::Continue
         }
     }

@@ -1,0 +1,384 @@
+//! The lean path's writer: server WebSocket frames written straight to the
+//! socket.
+//!
+//! A server frame is not masked, so an event's bytes are the same for
+//! every recipient: each frame is its header (2 to 10 bytes, built here on
+//! the stack) and the event's shared payload, and a round of frames goes
+//! out in one vectored write, without copying a payload into a
+//! per-connection buffer. tungstenite still reads the client's frames
+//! ([`ReadOnly`]); it never writes.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes};
+use futures_util::Sink;
+use tickcast_core::broadcast::{encode_batch, Outbound};
+use tickcast_core::session::WireCodec;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Frames written per vectored write (two slices each).
+const FRAMES_PER_WRITE: usize = 32;
+/// Bytes buffered before the sink asks to be flushed.
+const HIGH_WATER: usize = 64 * 1024;
+
+/// One server frame: opcode and payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RawFrame {
+    opcode: u8,
+    payload: Bytes,
+}
+
+const TEXT: u8 = 0x1;
+const CLOSE: u8 = 0x8;
+const PING: u8 = 0x9;
+const PONG: u8 = 0xA;
+
+impl RawFrame {
+    pub(crate) fn text(payload: Bytes) -> Self {
+        Self {
+            opcode: TEXT,
+            payload,
+        }
+    }
+
+    pub(crate) fn close(code: u16, reason: &str) -> Self {
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason.as_bytes());
+        Self {
+            opcode: CLOSE,
+            payload: payload.into(),
+        }
+    }
+
+    fn header(&self) -> Header {
+        Header::new(self.opcode, self.payload.len())
+    }
+}
+
+/// A frame header, final fragment, unmasked.
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    bytes: [u8; 10],
+    len: u8,
+}
+
+impl Header {
+    fn new(opcode: u8, payload: usize) -> Self {
+        let mut bytes = [0u8; 10];
+        bytes[0] = 0x80 | opcode;
+        let len = if payload < 126 {
+            bytes[1] = payload as u8;
+            2
+        } else if let Ok(short) = u16::try_from(payload) {
+            bytes[1] = 126;
+            bytes[2..4].copy_from_slice(&short.to_be_bytes());
+            4
+        } else {
+            bytes[1] = 127;
+            bytes[2..10].copy_from_slice(&(payload as u64).to_be_bytes());
+            10
+        };
+        Self { bytes, len }
+    }
+}
+
+/// A frame being written: what is left of its header and payload.
+struct Pending {
+    header: Header,
+    /// Header bytes already written.
+    header_sent: usize,
+    payload: Bytes,
+}
+
+impl Pending {
+    fn header_left(&self) -> &[u8] {
+        &self.header.bytes[self.header_sent..self.header.len as usize]
+    }
+
+    fn remaining(&self) -> usize {
+        self.header_left().len() + self.payload.len()
+    }
+
+    /// Marks `n` bytes written; returns what `n` had beyond this frame.
+    fn advance(&mut self, mut n: usize) -> usize {
+        let head = self.header_left().len().min(n);
+        self.header_sent += head;
+        n -= head;
+        let body = self.payload.len().min(n);
+        self.payload.advance(body);
+        n - body
+    }
+}
+
+/// A `Sink` of [`RawFrame`]s over the write half of the socket. Closing
+/// it sends a close frame (1000) first unless one was sent: the answer a
+/// client that closed is owed (RFC 6455 section 5.5.1).
+pub(crate) struct RawSink<W> {
+    io: W,
+    pending: VecDeque<Pending>,
+    buffered: usize,
+    close_sent: bool,
+}
+
+impl<W> RawSink<W> {
+    pub(crate) fn new(io: W) -> Self {
+        Self {
+            io,
+            pending: VecDeque::new(),
+            buffered: 0,
+            close_sent: false,
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> RawSink<W> {
+    /// Writes until nothing is pending.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.pending.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 2 * FRAMES_PER_WRITE];
+            let mut used = 0;
+            for frame in self.pending.iter().take(FRAMES_PER_WRITE) {
+                for part in [frame.header_left(), &frame.payload[..]] {
+                    if !part.is_empty() {
+                        slices[used] = IoSlice::new(part);
+                        used += 1;
+                    }
+                }
+            }
+            let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..used]))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.consume(written);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn consume(&mut self, mut written: usize) {
+        self.buffered = self.buffered.saturating_sub(written);
+        while written > 0 {
+            let Some(front) = self.pending.front_mut() else {
+                return;
+            };
+            written = front.advance(written);
+            if front.remaining() == 0 {
+                self.pending.pop_front();
+            }
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> Sink<RawFrame> for RawSink<W> {
+    type Error = io::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.buffered >= HIGH_WATER {
+            ready!(this.poll_drain(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn start_send(self: Pin<&mut Self>, frame: RawFrame) -> io::Result<()> {
+        let this = self.get_mut();
+        this.close_sent |= frame.opcode == CLOSE;
+        let pending = Pending {
+            header: frame.header(),
+            header_sent: 0,
+            payload: frame.payload,
+        };
+        this.buffered += pending.remaining();
+        this.pending.push_back(pending);
+        Ok(())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.close_sent {
+            self.as_mut().start_send(RawFrame::close(1000, ""))?;
+        }
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+/// The WebSocket codec of the lean path: event frames keep their shared
+/// bytes, pings are answered by the session.
+pub(crate) struct RawCodec;
+
+impl WireCodec for RawCodec {
+    type Item = RawFrame;
+
+    fn encode(&mut self, out: &Outbound, items: &mut Vec<RawFrame>) -> usize {
+        let frame = match out {
+            Outbound::Event(frame) => RawFrame::text(frame.bytes.clone()),
+            Outbound::Batch(frames) => RawFrame::text(encode_batch(frames)),
+            Outbound::Message(message) => RawFrame::text(message.to_json()),
+            Outbound::Close(code) => RawFrame::close(code.code(), code.reason()),
+        };
+        let size = frame.payload.len();
+        items.push(frame);
+        size
+    }
+
+    fn ping(&mut self) -> RawFrame {
+        RawFrame {
+            opcode: PING,
+            payload: Bytes::new(),
+        }
+    }
+
+    fn pong(&mut self, payload: Bytes) -> Option<RawFrame> {
+        Some(RawFrame {
+            opcode: PONG,
+            payload,
+        })
+    }
+}
+
+/// The read half of the socket as tungstenite's stream: tungstenite reads
+/// client frames through it, and what it would write (its automatic pong
+/// and close replies) is discarded, since the session answers those on
+/// the write half, between whole frames.
+pub(crate) struct ReadOnly<R>(pub(crate) R);
+
+impl<R: AsyncRead + Unpin> AsyncRead for ReadOnly<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl<R: Unpin> AsyncWrite for ReadOnly<R> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+
+    /// Frames written by [`RawSink`] as a tungstenite client reads them.
+    async fn read_back(frames: Vec<RawFrame>) -> Vec<Message> {
+        let (client, server) = tokio::io::duplex(1 << 20);
+        let mut sink = RawSink::new(server);
+        for frame in frames {
+            sink.feed(frame).await.unwrap();
+        }
+        sink.close().await.unwrap();
+        let mut ws =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let mut messages = Vec::new();
+        while let Some(Ok(message)) = futures_util::StreamExt::next(&mut ws).await {
+            messages.push(message);
+        }
+        messages
+    }
+
+    #[tokio::test]
+    async fn frames_of_every_length_class_read_back_as_sent() {
+        let sizes = [0usize, 1, 125, 126, 65_535, 65_536, 200_000];
+        let texts: Vec<String> = sizes.iter().map(|n| "x".repeat(*n)).collect();
+        let mut frames: Vec<RawFrame> = texts
+            .iter()
+            .map(|t| RawFrame::text(Bytes::from(t.clone())))
+            .collect();
+        frames.push(RawCodec.ping());
+        frames.extend(RawCodec.pong(Bytes::from_static(b"p")));
+        frames.push(RawFrame::close(4008, "slow consumer"));
+        let messages = read_back(frames).await;
+        for (message, text) in messages.iter().zip(&texts) {
+            assert_eq!(message, &Message::text(text.clone()));
+        }
+        assert_eq!(messages[sizes.len()], Message::Ping(Bytes::new()));
+        assert_eq!(
+            messages[sizes.len() + 1],
+            Message::Pong(Bytes::from_static(b"p"))
+        );
+        match &messages[sizes.len() + 2] {
+            Message::Close(Some(close)) => {
+                assert_eq!(u16::from(close.code), 4008);
+                assert_eq!(close.reason.as_str(), "slow consumer");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A writer that takes at most `step` bytes per call.
+    struct Trickle {
+        out: Vec<u8>,
+        step: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let this = self.get_mut();
+            let n = buf.len().min(this.step);
+            this.out.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn partial_writes_resume_mid_header_and_mid_payload() {
+        let payloads = ["a", &"b".repeat(300), "c"];
+        for step in [1, 3, 7, 64] {
+            let mut sink = RawSink::new(Trickle {
+                out: Vec::new(),
+                step,
+            });
+            for p in payloads {
+                sink.feed(RawFrame::text(Bytes::from(p.to_owned())))
+                    .await
+                    .unwrap();
+            }
+            sink.flush().await.unwrap();
+            let mut expected = Vec::new();
+            for p in payloads {
+                let header = Header::new(TEXT, p.len());
+                expected.extend_from_slice(&header.bytes[..header.len as usize]);
+                expected.extend_from_slice(p.as_bytes());
+            }
+            assert_eq!(sink.io.out, expected, "step {step}");
+            assert_eq!(sink.buffered, 0);
+        }
+    }
+}
