@@ -33,6 +33,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "tickcast_delivery_dropped_low_total",
     "tickcast_delivery_dropped_medium_total",
     "tickcast_delivery_slow_consumer_closes_total",
+    "tickcast_delivery_write_timeouts_total",
     "tickcast_latency_seconds",
     "tickcast_latency_samples_total",
     "tickcast_ingest_accepted_total",
@@ -105,6 +106,7 @@ impl MetricsExporter {
             counter!("tickcast_delivery_dropped_medium_total").absolute(d.dropped_medium);
             counter!("tickcast_delivery_slow_consumer_closes_total")
                 .absolute(d.slow_consumer_closes);
+            counter!("tickcast_delivery_write_timeouts_total").absolute(d.write_timeouts);
 
             let l = &stats.latency;
             for (layer, summary) in [
@@ -228,6 +230,10 @@ fn describe_all() {
     describe_counter!(
         "tickcast_delivery_slow_consumer_closes_total",
         "Connections closed as slow consumers (4008)."
+    );
+    describe_counter!(
+        "tickcast_delivery_write_timeouts_total",
+        "Connections dropped because their socket took no data for http.write_timeout_ms."
     );
     describe_gauge!("tickcast_latency_seconds", Unit::Seconds, "Latency quantiles per layer (index, route, fanout, publish, queue); quantile 1 is the maximum.");
     describe_counter!(

@@ -103,6 +103,7 @@ async fn a_websocket_client_that_never_reads_is_dropped_at_the_write_deadline() 
 
     publish_until_released(&server).await;
     assert_closed(ws).await;
+    assert_eq!(server.stats().await["delivery"]["write_timeouts"], 1);
     server.stop().await;
 }
 
@@ -123,5 +124,6 @@ async fn an_sse_client_that_never_reads_is_dropped_at_the_write_deadline() {
 
     publish_until_released(&server).await;
     assert_closed(sse).await;
+    assert_eq!(server.stats().await["delivery"]["write_timeouts"], 1);
     server.stop().await;
 }

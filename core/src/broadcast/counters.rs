@@ -30,6 +30,9 @@ pub struct DeliveryCounters {
     pub dropped_medium: AtomicU64,
     /// Connections closed with 4008.
     pub slow_consumer_closes: AtomicU64,
+    /// Connections dropped because their socket took no data for the
+    /// write timeout.
+    pub write_timeouts: AtomicU64,
     /// Time from acceptance by the hub to hand-off to the transport.
     pub queue_latency: LatencyHistogram,
 }
@@ -53,6 +56,7 @@ impl DeliveryCounters {
             dropped_low: get(&self.dropped_low),
             dropped_medium: get(&self.dropped_medium),
             slow_consumer_closes: get(&self.slow_consumer_closes),
+            write_timeouts: get(&self.write_timeouts),
         }
     }
 }
@@ -80,4 +84,6 @@ pub struct DeliveryCounts {
     pub dropped_medium: u64,
     /// Connections closed as slow consumers.
     pub slow_consumer_closes: u64,
+    /// Connections dropped at the write deadline.
+    pub write_timeouts: u64,
 }

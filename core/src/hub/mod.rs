@@ -408,6 +408,11 @@ impl Hub {
         self.inner.broadcaster.connection_count()
     }
 
+    /// Counts a connection dropped at the write deadline (by its session).
+    pub(crate) fn count_write_timeout(&self) {
+        DeliveryCounters::add(&self.inner.counters.write_timeouts, 1);
+    }
+
     /// True after [`Hub::shutdown`].
     pub fn is_shut_down(&self) -> bool {
         self.inner.closed.load(Ordering::Acquire)

@@ -140,6 +140,7 @@ where
     .await;
     match end {
         SessionEnd::WriteTimeout => {
+            handle.hub().count_write_timeout();
             if let Some(abort) = &transport.abort {
                 abort.abort();
             }

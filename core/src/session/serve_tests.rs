@@ -111,6 +111,7 @@ async fn a_socket_that_takes_nothing_is_dropped_at_the_write_deadline() {
     let end = serve(opened, transport, &config).await;
     assert_eq!(end, SessionEnd::WriteTimeout);
     assert!(abort.is_aborted());
+    assert_eq!(hub.stats().delivery.write_timeouts, 1);
     assert_eq!(hub.connection_count(), 0);
     assert!(socket.written().is_empty());
 }
