@@ -30,6 +30,13 @@ impl Config {
         HubConfig {
             queue: QueueSettings {
                 capacity: d.queue_capacity,
+                capacity_bytes: d.queue_capacity_bytes,
+                message_capacity: d.message_capacity,
+                message_capacity_bytes: d.message_capacity_bytes,
+                // One full replay of the history must fit, or a client
+                // resuming from its oldest event is closed on every try.
+                replay_capacity: d.replay_capacity.unwrap_or(self.history.capacity).max(1),
+                replay_capacity_bytes: d.replay_capacity_bytes,
                 batch_window: Duration::from_millis(d.batch_window_ms),
                 max_batch: d.max_batch,
                 max_batch_bytes: d.max_batch_bytes,

@@ -97,6 +97,7 @@ fn collect(prefix: &str, value: &Value, keys: &mut BTreeMap<String, KeyKind>) {
 /// Fields that always serialize need nothing.
 pub(crate) fn populated() -> Config {
     let mut config = Config::default();
+    config.delivery.replay_capacity = Some(0);
     config.auth.jwt_secret = Some(String::new());
     config.auth.jwt_public_key_file = Some(PathBuf::new());
     config.api.key = Some(String::new());

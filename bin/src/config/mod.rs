@@ -109,6 +109,21 @@ pub struct DeliverySection {
     pub max_batch_bytes: usize,
     /// Events one connection's queue holds.
     pub queue_capacity: usize,
+    /// Event frame bytes one connection's queue holds (the same
+    /// slow-consumer policy as `queue_capacity`).
+    pub queue_capacity_bytes: usize,
+    /// Protocol messages (`subscribed`, `pong`, `error`, ...) waiting for
+    /// one connection; a client past it is closed 4008.
+    pub message_capacity: usize,
+    /// Their bytes, as encoded JSON; a client past it is closed 4008.
+    pub message_capacity_bytes: usize,
+    /// History events waiting to be replayed to one connection, all its
+    /// subscriptions together; a client past it is closed 4008. Unset:
+    /// `history.capacity`, so that one full replay always fits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_capacity: Option<usize>,
+    /// Their frame bytes; a client past it is closed 4008.
+    pub replay_capacity_bytes: usize,
     /// Events per second per user; 0 = off.
     pub rate_limit_per_user: u32,
 }
@@ -120,6 +135,11 @@ impl Default for DeliverySection {
             max_batch: 50,
             max_batch_bytes: 64 * 1024,
             queue_capacity: 4096,
+            queue_capacity_bytes: 16 << 20,
+            message_capacity: 4096,
+            message_capacity_bytes: 256 << 10,
+            replay_capacity: None,
+            replay_capacity_bytes: 64 << 20,
             rate_limit_per_user: 100,
         }
     }

@@ -82,6 +82,11 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.delivery.max_batch, 50);
     assert_eq!(config.delivery.max_batch_bytes, 65536);
     assert_eq!(config.delivery.queue_capacity, 4096);
+    assert_eq!(config.delivery.queue_capacity_bytes, 16 << 20);
+    assert_eq!(config.delivery.message_capacity, 4096);
+    assert_eq!(config.delivery.message_capacity_bytes, 256 << 10);
+    assert_eq!(config.delivery.replay_capacity, None);
+    assert_eq!(config.delivery.replay_capacity_bytes, 64 << 20);
     assert_eq!(config.delivery.rate_limit_per_user, 100);
     assert_eq!(config.limits.max_frame_bytes, 65536);
     assert_eq!(config.limits.max_subscriptions_per_connection, 64);
@@ -112,6 +117,11 @@ fn hub_config_follows_every_engine_key() {
         max_batch = 7
         max_batch_bytes = 1000
         queue_capacity = 9
+        queue_capacity_bytes = 10
+        message_capacity = 11
+        message_capacity_bytes = 12
+        replay_capacity = 13
+        replay_capacity_bytes = 14
         rate_limit_per_user = 0
         [limits]
         max_subscriptions_per_connection = 3
@@ -133,6 +143,11 @@ fn hub_config_follows_every_engine_key() {
     assert_eq!(hub.queue.max_batch, 7);
     assert_eq!(hub.queue.max_batch_bytes, 1000);
     assert_eq!(hub.queue.capacity, 9);
+    assert_eq!(hub.queue.capacity_bytes, 10);
+    assert_eq!(hub.queue.message_capacity, 11);
+    assert_eq!(hub.queue.message_capacity_bytes, 12);
+    assert_eq!(hub.queue.replay_capacity, 13);
+    assert_eq!(hub.queue.replay_capacity_bytes, 14);
     assert_eq!(hub.rate_limit_per_user, 0);
     assert_eq!(hub.limits.max_subscriptions_per_connection, 3);
     assert_eq!(hub.limits.max_connections_per_user, 2);
@@ -375,6 +390,18 @@ fn a_missing_config_file_is_an_error() {
 }
 
 #[test]
+fn the_replay_bound_follows_the_history_unless_set() {
+    let file = TempFile::new("replay", "[history]\ncapacity = 250000\n");
+    let config = load_with(Some(file.path()), &[], Overrides::default()).unwrap();
+    assert_eq!(config.hub_config().queue.replay_capacity, 250_000);
+    let file = TempFile::new("no-history", "[history]\ncapacity = 0\n");
+    let config = load_with(Some(file.path()), &[], Overrides::default()).unwrap();
+    assert_eq!(config.hub_config().queue.replay_capacity, 1);
+    let config = load_env(&[("TICKCAST_DELIVERY__REPLAY_CAPACITY", "7")]).config;
+    assert_eq!(config.hub_config().queue.replay_capacity, 7);
+}
+
+#[test]
 fn invalid_values_name_their_key() {
     let file = TempFile::new(
         "invalid",
@@ -383,6 +410,11 @@ fn invalid_values_name_their_key() {
         [delivery]
         max_batch = 0
         queue_capacity = 0
+        queue_capacity_bytes = 0
+        message_capacity = 0
+        message_capacity_bytes = 0
+        replay_capacity = 0
+        replay_capacity_bytes = 0
         batch_window_ms = 600000
         [limits]
         max_publish_bytes = 0
@@ -404,6 +436,11 @@ fn invalid_values_name_their_key() {
         "`listen`",
         "`delivery.max_batch`",
         "`delivery.queue_capacity`",
+        "`delivery.queue_capacity_bytes`",
+        "`delivery.message_capacity`",
+        "`delivery.message_capacity_bytes`",
+        "`delivery.replay_capacity`",
+        "`delivery.replay_capacity_bytes`",
         "`delivery.batch_window_ms`",
         "`limits.max_publish_bytes`",
         "`history.max_age_s`",

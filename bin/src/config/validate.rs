@@ -110,6 +110,25 @@ impl Config {
         checks.at_least("delivery.max_batch", d.max_batch as u64, 1);
         checks.at_least("delivery.max_batch_bytes", d.max_batch_bytes as u64, 1);
         checks.at_least("delivery.queue_capacity", d.queue_capacity as u64, 1);
+        checks.at_least(
+            "delivery.queue_capacity_bytes",
+            d.queue_capacity_bytes as u64,
+            1,
+        );
+        checks.at_least("delivery.message_capacity", d.message_capacity as u64, 1);
+        checks.at_least(
+            "delivery.message_capacity_bytes",
+            d.message_capacity_bytes as u64,
+            1,
+        );
+        if let Some(replay) = d.replay_capacity {
+            checks.at_least("delivery.replay_capacity", replay as u64, 1);
+        }
+        checks.at_least(
+            "delivery.replay_capacity_bytes",
+            d.replay_capacity_bytes as u64,
+            1,
+        );
 
         let l = &self.limits;
         checks.at_least("limits.max_frame_bytes", l.max_frame_bytes as u64, 1);

@@ -74,6 +74,36 @@ impl PreparedEvent {
         out.put_slice(&self.tail);
         out.freeze()
     }
+
+    /// The length of [`frame_for(subs)`](Self::frame_for), without
+    /// building it: what a queue counts for a frame it has yet to build.
+    pub fn frame_len(&self, subs: &[SubId]) -> usize {
+        let ids = subs
+            .iter()
+            .fold(0usize, |sum, id| sum.saturating_add(json_len(&**id)));
+        // Brackets and the commas between ids.
+        let punctuation = 2 + subs.len().saturating_sub(1);
+        (self.head.len() + self.tail.len() + punctuation).saturating_add(ids)
+    }
+}
+
+/// The length of `value` as JSON, counted without building the text.
+pub(super) fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Only a failing writer or a non-string map key can make serde_json
+    // fail; this writer never fails and these types have neither.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 fn write_subs(out: &mut BytesMut, subs: &[SubId]) {
@@ -187,6 +217,19 @@ mod tests {
         assert!(text.ends_with(
             r#""data":{"symbol":"AAPL","pattern":"Doji","confidence":0.85,"extra":{"k":[1]}}}"#
         ));
+    }
+
+    #[test]
+    fn frame_len_is_the_length_of_the_frame() {
+        let p = prepared();
+        let cases: [&[SubId]; 3] = [
+            &[],
+            &["s1".into()],
+            &["s1".into(), "a\"b\\c\n\u{1}é".into(), "".into()],
+        ];
+        for subs in cases {
+            assert_eq!(p.frame_len(subs), p.frame_for(subs).len(), "{subs:?}");
+        }
     }
 
     #[test]

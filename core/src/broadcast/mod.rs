@@ -8,12 +8,16 @@ mod counters;
 mod frame;
 mod queue;
 mod rate;
+mod settings;
+mod state;
 
 pub use broadcaster::{Broadcaster, ShardedBroadcaster, WakeList};
 pub use counters::{DeliveryCounters, DeliveryCounts};
 pub use frame::{encode_batch, EventFrame, FrameEncoder, PreparedEvent};
-pub use queue::{ConnectionQueue, FrameReceiver, Outbound, PushOutcome, QueueSettings, Urgency};
+pub use queue::{ConnectionQueue, FrameReceiver, Outbound, PushOutcome, Urgency};
 pub use rate::RateLimiter;
+pub use settings::QueueSettings;
+pub use state::Held;
 
 #[cfg(test)]
 mod queue_tests;

@@ -8,51 +8,33 @@
 //! batch of the rest (higher priority first, then offset). Batching,
 //! conflation and the slow-consumer policy all live here, behind one lock
 //! per connection, so one connection never waits on another.
+//!
+//! Every part is bounded in items and bytes ([`QueueSettings`]): events
+//! past their bounds go by the slow-consumer policy (drop low, then
+//! medium; close 4008 rather than drop high or critical), and a client
+//! whose protocol messages or replay pass theirs is closed 4008 at once,
+//! all it held freed: those grow only with what the client itself sends.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use parking_lot::Mutex;
-use rustc_hash::FxHashMap;
 use tokio::sync::Notify;
 
 use super::counters::DeliveryCounters;
-use super::frame::{EventFrame, PreparedEvent};
+use super::frame::{json_len, EventFrame, PreparedEvent};
 use super::rate::RateLimiter;
-use crate::model::{Offset, Priority, SubId, Tier};
+use super::settings::QueueSettings;
+use super::state::{ConflationKey, Held, State};
+use crate::model::{Priority, SubId};
 use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
 
 /// Longest an event is held for rate-limit quota (latest wins per key);
 /// beyond it, the event is dropped with a `dropped` notice.
 const MAX_CONFLATION_WAIT: Duration = Duration::from_secs(1);
-
-/// Batching and capacity settings of a queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueSettings {
-    /// Most events held (urgent, batched and conflated together).
-    pub capacity: usize,
-    /// How long the first batched event may wait for company; zero sends
-    /// whatever is queued whenever the writer is ready.
-    pub batch_window: Duration,
-    /// Most events in one batch frame.
-    pub max_batch: usize,
-    /// Most event bytes in one batch frame (at least one event per batch).
-    pub max_batch_bytes: usize,
-}
-
-impl Default for QueueSettings {
-    fn default() -> Self {
-        Self {
-            capacity: 4096,
-            batch_window: Duration::from_millis(100),
-            max_batch: 50,
-            max_batch_bytes: 64 * 1024,
-        }
-    }
-}
 
 /// What a transport writes next.
 #[derive(Debug, Clone)]
@@ -90,71 +72,6 @@ pub enum PushOutcome {
     SlowConsumer,
     /// The connection is closed; nothing was queued.
     Closed,
-}
-
-type ConflationKey = (Box<str>, Box<str>, Tier);
-
-#[derive(Default)]
-struct State {
-    messages: VecDeque<ServerMessage>,
-    replay: VecDeque<(Arc<PreparedEvent>, SubId)>,
-    urgent: VecDeque<EventFrame>,
-    /// Low, medium, high; each in offset order.
-    lanes: [VecDeque<EventFrame>; 3],
-    lane_bytes: usize,
-    /// Rate-limited events waiting for the limit, by offset, one per key.
-    conflated: BTreeMap<Offset, EventFrame>,
-    conflated_keys: FxHashMap<ConflationKey, Offset>,
-    /// Events dropped since the last notice, and the resume point.
-    dropped: Option<(u64, Offset)>,
-    /// When the oldest batched event was queued (the batch window's start).
-    oldest_batched: Option<Instant>,
-    /// Set when closing: drain first (shutdown) or not.
-    close: Option<(CloseCode, bool)>,
-    /// The receiver emitted `Close` or was dropped.
-    finished: bool,
-}
-
-impl State {
-    fn len(&self) -> usize {
-        self.urgent.len()
-            + self.lanes.iter().map(VecDeque::len).sum::<usize>()
-            + self.conflated.len()
-    }
-
-    fn note_drop(&mut self, offset: Offset) {
-        let (count, since) = self.dropped.get_or_insert((0, offset.predecessor()));
-        *count += 1;
-        *since = (*since).min(offset.predecessor());
-    }
-
-    fn push_lane(&mut self, frame: EventFrame) {
-        let lane = frame.priority().index().min(2);
-        self.lane_bytes += frame.bytes.len();
-        self.oldest_batched.get_or_insert_with(Instant::now);
-        self.lanes[lane].push_back(frame);
-    }
-
-    fn pop_lane_front(&mut self, lane: usize) -> Option<EventFrame> {
-        let frame = self.lanes[lane].pop_front()?;
-        self.lane_bytes -= frame.bytes.len();
-        Some(frame)
-    }
-
-    fn batched_len(&self) -> usize {
-        self.lanes.iter().map(VecDeque::len).sum()
-    }
-
-    /// Gives back the memory of a burst: an idle connection should not keep
-    /// the capacity its busiest moment needed.
-    fn shrink_if_idle(&mut self) {
-        const KEEP: usize = 16;
-        for lane in &mut self.lanes {
-            if lane.is_empty() && lane.capacity() > KEEP * 4 {
-                lane.shrink_to(KEEP);
-            }
-        }
-    }
 }
 
 /// One connection's outbound queue.
@@ -204,21 +121,19 @@ impl ConnectionQueue {
     /// Queues one event frame without waking the writer: a burst of events
     /// then goes out in one write, after one [`wake`](Self::wake).
     pub fn push_quiet(&self, frame: EventFrame, urgency: Urgency) -> PushOutcome {
-        {
-            let mut state = self.state.lock();
-            if state.close.is_some() || state.finished {
-                return PushOutcome::Closed;
-            }
-            if urgency == Urgency::Normal && frame.priority() != Priority::Critical {
-                self.push_normal(&mut state, frame)
-            } else {
-                match self.admit(&mut state, &frame) {
-                    Ok(()) => {
-                        state.urgent.push_back(frame);
-                        PushOutcome::Queued
-                    }
-                    Err(refused) => refused,
+        let mut state = self.state.lock();
+        if state.close.is_some() || state.finished {
+            return PushOutcome::Closed;
+        }
+        if urgency == Urgency::Normal && frame.priority() != Priority::Critical {
+            self.push_normal(&mut state, frame)
+        } else {
+            match self.admit(&mut state, &frame) {
+                Ok(()) => {
+                    state.push_urgent(frame);
+                    PushOutcome::Queued
                 }
+                Err(refused) => refused,
             }
         }
     }
@@ -236,21 +151,22 @@ impl ConnectionQueue {
                 return PushOutcome::Dropped;
             };
             let key: ConflationKey = (symbol.into(), pattern.into(), tier);
-            if let Some(old) = state.conflated_keys.insert(key, frame.offset()) {
-                state.conflated.remove(&old);
+            // The newer event takes the older one's place, and is admitted
+            // like any other: the older one may have been smaller.
+            if state.supersede(&key) {
                 DeliveryCounters::add(&self.counters.conflated, 1);
-            } else if let Err(refused) = self.admit(state, &frame) {
+            }
+            if let Err(refused) = self.admit(state, &frame) {
                 return refused;
             }
-            state.conflated.insert(frame.offset(), frame);
+            state.hold(key, frame);
             return PushOutcome::Conflated;
         }
         if let Some((symbol, pattern, tier)) = key {
             // A newer event supersedes one still held for the same key.
-            if !state.conflated.is_empty() {
+            if state.has_held() {
                 let key: ConflationKey = (symbol.into(), pattern.into(), tier);
-                if let Some(old) = state.conflated_keys.remove(&key) {
-                    state.conflated.remove(&old);
+                if state.supersede(&key) {
                     DeliveryCounters::add(&self.counters.conflated, 1);
                 }
             }
@@ -267,7 +183,7 @@ impl ConnectionQueue {
     /// Makes room for `frame` under the slow-consumer policy, or says why
     /// it cannot be queued.
     fn admit(&self, state: &mut State, frame: &EventFrame) -> Result<(), PushOutcome> {
-        match self.make_room(state, frame.priority()) {
+        match self.make_room(state, frame.priority(), frame.bytes.len()) {
             Some(()) => Ok(()),
             None if state.close.is_some() => Err(PushOutcome::SlowConsumer),
             None => {
@@ -278,28 +194,41 @@ impl ConnectionQueue {
         }
     }
 
-    /// Frees a slot for an event of `incoming` priority when the queue is
-    /// full: drops the oldest low event, then the oldest medium one. When
-    /// only more important events are queued, a low or medium incoming
-    /// event is refused (`None`), and a high or critical one closes the
-    /// connection as a slow consumer.
-    fn make_room(&self, state: &mut State, incoming: Priority) -> Option<()> {
-        if state.len() < self.settings.capacity {
+    /// Frees room for an event of `incoming` priority and `size` bytes when
+    /// the queue is full (in events or in bytes): drops the oldest low
+    /// events, then the oldest medium ones, as many as it takes. When even
+    /// dropping every less important event would not make room, a low or
+    /// medium incoming event is refused (`None`) and nothing is dropped for
+    /// it, and a high or critical one closes the connection as a slow
+    /// consumer.
+    fn make_room(&self, state: &mut State, incoming: Priority, size: usize) -> Option<()> {
+        let settings = &self.settings;
+        if state.event_fits(size, settings) {
             return Some(());
         }
-        for lane in [Priority::Low, Priority::Medium] {
-            if incoming <= lane {
-                // The incoming event is no more important than what would go.
-                return None;
+        let victims = [Priority::Low, Priority::Medium]
+            .into_iter()
+            .filter(|lane| *lane < incoming);
+        let freeable = victims.clone().fold((0, 0), |(n, b), lane| {
+            let (len, bytes) = state.lane_weight(lane.index());
+            (n + len, b + bytes)
+        });
+        if !state.event_fits_without(freeable, size, settings) {
+            if incoming >= Priority::High {
+                self.close_slow_consumer(state);
             }
-            if let Some(victim) = state.pop_lane_front(lane.index()) {
+            return None;
+        }
+        for lane in victims {
+            while !state.event_fits(size, settings) {
+                let Some(victim) = state.pop_lane_front(lane.index()) else {
+                    break;
+                };
                 self.count_drop(lane);
                 state.note_drop(victim.offset());
-                return Some(());
             }
         }
-        self.close_slow_consumer(state);
-        None
+        Some(())
     }
 
     fn count_drop(&self, priority: Priority) {
@@ -310,53 +239,72 @@ impl ConnectionQueue {
         DeliveryCounters::add(counter, 1);
     }
 
+    /// Closes with 4008: everything held is freed now, and the client's
+    /// last message is the `slow_consumer` error.
     fn close_slow_consumer(&self, state: &mut State) {
         DeliveryCounters::add(&self.counters.slow_consumer_closes, 1);
-        Self::close_locked(state, CloseCode::SlowConsumer);
-        state.messages.push_back(ServerMessage::error(
+        state.release(CloseCode::SlowConsumer);
+        state.push_final_message(ServerMessage::error(
             ErrorCode::SlowConsumer,
             "the connection does not read fast enough",
             None,
         ));
     }
 
-    fn close_locked(state: &mut State, code: CloseCode) {
-        state.urgent.clear();
-        state.lanes.iter_mut().for_each(VecDeque::clear);
-        state.lane_bytes = 0;
-        state.replay.clear();
-        state.conflated.clear();
-        state.conflated_keys.clear();
-        state.dropped = None;
-        state.messages.clear();
-        state.close = Some((code, false));
-    }
-
-    /// Queues a protocol message; it goes out before any event.
+    /// Queues a protocol message; it goes out before any event. A client
+    /// that lets messages pile up past the bounds
+    /// ([`QueueSettings::message_capacity`] and
+    /// [`message_capacity_bytes`](QueueSettings::message_capacity_bytes))
+    /// is closed as a slow consumer (4008).
     pub fn push_message(&self, message: ServerMessage) {
+        // Measured outside the lock: a `pong` may echo a large `ts`.
+        let size = json_len(&message);
         {
             let mut state = self.state.lock();
             if state.close.is_some() || state.finished {
                 return;
             }
-            state.messages.push_back(message);
+            if state.message_fits(size, &self.settings) {
+                state.push_message(message, size);
+            } else {
+                self.close_slow_consumer(&mut state);
+            }
         }
         self.notify.notify_one();
     }
 
     /// Queues history events to replay for subscription `sub`, in offset
-    /// order, ahead of live events.
+    /// order, ahead of live events, in place of any replay still pending
+    /// for `sub` (a subscription replaced has no use for its old replay).
+    /// When the pending replays of all subscriptions would pass the bounds
+    /// ([`QueueSettings::replay_capacity`] and
+    /// [`replay_capacity_bytes`](QueueSettings::replay_capacity_bytes)), the
+    /// connection is closed as a slow consumer (4008).
     pub fn push_replay(&self, events: impl IntoIterator<Item = Arc<PreparedEvent>>, sub: &SubId) {
         {
             let mut state = self.state.lock();
             if state.close.is_some() || state.finished {
                 return;
             }
-            state
-                .replay
-                .extend(events.into_iter().map(|e| (e, sub.clone())));
+            state.drop_replay(sub);
+            for event in events {
+                if !state.push_replay(event, sub, &self.settings) {
+                    self.close_slow_consumer(&mut state);
+                    break;
+                }
+            }
         }
         self.notify.notify_one();
+    }
+
+    /// Drops the replay still pending for subscription `sub` (it was
+    /// unsubscribed or replaced without `since`); other subscriptions'
+    /// replays are kept in order.
+    pub fn drop_replay(&self, sub: &str) {
+        let mut state = self.state.lock();
+        if state.close.is_none() && !state.finished {
+            state.drop_replay(sub);
+        }
     }
 
     /// Closes at once: pending events are discarded, `message` (if any) is
@@ -367,8 +315,10 @@ impl ConnectionQueue {
             if state.close.is_some() || state.finished {
                 return;
             }
-            Self::close_locked(&mut state, code);
-            state.messages.extend(message);
+            state.release(code);
+            if let Some(message) = message {
+                state.push_final_message(message);
+            }
         }
         self.notify.notify_one();
     }
@@ -393,12 +343,17 @@ impl ConnectionQueue {
 
     /// Events held right now.
     pub fn len(&self) -> usize {
-        self.state.lock().len()
+        self.state.lock().event_len()
     }
 
     /// True when no event is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Everything held right now, in items and bytes.
+    pub fn held(&self) -> Held {
+        self.state.lock().held()
     }
 }
 
@@ -461,7 +416,7 @@ impl FrameReceiver {
         if state.finished {
             return Step::Finished;
         }
-        if let Some(message) = state.messages.pop_front() {
+        if let Some(message) = state.pop_message() {
             self.ready.push_back(Outbound::Message(message));
             return Step::Emit;
         }
@@ -470,7 +425,7 @@ impl FrameReceiver {
             return Step::Emit;
         }
         let limit_wait = self.release_conflated(&mut state);
-        if let Some(frame) = state.urgent.pop_front() {
+        if let Some(frame) = state.pop_urgent() {
             self.delivered(std::slice::from_ref(&frame));
             self.ready.push_back(Outbound::Event(frame));
             return Step::Emit;
@@ -484,7 +439,7 @@ impl FrameReceiver {
         if state.batched_len() > 0 {
             let due = state.oldest_batched.map(|t| t + q.settings.batch_window);
             let full = state.batched_len() >= q.settings.max_batch
-                || state.lane_bytes >= q.settings.max_batch_bytes;
+                || state.batched_bytes() >= q.settings.max_batch_bytes;
             if draining || full || due.is_none_or(|d| d <= Instant::now()) {
                 let batch = self.take_batch(&mut state);
                 self.ready.push_back(batch);
@@ -492,10 +447,7 @@ impl FrameReceiver {
             }
             return Step::Wait(earliest(due, limit_wait));
         }
-        if let Some((code, _)) = state
-            .close
-            .filter(|(_, drain)| !drain || state.conflated.is_empty())
-        {
+        if let Some((code, _)) = state.close.filter(|(_, drain)| !drain || !state.has_held()) {
             state.finished = true;
             self.ready.push_back(Outbound::Close(code));
             return Step::Emit;
@@ -504,13 +456,12 @@ impl FrameReceiver {
     }
 
     fn replay_batch(&self, state: &mut State) -> Option<Outbound> {
-        if state.replay.is_empty() {
+        if !state.has_replay() {
             return None;
         }
-        let n = state.replay.len().min(self.queue.settings.max_batch.max(1));
-        let frames: Vec<EventFrame> = state
-            .replay
-            .drain(..n)
+        let n = self.queue.settings.max_batch.max(1);
+        let frames: Vec<EventFrame> = std::iter::from_fn(|| state.pop_replay())
+            .take(n)
             .map(|(prepared, sub)| EventFrame {
                 bytes: prepared.frame_for(std::slice::from_ref(&sub)),
                 prepared,
@@ -524,17 +475,13 @@ impl FrameReceiver {
     /// lanes; returns when to look again if some must still wait.
     fn release_conflated(&self, state: &mut State) -> Option<Instant> {
         let limiter = self.queue.limiter.as_ref()?;
-        while let Some(entry) = state.conflated.first_entry() {
+        while state.has_held() {
             if let Err(wait) = limiter.check() {
                 return Some(Instant::now() + wait);
             }
-            let frame = entry.remove();
-            if let Some((s, p, t)) = frame.prepared.event.conflation_key() {
-                state
-                    .conflated_keys
-                    .remove(&(Box::from(s), Box::from(p), t));
+            if let Some(frame) = state.take_oldest_held() {
+                state.push_lane(frame);
             }
-            state.push_lane(frame);
         }
         None
     }
@@ -546,7 +493,7 @@ impl FrameReceiver {
         let mut frames = Vec::new();
         let mut bytes = 0;
         'lanes: for lane in (0..3).rev() {
-            while let Some(front) = state.lanes[lane].front() {
+            while let Some(front) = state.lane_front(lane) {
                 let size = front.bytes.len();
                 let over = frames.len() >= settings.max_batch
                     || (!frames.is_empty() && bytes + size > settings.max_batch_bytes);
@@ -609,6 +556,6 @@ impl Drop for FrameReceiver {
     fn drop(&mut self) {
         let mut state = self.queue.state.lock();
         state.finished = true;
-        ConnectionQueue::close_locked(&mut state, CloseCode::GoingAway);
+        state.release(CloseCode::GoingAway);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::*;
-use crate::model::{Event, Offset};
+use crate::model::{Event, Offset, SubId};
 use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
 
 fn frame(seq: u64, json: &str) -> EventFrame {
@@ -304,4 +304,520 @@ async fn a_dropped_receiver_closes_the_queue() {
         PushOutcome::Closed
     );
     assert!(q.is_empty());
+}
+
+// Bounds: every part of the queue is bounded in items and bytes.
+
+/// An event of exactly `total` frame bytes (health events have no
+/// conflation key).
+fn sized(seq: u64, priority: &str, total: usize) -> EventFrame {
+    let padded = |pad: usize| {
+        frame(
+            seq,
+            &format!(
+                r#"{{"event_type":"system_health","priority":"{priority}","pad":"{}"}}"#,
+                "x".repeat(pad)
+            ),
+        )
+    };
+    let base = padded(0).bytes.len();
+    assert!(total >= base, "{total} < {base}");
+    let f = padded(total - base);
+    assert_eq!(f.bytes.len(), total);
+    f
+}
+
+fn pong(ts_chars: usize) -> ServerMessage {
+    ServerMessage::Pong {
+        ts: Some(serde_json::Value::String("t".repeat(ts_chars))),
+    }
+}
+
+/// Reads everything available; fails on a batch window wait.
+fn drain(rx: &mut FrameReceiver) -> Vec<Outbound> {
+    std::iter::from_fn(|| rx.try_recv()).collect()
+}
+
+/// The last two items are the `slow_consumer` error and close 4008.
+fn assert_closed_slow(out: &[Outbound]) {
+    match out {
+        [.., Outbound::Message(ServerMessage::Error { code, .. }), Outbound::Close(close)] => {
+            assert_eq!(*code, ErrorCode::SlowConsumer);
+            assert_eq!(*close, CloseCode::SlowConsumer);
+        }
+        other => panic!("not closed as a slow consumer: {other:?}"),
+    }
+}
+
+/// Nothing held but the final `slow_consumer` error.
+fn assert_freed(q: &ConnectionQueue) {
+    let held = q.held();
+    assert_eq!(
+        (
+            held.events,
+            held.event_bytes,
+            held.replay,
+            held.replay_bytes
+        ),
+        (0, 0, 0, 0),
+        "{held:?}"
+    );
+    assert_eq!(held.messages, 1, "{held:?}");
+}
+
+#[tokio::test]
+async fn messages_past_the_item_bound_close_4008_and_free_everything() {
+    let settings = QueueSettings {
+        message_capacity: 3,
+        ..no_window()
+    };
+    let (q, mut rx, counters) = queue(settings, None);
+    q.push(pattern(1, "A", "low"), Urgency::Normal);
+    q.push_replay([pattern(2, "A", "low").prepared], &"s1".into());
+    for _ in 0..3 {
+        q.push_message(pong(1));
+    }
+    assert!(!q.is_closed());
+    assert_eq!(q.held().messages, 3);
+    q.push_message(pong(1));
+    assert!(q.is_closed());
+    assert_eq!(counters.snapshot().slow_consumer_closes, 1);
+    assert_freed(&q);
+    // Nothing more is taken once closed.
+    q.push_message(pong(1));
+    q.push_replay([pattern(3, "A", "low").prepared], &"s1".into());
+    assert_freed(&q);
+    let out = drain(&mut rx);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_closed_slow(&out);
+    assert!(rx.recv().await.is_none());
+}
+
+#[test]
+fn messages_past_the_byte_bound_close_4008() {
+    let one = pong(1000).to_json().len();
+    let settings = QueueSettings {
+        message_capacity_bytes: 2 * one,
+        ..no_window()
+    };
+    let (q, mut rx, counters) = queue(settings, None);
+    q.push_message(pong(1000));
+    q.push_message(pong(1000));
+    assert_eq!(q.held().message_bytes, 2 * one, "counted as encoded");
+    assert!(!q.is_closed());
+    q.push_message(pong(1));
+    assert!(q.is_closed());
+    assert_eq!(counters.snapshot().slow_consumer_closes, 1);
+    assert_freed(&q);
+    assert_closed_slow(&drain(&mut rx));
+}
+
+#[test]
+fn one_message_larger_than_the_byte_bound_still_goes_out() {
+    let settings = QueueSettings {
+        message_capacity_bytes: 100,
+        ..no_window()
+    };
+    let (q, mut rx, _) = queue(settings, None);
+    q.push_message(pong(10_000));
+    assert!(!q.is_closed());
+    match rx.try_recv() {
+        Some(Outbound::Message(m)) => assert_eq!(m, pong(10_000)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(q.held(), Held::default(), "sent messages are uncounted");
+    // Once it is out, the next one is alone again.
+    q.push_message(pong(10_000));
+    assert!(!q.is_closed());
+    // But a second one behind it is too much.
+    q.push_message(pong(1));
+    assert!(q.is_closed());
+}
+
+#[test]
+fn replay_past_the_item_bound_closes_4008_and_frees_everything() {
+    let settings = QueueSettings {
+        replay_capacity: 5,
+        ..no_window()
+    };
+    let (q, mut rx, counters) = queue(settings, None);
+    let events = |range: std::ops::Range<u64>| -> Vec<_> {
+        range.map(|i| pattern(i, "A", "low").prepared).collect()
+    };
+    q.push_replay(events(10..15), &"s1".into());
+    assert!(!q.is_closed());
+    assert_eq!(q.held().replay, 5);
+    // A second subscription's replay does not fit beside the first.
+    q.push_replay(events(10..11), &"s2".into());
+    assert!(q.is_closed());
+    assert_eq!(counters.snapshot().slow_consumer_closes, 1);
+    assert_freed(&q);
+    let out = drain(&mut rx);
+    assert_eq!(out.len(), 2, "no replay goes out: {out:?}");
+    assert_closed_slow(&out);
+    assert_eq!(counters.snapshot().replayed, 0);
+}
+
+#[test]
+fn replay_past_the_byte_bound_closes_4008() {
+    let events: Vec<_> = (10..13).map(|i| pattern(i, "A", "low").prepared).collect();
+    let sub: SubId = "s1".into();
+    let cost = events[0].frame_len(std::slice::from_ref(&sub));
+    let settings = QueueSettings {
+        replay_capacity_bytes: 2 * cost,
+        ..no_window()
+    };
+    let (q, mut rx, _) = queue(settings, None);
+    q.push_replay(events[..2].iter().cloned(), &sub);
+    assert_eq!(q.held().replay_bytes, 2 * cost);
+    assert!(!q.is_closed());
+    q.push_replay(events.iter().cloned(), &"s2".into());
+    assert!(q.is_closed());
+    assert_freed(&q);
+    assert_closed_slow(&drain(&mut rx));
+}
+
+#[test]
+fn a_re_subscribe_replaces_the_pending_replay_of_its_id() {
+    // Room for exactly one replay: a thousand re-subscribes must fit.
+    let settings = QueueSettings {
+        replay_capacity: 10,
+        ..no_window()
+    };
+    let (q, mut rx, counters) = queue(settings, None);
+    let history: Vec<_> = (10..20).map(|i| pattern(i, "A", "low").prepared).collect();
+    let s1: SubId = "s1".into();
+    for _ in 0..1000 {
+        q.push_replay(history.iter().cloned(), &s1);
+    }
+    assert!(!q.is_closed());
+    let one = q.held();
+    assert_eq!(one.replay, 10);
+    assert_eq!(
+        one.replay_bytes,
+        history
+            .iter()
+            .map(|e| e.frame_len(std::slice::from_ref(&s1)))
+            .sum::<usize>()
+    );
+    // The last subscribe's replay, once, in offset order.
+    let got: Vec<u64> = drain(&mut rx).iter().flat_map(offsets).collect();
+    assert_eq!(got, (10..20).collect::<Vec<_>>());
+    assert_eq!(counters.snapshot().replayed, 10);
+    assert_eq!(q.held(), Held::default());
+}
+
+#[test]
+fn a_replacing_replay_keeps_the_other_subscriptions_in_order() {
+    let (q, mut rx, _) = queue(no_window(), None);
+    let events = |range: std::ops::Range<u64>| -> Vec<_> {
+        range.map(|i| pattern(i, "A", "low").prepared).collect()
+    };
+    q.push_replay(events(10..13), &"s1".into());
+    q.push_replay(events(20..23), &"s2".into());
+    q.push_replay(events(30..32), &"s1".into());
+    q.push_replay(events(40..42), &"s3".into());
+    q.drop_replay("s3");
+    let mut seen: Vec<(u64, serde_json::Value)> = Vec::new();
+    for out in drain(&mut rx) {
+        let frames = match out {
+            Outbound::Event(f) => vec![f],
+            Outbound::Batch(fs) => fs,
+            other => panic!("{other:?}"),
+        };
+        for f in frames {
+            let v: serde_json::Value = serde_json::from_slice(&f.bytes).unwrap();
+            seen.push((f.offset().minor, v["subs"].clone()));
+        }
+    }
+    let expected = [(20, "s2"), (21, "s2"), (22, "s2"), (30, "s1"), (31, "s1")];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(o, s)| (*o, serde_json::json!([s])))
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(q.held(), Held::default());
+}
+
+#[test]
+fn urgent_events_are_bounded_in_items() {
+    let settings = QueueSettings {
+        capacity: 2,
+        ..no_window()
+    };
+    let (q, mut rx, counters) = queue(settings, None);
+    // priority_first events of low priority are urgent but droppable.
+    assert_eq!(
+        q.push(pattern(1, "A", "low"), Urgency::Urgent),
+        PushOutcome::Queued
+    );
+    assert_eq!(
+        q.push(pattern(2, "A", "high"), Urgency::Urgent),
+        PushOutcome::Queued
+    );
+    assert_eq!(
+        q.push(pattern(3, "A", "low"), Urgency::Urgent),
+        PushOutcome::Dropped
+    );
+    assert_eq!(q.held().events, 2);
+    // Nothing batched to drop for a critical one: the connection goes.
+    assert_eq!(
+        q.push(pattern(4, "A", "critical"), Urgency::Normal),
+        PushOutcome::SlowConsumer
+    );
+    assert_eq!(counters.snapshot().slow_consumer_closes, 1);
+    assert_freed(&q);
+    let out = drain(&mut rx);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_closed_slow(&out);
+}
+
+#[test]
+fn urgent_events_are_bounded_in_bytes() {
+    let settings = QueueSettings {
+        capacity_bytes: 2000,
+        ..no_window()
+    };
+    let (q, mut rx, _) = queue(settings, None);
+    assert_eq!(
+        q.push(sized(11, "critical", 900), Urgency::Normal),
+        PushOutcome::Queued
+    );
+    assert_eq!(
+        q.push(sized(12, "critical", 900), Urgency::Normal),
+        PushOutcome::Queued
+    );
+    assert_eq!(q.held().event_bytes, 1800);
+    assert_eq!(
+        q.push(sized(13, "low", 300), Urgency::Urgent),
+        PushOutcome::Dropped,
+        "over the byte bound"
+    );
+    assert_eq!(
+        q.push(sized(14, "low", 200), Urgency::Urgent),
+        PushOutcome::Queued
+    );
+    assert_eq!(
+        q.push(sized(15, "critical", 300), Urgency::Normal),
+        PushOutcome::SlowConsumer
+    );
+    assert_freed(&q);
+    assert_closed_slow(&drain(&mut rx));
+}
+
+#[test]
+fn batched_events_past_the_byte_bound_drop_low_as_many_as_it_takes() {
+    let settings = QueueSettings {
+        capacity_bytes: 3000,
+        ..no_window()
+    };
+    let (q, mut rx, counters) = queue(settings, None);
+    for seq in 11..14 {
+        assert_eq!(
+            q.push_quiet(sized(seq, "low", 1000), Urgency::Normal),
+            PushOutcome::Queued
+        );
+    }
+    // 1,500 bytes of high: two low events make room.
+    assert_eq!(
+        q.push_quiet(sized(14, "high", 1500), Urgency::Normal),
+        PushOutcome::Queued
+    );
+    let held = q.held();
+    assert_eq!((held.events, held.event_bytes), (2, 2500));
+    assert_eq!(counters.snapshot().dropped_low, 2);
+    // A medium event that would not fit even with the last low event gone
+    // is refused, and the low event stays.
+    assert_eq!(
+        q.push_quiet(sized(15, "medium", 1600), Urgency::Normal),
+        PushOutcome::Dropped
+    );
+    let c = counters.snapshot();
+    assert_eq!((c.dropped_low, c.dropped_medium), (2, 1));
+    assert_eq!(q.held().events, 2);
+    let out = drain(&mut rx);
+    match &out[0] {
+        Outbound::Message(ServerMessage::Dropped { count, since }) => {
+            assert_eq!((*count, *since), (3, Offset::new(1, 10)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(offsets(&out[1]), vec![14, 13]);
+    assert_eq!(q.held(), Held::default());
+}
+
+#[test]
+fn a_high_event_that_no_drop_makes_room_for_closes_4008() {
+    let settings = QueueSettings {
+        capacity_bytes: 3000,
+        ..no_window()
+    };
+    let (q, mut rx, counters) = queue(settings, None);
+    q.push_quiet(sized(11, "low", 1000), Urgency::Normal);
+    q.push_quiet(sized(12, "high", 1500), Urgency::Normal);
+    // Dropping the low event would leave 1,500 + 1,600 > 3,000: the
+    // connection is closed rather than the low event dropped in vain.
+    assert_eq!(
+        q.push_quiet(sized(13, "high", 1600), Urgency::Normal),
+        PushOutcome::SlowConsumer
+    );
+    assert_eq!(counters.snapshot().dropped_low, 0);
+    assert_eq!(counters.snapshot().slow_consumer_closes, 1);
+    assert_freed(&q);
+    assert_closed_slow(&drain(&mut rx));
+}
+
+#[test]
+fn one_event_larger_than_the_byte_bound_still_goes_out() {
+    let settings = QueueSettings {
+        capacity_bytes: 500,
+        ..no_window()
+    };
+    let (q, mut rx, _) = queue(settings, None);
+    assert_eq!(
+        q.push(sized(11, "high", 2000), Urgency::Normal),
+        PushOutcome::Queued
+    );
+    assert_eq!(offsets(&rx.try_recv().unwrap()), vec![11]);
+    assert_eq!(q.held(), Held::default());
+}
+
+#[tokio::test]
+async fn events_held_for_the_rate_limit_stay_one_per_key_and_are_counted() {
+    let (q, mut rx, _) = queue(no_window(), Some(1));
+    assert_eq!(
+        q.push(pattern(1, "A", "low"), Urgency::Normal),
+        PushOutcome::Queued
+    );
+    let mut last = 0;
+    for seq in 2..200 {
+        assert_eq!(
+            q.push(pattern(seq, "A", "low"), Urgency::Normal),
+            PushOutcome::Conflated
+        );
+        last = seq;
+    }
+    let held = q.held();
+    // The first one queued, and the latest of the key held.
+    let expected = pattern(1, "A", "low").bytes.len() + pattern(last, "A", "low").bytes.len();
+    assert_eq!((held.events, held.event_bytes), (2, expected));
+    assert_eq!(offsets(&rx.recv().await.unwrap()), vec![1]);
+}
+
+/// One thing a client or a publisher can do to a queue.
+#[derive(Debug, Clone)]
+enum Op {
+    Event {
+        priority: u8,
+        urgent: bool,
+        pad: usize,
+    },
+    Message {
+        ts: usize,
+    },
+    Replay {
+        sub: u8,
+        events: usize,
+    },
+    DropReplay {
+        sub: u8,
+    },
+    Read {
+        items: usize,
+    },
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0u8..4, any::<bool>(), 0usize..600)
+            .prop_map(|(priority, urgent, pad)| Op::Event { priority, urgent, pad }),
+        2 => (0usize..400).prop_map(|ts| Op::Message { ts }),
+        2 => (0u8..3, 0usize..12).prop_map(|(sub, events)| Op::Replay { sub, events }),
+        1 => (0u8..3).prop_map(|sub| Op::DropReplay { sub }),
+        2 => (0usize..6).prop_map(|items| Op::Read { items }),
+    ]
+}
+
+/// Event and replay frame bytes, and protocol-message bytes (as encoded),
+/// of what came out; `dropped` notices are made at reading time, never
+/// held, so they are left out.
+fn weigh(out: &[Outbound]) -> (usize, usize) {
+    let mut frames = 0;
+    let mut messages = 0;
+    for item in out {
+        match item {
+            Outbound::Event(f) => frames += f.bytes.len(),
+            Outbound::Batch(fs) => frames += fs.iter().map(|f| f.bytes.len()).sum::<usize>(),
+            Outbound::Message(ServerMessage::Dropped { .. }) | Outbound::Close(_) => {}
+            Outbound::Message(m) => messages += m.to_json().len(),
+        }
+    }
+    (frames, messages)
+}
+
+proptest::proptest! {
+    /// Whatever happens, each part stays within its bounds (an empty part
+    /// takes one item of any size), and what a queue counts is exactly
+    /// what comes out of it.
+    #[test]
+    fn bounds_hold_and_the_count_is_exact(ops in proptest::collection::vec(op(), 1..120)) {
+        let settings = QueueSettings {
+            capacity: 6,
+            capacity_bytes: 2_000,
+            message_capacity: 5,
+            message_capacity_bytes: 1_200,
+            replay_capacity: 15,
+            replay_capacity_bytes: 4_000,
+            ..no_window()
+        };
+        let (q, mut rx, _) = queue(settings, None);
+        let history: Vec<_> = (10..22).map(|i| pattern(i, "A", "low").prepared).collect();
+        let priorities = ["low", "medium", "high", "critical"];
+        let mut seq = 100;
+        for op in ops {
+            match op {
+                Op::Event { priority, urgent, pad } => {
+                    seq += 1;
+                    let p = priorities[usize::from(priority)];
+                    let f = frame(seq, &format!(
+                        r#"{{"event_type":"system_health","priority":"{p}","pad":"{}"}}"#,
+                        "x".repeat(pad)
+                    ));
+                    let urgency = if urgent { Urgency::Urgent } else { Urgency::Normal };
+                    q.push(f, urgency);
+                }
+                Op::Message { ts } => q.push_message(pong(ts)),
+                Op::Replay { sub, events } => {
+                    q.push_replay(history[..events].iter().cloned(), &format!("s{sub}").into());
+                }
+                Op::DropReplay { sub } => q.drop_replay(&format!("s{sub}")),
+                Op::Read { items } => {
+                    for _ in 0..items {
+                        rx.try_recv();
+                    }
+                }
+            }
+            let h = q.held();
+            proptest::prop_assert!(h.events <= settings.capacity, "{h:?}");
+            proptest::prop_assert!(h.events <= 1 || h.event_bytes <= settings.capacity_bytes, "{h:?}");
+            proptest::prop_assert!(h.messages <= settings.message_capacity, "{h:?}");
+            proptest::prop_assert!(
+                h.messages <= 1 || h.message_bytes <= settings.message_capacity_bytes, "{h:?}"
+            );
+            proptest::prop_assert!(h.replay <= settings.replay_capacity, "{h:?}");
+            proptest::prop_assert!(
+                h.replay <= 1 || h.replay_bytes <= settings.replay_capacity_bytes, "{h:?}"
+            );
+            if q.is_closed() {
+                break;
+            }
+        }
+        let before = q.held();
+        let out = drain(&mut rx);
+        let (frames, messages) = weigh(&out);
+        proptest::prop_assert_eq!(frames, before.event_bytes + before.replay_bytes);
+        proptest::prop_assert_eq!(messages, before.message_bytes);
+        proptest::prop_assert_eq!(q.held(), Held::default());
+    }
 }

@@ -126,8 +126,9 @@ impl ConnectionHandle {
 
     /// Adds or replaces subscription `id`. Queues `subscribed` and, with
     /// `since`, the matching history after that offset (or a
-    /// `history_gone` error, the subscription continuing live). Returns how
-    /// many events are replayed.
+    /// `history_gone` error, the subscription continuing live); a replay
+    /// still pending for `id` is dropped either way. Returns how many
+    /// events are replayed.
     pub fn subscribe(
         &self,
         id: &str,
@@ -137,7 +138,8 @@ impl ConnectionHandle {
         self.shared.subscribe(&self.hub, id, filter, since)
     }
 
-    /// Removes subscription `id` and queues `unsubscribed`.
+    /// Removes subscription `id`, drops its pending replay and queues
+    /// `unsubscribed`.
     pub fn unsubscribe(&self, id: &str) -> Result<(), SubscribeError> {
         self.shared.unsubscribe(&self.hub, id)
     }
@@ -189,6 +191,9 @@ impl ConnShared {
         let mut seq = inner.sequencer.lock();
         inner.router.subscribe(sub.clone());
         let Some(since) = since else {
+            // The subscription is replaced: so is any replay still pending
+            // for its id.
+            self.queue.drop_replay(&id);
             self.queue.push_message(ServerMessage::Subscribed {
                 id: id.to_string(),
                 recovered: 0,
@@ -207,10 +212,14 @@ impl ConnShared {
                     id: id.to_string(),
                     recovered,
                 });
+                // In place of a replay still pending for this id: a
+                // client re-subscribing in a loop holds one replay, not one
+                // per subscribe.
                 self.queue.push_replay(replay, &id);
                 Ok(recovered)
             }
             Err(gone) => {
+                self.queue.drop_replay(&id);
                 self.queue.push_message(ServerMessage::Subscribed {
                     id: id.to_string(),
                     recovered: 0,
@@ -260,6 +269,7 @@ impl ConnShared {
             return Err(SubscribeError::UnknownSubscription);
         }
         hub.inner.router.unsubscribe(self.id, id);
+        self.queue.drop_replay(id);
         self.queue
             .push_message(ServerMessage::Unsubscribed { id: id.to_owned() });
         Ok(())
