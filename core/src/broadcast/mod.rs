@@ -10,6 +10,7 @@ mod queue;
 mod rate;
 mod settings;
 mod state;
+mod wakeup;
 
 pub use broadcaster::{Broadcaster, ShardedBroadcaster, WakeList};
 pub use counters::{DeliveryCounters, DeliveryCounts};

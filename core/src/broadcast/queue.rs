@@ -22,13 +22,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 use super::counters::DeliveryCounters;
 use super::frame::{json_len, EventFrame, PreparedEvent};
 use super::rate::RateLimiter;
 use super::settings::QueueSettings;
 use super::state::{ConflationKey, Held, State};
+use super::wakeup::Wakeup;
 use crate::model::{Priority, SubId};
 use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
 
@@ -77,7 +77,7 @@ pub enum PushOutcome {
 /// One connection's outbound queue.
 pub struct ConnectionQueue {
     state: Mutex<State>,
-    notify: Notify,
+    wakeup: Wakeup,
     settings: QueueSettings,
     limiter: Option<Arc<RateLimiter>>,
     counters: Arc<DeliveryCounters>,
@@ -93,7 +93,7 @@ impl ConnectionQueue {
     ) -> (Arc<Self>, FrameReceiver) {
         let queue = Arc::new(Self {
             state: Mutex::new(State::default()),
-            notify: Notify::new(),
+            wakeup: Wakeup::default(),
             settings,
             limiter,
             counters,
@@ -115,7 +115,7 @@ impl ConnectionQueue {
 
     /// Wakes the connection's writer (after [`push_quiet`](Self::push_quiet)).
     pub fn wake(&self) {
-        self.notify.notify_one();
+        self.wakeup.wake();
     }
 
     /// Queues one event frame without waking the writer: a burst of events
@@ -270,7 +270,7 @@ impl ConnectionQueue {
                 self.close_slow_consumer(&mut state);
             }
         }
-        self.notify.notify_one();
+        self.wakeup.wake();
     }
 
     /// Queues history events to replay for subscription `sub`, in offset
@@ -294,7 +294,7 @@ impl ConnectionQueue {
                 }
             }
         }
-        self.notify.notify_one();
+        self.wakeup.wake();
     }
 
     /// Drops the replay still pending for subscription `sub` (it was
@@ -320,7 +320,7 @@ impl ConnectionQueue {
                 state.push_final_message(message);
             }
         }
-        self.notify.notify_one();
+        self.wakeup.wake();
     }
 
     /// Closes after everything queued has been sent (graceful shutdown).
@@ -332,7 +332,7 @@ impl ConnectionQueue {
             }
             state.close = Some((code, true));
         }
-        self.notify.notify_one();
+        self.wakeup.wake();
     }
 
     /// True once closing has started or the receiver is gone.
@@ -384,11 +384,11 @@ impl FrameReceiver {
             match self.step() {
                 Step::Emit => continue,
                 Step::Finished => return None,
-                Step::Wait(None) => self.queue.notify.notified().await,
+                Step::Wait(None) => self.queue.wakeup.woken().await,
                 Step::Wait(Some(at)) => {
                     let sleep = tokio::time::sleep_until(at);
                     tokio::select! {
-                        () = self.queue.notify.notified() => {}
+                        () = self.queue.wakeup.woken() => {}
                         () = sleep => {}
                     }
                 }
