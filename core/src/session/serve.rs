@@ -10,12 +10,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream};
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior, Sleep};
+use tokio::time::{Instant, Sleep};
 
 use super::activity::Activity;
 use super::inbound::{read_loop, Inbound};
 use super::outgoing::Outgoing;
 use super::{OpenError, Opened, SessionConfig, SocketAbort, WireCodec};
+use crate::auth::Identity;
 use crate::broadcast::{FrameReceiver, Outbound};
 use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
 use crate::ConnectionHandle;
@@ -26,7 +27,7 @@ pub const MAX_ITEMS_PER_WRITE: usize = 64;
 /// A round stops taking items beyond this many bytes.
 pub const MAX_WRITE_BYTES: usize = 256 * 1024;
 
-/// A deadline far enough never to fire (no token: no expiry).
+/// A deadline far enough never to fire (an unarmed write deadline).
 const NEVER: Duration = Duration::from_secs(86_400 * 365);
 
 /// How a session ended.
@@ -127,7 +128,7 @@ where
         ping_interval: config.ping_interval,
         idle_timeout,
         write_timeout: config.write_timeout,
-        expires_in: identity.as_ref().map_or(NEVER, |i| i.time_left()),
+        expires_in: identity.as_ref().map(Identity::time_left),
     };
     let end = run(
         &handle,
@@ -162,7 +163,54 @@ struct Timers {
     ping_interval: Duration,
     idle_timeout: Option<Duration>,
     write_timeout: Duration,
-    expires_in: Duration,
+    /// Time left on the client's token; `None` without one.
+    expires_in: Option<Duration>,
+}
+
+/// The keep-alive and the token's expiry, behind one timer: a writer
+/// woken per delivery polls one sleep, not two.
+struct Deadlines {
+    ping_interval: Duration,
+    next_ping: Instant,
+    /// `None` without a token, or once it expired.
+    expires_at: Option<Instant>,
+}
+
+/// What [`Deadlines::due`] found due.
+struct Due {
+    ping: bool,
+    expiry: bool,
+}
+
+impl Deadlines {
+    fn new(timers: &Timers, now: Instant) -> Self {
+        let ping_interval = timers.ping_interval.max(Duration::from_millis(1));
+        Self {
+            ping_interval,
+            next_ping: now + ping_interval,
+            // An expiry beyond what the clock can count never comes.
+            expires_at: timers.expires_in.and_then(|left| now.checked_add(left)),
+        }
+    }
+
+    fn next(&self) -> Instant {
+        self.expires_at
+            .map_or(self.next_ping, |expiry| expiry.min(self.next_ping))
+    }
+
+    /// What is due at `now`; the next ping is one interval after it (a
+    /// late tick is not caught up), and an expiry is reported once.
+    fn due(&mut self, now: Instant) -> Due {
+        let ping = now >= self.next_ping;
+        if ping {
+            self.next_ping = now + self.ping_interval;
+        }
+        let expiry = self.expires_at.is_some_and(|at| now >= at);
+        if expiry {
+            self.expires_at = None;
+        }
+        Due { ping, expiry }
+    }
 }
 
 /// The sending half: the codec, the sink and the round in flight.
@@ -235,15 +283,10 @@ where
     C: WireCodec,
     K: Sink<C::Item> + Unpin,
 {
-    let mut ping = tokio::time::interval_at(
-        Instant::now() + timers.ping_interval,
-        timers.ping_interval.max(Duration::from_millis(1)),
-    );
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let expiry = tokio::time::sleep(timers.expires_in);
+    let mut deadlines = Deadlines::new(&timers, Instant::now());
+    let timer = tokio::time::sleep_until(deadlines.next());
     let stall = tokio::time::sleep(NEVER);
-    tokio::pin!(expiry, stall);
-    let mut expired = false;
+    tokio::pin!(timer, stall);
     // Armed while a round waits on the socket.
     let mut stalled = false;
     loop {
@@ -274,8 +317,16 @@ where
                 Some(_) => Next::Continue,
                 None => Next::End(SessionEnd::ClientGone),
             },
-            _ = ping.tick() => {
-                if timers.idle_timeout.is_some_and(|idle| activity.silent_for() >= idle) {
+            () = &mut timer => {
+                let due = deadlines.due(Instant::now());
+                timer.as_mut().reset(deadlines.next());
+                if due.expiry {
+                    let error = ServerMessage::error(ErrorCode::TokenExpired, "token expired", None);
+                    handle.close(CloseCode::TokenExpired, Some(error));
+                }
+                if !due.ping {
+                    Next::Continue
+                } else if timers.idle_timeout.is_some_and(|idle| activity.silent_for() >= idle) {
                     handle.close(CloseCode::Idle, None);
                     Next::Continue
                 } else if !writing && !writer.closing {
@@ -284,12 +335,6 @@ where
                 } else {
                     Next::Continue
                 }
-            }
-            () = &mut expiry, if !expired => {
-                expired = true;
-                let error = ServerMessage::error(ErrorCode::TokenExpired, "token expired", None);
-                handle.close(CloseCode::TokenExpired, Some(error));
-                Next::Continue
             }
         };
         if let Next::End(end) = next {
