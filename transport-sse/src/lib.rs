@@ -94,6 +94,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod body;
 mod query;
 mod service;
 mod session;

@@ -13,13 +13,11 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::stream::{self, Stream};
+use futures_util::Stream;
 use tickcast_core::broadcast::Outbound;
-use tickcast_core::session::{self, Inbound, Opened, SocketAbort, Transport, WireCodec};
-use tokio::sync::mpsc;
-use tokio_util::sync::PollSender;
+use tickcast_core::session::{self, Opened, SocketAbort, Transport, WireCodec};
 
-use crate::{wire, SseConfig};
+use crate::{body, wire, SseConfig};
 
 /// The SSE codec: every item of a round coalesced into one chunk.
 struct SseCodec {
@@ -71,28 +69,23 @@ pub(crate) fn body(
     config: Arc<SseConfig>,
     abort: Option<SocketAbort>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + Sync + 'static {
-    let (chunks, mut body) = mpsc::channel::<Bytes>(1);
-    let gone = chunks.clone();
+    let (sink, body, gone) = body::channel();
     let codec = SseCodec {
         chunk: BytesMut::new(),
         preamble: config
             .retry
             .map(|r| Bytes::from(format!("retry: {}\n\n", r.as_millis()))),
     };
-    // The client cannot speak on SSE; the only thing to hear is hyper
-    // dropping the body when the client leaves.
-    let inbound = Box::pin(stream::once(async move {
-        gone.closed().await;
-        Inbound::Closed
-    }));
     tokio::spawn(async move {
+        // The client cannot speak on SSE; the only thing to hear is hyper
+        // dropping the body when the client leaves.
         let transport = Transport {
             codec,
-            sink: PollSender::new(chunks),
-            inbound: Some(inbound),
+            sink,
+            inbound: Some(gone),
             abort,
         };
         session::serve(opened, transport, &config.session).await;
     });
-    stream::poll_fn(move |cx| body.poll_recv(cx).map(|chunk| chunk.map(Ok)))
+    body
 }

@@ -19,6 +19,7 @@ pub use queue::{ConnectionQueue, FrameReceiver, Outbound, PushOutcome, Urgency};
 pub use rate::RateLimiter;
 pub use settings::QueueSettings;
 pub use state::Held;
+pub(crate) use wakeup::Wakeup;
 
 #[cfg(test)]
 mod queue_tests;

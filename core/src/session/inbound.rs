@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::sync::mpsc;
 
 use super::activity::Activity;
+use super::reader_link::ReaderSide;
 use crate::protocol::{ClientOp, CloseCode, ErrorCode, ServerMessage};
 use crate::ConnectionHandle;
 
@@ -37,14 +37,14 @@ pub enum Inbound {
     Failed(Option<CloseCode>),
 }
 
-/// Reads the client until it leaves; pings to answer go to the writer by
-/// `pings`, and dropping it tells the writer the reader is done.
+/// Reads the client until it leaves; pings to answer go to the writer
+/// through `writer`, and dropping it tells the writer the reader is done.
 pub(crate) async fn read_loop<R>(
     handle: Arc<ConnectionHandle>,
     mut inbound: R,
     max_frame_bytes: usize,
     activity: Activity,
-    pings: mpsc::Sender<Bytes>,
+    writer: ReaderSide,
 ) where
     R: Stream<Item = Inbound> + Unpin,
 {
@@ -53,10 +53,7 @@ pub(crate) async fn read_loop<R>(
         match item {
             Inbound::Text(text) => on_text(&handle, max_frame_bytes, &text),
             Inbound::Alive => {}
-            Inbound::Ping(payload) => {
-                // Full: a pong is already owed; the newer one can wait.
-                let _ = pings.try_send(payload);
-            }
+            Inbound::Ping(payload) => writer.ping(payload),
             Inbound::Unsupported => handle.close(CloseCode::Unsupported, None),
             Inbound::Closed | Inbound::Failed(None) => return,
             Inbound::Failed(Some(code)) => {

@@ -30,6 +30,7 @@ mod config;
 mod inbound;
 mod open;
 mod outgoing;
+mod reader_link;
 mod serve;
 
 pub use abort::SocketAbort;

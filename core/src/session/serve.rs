@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, Sleep};
 
 use super::activity::Activity;
 use super::inbound::{read_loop, Inbound};
 use super::outgoing::Outgoing;
+use super::reader_link::{self, FromReader, WriterSide};
 use super::{OpenError, Opened, SessionConfig, SocketAbort, WireCodec};
 use crate::auth::Identity;
 use crate::broadcast::{FrameReceiver, Outbound};
@@ -102,8 +102,8 @@ where
     // A client that cannot speak cannot be idle.
     let idle_timeout = config.idle_timeout.filter(|_| transport.inbound.is_some());
     // Pings to answer; the channel closes when the reader ends.
-    let (pings, pings_received) = mpsc::channel::<Bytes>(1);
-    // Without a reader, `pings` lives as long as the session.
+    let (reader_side, writer_side) = reader_link::link();
+    // Without a reader, its side lives as long as the session.
     let (reader, _no_reader) = match transport.inbound {
         Some(inbound) => {
             let task = tokio::spawn(read_loop(
@@ -111,11 +111,11 @@ where
                 inbound,
                 config.max_frame_bytes,
                 activity.clone(),
-                pings,
+                reader_side,
             ));
             (Some(task), None)
         }
-        None => (None, Some(pings)),
+        None => (None, Some(reader_side)),
     };
     let mut writer = Writer {
         codec: transport.codec,
@@ -135,7 +135,7 @@ where
         connection.frames,
         &mut writer,
         &activity,
-        pings_received,
+        &writer_side,
         timers,
     )
     .await;
@@ -276,7 +276,7 @@ async fn run<C, K>(
     mut frames: FrameReceiver,
     writer: &mut Writer<C, K>,
     activity: &Activity,
-    mut pings: mpsc::Receiver<Bytes>,
+    from_reader: &WriterSide,
     timers: Timers,
 ) -> SessionEnd
 where
@@ -309,13 +309,13 @@ where
                 }
                 None => Next::End(SessionEnd::Closed),
             },
-            ping = pings.recv() => match ping {
-                Some(payload) if !writer.closing => {
+            heard = from_reader.recv() => match heard {
+                FromReader::Ping(payload) if !writer.closing => {
                     writer.pong(payload);
                     attempt(writer, &mut stalled, stall.as_mut(), timers.write_timeout).await
                 }
-                Some(_) => Next::Continue,
-                None => Next::End(SessionEnd::ClientGone),
+                FromReader::Ping(_) => Next::Continue,
+                FromReader::Ended => Next::End(SessionEnd::ClientGone),
             },
             () = &mut timer => {
                 let due = deadlines.due(Instant::now());
