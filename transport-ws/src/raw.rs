@@ -154,6 +154,8 @@ impl<W: AsyncWrite + Unpin> RawSink<W> {
             }
             self.consume(written);
         }
+        // Mostly idle connections keep no buffer between rounds.
+        self.pending = VecDeque::new();
         Poll::Ready(Ok(()))
     }
 

@@ -37,6 +37,16 @@ impl<T> Outgoing<T> {
         self.items.extend(items);
     }
 
+    /// Adds a freshly encoded round, taking over its buffer when nothing
+    /// else is pending (no copy, no allocation).
+    pub(crate) fn append(&mut self, round: Vec<T>) {
+        if self.items.is_empty() {
+            self.items = VecDeque::from(round);
+        } else {
+            self.items.extend(round);
+        }
+    }
+
     /// Hands every item to `sink` and flushes it. Ready once all is
     /// written; Pending while the socket takes nothing more.
     pub(crate) fn poll_write<K>(
@@ -54,6 +64,8 @@ impl<T> Outgoing<T> {
                 self.unflushed = true;
             }
         }
+        // Mostly idle connections keep no buffer between rounds.
+        self.items = VecDeque::new();
         if self.unflushed {
             ready!(sink.poll_flush_unpin(cx))?;
             self.unflushed = false;

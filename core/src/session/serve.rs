@@ -245,7 +245,7 @@ where
             }
         }
         self.codec.seal(&mut self.scratch);
-        self.out.extend(self.scratch.drain(..));
+        self.out.append(std::mem::take(&mut self.scratch));
     }
 
     fn ping(&mut self) {
