@@ -82,6 +82,23 @@ async fn assert_closed(mut stream: TcpStream) {
     assert!(closed.is_ok(), "the server kept the socket open");
 }
 
+/// Once `client` is subscribed, publishes until the server drops it, and
+/// checks that the write deadline did.
+async fn flood_until_dropped(server: TestServer, client: TcpStream) {
+    tokio::time::timeout(STEP, async {
+        while server.stats().await["subscriptions"] != 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the client subscribes");
+
+    publish_until_released(&server).await;
+    assert_closed(client).await;
+    assert_eq!(server.stats().await["delivery"]["write_timeouts"], 1);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_websocket_client_that_never_reads_is_dropped_at_the_write_deadline() {
     let server = server().await;
@@ -92,19 +109,7 @@ async fn a_websocket_client_that_never_reads_is_dropped_at_the_write_deadline() 
     ws.write_all(&client_text(br#"{"op":"subscribe","id":"s1","filter":{}}"#))
         .await
         .unwrap();
-    // Registered and subscribed before the flood starts.
-    tokio::time::timeout(STEP, async {
-        while server.stats().await["subscriptions"] != 1 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the client subscribes");
-
-    publish_until_released(&server).await;
-    assert_closed(ws).await;
-    assert_eq!(server.stats().await["delivery"]["write_timeouts"], 1);
-    server.stop().await;
+    flood_until_dropped(server, ws).await;
 }
 
 #[tokio::test]
@@ -114,16 +119,5 @@ async fn an_sse_client_that_never_reads_is_dropped_at_the_write_deadline() {
     sse.write_all(b"GET /sse HTTP/1.1\r\nHost: t\r\n\r\n")
         .await
         .unwrap();
-    tokio::time::timeout(STEP, async {
-        while server.stats().await["subscriptions"] != 1 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the stream opens");
-
-    publish_until_released(&server).await;
-    assert_closed(sse).await;
-    assert_eq!(server.stats().await["delivery"]["write_timeouts"], 1);
-    server.stop().await;
+    flood_until_dropped(server, sse).await;
 }
