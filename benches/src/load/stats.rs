@@ -94,9 +94,15 @@ static RUNS: AtomicU64 = AtomicU64::new(1);
 /// One thread's latencies.
 type LocalHistogram = Arc<Mutex<Histogram<u64>>>;
 
+/// Runs a thread keeps a histogram handle for: a churn run's connections
+/// record into a `Shared` of their own on the same threads as the stable
+/// ones, so a thread alternates between two runs.
+const LOCAL_RUNS: usize = 4;
+
 thread_local! {
-    /// This thread's histogram, and the run it records for.
-    static LOCAL: RefCell<Option<(u64, LocalHistogram)>> = const { RefCell::new(None) };
+    /// This thread's histograms, with the runs they record for (latest
+    /// last).
+    static LOCAL: RefCell<Vec<(u64, LocalHistogram)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A latency histogram in µs, 3 significant digits, up to an hour.
@@ -178,12 +184,15 @@ impl Shared {
     pub fn delivered(&self, record: impl FnOnce(&mut Histogram<u64>) -> u64) {
         let new = LOCAL.with(|local| {
             let mut local = local.borrow_mut();
-            let histogram = match &*local {
-                Some((run, h)) if *run == self.run_id => h.clone(),
-                _ => {
+            let histogram = match local.iter().find(|(run, _)| *run == self.run_id) {
+                Some((_, h)) => h.clone(),
+                None => {
                     let h = Arc::new(Mutex::new(new_histogram()));
                     self.locals.lock().push(h.clone());
-                    *local = Some((self.run_id, h.clone()));
+                    if local.len() >= LOCAL_RUNS {
+                        local.remove(0);
+                    }
+                    local.push((self.run_id, h.clone()));
                     h
                 }
             };
@@ -233,4 +242,28 @@ impl Default for Shared {
 pub fn record_latency(histogram: &mut Histogram<u64>, now_ns: u64, sent_ns: u64) {
     let us = (now_ns.saturating_sub(sent_ns) / 1_000).clamp(1, MAX_LATENCY_US);
     histogram.record(us).expect("clamped into bounds");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread recording for two runs in turn (stable and churning
+    /// connections) keeps one histogram per run, not one per switch.
+    #[test]
+    fn alternating_runs_keep_one_histogram_each() {
+        let (stable, churn) = (Shared::new(), Shared::new());
+        for i in 0..100u64 {
+            let run = if i % 2 == 0 { &stable } else { &churn };
+            run.delivered(|h| {
+                h.record(10 + i).unwrap();
+                1
+            });
+        }
+        assert_eq!(stable.locals.lock().len(), 1);
+        assert_eq!(churn.locals.lock().len(), 1);
+        assert_eq!(Shared::get(&stable.received), 50);
+        assert_eq!(stable.latencies().len(), 50);
+        assert_eq!(churn.latencies().len(), 50);
+    }
 }
