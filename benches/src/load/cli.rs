@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::floor::{FloorSettings, RunKind};
+use super::floor::{FloorSettings, Frames, RunKind};
 use super::scenario::{ChurnSection, Scenario, Via};
 use super::{LoadError, Options};
 
@@ -202,6 +202,12 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub floor_threads: Option<usize>,
 
+    /// floor: the floor servers write one frame per delivery (event), or
+    /// one per connection and publish request, a batch frame when it gets
+    /// several of the request's events (request: the fewest writes).
+    #[arg(long, value_enum, value_name = "HOW", default_value = "event")]
+    pub floor_frames: Frames,
+
     /// churn: connections started per second [churn.rate_per_s].
     #[arg(long, value_name = "PER_S")]
     pub churn_rate: Option<f64>,
@@ -340,6 +346,7 @@ impl Args {
             bin: self.floor_bin.clone().unwrap_or(defaults.bin),
             runs: self.floor_runs.clone(),
             threads: self.floor_threads,
+            frames: self.floor_frames,
         }
     }
 }
@@ -417,6 +424,7 @@ mod tests {
         let settings = floor.floor_settings();
         assert_eq!(settings.runs, vec![RunKind::Plain, RunKind::Tickcast]);
         assert!(settings.bin.ends_with("tickcast-floor"));
+        assert_eq!(settings.frames, Frames::Event);
         let all = Args::parse_from(["tickcast-load", "floor"]).floor_settings();
         assert_eq!(
             all.runs,

@@ -459,6 +459,8 @@ fn on_text<'t>(
         };
         match frame.kind {
             "event" | "batch" => {
+                Shared::add(&shared.event_frames, 1);
+                Shared::add(&shared.event_bytes, text.len() as u64);
                 let now = epoch_ns();
                 let (mut duplicates, mut foreign) = (0, 0);
                 shared.delivered(|histogram| {

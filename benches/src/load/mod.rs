@@ -76,7 +76,7 @@ use self::churn::Churn;
 use self::clients::ClientContext;
 use self::expect::Audience;
 use self::filters::Filters;
-use self::floor::{FloorLink, FloorPlan, FloorSend};
+use self::floor::{FloorPlan, FloorSend, FloorTarget};
 use self::publisher::Prepared;
 pub use self::report::Report;
 use self::report::{
@@ -111,7 +111,7 @@ pub struct Options {
     pub threads: usize,
     /// Run against this floor server instead of tickcast (`server` and
     /// `server_pid` are then the floor server's).
-    pub floor: Option<Arc<FloorLink>>,
+    pub floor: Option<FloorTarget>,
 }
 
 impl Options {
@@ -306,8 +306,9 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
         server: options.server,
         api_key: options.api_key.clone(),
         broker,
-        floor: floor.zip(plan).map(|(link, plan)| FloorSend {
-            link,
+        floor: floor.zip(plan).map(|(floor, plan)| FloorSend {
+            link: floor.link,
+            frames: floor.frames,
             plan: Arc::new(plan),
             channel: scenario.publish.channel.clone(),
             epoch_ms: stats::epoch_ns() / 1_000_000,
@@ -407,6 +408,8 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
         error_frames: Shared::get(&shared.error_frames),
         bad_frames: Shared::get(&shared.bad_frames),
         frames: Shared::get(&shared.frames),
+        event_frames: Shared::get(&shared.event_frames),
+        event_frame_bytes: Shared::get(&shared.event_bytes),
         foreign_events: Shared::get(&shared.foreign),
         delivered_per_s: Shared::get(&shared.received) as f64 / delivery_s,
         expected_per_s: tally.expected as f64 / publish_s,

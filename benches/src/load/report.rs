@@ -136,6 +136,12 @@ pub struct DeliveriesReport {
     pub bad_frames: u64,
     /// Text frames received (events per frame = received / frames, about).
     pub frames: u64,
+    /// Of them, `event` and `batch` frames.
+    pub event_frames: u64,
+    /// Their bytes, JSON text without the WebSocket header (the same
+    /// events to the same connections give the same bytes from tickcast
+    /// and from the floor server).
+    pub event_frame_bytes: u64,
     /// Events without this run's stamps (another producer's).
     pub foreign_events: u64,
     /// Received per second, from the first publish to the last delivery.

@@ -83,6 +83,10 @@ pub struct Shared {
     pub bad_frames: AtomicU64,
     /// Text frames received.
     pub frames: AtomicU64,
+    /// Of them, `event` and `batch` frames.
+    pub event_frames: AtomicU64,
+    /// Their bytes (the JSON text, without the WebSocket header).
+    pub event_bytes: AtomicU64,
     /// Time of the latest delivery, µs after `started`.
     last_delivery_us: AtomicU64,
     locals: Mutex<Vec<LocalHistogram>>,
@@ -139,6 +143,8 @@ impl Shared {
             error_frames: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
             frames: AtomicU64::new(0),
+            event_frames: AtomicU64::new(0),
+            event_bytes: AtomicU64::new(0),
             last_delivery_us: AtomicU64::new(0),
             locals: Mutex::new(Vec::new()),
             merged: Mutex::new(new_histogram()),

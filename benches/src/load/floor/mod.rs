@@ -13,7 +13,9 @@
 //! Same number of connections from the same clients, same filters and
 //! events (seeded), same publish rate and request bursts, the same frames
 //! (tickcast's encoder, sized as tickcast's, [`send`]) to the same
-//! recipients ([`plan`]), every delivery checked by the clients. Each
+//! recipients ([`plan`]), every delivery checked by the clients; one
+//! frame and one write per delivery, or with `--floor-frames request` one
+//! per connection and request ([`Frames`]). Each
 //! server's CPU (utime + stime of its process, /proc) from the first
 //! publish to the last delivery, divided by the deliveries, is its cost
 //! per delivery ([`report`]).
@@ -36,9 +38,18 @@ use std::sync::Arc;
 pub use self::link::FloorLink;
 pub use self::plan::FloorPlan;
 pub use self::report::{Comparison, FloorReport, FloorRun, RunKind};
-pub use self::send::FloorSend;
+pub use self::send::{FloorSend, Frames};
 use super::{LoadError, Options};
 use crate::floor::Variant;
+
+/// A floor server to run a scenario against.
+#[derive(Debug, Clone)]
+pub struct FloorTarget {
+    /// The server.
+    pub link: Arc<FloorLink>,
+    /// How deliveries become frames.
+    pub frames: Frames,
+}
 
 /// What `tickcast-load floor` runs.
 #[derive(Debug, Clone)]
@@ -49,6 +60,8 @@ pub struct FloorSettings {
     pub runs: Vec<RunKind>,
     /// Worker threads of the tasks variant (`None`: one per core).
     pub threads: Option<usize>,
+    /// How the floor servers get deliveries as frames.
+    pub frames: Frames,
 }
 
 impl Default for FloorSettings {
@@ -57,6 +70,7 @@ impl Default for FloorSettings {
             bin: link::default_bin(),
             runs: vec![RunKind::Tickcast, RunKind::Plain, RunKind::Tasks],
             threads: None,
+            frames: Frames::Event,
         }
     }
 }
@@ -94,7 +108,10 @@ pub async fn compare(options: Options, settings: &FloorSettings) -> Result<Floor
             server: link.addr,
             server_pid: Some(link.pid),
             api_key: None,
-            floor: Some(link.clone()),
+            floor: Some(FloorTarget {
+                link: link.clone(),
+                frames: settings.frames,
+            }),
             ..options.clone()
         };
         let report = super::run(floor_options).await;
