@@ -119,7 +119,8 @@ mod tests {
         let flat = trend(&steady, 30.0, |_| 5.0).unwrap();
         assert!(flat.flat, "{flat:?}");
         assert_eq!(flat.samples, 14);
-        assert_eq!((flat.first, flat.max), (99.0, 101.0));
+        assert_eq!((flat.first, flat.max), (101.0, 101.0));
+        assert_eq!(flat.last, 99.0);
         assert!(flat.slope_per_min.abs() < 1.0);
 
         // +1 per second after warm-up: 60 per minute.
