@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tickcast_benches::floor::handshake::deepen_backlog;
 use tickcast_benches::floor::{plain, tasks, Variant};
 
 /// tickcast-floor: the physical floor of one-event-per-write fan-out.
@@ -44,6 +45,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = deepen_backlog(&listener) {
+        eprintln!("tickcast-floor: cannot raise the listen backlog: {e}");
+    }
     let addr = match listener.local_addr() {
         Ok(addr) => addr,
         Err(e) => {

@@ -6,6 +6,7 @@
 
 use std::io::{self, ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -16,6 +17,25 @@ const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// How long a client may take to send its request, and the floor to write
 /// a frame to a client that does not read.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections the kernel may queue before they are accepted (capped by
+/// net.core.somaxconn).
+const BACKLOG: i32 = 4096;
+
+/// Raises the listen backlog of `listener` to [`BACKLOG`]: a ramp opens
+/// thousands of connections a second and the floor reads handshakes one
+/// at a time, so std's 128 would drop SYNs (clients then wait seconds for
+/// a retry and time out).
+pub fn deepen_backlog(listener: &TcpListener) -> io::Result<()> {
+    // SAFETY: `listen` on a socket this process owns and keeps open; on a
+    // socket already listening it only changes the backlog.
+    let result = unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
 
 /// An accepted upgrade request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +153,16 @@ mod tests {
         assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
         assert!(response.contains("Sec-WebSocket-Protocol: tickcast.v1.json\r\n"));
         assert!(response.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn the_backlog_of_a_listener_can_be_deepened() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        deepen_backlog(&listener).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Still listening: a connection is accepted.
+        let _client = TcpStream::connect(addr).unwrap();
+        assert!(listener.accept().is_ok());
     }
 
     #[test]
