@@ -18,7 +18,7 @@ use tickcast_benches::floor::{plain, tasks, Variant};
 #[derive(Debug, Parser)]
 #[command(name = "tickcast-floor", version)]
 struct Args {
-    /// How to write: plain (one thread, a loop of blocking writes) or
+    /// How to write: plain (a loop of blocking writes per core) or
     /// tasks (one tokio writer task per connection).
     #[arg(long, value_enum, default_value = "plain")]
     variant: Variant,
@@ -27,7 +27,8 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: String,
 
-    /// Worker threads of the tasks variant (default: one per core).
+    /// Writer loops of the plain variant, worker threads of the tasks
+    /// variant (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -61,7 +62,7 @@ fn main() -> ExitCode {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let served = match args.variant {
-        Variant::Plain => plain::serve(listener, std::io::stdin()),
+        Variant::Plain => plain::serve(listener, std::io::stdin(), threads),
         Variant::Tasks => tasks::serve(listener, std::io::stdin(), threads),
     };
     match served {

@@ -9,6 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Longest request head accepted.
@@ -52,17 +53,45 @@ pub fn read_upgrade(stream: &mut impl Read) -> io::Result<Upgrade> {
     let mut chunk = [0u8; 1024];
     // The client sends nothing after its request until it has the answer,
     // so reading up to the blank line never takes a frame's bytes.
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() >= MAX_HEAD_BYTES {
-            return Err(invalid("request head too long"));
-        }
+    while !head_done(&head)? {
         let n = stream.read(&mut chunk)?;
         if n == 0 {
             return Err(ErrorKind::UnexpectedEof.into());
         }
         head.extend_from_slice(&chunk[..n]);
     }
-    let head = std::str::from_utf8(&head).map_err(|_| invalid("request head is not UTF-8"))?;
+    answer(&head)
+}
+
+/// [`read_upgrade`] on a tokio stream.
+pub async fn read_upgrade_async(stream: &mut (impl AsyncRead + Unpin)) -> io::Result<Upgrade> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    while !head_done(&head)? {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(ErrorKind::UnexpectedEof.into());
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    answer(&head)
+}
+
+/// Whether `head` holds the whole request head (an error once it is too
+/// long to be one).
+fn head_done(head: &[u8]) -> io::Result<bool> {
+    if head.ends_with(b"\r\n\r\n") {
+        return Ok(true);
+    }
+    if head.len() >= MAX_HEAD_BYTES {
+        return Err(invalid("request head too long"));
+    }
+    Ok(false)
+}
+
+/// The answer to a complete request head.
+fn answer(head: &[u8]) -> io::Result<Upgrade> {
+    let head = std::str::from_utf8(head).map_err(|_| invalid("request head is not UTF-8"))?;
     parse_upgrade(head).map_err(invalid)
 }
 
@@ -176,5 +205,20 @@ mod tests {
         assert!(read_upgrade(&mut &b"GET /floor?conn=1 HTTP/1.1\r\n"[..]).is_err());
         let long = format!("GET /{} HTTP/1.1", "a".repeat(MAX_HEAD_BYTES));
         assert!(read_upgrade(&mut long.as_bytes()).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_async_reader_agrees() {
+        let head =
+            b"GET /floor?conn=7 HTTP/1.1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        let sync = read_upgrade(&mut &head[..]).unwrap();
+        let async_ = read_upgrade_async(&mut &head[..]).await.unwrap();
+        assert_eq!(sync, async_);
+        assert_eq!(async_.conn, 7);
+        assert!(
+            read_upgrade_async(&mut &b"GET /floor?conn=7 HTTP/1.1\r\n"[..])
+                .await
+                .is_err()
+        );
     }
 }

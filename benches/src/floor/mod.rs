@@ -12,8 +12,8 @@
 //!
 //! Two ways to write ([`Variant`]):
 //!
-//! - [`plain`]: one thread, blocking sockets, a plain loop of `write`s:
-//!   the floor;
+//! - [`plain`]: blocking sockets, a plain loop of `write`s (one loop per
+//!   core, each over its share of the connections): the floor;
 //! - [`tasks`]: one tokio writer task per connection, woken once per
 //!   delivery: the "plain tokio fan-out" reference.
 //!
@@ -35,7 +35,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Variant {
-    /// One thread writing in a plain loop.
+    /// Plain loops of blocking writes, one per core.
     Plain,
     /// One tokio writer task per connection.
     Tasks,

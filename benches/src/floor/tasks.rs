@@ -1,25 +1,33 @@
-//! The "plain tokio fan-out" reference: one writer task per connection,
-//! each woken once per delivery through an unbounded channel and writing
-//! that one frame; the fan-out is a task sending a shared `Bytes` to every
-//! recipient's channel. What tickcast does around each write, minus
-//! everything but the wakeup.
+//! The "plain tokio fan-out" reference: a tokio server accepting with
+//! tokio, one writer task per connection, each woken once per delivery
+//! through an unbounded channel and writing that one frame; the fan-out is
+//! a task sending a shared `Bytes` to every recipient's channel. What
+//! tickcast does around each write, minus everything but the wakeup.
 
 use std::io::{self, BufReader, Read};
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
 use super::control::{self, Group};
-use super::handshake::accept_loop;
+use super::handshake::{read_upgrade_async, IO_TIMEOUT};
 use super::Tally;
 
-/// What a writer task did: frames written, and whether a write failed.
+/// What a connection task did: frames written, and whether a write failed.
 type WriterTally = (u64, u64);
+
+/// A connection's channel, announced to the fan-out.
+type Registration = (u32, UnboundedSender<Bytes>);
+
+/// The connection tasks, to collect their tallies at the end.
+type Writers = Arc<Mutex<Vec<JoinHandle<WriterTally>>>>;
 
 /// Serves the connections of `listener` with the messages of `input`,
 /// on a runtime of `threads` workers, until `input` ends.
@@ -32,29 +40,6 @@ pub fn serve(
         .worker_threads(threads.max(1))
         .enable_all()
         .build()?;
-    let handle = runtime.handle().clone();
-    let (register_tx, mut registered) = mpsc::unbounded_channel::<(u32, UnboundedSender<Bytes>)>();
-    let writers: Arc<Mutex<Vec<JoinHandle<WriterTally>>>> = Arc::default();
-    let accept_writers = writers.clone();
-    std::thread::Builder::new()
-        .name("floor-accept".into())
-        .spawn(move || {
-            accept_loop(listener, |conn, stream, response| {
-                let _runtime = handle.enter();
-                let stream = stream
-                    .set_nonblocking(true)
-                    .and_then(|()| tokio::net::TcpStream::from_std(stream));
-                let Ok(stream) = stream else {
-                    return;
-                };
-                let (tx, rx) = mpsc::unbounded_channel();
-                // Known to the fan-out before the answer goes out.
-                if register_tx.send((conn, tx)).is_ok() {
-                    let writer = handle.spawn(writer(stream, response, rx));
-                    accept_writers.lock().push(writer);
-                }
-            })
-        })?;
     let (messages_tx, mut messages) = mpsc::unbounded_channel::<Vec<Group>>();
     let reader = std::thread::Builder::new()
         .name("floor-input".into())
@@ -67,7 +52,12 @@ pub fn serve(
             }
             Ok(())
         })?;
-    let tally = runtime.block_on(async {
+    let tally = runtime.block_on(async move {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let (register_tx, mut registered) = mpsc::unbounded_channel::<Registration>();
+        let writers: Writers = Arc::default();
+        let acceptor = tokio::spawn(accept(listener, register_tx, writers.clone()));
         let mut senders: Vec<Option<UnboundedSender<Bytes>>> = Vec::new();
         let mut tally = Tally::default();
         while let Some(groups) = messages.recv().await {
@@ -82,6 +72,7 @@ pub fn serve(
         }
         // Closing every channel ends every writer once it has written
         // what it was sent.
+        acceptor.abort();
         drop(senders);
         registered.close();
         while registered.recv().await.is_some() {}
@@ -91,14 +82,48 @@ pub fn serve(
             tally.writes += writes;
             tally.errors += errors;
         }
-        tally
-    });
+        Ok::<_, io::Error>(tally)
+    })?;
     match reader.join() {
         Ok(result) => result?,
         Err(_) => return Err(io::Error::other("the input thread panicked")),
     }
     runtime.shutdown_background();
     Ok(tally)
+}
+
+/// Accepts for ever, one task per connection.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    register: UnboundedSender<Registration>,
+    writers: Writers,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let task = tokio::spawn(connection(stream, register.clone()));
+                writers.lock().push(task);
+            }
+            // EMFILE and the like: wait rather than spin.
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+}
+
+/// One connection: the handshake, its channel announced to the fan-out
+/// before the answer goes out, then one write per frame.
+async fn connection(mut stream: TcpStream, register: UnboundedSender<Registration>) -> WriterTally {
+    let _ = stream.set_nodelay(true);
+    let upgrade = match tokio::time::timeout(IO_TIMEOUT, read_upgrade_async(&mut stream)).await {
+        Ok(Ok(upgrade)) => upgrade,
+        // The generator's reachability probe, a stranger, a stall.
+        _ => return (0, 0),
+    };
+    let (tx, frames) = mpsc::unbounded_channel();
+    if register.send((upgrade.conn, tx)).is_err() {
+        return (0, 0);
+    }
+    writer(stream, upgrade.response, frames).await
 }
 
 /// Sends each group's frame to each of its recipients' writers.
@@ -122,9 +147,9 @@ fn fan_out(groups: &[Group], senders: &mut [Option<UnboundedSender<Bytes>>], tal
     }
 }
 
-/// One connection: the handshake's answer, then one write per frame.
+/// The handshake's answer, then one write per frame.
 async fn writer(
-    mut stream: tokio::net::TcpStream,
+    mut stream: TcpStream,
     response: Vec<u8>,
     mut frames: UnboundedReceiver<Bytes>,
 ) -> WriterTally {

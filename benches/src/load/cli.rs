@@ -198,7 +198,8 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub floor_bin: Option<PathBuf>,
 
-    /// floor: worker threads of the tasks variant (default: one per core).
+    /// floor: writer loops of the plain variant, worker threads of the
+    /// tasks variant (default: one per core).
     #[arg(long, value_name = "N")]
     pub floor_threads: Option<usize>,
 

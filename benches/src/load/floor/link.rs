@@ -53,8 +53,9 @@ pub fn default_bin() -> PathBuf {
 }
 
 impl FloorLink {
-    /// Starts `bin` as a `variant` floor server (`threads` workers for
-    /// the tasks variant) and waits until it listens.
+    /// Starts `bin` as a `variant` floor server (`threads` writer loops
+    /// or workers; its default, one per core, when `None`) and waits until
+    /// it listens.
     pub async fn spawn(
         bin: &Path,
         variant: Variant,

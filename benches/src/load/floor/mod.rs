@@ -6,7 +6,8 @@
 //! 1. tickcast at `--server` (`--server-pid` for its CPU), as `tickcast-load`
 //!    always does;
 //! 2. the floor: a `tickcast-floor --variant plain` child process that
-//!    writes each delivery with one `write` in a plain loop;
+//!    writes each delivery with one `write` in a plain loop (one loop per
+//!    core, each over its share of the connections);
 //! 3. the tokio reference: `tickcast-floor --variant tasks`, one writer task
 //!    per connection woken once per delivery.
 //!
@@ -58,7 +59,8 @@ pub struct FloorSettings {
     pub bin: PathBuf,
     /// The runs, in order.
     pub runs: Vec<RunKind>,
-    /// Worker threads of the tasks variant (`None`: one per core).
+    /// Writer loops of the plain variant, worker threads of the tasks
+    /// variant (`None`: one per core).
     pub threads: Option<usize>,
     /// How the floor servers get deliveries as frames.
     pub frames: Frames,

@@ -15,7 +15,7 @@ use crate::load::report::{micros, rate, Report};
 pub enum RunKind {
     /// The tickcast server at `--server`.
     Tickcast,
-    /// The floor: one thread writing in a plain loop.
+    /// The floor: plain loops of blocking writes, one per core.
     Plain,
     /// One tokio writer task per connection.
     Tasks,
