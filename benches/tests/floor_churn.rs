@@ -150,6 +150,8 @@ async fn churn_comes_and_goes_while_the_stable_connections_get_everything() {
     assert!(!churn.samples.is_empty());
     assert!(churn.samples.iter().all(|s| s.rss_kib > 0 && s.fds > 0));
     assert!(churn.rss_kib.is_some() && churn.fds.is_some());
+    let after = churn.after.expect("a reading once the churn is over");
+    assert!(after.t_s >= churn.duration_s);
     let json = serde_json::to_value(&report).expect("serializes");
     assert!(json["churn"]["samples"].is_array());
 

@@ -326,7 +326,7 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
     let (server_cpu_end, own_cpu_end) =
         (server_pid.and_then(procstat::sample), procstat::sample(me));
     let churn = match churning {
-        Some(churning) => Some(churning.finish().await),
+        Some(churning) => Some(churning.finish(server_pid).await),
         None => None,
     };
 

@@ -419,6 +419,19 @@ fn churn_rows(churn: &ChurnReport) -> Vec<(&'static str, String)> {
         trend(churn.rss_kib, "MiB", 1024.0),
     ));
     rows.push(("server fds under churn", trend(churn.fds, "fds", 1.0)));
+    if let (Some(first), Some(after)) = (churn.samples.first(), churn.after) {
+        rows.push((
+            "server before / after churn",
+            format!(
+                "RSS {:.1} / {:.1} MiB, fds {} / {} (after: every churning connection gone, {:.0} s later)",
+                first.rss_kib as f64 / 1024.0,
+                after.rss_kib as f64 / 1024.0,
+                first.fds,
+                after.fds,
+                after.t_s - churn.duration_s,
+            ),
+        ));
+    }
     rows
 }
 

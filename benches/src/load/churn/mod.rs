@@ -32,6 +32,10 @@ use super::stats::Shared;
 /// headroom: the ports one source address must have for the churn rate.
 const PORT_REUSE_S: f64 = 90.0;
 
+/// After the last churning connection left, the wait before the server is
+/// read once more: time to close what it still holds of them.
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// A churn in progress.
 #[derive(Debug)]
 pub struct Churn {
@@ -93,8 +97,13 @@ pub struct ChurnReport {
     pub frames: u64,
     /// Events among them.
     pub deliveries: u64,
-    /// The server's readings (empty without `--server-pid`).
+    /// The server's readings while connections churned (empty without
+    /// `--server-pid`); the first is taken as the churn starts.
     pub samples: Vec<Sample>,
+    /// The server once the churn is over: every churning connection gone
+    /// and [`SETTLE`] passed. Against the first sample: what the churn
+    /// left behind.
+    pub after: Option<Sample>,
     /// Its RSS after warm-up, KiB.
     pub rss_kib: Option<Trend>,
     /// Its open files after warm-up.
@@ -162,18 +171,26 @@ impl Churn {
         }
     }
 
-    /// Stops starting connections, waits for those in flight, and reports.
-    pub async fn finish(self) -> ChurnReport {
+    /// Stops starting connections, waits for those in flight, reads the
+    /// server once they are gone, and reports.
+    pub async fn finish(self, server_pid: Option<u32>) -> ChurnReport {
         let _ = self.stop.send(true);
         let duration_s = self.started.elapsed().as_secs_f64().max(1e-9);
+        let samples = match self.sampler {
+            Some(sampler) => sampler.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
         let cycles = self.driver.await.unwrap_or_else(|e| Cycles {
             failures: BTreeMap::from([(format!("churn driver: {e}"), 1)]),
             failed: 1,
             ..Cycles::default()
         });
-        let samples = match self.sampler {
-            Some(sampler) => sampler.await.unwrap_or_default(),
-            None => Vec::new(),
+        let after = match server_pid {
+            Some(pid) => {
+                tokio::time::sleep(SETTLE).await;
+                read_server(pid, self.started)
+            }
+            None => None,
         };
         let (rss_kib, fds) = trends(&samples, self.section.warmup_s);
         ChurnReport {
@@ -184,6 +201,7 @@ impl Churn {
             settings: self.section,
             cycles,
             samples,
+            after,
             rss_kib,
             fds,
         }
@@ -236,7 +254,7 @@ fn record(cycles: &mut Cycles, done: Result<(Leave, Result<(), String>), tokio::
     }
 }
 
-/// Reads the server every `every` until stopped, and once more at the end.
+/// Reads the server every `every` (the first at once) until stopped.
 async fn sample(
     pid: u32,
     every: Duration,
@@ -245,24 +263,23 @@ async fn sample(
 ) -> Vec<Sample> {
     let mut samples = Vec::new();
     let mut tick = tokio::time::interval(every);
-    let read = |samples: &mut Vec<Sample>| {
-        if let (Some(rss_kib), Some(fds)) = (procstat::rss_kib(pid), procstat::open_fds(pid)) {
-            samples.push(Sample {
-                t_s: started.elapsed().as_secs_f64(),
-                rss_kib,
-                fds,
-            });
-        }
-    };
     loop {
         tokio::select! {
             biased;
             _ = stop.wait_for(|stop| *stop) => break,
-            _ = tick.tick() => read(&mut samples),
+            _ = tick.tick() => samples.extend(read_server(pid, started)),
         }
     }
-    read(&mut samples);
     samples
+}
+
+/// The server's RSS and open files now.
+fn read_server(pid: u32, started: Instant) -> Option<Sample> {
+    Some(Sample {
+        t_s: started.elapsed().as_secs_f64(),
+        rss_kib: procstat::rss_kib(pid)?,
+        fds: procstat::open_fds(pid)?,
+    })
 }
 
 #[cfg(test)]
