@@ -140,7 +140,9 @@ fn sources(server: SocketAddr, section: &ChurnSection) -> Vec<Ipv4Addr> {
         return Vec::new();
     }
     let ports = section.rate_per_s * (PORT_REUSE_S + section.hold_s);
-    let per_address = (limits::ephemeral_ports() * 9 / 10).max(1) as f64;
+    // A quarter of each address's range: the kernel's search for a free
+    // port slows down as the range fills with TIME_WAIT.
+    let per_address = (limits::ephemeral_ports() / 4).max(1) as f64;
     let count = (ports / per_address).ceil().clamp(1.0, 254.0) as u8;
     (1..=count).map(|n| Ipv4Addr::new(127, 0, 1, n)).collect()
 }
