@@ -86,6 +86,14 @@ impl FloorRun {
         self.report.server_process.as_ref()?.cpu_us_per_delivery
     }
 
+    /// Server CPU per event frame written (a write), µs: what each write
+    /// costs when a server puts several events in one frame.
+    pub fn us_per_frame(&self) -> Option<f64> {
+        let cpu_s = self.report.server_process.as_ref()?.cpu_s_delivering?;
+        let frames = self.report.deliveries.event_frames;
+        (frames > 0).then(|| cpu_s * 1e6 / frames as f64)
+    }
+
     /// Every delivery checked and none wrong.
     pub fn ok(&self) -> bool {
         self.report.ok && self.problems.is_empty()
@@ -185,7 +193,7 @@ impl FloorReport {
     /// One row per run, then the summary line, as Markdown.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "floor comparison, scenario {}\n\n| server | connections | delivered/s | missing / dup | events per frame | bytes per frame | p50 | p99 | server CPU | CPU per delivery | x floor |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+            "floor comparison, scenario {}\n\n| server | connections | delivered/s | missing / dup | events per frame | bytes per frame | p50 | p99 | server CPU | CPU per frame | CPU per delivery | x floor |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
             self.scenario
         );
         for run in &self.runs {
@@ -196,6 +204,9 @@ impl FloorReport {
                 .as_ref()
                 .and_then(|p| p.cpu_percent_publish)
                 .map_or("-".to_owned(), |p| format!("{p:.0} %"));
+            let per_write = run
+                .us_per_frame()
+                .map_or("-".to_owned(), |us| format!("{us:.2} us"));
             let per = run
                 .us_per_delivery()
                 .map_or("-".to_owned(), |us| format!("{us:.2} us"));
@@ -210,7 +221,7 @@ impl FloorReport {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} / {} | {per_frame} | {frame} | {} | {} | {cpu} | {per} | {times} |",
+                "| {} | {} | {} | {} / {} | {per_frame} | {frame} | {} | {} | {cpu} | {per_write} | {per} | {times} |",
                 run.server.name(),
                 r.connections.established,
                 rate(d.delivered_per_s),
