@@ -15,6 +15,9 @@
 //! - [`load`]: `tickcast-load`, the end-to-end load generator (WebSocket
 //!   clients, HTTP publisher, delivery check, report), callable as
 //!   [`load::run`].
+//! - [`floor`]: `tickcast-floor`, the simplest server that writes the same
+//!   frames to the same sockets, whose cost `tickcast-load floor` reports
+//!   tickcast's against.
 //!
 //! Everything is seeded: the same spec gives the same population and the
 //! same events on every run, so figures are comparable across commits.
@@ -22,6 +25,7 @@
 //! [`Event`]: tickcast_core::model::Event
 #![warn(missing_docs)]
 
+pub mod floor;
 pub mod latency;
 pub mod load;
 pub mod population;

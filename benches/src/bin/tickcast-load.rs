@@ -1,12 +1,14 @@
 //! `tickcast-load`: the end-to-end load generator's command line. The
 //! work is in `tickcast_benches::load`; `--help` lists every flag.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tickcast_benches::load::cli::Args;
+use serde::Serialize;
+use tickcast_benches::load::cli::{Args, Mode};
 use tickcast_benches::load::scenario::{Scenario, BUILT_IN};
-use tickcast_benches::load::{self};
+use tickcast_benches::load::{self, floor};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -45,24 +47,37 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = match runtime.block_on(load::run(options)) {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("tickcast-load: {e}");
-            return ExitCode::from(2);
+    let outcome = match args.mode {
+        Mode::Floor if !args.dry_run => {
+            let settings = args.floor_settings();
+            runtime
+                .block_on(floor::compare(options, &settings))
+                .map(|report| finish(&report, report.ok, report.table(), args.json.as_deref()))
         }
+        _ => runtime
+            .block_on(load::run(options))
+            .map(|report| finish(&report, report.ok, report.table(), args.json.as_deref())),
     };
-    print!("{}", report.table());
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report).expect("reports serialize");
+    // Do not wait for connection tasks still closing.
+    runtime.shutdown_background();
+    outcome.unwrap_or_else(|e| {
+        eprintln!("tickcast-load: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// Prints `table`, writes `report` to `json` if asked, and gives the exit
+/// status: 0 when `ok`.
+fn finish(report: &impl Serialize, ok: bool, table: String, json: Option<&Path>) -> ExitCode {
+    print!("{table}");
+    if let Some(path) = json {
+        let json = serde_json::to_string_pretty(report).expect("reports serialize");
         if let Err(e) = std::fs::write(path, json + "\n") {
             eprintln!("tickcast-load: cannot write {}: {e}", path.display());
             return ExitCode::from(2);
         }
     }
-    // Do not wait for connection tasks still closing.
-    runtime.shutdown_background();
-    if report.ok {
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -6,8 +6,37 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::scenario::{Scenario, Via};
+use super::floor::{FloorSettings, Frames, RunKind};
+use super::scenario::{ChurnSection, Scenario, Via};
 use super::{LoadError, Options};
+
+/// What `tickcast-load` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Mode {
+    /// Run the scenario against the server (default scenario: smoke).
+    #[default]
+    Run,
+    /// Run the scenario against tickcast, then against the floor server
+    /// (a plain write loop) and the tokio reference (a writer task per
+    /// connection), and report tickcast's server CPU per delivery as a
+    /// multiple of the floor's (default scenario: fanout-5k).
+    Floor,
+    /// Run the scenario with connections coming and going at
+    /// [churn].rate_per_s and report whether the server's RSS and open
+    /// files stay flat (default scenario: churn).
+    Churn,
+}
+
+impl Mode {
+    /// The scenario of the mode when none is given.
+    pub fn default_scenario(self) -> &'static str {
+        match self {
+            Self::Run => "smoke",
+            Self::Floor => "fanout-5k",
+            Self::Churn => "churn",
+        }
+    }
+}
 
 /// tickcast-load: end-to-end load generator for tickcast.
 ///
@@ -21,16 +50,29 @@ use super::{LoadError, Options};
 /// each second.
 ///
 /// Scenarios are TOML files; the built-in ones (benches/scenarios/) are
-/// smoke, seed, fanout-10k, c100k and max-throughput. Each names the server
-/// settings it expects (print them with --show-scenario). Flags override
-/// the scenario's values.
+/// smoke, seed, fanout-10k, fanout-5k, c100k, max-throughput and churn.
+/// Each names the server settings it expects (print them with
+/// --show-scenario). Flags override the scenario's values.
+///
+/// `tickcast-load floor` runs the scenario against tickcast and then
+/// against `tickcast-floor` (the same frames to the same sockets, written
+/// by the simplest loop) and reports server CPU per delivery against that
+/// floor. `tickcast-load churn` has connections come and go during the
+/// publish phase and reports the server's RSS and open files over time.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "tickcast-load", version)]
 pub struct Args {
-    /// Scenario: a built-in name (smoke, seed, fanout-10k, c100k,
-    /// max-throughput) or the path of a TOML file.
-    #[arg(long, short = 's', default_value = "smoke")]
-    pub scenario: String,
+    /// What to do: run (the scenario), floor (the scenario against tickcast
+    /// and the floor, compared), churn (the scenario with connections
+    /// coming and going).
+    #[arg(value_enum, default_value = "run")]
+    pub mode: Mode,
+
+    /// Scenario: a built-in name (smoke, seed, fanout-10k, fanout-5k,
+    /// c100k, max-throughput, churn) or the path of a TOML file [default:
+    /// smoke; floor: fanout-5k; churn: churn].
+    #[arg(long, short = 's')]
+    pub scenario: Option<String>,
 
     /// Address (host:port) of the server serving /ws and /api/publish.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -141,6 +183,49 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
+    /// floor: the servers to run, in order, comma-separated (tickcast,
+    /// plain, tasks).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "tickcast,plain,tasks"
+    )]
+    pub floor_runs: Vec<RunKind>,
+
+    /// floor: the tickcast-floor executable (default: next to this one).
+    #[arg(long, value_name = "PATH")]
+    pub floor_bin: Option<PathBuf>,
+
+    /// floor: writer loops of the plain variant, worker threads of the
+    /// tasks variant (default: one per core).
+    #[arg(long, value_name = "N")]
+    pub floor_threads: Option<usize>,
+
+    /// floor: the floor servers write one frame per delivery (event), or
+    /// one per connection and publish request, a batch frame when it gets
+    /// several of the request's events (request: the fewest writes).
+    #[arg(long, value_enum, value_name = "HOW", default_value = "event")]
+    pub floor_frames: Frames,
+
+    /// churn: connections started per second [churn.rate_per_s].
+    #[arg(long, value_name = "PER_S")]
+    pub churn_rate: Option<f64>,
+
+    /// churn: seconds each stays once subscribed [churn.hold_s].
+    #[arg(long, value_name = "SECS")]
+    pub churn_hold: Option<f64>,
+
+    /// churn: seconds of warm-up before RSS and fds are judged
+    /// [churn.warmup_s].
+    #[arg(long, value_name = "SECS")]
+    pub churn_warmup: Option<f64>,
+
+    /// churn: seconds between samples of the server [churn.sample_every_s].
+    #[arg(long, value_name = "SECS")]
+    pub churn_sample_every: Option<f64>,
+
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -188,7 +273,11 @@ fn parse_range(text: &str) -> Result<SubsRange, String> {
 impl Args {
     /// The scenario with the flags applied, and its name.
     pub fn scenario(&self) -> Result<(String, Scenario), LoadError> {
-        let (name, mut s) = Scenario::load(&self.scenario)?;
+        let name = self
+            .scenario
+            .as_deref()
+            .unwrap_or(self.mode.default_scenario());
+        let (name, mut s) = Scenario::load(name)?;
         let c = &mut s.connections;
         set(&mut c.count, self.connections);
         set(&mut c.ramp_per_s, self.ramp);
@@ -213,6 +302,19 @@ impl Args {
         set(&mut p.channel, self.channel.clone());
         set(&mut s.run.grace_s, self.grace);
         set(&mut s.run.seed, self.seed);
+        let churn_flags = [
+            self.churn_rate,
+            self.churn_hold,
+            self.churn_warmup,
+            self.churn_sample_every,
+        ];
+        if self.mode == Mode::Churn || churn_flags.iter().any(Option::is_some) {
+            let churn = s.churn.get_or_insert_with(ChurnSection::default);
+            set(&mut churn.rate_per_s, self.churn_rate);
+            set(&mut churn.hold_s, self.churn_hold);
+            set(&mut churn.warmup_s, self.churn_warmup);
+            set(&mut churn.sample_every_s, self.churn_sample_every);
+        }
         s.validate().map_err(LoadError::Scenario)?;
         Ok((name, s))
     }
@@ -234,6 +336,19 @@ impl Args {
             threads: 0,
             ..Options::new(&name, scenario, server)
         })
+    }
+}
+
+impl Args {
+    /// What `tickcast-load floor` runs.
+    pub fn floor_settings(&self) -> FloorSettings {
+        let defaults = FloorSettings::default();
+        FloorSettings {
+            bin: self.floor_bin.clone().unwrap_or(defaults.bin),
+            runs: self.floor_runs.clone(),
+            threads: self.floor_threads,
+            frames: self.floor_frames,
+        }
     }
 }
 
@@ -295,6 +410,55 @@ mod tests {
         assert_eq!(options.server.port(), 9);
         assert!(options.server.is_ipv4());
         let bad = Args::parse_from(["tickcast-load", "--subscriptions", "0"]);
+        assert!(bad.options().is_err());
+    }
+
+    #[test]
+    fn modes_pick_their_scenario_and_settings() {
+        let run = Args::parse_from(["tickcast-load"]);
+        assert_eq!(run.mode, Mode::Run);
+        assert_eq!(run.options().unwrap().scenario_name, "smoke");
+        assert!(run.options().unwrap().scenario.churn.is_none());
+
+        let floor = Args::parse_from(["tickcast-load", "floor", "--floor-runs", "plain,tickcast"]);
+        assert_eq!(floor.options().unwrap().scenario_name, "fanout-5k");
+        let settings = floor.floor_settings();
+        assert_eq!(settings.runs, vec![RunKind::Plain, RunKind::Tickcast]);
+        assert!(settings.bin.ends_with("tickcast-floor"));
+        assert_eq!(settings.frames, Frames::Event);
+        let all = Args::parse_from(["tickcast-load", "floor"]).floor_settings();
+        assert_eq!(
+            all.runs,
+            vec![RunKind::Tickcast, RunKind::Plain, RunKind::Tasks]
+        );
+
+        let churn = Args::parse_from([
+            "tickcast-load",
+            "churn",
+            "--duration",
+            "120",
+            "--churn-warmup",
+            "30",
+        ]);
+        let options = churn.options().unwrap();
+        assert_eq!(options.scenario_name, "churn");
+        assert_eq!(options.scenario.publish.duration_s, 120.0);
+        let section = options.scenario.churn.unwrap();
+        assert_eq!((section.rate_per_s, section.warmup_s), (1000.0, 30.0));
+
+        // Any scenario churns in churn mode, with the defaults.
+        let smoke = Args::parse_from([
+            "tickcast-load",
+            "churn",
+            "-s",
+            "smoke",
+            "--churn-rate",
+            "50",
+        ]);
+        let section = smoke.options().unwrap().scenario.churn.unwrap();
+        assert_eq!(section.rate_per_s, 50.0);
+        assert_eq!(section.hold_s, ChurnSection::default().hold_s);
+        let bad = Args::parse_from(["tickcast-load", "churn", "--churn-rate", "0"]);
         assert!(bad.options().is_err());
     }
 }

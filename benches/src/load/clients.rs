@@ -1,7 +1,10 @@
 //! The clients: one task per connection that connects from its loopback
 //! source address, over WebSocket (welcome, one subscribe per filter) or
 //! SSE (its first filter in the query), reports ready, then counts what it
-//! receives until the run stops it.
+//! receives until the run stops it. Against the floor server
+//! (`tickcast-load floor`) a connection only upgrades to WebSocket (the
+//! floor has no subscriptions) and then reads and checks the same way.
+//! [`churn_once`] is one short-lived connection of the churn scenario.
 //!
 //! A connection's state is small: the socket, and a Roaring bitmap of the
 //! event numbers it received (a duplicate is an insert that finds the
@@ -48,6 +51,9 @@ pub struct ClientContext {
     pub read_buffer: usize,
     /// Share of the connections (0..=1) that use SSE instead of WebSocket.
     pub sse_share: f64,
+    /// The server is the floor server: upgrade to `/floor?conn=N`, no
+    /// welcome, no subscribe; every filter counts as acknowledged.
+    pub floor: bool,
 }
 
 impl ClientContext {
@@ -186,6 +192,8 @@ pub async fn run(
     };
     match ended_early {
         Some(_) => Shared::add(&shared.closed_early, 1),
+        // The floor server never reads: a close handshake would only wait.
+        None if ctx.floor => {}
         None => link.close().await,
     }
     Outcome {
@@ -233,11 +241,53 @@ async fn open(
         .await
         .map_err(|e| format!("connect: {}", io_reason(&e)))?;
     let _ = stream.set_nodelay(true);
+    if ctx.floor {
+        return open_floor(ctx, conn, stream).await;
+    }
     if ctx.uses_sse(conn) {
         return open_sse(ctx, conn, stream, received).await;
     }
     let (ws, mask) = open_ws(ctx, conn, stream, received).await?;
     Ok((Link::Ws(Box::new(ws)), mask))
+}
+
+/// The floor server: the WebSocket upgrade only; every filter of the
+/// connection counts as acknowledged (the floor is sent the deliveries of
+/// all of them).
+async fn open_floor(
+    ctx: &ClientContext,
+    conn: u32,
+    stream: TcpStream,
+) -> Result<(Link, u64), String> {
+    let ws = handshake(ctx, &format!("/floor?conn={conn}"), stream).await?;
+    let count = ctx.filters.of(conn as usize).len();
+    Ok((Link::Ws(Box::new(ws)), all_bits(count)))
+}
+
+/// Mask of `count` subscriptions.
+fn all_bits(count: usize) -> u64 {
+    if count >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << count) - 1
+    }
+}
+
+/// The client side of the WebSocket upgrade to `path`, offering the
+/// subprotocol.
+async fn handshake(ctx: &ClientContext, path: &str, stream: TcpStream) -> Result<Ws, String> {
+    let mut request = format!("ws://{}{path}", ctx.server)
+        .into_client_request()
+        .map_err(|e| format!("request: {e}"))?;
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        SUBPROTOCOL.parse().expect("a valid header value"),
+    );
+    let config = WebSocketConfig::default().read_buffer_size(ctx.read_buffer);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    Ok(ws)
 }
 
 /// SSE: the connection's first filter only (one per SSE connection); ready
@@ -271,17 +321,7 @@ async fn open_ws(
     stream: TcpStream,
     received: &mut RoaringBitmap,
 ) -> Result<(Ws, u64), String> {
-    let mut request = format!("ws://{}/ws", ctx.server)
-        .into_client_request()
-        .map_err(|e| format!("request: {e}"))?;
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        SUBPROTOCOL.parse().expect("a valid header value"),
-    );
-    let config = WebSocketConfig::default().read_buffer_size(ctx.read_buffer);
-    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
+    let mut ws = handshake(ctx, "/ws", stream).await?;
 
     match next_text(&mut ws).await? {
         text if text.contains(r#""type":"welcome""#) => {}
@@ -298,11 +338,7 @@ async fn open_ws(
 
     let mut answered = 0u64;
     let mut mask = 0u64;
-    let all = if count == 64 {
-        u64::MAX
-    } else {
-        (1u64 << count) - 1
-    };
+    let all = all_bits(count);
     while answered != all {
         let text = next_text(&mut ws).await?;
         let Some(frame) = on_text(&ctx.shared, received, &text, false) else {
@@ -324,6 +360,50 @@ async fn open_ws(
         }
     }
     Ok((ws, mask))
+}
+
+/// How a churn cycle left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    /// WebSocket close handshake (SSE: the socket is closed).
+    Clean,
+    /// The socket is dropped without a word.
+    Abrupt,
+}
+
+/// One cycle of the churn scenario: connects and subscribes like any
+/// connection (number `conn`: its filters and source address), reads and
+/// counts what arrives for `hold`, then leaves as `leave` says. Errors say
+/// why the cycle failed.
+pub async fn churn_once(
+    ctx: &ClientContext,
+    conn: u32,
+    hold: Duration,
+    leave: Leave,
+) -> Result<(), String> {
+    let mut received = RoaringBitmap::new();
+    let (mut link, _) = tokio::time::timeout(ctx.connect_timeout, open(ctx, conn, &mut received))
+        .await
+        .map_err(|_| "timeout".to_owned())??;
+    let held = tokio::time::sleep(hold);
+    tokio::pin!(held);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut held => break,
+            text = link.next_text() => match text {
+                Ok(text) => {
+                    on_text(&ctx.shared, &mut received, text.as_str(), true);
+                }
+                Err(reason) => return Err(format!("ended while held: {reason}")),
+            },
+        }
+    }
+    match leave {
+        Leave::Clean => link.close().await,
+        Leave::Abrupt => drop(link),
+    }
+    Ok(())
 }
 
 /// The next text frame, as a `String`.
@@ -379,6 +459,8 @@ fn on_text<'t>(
         };
         match frame.kind {
             "event" | "batch" => {
+                Shared::add(&shared.event_frames, 1);
+                Shared::add(&shared.event_bytes, text.len() as u64);
                 let now = epoch_ns();
                 let (mut duplicates, mut foreign) = (0, 0);
                 shared.delivered(|histogram| {

@@ -21,6 +21,12 @@
 //!    compared with what was expected: a missing, duplicated or unexpected
 //!    delivery is an error ([`Report::ok`]).
 //!
+//! Two variations: `tickcast-load floor` ([`floor`]) runs the same phases
+//! against a floor server as well, and reports tickcast's CPU per delivery
+//! against the floor's; a scenario with a `[churn]` section
+//! (`tickcast-load churn`, [`churn`]) has connections come and go during
+//! the publish phase while it samples the server's RSS and open files.
+//!
 //! # Layout
 //!
 //! - [`scenario`]: the TOML scenarios and their defaults.
@@ -36,13 +42,17 @@
 //! - [`report`]: the final report (table, JSON) and the progress line.
 //! - [`procstat`]: RSS and CPU from /proc.
 //! - [`limits`]: open files and ephemeral ports.
+//! - [`floor`]: the floor comparison.
+//! - [`churn`]: the churn scenario.
 //! - [`cli`]: the command line.
 
 pub mod broker;
+pub mod churn;
 pub mod cli;
 pub mod clients;
 pub mod expect;
 pub mod filters;
+pub mod floor;
 pub mod frame;
 pub mod limits;
 pub mod procstat;
@@ -62,9 +72,11 @@ use http_body_util::{BodyExt, Empty};
 use tokio::sync::{mpsc, watch};
 
 pub use self::broker::BrokerTarget;
+use self::churn::Churn;
 use self::clients::ClientContext;
 use self::expect::Audience;
 use self::filters::Filters;
+use self::floor::{FloorPlan, FloorSend, FloorTarget};
 use self::publisher::Prepared;
 pub use self::report::Report;
 use self::report::{
@@ -97,6 +109,9 @@ pub struct Options {
     pub dry_run: bool,
     /// Worker threads of the runtime the run is on (for the report).
     pub threads: usize,
+    /// Run against this floor server instead of tickcast (`server` and
+    /// `server_pid` are then the floor server's).
+    pub floor: Option<FloorTarget>,
 }
 
 impl Options {
@@ -112,6 +127,7 @@ impl Options {
             progress: false,
             dry_run: false,
             threads: 0,
+            floor: None,
         }
     }
 }
@@ -135,6 +151,9 @@ pub enum LoadError {
         /// Why.
         reason: String,
     },
+    /// The floor server cannot be started or run.
+    #[error("floor: {0}")]
+    Floor(String),
     /// The server cannot be reached.
     #[error("cannot reach the server at {addr}: {reason} (start it with `cargo run --release -p tickcast`, see docs/benchmarks.md)")]
     Unreachable {
@@ -217,7 +236,12 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
     });
     let server_pid = options.server_pid;
     let server_before = server_pid.and_then(procstat::sample);
-    let stats_before = fetch_stats(options.server).await;
+    let floor = options.floor.clone();
+    // The floor server has no HTTP API.
+    let stats_before = match floor {
+        None => fetch_stats(options.server).await,
+        Some(_) => None,
+    };
 
     // 1. Ramp.
     let ctx = Arc::new(ClientContext {
@@ -230,6 +254,7 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
         // that finds nothing), and it is resident per connection: small.
         read_buffer: 4 * 1024,
         sse_share: scenario.connections.sse_share,
+        floor: floor.is_some(),
     });
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -266,26 +291,44 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
 
     // 2. Prepare.
     shared.set_phase(Phase::Prepare);
-    let prepared = {
+    let (prepared, plan) = {
         let (filters, active) = (filters.clone(), active.clone());
         let scenario = scenario.clone();
-        tokio::task::spawn_blocking(move || prepare(&scenario, filters, &active))
-            .await
-            .expect("preparing events does not panic")
+        let with_plan = floor.is_some();
+        tokio::task::spawn_blocking(move || {
+            prepare_with_plan(&scenario, filters, &active, with_plan)
+        })
+        .await
+        .expect("preparing events does not panic")
     };
     // 3. Publish.
     let target = publisher::Target {
         server: options.server,
         api_key: options.api_key.clone(),
         broker,
+        floor: floor.zip(plan).map(|(floor, plan)| FloorSend {
+            link: floor.link,
+            frames: floor.frames,
+            plan: Arc::new(plan),
+            channel: scenario.publish.channel.clone(),
+            epoch_ms: stats::epoch_ns() / 1_000_000,
+        }),
     };
     shared.set_phase(Phase::Publish);
     let me = std::process::id();
     let (server_cpu_start, own_cpu_start) =
         (server_pid.and_then(procstat::sample), procstat::sample(me));
+    let churning = scenario
+        .churn
+        .as_ref()
+        .map(|section| Churn::start(churn::context(&ctx, section), section, server_pid));
     let published = publisher::run(&scenario.publish, &target, prepared, shared.clone()).await;
     let (server_cpu_end, own_cpu_end) =
         (server_pid.and_then(procstat::sample), procstat::sample(me));
+    let churn = match churning {
+        Some(churning) => Some(churning.finish(server_pid).await),
+        None => None,
+    };
 
     // 4. Grace.
     shared.set_phase(Phase::Grace);
@@ -306,7 +349,10 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let server_end = server_pid.and_then(procstat::sample);
-    let server_stats = fetch_stats(options.server).await;
+    let server_stats = match target.floor {
+        None => fetch_stats(options.server).await,
+        Some(_) => None,
+    };
 
     // 5. Count.
     shared.set_phase(Phase::Done);
@@ -362,6 +408,8 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
         error_frames: Shared::get(&shared.error_frames),
         bad_frames: Shared::get(&shared.bad_frames),
         frames: Shared::get(&shared.frames),
+        event_frames: Shared::get(&shared.event_frames),
+        event_frame_bytes: Shared::get(&shared.event_bytes),
         foreign_events: Shared::get(&shared.foreign),
         delivered_per_s: Shared::get(&shared.received) as f64 / delivery_s,
         expected_per_s: tally.expected as f64 / publish_s,
@@ -419,6 +467,14 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
             (Some(a), Some(b)) => Some(procstat::cpu_percent(&a, &b)),
             _ => None,
         },
+        cpu_s_delivering: match (server_cpu_start, server_end) {
+            (Some(a), Some(b)) => Some((b.cpu_s - a.cpu_s).max(0.0)),
+            _ => None,
+        },
+        cpu_us_per_delivery: match (server_cpu_start, server_end) {
+            (Some(a), Some(b)) => procstat::cpu_us_per(&a, &b, deliveries.received),
+            _ => None,
+        },
     });
     let generator = GeneratorProcess {
         threads: options.threads,
@@ -445,6 +501,21 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
     problem(publish.failed_requests, "publish requests failed");
     problem(publish.events_rejected, "events rejected");
     problem(deliveries.bad_frames, "frames did not parse");
+    if let Some(churn) = &churn {
+        problem(churn.cycles.failed, "churn connections failed");
+        for (what, trend) in [("RSS", churn.rss_kib), ("open files", churn.fds)] {
+            if let Some(trend) = trend.filter(|t| !t.flat) {
+                warnings.push(format!(
+                    "the server's {what} kept growing under churn after warm-up: {:+.0} over the \
+                     run ({:+.1} per minute), more than the {:.0} called flat",
+                    trend.growth, trend.slope_per_min, trend.tolerance
+                ));
+            }
+        }
+        if server_pid.is_none() {
+            warnings.push("churn without --server-pid: RSS and open files not sampled".into());
+        }
+    }
     if let Some(note) = server_losses(stats_before.as_ref(), server_stats.as_ref()) {
         warnings.push(note);
     }
@@ -502,6 +573,7 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
         generator,
         server_stats,
         settings: scenario.clone(),
+        churn,
     })
 }
 
@@ -551,6 +623,7 @@ fn dry_run(options: &Options, filters: Arc<Filters>) -> Report {
         },
         server_stats: None,
         settings: scenario.clone(),
+        churn: None,
     }
 }
 
@@ -568,10 +641,27 @@ fn per_connection(
 /// The events of `scenario` and their recipients among the subscriptions
 /// `active` (see [`Audience::new`]).
 fn prepare(scenario: &Scenario, filters: Arc<Filters>, active: &[u64]) -> Prepared {
-    let audience = Audience::new(filters, active);
+    prepare_with_plan(scenario, filters, active, false).0
+}
+
+/// [`prepare`], and with `with_plan` the frames' recipients for the floor
+/// server.
+fn prepare_with_plan(
+    scenario: &Scenario,
+    filters: Arc<Filters>,
+    active: &[u64],
+    with_plan: bool,
+) -> (Prepared, Option<FloorPlan>) {
+    let audience = Audience::new(filters.clone(), active);
     let universe = SymbolUniverse::new(scenario.filters.symbols, scenario.filters.zipf_exponent);
     let stream = DetectionStream::new(universe, scenario.run.seed ^ 0xE7E4_7500);
-    Prepared::new(&scenario.publish, audience, stream)
+    let mut plan = with_plan.then(FloorPlan::new);
+    let prepared = Prepared::observed(&scenario.publish, audience, stream, |event, recipients| {
+        if let Some(plan) = &mut plan {
+            plan.record(&filters, active, event, recipients);
+        }
+    });
+    (prepared, plan)
 }
 
 /// What the server says it held back or dropped during the run (its

@@ -32,6 +32,12 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|kib| kib.parse().ok())
 }
 
+/// Open file descriptors of process `pid` (entries of /proc/PID/fd).
+pub fn open_fds(pid: u32) -> Option<u64> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(entries.count() as u64)
+}
+
 /// utime + stime of /proc/PID/stat, in seconds.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -64,6 +70,12 @@ pub fn cpu_percent(from: &Sample, to: &Sample) -> f64 {
     100.0 * (to.cpu_s - from.cpu_s) / wall
 }
 
+/// CPU used between two samples per one of `count` things (deliveries),
+/// in µs; `None` for none.
+pub fn cpu_us_per(from: &Sample, to: &Sample, count: u64) -> Option<f64> {
+    (count > 0).then(|| (to.cpu_s - from.cpu_s).max(0.0) * 1e6 / count as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +94,24 @@ mod tests {
         assert!(b.cpu_s >= a.cpu_s);
         assert!(cpu_percent(&a, &b) >= 0.0);
         assert!(sample(u32::MAX).is_none());
+        assert!(open_fds(me).is_some_and(|n| n > 0));
+        assert!(open_fds(u32::MAX).is_none());
+    }
+
+    #[test]
+    fn cpu_per_delivery_divides_the_cpu_used() {
+        let at = Instant::now();
+        let from = Sample {
+            at,
+            rss_kib: 0,
+            cpu_s: 10.0,
+        };
+        let to = Sample {
+            cpu_s: 10.5,
+            ..from
+        };
+        assert_eq!(cpu_us_per(&from, &to, 100_000), Some(5.0));
+        assert_eq!(cpu_us_per(&from, &to, 0), None);
+        assert_eq!(cpu_us_per(&to, &from, 10), Some(0.0));
     }
 }

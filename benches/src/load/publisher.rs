@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
 
 use super::expect::{Audience, Ledger};
+use super::floor::FloorSend;
 use super::scenario::PublishSection;
 use super::stats::{epoch_ns, Shared};
 use crate::events::DetectionStream;
@@ -41,6 +42,8 @@ pub struct Target {
     pub api_key: Option<String>,
     /// Publish into this broker instead of `POST /api/publish`.
     pub broker: Option<Arc<dyn BrokerPublisher>>,
+    /// Hand the events to the floor server instead (`tickcast-load floor`).
+    pub floor: Option<FloorSend>,
 }
 
 /// What the publish phase did.
@@ -97,7 +100,18 @@ pub struct Prepared {
 impl Prepared {
     /// Draws the `plan.total_events()` events of `stream` and works out
     /// their recipients with `audience`.
-    pub fn new(plan: &PublishSection, mut audience: Audience, stream: DetectionStream) -> Self {
+    pub fn new(plan: &PublishSection, audience: Audience, stream: DetectionStream) -> Self {
+        Self::observed(plan, audience, stream, |_, _| {})
+    }
+
+    /// [`new`](Self::new), showing `observe` each event and its recipients
+    /// (a floor run groups them into frames).
+    pub fn observed(
+        plan: &PublishSection,
+        mut audience: Audience,
+        stream: DetectionStream,
+        mut observe: impl FnMut(&Event, &[u32]),
+    ) -> Self {
         let total = plan.total_events();
         let mut templates = Vec::with_capacity(total as usize);
         let mut ledger = Ledger::new();
@@ -107,6 +121,7 @@ impl Prepared {
             let event = Event::from_json(body, Some(&plan.channel), DEFAULT_MAX_BODY_BYTES)
                 .expect("generated detections are valid events");
             audience.recipients(&event, &mut recipients);
+            observe(&event, &recipients);
             ledger.expect(seq as u32, &mut recipients);
             templates.push(event.body().clone());
         }
@@ -259,6 +274,20 @@ async fn send_loop(
         let n = batch.templates.len() as u32;
         let seqs = batch.first_seq..batch.first_seq + n;
         tally.requests += 1;
+        if let Some(floor) = &target.floor {
+            match floor.publish(batch.first_seq, &batch.templates).await {
+                Ok(()) => {
+                    tally.accepted += u64::from(n);
+                    Shared::add(&shared.published, u64::from(n));
+                }
+                Err(reason) => {
+                    tally.failed_requests += 1;
+                    tally.failed_seqs.insert_range(seqs);
+                    *tally.errors.entry(reason).or_default() += 1;
+                }
+            }
+            continue;
+        }
         if let Some(broker) = &target.broker {
             let channel = channel_of(path);
             via_broker(broker.as_ref(), &channel, &batch, &mut tally, shared).await;
@@ -446,6 +475,16 @@ fn stamped(batch: &Batch, sent_ns: u64, single: bool) -> Vec<u8> {
         body.push(b']');
     }
     body
+}
+
+/// One template stamped as event `seq`, a single object (what one event
+/// of a request carries).
+pub(crate) fn stamp_one(seq: u32, template: &Bytes, sent_ns: u64) -> Vec<u8> {
+    let one = Batch {
+        first_seq: seq,
+        templates: vec![template.clone()],
+    };
+    stamped(&one, sent_ns, true)
 }
 
 /// Undoes [`encode_query`].

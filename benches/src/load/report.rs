@@ -7,11 +7,13 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::churn::trend::Trend;
+use super::churn::ChurnReport;
 use super::scenario::{Scenario, Via};
 use super::stats::Shared;
 
 /// Everything a run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     /// Scenario name (or file stem).
     pub scenario: String,
@@ -45,6 +47,9 @@ pub struct Report {
     pub server_stats: Option<serde_json::Value>,
     /// The effective scenario (after flags).
     pub settings: Scenario,
+    /// The churn, for a scenario with `[churn]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<ChurnReport>,
 }
 
 /// Connections of the run.
@@ -131,6 +136,12 @@ pub struct DeliveriesReport {
     pub bad_frames: u64,
     /// Text frames received (events per frame = received / frames, about).
     pub frames: u64,
+    /// Of them, `event` and `batch` frames.
+    pub event_frames: u64,
+    /// Their bytes, JSON text without the WebSocket header (the same
+    /// events to the same connections give the same bytes from tickcast
+    /// and from the floor server).
+    pub event_frame_bytes: u64,
     /// Events without this run's stamps (another producer's).
     pub foreign_events: u64,
     /// Received per second, from the first publish to the last delivery.
@@ -198,6 +209,12 @@ pub struct ServerProcess {
     pub cpu_percent_publish: Option<f64>,
     /// CPU over the ramp, % of one core.
     pub cpu_percent_ramp: Option<f64>,
+    /// CPU seconds from the first publish to the end of the grace period
+    /// (the last delivery, plus at most 100 ms).
+    pub cpu_s_delivering: Option<f64>,
+    /// Those CPU seconds per delivery received, in µs: the server's cost
+    /// per delivery, ingest and routing included.
+    pub cpu_us_per_delivery: Option<f64>,
 }
 
 /// The generator itself.
@@ -316,6 +333,20 @@ impl Report {
                     sp.pid
                 ),
             );
+            row(
+                "server CPU per delivery",
+                match (sp.cpu_us_per_delivery, sp.cpu_s_delivering) {
+                    (Some(us), Some(s)) => format!(
+                        "{us:.2} µs ({s:.2} s of CPU from the first publish to the last delivery)"
+                    ),
+                    _ => "-".to_owned(),
+                },
+            );
+        }
+        if let Some(churn) = &self.churn {
+            for (k, v) in churn_rows(churn) {
+                row(k, v);
+            }
         }
         let g = &self.generator;
         row(
@@ -343,6 +374,65 @@ impl Report {
         }
         out
     }
+}
+
+/// The churn's rows: what the connections did, and the server's RSS and
+/// open files after warm-up.
+fn churn_rows(churn: &ChurnReport) -> Vec<(&'static str, String)> {
+    let s = &churn.settings;
+    let c = &churn.cycles;
+    let mut rows = vec![(
+        "churn",
+        format!(
+            "{} connections started in {:.0} s = {}/s (hold {} s, {:.0} % leave abruptly): {} completed ({} clean, {} abrupt), {} failed; {} events read",
+            c.started,
+            churn.duration_s,
+            rate(churn.started_per_s),
+            s.hold_s,
+            s.abrupt_share * 100.0,
+            c.completed,
+            c.clean,
+            c.abrupt,
+            c.failed,
+            churn.deliveries,
+        ),
+    )];
+    let trend = |t: Option<Trend>, unit: &str, scale: f64| {
+        t.map_or_else(
+            || format!("not judged ({} samples, warm-up {} s)", churn.samples.len(), s.warmup_s),
+            |t| {
+                format!(
+                    "after {} s warm-up ({} samples): first {:.1}, last {:.1}, max {:.1} {unit}, slope {:+.2} {unit}/min: {}",
+                    s.warmup_s,
+                    t.samples,
+                    t.first / scale,
+                    t.last / scale,
+                    t.max / scale,
+                    t.slope_per_min / scale,
+                    if t.flat { "flat" } else { "**growing**" }
+                )
+            },
+        )
+    };
+    rows.push((
+        "server RSS under churn",
+        trend(churn.rss_kib, "MiB", 1024.0),
+    ));
+    rows.push(("server fds under churn", trend(churn.fds, "fds", 1.0)));
+    if let (Some(first), Some(after)) = (churn.samples.first(), churn.after) {
+        rows.push((
+            "server before / after churn",
+            format!(
+                "RSS {:.1} / {:.1} MiB, fds {} / {} (after: every churning connection gone, {:.0} s later)",
+                first.rss_kib as f64 / 1024.0,
+                after.rss_kib as f64 / 1024.0,
+                first.fds,
+                after.fds,
+                after.t_s - churn.duration_s,
+            ),
+        ));
+    }
+    rows
 }
 
 impl Report {

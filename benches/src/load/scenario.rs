@@ -16,7 +16,7 @@ use tickcast_core::model::PATTERN_DETECTED;
 use super::LoadError;
 
 /// The scenarios shipped in `benches/scenarios/`, by name.
-pub const BUILT_IN: [(&str, &str); 5] = [
+pub const BUILT_IN: [(&str, &str); 7] = [
     ("smoke", include_str!("../../scenarios/smoke.toml")),
     ("seed", include_str!("../../scenarios/seed.toml")),
     (
@@ -28,6 +28,8 @@ pub const BUILT_IN: [(&str, &str); 5] = [
         "max-throughput",
         include_str!("../../scenarios/max-throughput.toml"),
     ),
+    ("fanout-5k", include_str!("../../scenarios/fanout-5k.toml")),
+    ("churn", include_str!("../../scenarios/churn.toml")),
 ];
 
 /// Most subscriptions one connection may hold here: the server's default
@@ -51,6 +53,10 @@ pub struct Scenario {
     pub publish: PublishSection,
     /// Seed and end of the run.
     pub run: RunSection,
+    /// Short-lived connections coming and going during the publish phase
+    /// (`tickcast-load churn`); none when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<ChurnSection>,
 }
 
 /// `[server]`: documentation of the server the scenario is meant for.
@@ -250,6 +256,56 @@ impl Default for RunSection {
     }
 }
 
+/// `[churn]`: while the publish phase runs, new connections arrive at
+/// `rate_per_s`, each connecting, subscribing (the filters of a connection
+/// of the scenario), holding for `hold_s` and leaving; the server's RSS and
+/// open files are sampled every `sample_every_s` to see whether they stay
+/// flat after `warmup_s`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChurnSection {
+    /// New connections per second.
+    pub rate_per_s: f64,
+    /// How long each stays once its subscriptions are answered, seconds.
+    pub hold_s: f64,
+    /// Share (0..=1, spread evenly) that leave by dropping the socket
+    /// without a close handshake; the others close cleanly.
+    pub abrupt_share: f64,
+    /// Seconds between samples of the server's RSS and open files.
+    pub sample_every_s: f64,
+    /// Samples taken before this (seconds after the churn starts) are
+    /// warm-up: shown, not judged.
+    pub warmup_s: f64,
+}
+
+impl Default for ChurnSection {
+    fn default() -> Self {
+        Self {
+            rate_per_s: 1000.0,
+            hold_s: 1.0,
+            abrupt_share: 0.5,
+            sample_every_s: 5.0,
+            warmup_s: 60.0,
+        }
+    }
+}
+
+impl ChurnSection {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), String> {
+        if !positive(self.rate_per_s) || !positive(self.sample_every_s) {
+            return Err("churn.rate_per_s and churn.sample_every_s must be > 0".into());
+        }
+        if !non_negative(self.hold_s) || !non_negative(self.warmup_s) {
+            return Err("churn.hold_s and churn.warmup_s must be >= 0".into());
+        }
+        if !(0.0..=1.0).contains(&self.abrupt_share) {
+            return Err("churn.abrupt_share must be in 0..=1".into());
+        }
+        Ok(())
+    }
+}
+
 impl Scenario {
     /// A built-in scenario by name, or a TOML file by path (anything with a
     /// `/` or ending in `.toml`).
@@ -336,6 +392,9 @@ impl Scenario {
                 p.channel
             ));
         }
+        if let Some(churn) = &self.churn {
+            churn.validate()?;
+        }
         Ok(())
     }
 
@@ -376,6 +435,30 @@ mod tests {
         assert!(Scenario::parse("[connections]\nsubscriptions = [3, 1]").is_err());
         assert!(Scenario::parse("[publish]\nchannel = \"tickstock.health.status\"").is_err());
         assert!(Scenario::load("no-such-scenario").is_err());
+        assert!(Scenario::parse("[churn]\nrate_per_s = 0").is_err());
+        assert!(Scenario::parse("[churn]\nabrupt_share = 2").is_err());
+        assert!(Scenario::parse("[churn]\nhold = 1").is_err());
+    }
+
+    #[test]
+    fn the_regime_and_churn_scenarios_say_what_they_measure() {
+        let (_, regime) = Scenario::load("fanout-5k").unwrap();
+        assert_eq!(regime.connections.count, 5000);
+        assert_eq!(regime.connections.subscriptions, [1, 1]);
+        assert!(regime.churn.is_none());
+        assert_eq!(
+            regime.server.env.get("TICKCAST_DELIVERY__BATCH_WINDOW_MS"),
+            Some(&"0".to_owned())
+        );
+        let (_, churn) = Scenario::load("churn").unwrap();
+        let section = churn.churn.expect("a [churn] section");
+        assert_eq!(section.rate_per_s, 1000.0);
+        assert_eq!(churn.publish.duration_s, 600.0);
+        assert!(section.warmup_s < churn.publish.duration_s);
+        // A file that only names the section gets the defaults.
+        let bare = Scenario::parse("[churn]").unwrap();
+        assert_eq!(bare.churn, Some(ChurnSection::default()));
+        assert!(Scenario::parse("").unwrap().churn.is_none());
     }
 
     #[test]

@@ -83,6 +83,10 @@ pub struct Shared {
     pub bad_frames: AtomicU64,
     /// Text frames received.
     pub frames: AtomicU64,
+    /// Of them, `event` and `batch` frames.
+    pub event_frames: AtomicU64,
+    /// Their bytes (the JSON text, without the WebSocket header).
+    pub event_bytes: AtomicU64,
     /// Time of the latest delivery, µs after `started`.
     last_delivery_us: AtomicU64,
     locals: Mutex<Vec<LocalHistogram>>,
@@ -94,9 +98,15 @@ static RUNS: AtomicU64 = AtomicU64::new(1);
 /// One thread's latencies.
 type LocalHistogram = Arc<Mutex<Histogram<u64>>>;
 
+/// Runs a thread keeps a histogram handle for: a churn run's connections
+/// record into a `Shared` of their own on the same threads as the stable
+/// ones, so a thread alternates between two runs.
+const LOCAL_RUNS: usize = 4;
+
 thread_local! {
-    /// This thread's histogram, and the run it records for.
-    static LOCAL: RefCell<Option<(u64, LocalHistogram)>> = const { RefCell::new(None) };
+    /// This thread's histograms, with the runs they record for (latest
+    /// last).
+    static LOCAL: RefCell<Vec<(u64, LocalHistogram)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A latency histogram in µs, 3 significant digits, up to an hour.
@@ -133,6 +143,8 @@ impl Shared {
             error_frames: AtomicU64::new(0),
             bad_frames: AtomicU64::new(0),
             frames: AtomicU64::new(0),
+            event_frames: AtomicU64::new(0),
+            event_bytes: AtomicU64::new(0),
             last_delivery_us: AtomicU64::new(0),
             locals: Mutex::new(Vec::new()),
             merged: Mutex::new(new_histogram()),
@@ -178,12 +190,15 @@ impl Shared {
     pub fn delivered(&self, record: impl FnOnce(&mut Histogram<u64>) -> u64) {
         let new = LOCAL.with(|local| {
             let mut local = local.borrow_mut();
-            let histogram = match &*local {
-                Some((run, h)) if *run == self.run_id => h.clone(),
-                _ => {
+            let histogram = match local.iter().find(|(run, _)| *run == self.run_id) {
+                Some((_, h)) => h.clone(),
+                None => {
                     let h = Arc::new(Mutex::new(new_histogram()));
                     self.locals.lock().push(h.clone());
-                    *local = Some((self.run_id, h.clone()));
+                    if local.len() >= LOCAL_RUNS {
+                        local.remove(0);
+                    }
+                    local.push((self.run_id, h.clone()));
                     h
                 }
             };
@@ -233,4 +248,28 @@ impl Default for Shared {
 pub fn record_latency(histogram: &mut Histogram<u64>, now_ns: u64, sent_ns: u64) {
     let us = (now_ns.saturating_sub(sent_ns) / 1_000).clamp(1, MAX_LATENCY_US);
     histogram.record(us).expect("clamped into bounds");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread recording for two runs in turn (stable and churning
+    /// connections) keeps one histogram per run, not one per switch.
+    #[test]
+    fn alternating_runs_keep_one_histogram_each() {
+        let (stable, churn) = (Shared::new(), Shared::new());
+        for i in 0..100u64 {
+            let run = if i % 2 == 0 { &stable } else { &churn };
+            run.delivered(|h| {
+                h.record(10 + i).unwrap();
+                1
+            });
+        }
+        assert_eq!(stable.locals.lock().len(), 1);
+        assert_eq!(churn.locals.lock().len(), 1);
+        assert_eq!(Shared::get(&stable.received), 50);
+        assert_eq!(stable.latencies().len(), 50);
+        assert_eq!(churn.latencies().len(), 50);
+    }
 }
