@@ -79,8 +79,8 @@ pub struct Args {
     pub server: String,
 
     /// Pid of the server process: its RSS (VmRSS) before and after the
-    /// ramp and at the end, and its CPU during the ramp and the publish
-    /// phase, from /proc/PID.
+    /// ramp and at the end, its CPU during the ramp and the publish phase
+    /// and per delivery, and under churn its open files, from /proc/PID.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
 
