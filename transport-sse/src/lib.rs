@@ -64,7 +64,7 @@
 //! - Protocol messages are named events without `id:`: `welcome`,
 //!   `subscribed` (with `recovered`), `dropped`, `error`, and
 //!   `history_gone` (the WebSocket `error` with that code).
-//! - `: ping` every [`SseConfig::ping_interval`].
+//! - `: ping` every `ping_interval` of [`SseConfig::session`].
 //! - When the server closes the connection (slow consumer 4008, token
 //!   expiry 4002, shutdown 1001) the last event is `event: close` with
 //!   `{"code":..,"reason":".."}`, after the `error` that explains it, and

@@ -23,7 +23,7 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// net.core.somaxconn).
 const BACKLOG: i32 = 4096;
 
-/// Raises the listen backlog of `listener` to [`BACKLOG`]: a ramp opens
+/// Raises the listen backlog of `listener` to `BACKLOG`: a ramp opens
 /// thousands of connections a second and the floor reads handshakes one
 /// at a time, so std's 128 would drop SYNs (clients then wait seconds for
 /// a retry and time out).

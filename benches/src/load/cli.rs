@@ -22,7 +22,7 @@ pub enum Mode {
     /// multiple of the floor's (default scenario: fanout-5k).
     Floor,
     /// Run the scenario with connections coming and going at
-    /// [churn].rate_per_s and report whether the server's RSS and open
+    /// `[churn].rate_per_s` and report whether the server's RSS and open
     /// files stay flat (default scenario: churn).
     Churn,
 }

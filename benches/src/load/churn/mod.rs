@@ -101,7 +101,7 @@ pub struct ChurnReport {
     /// `--server-pid`); the first is taken as the churn starts.
     pub samples: Vec<Sample>,
     /// The server once the churn is over: every churning connection gone
-    /// and [`SETTLE`] passed. Against the first sample: what the churn
+    /// and `SETTLE` passed. Against the first sample: what the churn
     /// left behind.
     pub after: Option<Sample>,
     /// Its RSS after warm-up, KiB.
