@@ -60,6 +60,7 @@ pub mod publisher;
 pub mod report;
 pub mod scenario;
 pub mod sse;
+mod stamp;
 pub mod stats;
 
 use std::collections::BTreeMap;

@@ -9,7 +9,6 @@
 //! the request, so the latency clock starts when the event leaves.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -30,6 +29,7 @@ use tokio::sync::{mpsc, Mutex};
 use super::expect::{Audience, Ledger};
 use super::floor::FloorSend;
 use super::scenario::PublishSection;
+use super::stamp::{stamped, Batch};
 use super::stats::{epoch_ns, Shared};
 use crate::events::DetectionStream;
 
@@ -68,12 +68,6 @@ pub struct Published {
     pub started: Instant,
     /// When the last answer arrived.
     pub finished: Instant,
-}
-
-/// A batch on its way from the pacer to a sender.
-struct Batch {
-    first_seq: u32,
-    templates: Vec<Bytes>,
 }
 
 /// What one sender did.
@@ -451,40 +445,6 @@ pub(crate) async fn connect(server: SocketAddr) -> Result<SendRequest<Full<Bytes
         let _ = connection.await;
     });
     Ok(sender)
-}
-
-/// The request body: each template with `"load_seq":N,"load_sent_ns":T,`
-/// put first, in an array (or alone when `single`).
-fn stamped(batch: &Batch, sent_ns: u64, single: bool) -> Vec<u8> {
-    let size: usize = batch.templates.iter().map(|t| t.len() + 48).sum();
-    let mut body = Vec::with_capacity(size + 2);
-    let array = !(single && batch.templates.len() == 1);
-    if array {
-        body.push(b'[');
-    }
-    for (i, template) in batch.templates.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        let seq = batch.first_seq + i as u32;
-        let _ = write!(body, r#"{{"load_seq":{seq},"load_sent_ns":{sent_ns},"#);
-        // Templates are JSON objects with fields: drop their `{`.
-        body.extend_from_slice(&template[1..]);
-    }
-    if array {
-        body.push(b']');
-    }
-    body
-}
-
-/// One template stamped as event `seq`, a single object (what one event
-/// of a request carries).
-pub(crate) fn stamp_one(seq: u32, template: &Bytes, sent_ns: u64) -> Vec<u8> {
-    let one = Batch {
-        first_seq: seq,
-        templates: vec![template.clone()],
-    };
-    stamped(&one, sent_ns, true)
 }
 
 /// Undoes [`encode_query`].

@@ -17,7 +17,7 @@ use super::link::FloorLink;
 use super::plan::{sub_ids, FloorPlan};
 use crate::floor::control::MessageWriter;
 use crate::floor::wire::text_frame;
-use crate::load::publisher::stamp_one;
+use crate::load::stamp::stamp_one;
 use crate::load::stats::epoch_ns;
 
 /// How deliveries become frames (and writes) in a floor run.
