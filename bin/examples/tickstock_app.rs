@@ -14,7 +14,7 @@
 //! ```
 //!
 //! Preferences belong to users: a connection made with a JWT whose `sub`
-//! is `alice` (pass `WsConfig { auth: Some(..) }`) gets alice's feed and
+//! is `alice` (set `WsConfig::session.auth`) gets alice's feed and
 //! alerts without subscribing itself. Anonymous connections, as in the
 //! commands above, subscribe with filters of their own.
 
