@@ -46,7 +46,9 @@ pub(crate) async fn run_lean<T>(
     let (read, write) = tokio::io::split(io);
     let reader =
         WebSocketStream::from_raw_socket(ReadOnly(read), Role::Server, Some(ws_config)).await;
-    let inbound = reader.map(lean_inbound);
+    // Boxed: passed down through three futures, each of which would
+    // otherwise reserve room for the whole tungstenite stream.
+    let inbound = Box::pin(reader.map(lean_inbound));
     serve(RawCodec, RawSink::new(write), inbound, hub, &config, token).await;
 }
 
