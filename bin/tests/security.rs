@@ -194,11 +194,14 @@ async fn a_new_connection_evicts_the_oldest_one_waiting_for_a_request() {
     let server = TestServer::start(config).await;
     let addr = server.addr();
     let mut silent = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..2 {
         silent.push(TcpStream::connect(addr).await.unwrap());
         // Accepted in this order.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Only a connection that has waited past the eviction age may go.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    silent.push(TcpStream::connect(addr).await.unwrap());
     // The third evicted the first; the second and third still wait.
     let first = silent.remove(0);
     closed_by_server(first).await;

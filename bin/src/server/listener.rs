@@ -6,9 +6,10 @@
 //!   within the same time of the accept, whatever protocol it speaks.
 //! - At most `http.max_pending_connections` accepted connections may be
 //!   waiting for their first request head; a new one beyond that closes the
-//!   oldest waiting one ([`PendingConnections`]), so sockets trickling
-//!   headers cannot take every file descriptor while `/health` and
-//!   WebSocket clients wait.
+//!   oldest waiting one once it has waited a second, and any waiting one at
+//!   twice the bound ([`PendingConnections`]), so sockets trickling headers
+//!   cannot take every file descriptor while `/health` and WebSocket
+//!   clients wait, and a reconnect storm is not evicted.
 //! - hyper's own answers to unparsable heads get JSON bodies
 //!   ([`JsonHeadErrors`]).
 //! - Every request carries the connection's [`SocketAbort`]: a stream
@@ -79,7 +80,7 @@ pub(crate) async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let (place, evicted) = pending.admit();
+        let (place, evicted) = pending.admit(tokio::time::Instant::now());
         let waiting: Waiting = Arc::new(Mutex::new(Some(place)));
         let waiting_of_task = waiting.clone();
         let routes = routes.clone();

@@ -7,11 +7,26 @@
 //! included); closing the oldest waiting one instead means an attacker must
 //! keep opening connections faster than real clients finish their request
 //! heads, which take milliseconds.
+//!
+//! But a connection can also wait because the server is busy: in a
+//! reconnect storm thousands of clients send their heads at once and wait
+//! for a worker to read them. Those are young; a trickling attacker's are
+//! old. So the oldest is evicted only once it has waited
+//! [`EVICTABLE_AFTER`]; younger ones may take the queue past its bound, up
+//! to twice it, where the oldest goes whatever its age (the file
+//! descriptors must never all be taken, or no accept would run to evict).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+/// How long a connection must have waited for its request head before a
+/// newer one may evict it: far longer than a real client under load takes,
+/// far shorter than a trickling one holds on.
+pub(crate) const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
 
 /// The waiting connections, oldest first.
 #[derive(Debug)]
@@ -23,8 +38,9 @@ pub(crate) struct PendingConnections {
 #[derive(Debug, Default)]
 struct State {
     next_id: u64,
-    /// Id (increasing with age) -> the sender whose drop evicts it.
-    waiting: BTreeMap<u64, oneshot::Sender<()>>,
+    /// Id (increasing with age) -> when it was accepted, and the sender
+    /// whose drop evicts it.
+    waiting: BTreeMap<u64, (Instant, oneshot::Sender<()>)>,
 }
 
 /// One connection's place in the queue; leaves it when dropped.
@@ -47,23 +63,38 @@ impl PendingConnections {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues a new connection, evicting the oldest when full. The receiver
-    /// completes when this connection is evicted in turn.
-    pub(crate) fn admit(self: &Arc<Self>) -> (Place, oneshot::Receiver<()>) {
+    /// Queues a new connection accepted at `now`, evicting the oldest when
+    /// full (see the module docs). The receiver completes when this
+    /// connection is evicted in turn.
+    pub(crate) fn admit(self: &Arc<Self>, now: Instant) -> (Place, oneshot::Receiver<()>) {
         let (evict, evicted) = oneshot::channel();
         let mut state = self.state();
-        if state.waiting.len() >= self.max {
+        if self.must_evict(&state, now) {
             // Dropping the sender wakes the oldest connection's receiver.
             state.waiting.pop_first();
         }
         let id = state.next_id;
         state.next_id += 1;
-        state.waiting.insert(id, evict);
+        state.waiting.insert(id, (now, evict));
         let place = Place {
             id,
             queue: self.clone(),
         };
         (place, evicted)
+    }
+
+    fn must_evict(&self, state: &State, now: Instant) -> bool {
+        let len = state.waiting.len();
+        if len < self.max {
+            return false;
+        }
+        let oldest_is_stale = state
+            .waiting
+            .first_key_value()
+            .is_some_and(|(_, (since, _))| {
+                now.saturating_duration_since(*since) >= EVICTABLE_AFTER
+            });
+        oldest_is_stale || len >= self.max.saturating_mul(2)
     }
 
     /// Connections waiting now.
@@ -86,12 +117,13 @@ mod tests {
     #[test]
     fn evicts_the_oldest_waiting_connection_when_full() {
         let queue = PendingConnections::new(2);
-        let (first, mut first_evicted) = queue.admit();
-        let (_second, mut second_evicted) = queue.admit();
+        let start = Instant::now();
+        let (first, mut first_evicted) = queue.admit(start);
+        let (_second, mut second_evicted) = queue.admit(start);
         assert!(first_evicted
             .try_recv()
             .is_err_and(|e| e == oneshot::error::TryRecvError::Empty));
-        let (_third, _) = queue.admit();
+        let (_third, _) = queue.admit(start + EVICTABLE_AFTER);
         assert_eq!(
             first_evicted.try_recv(),
             Err(oneshot::error::TryRecvError::Closed)
@@ -106,9 +138,35 @@ mod tests {
     }
 
     #[test]
+    fn young_connections_go_past_the_bound_up_to_twice_it() {
+        let queue = PendingConnections::new(2);
+        let start = Instant::now();
+        let mut places = Vec::new();
+        let mut evicted = Vec::new();
+        for _ in 0..4 {
+            let (place, gone) = queue.admit(start);
+            places.push(place);
+            evicted.push(gone);
+        }
+        // A storm of fresh connections: nobody evicted, the queue at twice
+        // its bound.
+        assert_eq!(queue.len(), 4);
+        assert!(evicted.iter_mut().all(|e| e
+            .try_recv()
+            .is_err_and(|e| e == oneshot::error::TryRecvError::Empty)));
+        // At twice the bound the oldest goes whatever its age.
+        let (_fifth, _) = queue.admit(start);
+        assert_eq!(queue.len(), 4);
+        assert_eq!(
+            evicted[0].try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        );
+    }
+
+    #[test]
     fn a_place_leaves_the_queue_when_dropped() {
         let queue = PendingConnections::new(3);
-        let (place, _) = queue.admit();
+        let (place, _) = queue.admit(Instant::now());
         assert_eq!(queue.len(), 1);
         drop(place);
         assert_eq!(queue.len(), 0);
