@@ -6,10 +6,11 @@
 //!   within the same time of the accept, whatever protocol it speaks.
 //! - At most `http.max_pending_connections` accepted connections may be
 //!   waiting for their first request head; a new one beyond that closes the
-//!   oldest waiting one once it has waited a second, and any waiting one at
-//!   twice the bound ([`PendingConnections`]), so sockets trickling headers
-//!   cannot take every file descriptor while `/health` and WebSocket
-//!   clients wait, and a reconnect storm is not evicted.
+//!   oldest waiting one once it has waited a second ([`PendingConnections`]),
+//!   so sockets trickling headers cannot take every file descriptor while
+//!   `/health` and WebSocket clients wait. While all of them are younger
+//!   (a reconnect storm the server is slow to read) the loop stops
+//!   accepting and newcomers wait in the kernel's backlog instead.
 //! - hyper's own answers to unparsable heads get JSON bodies
 //!   ([`JsonHeadErrors`]).
 //! - Every request carries the connection's [`SocketAbort`]: a stream
@@ -65,6 +66,15 @@ pub(crate) async fn serve(
     let pending = PendingConnections::new(limits.max_pending);
     let mut stop = std::pin::pin!(stop);
     loop {
+        if let Some(wait) = pending.crowded(tokio::time::Instant::now()) {
+            // A storm the server is slow to read: leave newcomers in the
+            // kernel's backlog rather than evict clients that did nothing
+            // wrong. Looked at again every few ms, as requests arrive.
+            tokio::select! {
+                () = tokio::time::sleep(wait.min(CROWDED_RECHECK)) => continue,
+                () = &mut stop => break,
+            }
+        }
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut stop => break,
@@ -115,6 +125,9 @@ pub(crate) async fn serve(
         tracing::warn!("in-flight HTTP requests still running after {HTTP_DRAIN:?}");
     }
 }
+
+/// How often a crowded accept loop looks whether it may accept again.
+const CROWDED_RECHECK: Duration = Duration::from_millis(5);
 
 /// Most waiting connections when `http.max_pending_connections` is unset.
 const DEFAULT_MAX_PENDING: u64 = 1024;

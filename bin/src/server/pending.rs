@@ -12,9 +12,9 @@
 //! reconnect storm thousands of clients send their heads at once and wait
 //! for a worker to read them. Those are young; a trickling attacker's are
 //! old. So the oldest is evicted only once it has waited
-//! [`EVICTABLE_AFTER`]; younger ones may take the queue past its bound, up
-//! to twice it, where the oldest goes whatever its age (the file
-//! descriptors must never all be taken, or no accept would run to evict).
+//! [`EVICTABLE_AFTER`]; while the queue is full of younger ones the accept
+//! loop stops accepting ([`PendingConnections::crowded`]) and new clients
+//! wait in the kernel's backlog, to be accepted as the queue drains.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -61,6 +61,20 @@ impl PendingConnections {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How long to hold off accepting at `now`: `Some` while the queue is
+    /// full and its oldest connection is too young to evict (a storm the
+    /// server is slow to read, not clients holding on).
+    pub(crate) fn crowded(&self, now: Instant) -> Option<Duration> {
+        let state = self.state();
+        if state.waiting.len() < self.max {
+            return None;
+        }
+        let (since, _) = state.waiting.first_key_value()?.1;
+        EVICTABLE_AFTER
+            .checked_sub(now.saturating_duration_since(*since))
+            .filter(|d| !d.is_zero())
     }
 
     /// Queues a new connection accepted at `now`, evicting the oldest when
@@ -161,6 +175,22 @@ mod tests {
             evicted[0].try_recv(),
             Err(oneshot::error::TryRecvError::Closed)
         );
+    }
+
+    #[test]
+    fn a_queue_full_of_young_connections_holds_accepts_off() {
+        let queue = PendingConnections::new(2);
+        let start = Instant::now();
+        assert_eq!(queue.crowded(start), None);
+        let (first, _) = queue.admit(start);
+        let (_second, _) = queue.admit(start + Duration::from_millis(100));
+        let wait = queue.crowded(start + Duration::from_millis(400));
+        assert_eq!(wait, Some(EVICTABLE_AFTER - Duration::from_millis(400)));
+        // Once the oldest may be evicted, accepting goes on.
+        assert_eq!(queue.crowded(start + EVICTABLE_AFTER), None);
+        // Or once one of them has sent its request.
+        drop(first);
+        assert_eq!(queue.crowded(start + Duration::from_millis(400)), None);
     }
 
     #[test]
