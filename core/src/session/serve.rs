@@ -27,9 +27,6 @@ pub const MAX_ITEMS_PER_WRITE: usize = 64;
 /// A round stops taking items beyond this many bytes.
 pub const MAX_WRITE_BYTES: usize = 256 * 1024;
 
-/// A deadline far enough never to fire (an unarmed write deadline).
-const NEVER: Duration = Duration::from_secs(86_400 * 365);
-
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionEnd {
@@ -167,19 +164,24 @@ struct Timers {
     expires_in: Option<Duration>,
 }
 
-/// The keep-alive and the token's expiry, behind one timer: a writer
-/// woken per delivery polls one sleep, not two.
+/// The keep-alive, the token's expiry and the write deadline, behind one
+/// timer: a writer woken per delivery polls one sleep, and each session
+/// holds one.
 struct Deadlines {
     ping_interval: Duration,
     next_ping: Instant,
     /// `None` without a token, or once it expired.
     expires_at: Option<Instant>,
+    write_timeout: Duration,
+    /// Armed while a round waits on the socket.
+    stall_at: Option<Instant>,
 }
 
 /// What [`Deadlines::due`] found due.
 struct Due {
     ping: bool,
     expiry: bool,
+    stalled: bool,
 }
 
 impl Deadlines {
@@ -190,12 +192,26 @@ impl Deadlines {
             next_ping: now + ping_interval,
             // An expiry beyond what the clock can count never comes.
             expires_at: timers.expires_in.and_then(|left| now.checked_add(left)),
+            write_timeout: timers.write_timeout,
+            stall_at: None,
         }
     }
 
     fn next(&self) -> Instant {
-        self.expires_at
-            .map_or(self.next_ping, |expiry| expiry.min(self.next_ping))
+        [self.expires_at, self.stall_at]
+            .into_iter()
+            .flatten()
+            .fold(self.next_ping, Instant::min)
+    }
+
+    /// A round has started waiting on the socket at `now`; true when that
+    /// moved the next deadline (a round already waiting keeps its own).
+    fn stall(&mut self, now: Instant) -> bool {
+        if self.stall_at.is_some() {
+            return false;
+        }
+        self.stall_at = Some(now + self.write_timeout);
+        true
     }
 
     /// What is due at `now`; the next ping is one interval after it (a
@@ -209,7 +225,12 @@ impl Deadlines {
         if expiry {
             self.expires_at = None;
         }
-        Due { ping, expiry }
+        let stalled = self.stall_at.is_some_and(|at| now >= at);
+        Due {
+            ping,
+            expiry,
+            stalled,
+        }
     }
 }
 
@@ -285,34 +306,30 @@ where
 {
     let mut deadlines = Deadlines::new(&timers, Instant::now());
     let timer = tokio::time::sleep_until(deadlines.next());
-    let stall = tokio::time::sleep(NEVER);
-    tokio::pin!(timer, stall);
-    // Armed while a round waits on the socket.
-    let mut stalled = false;
+    tokio::pin!(timer);
     loop {
         let writing = !writer.out.is_idle();
         let next = tokio::select! {
             biased;
             written = poll_fn(|cx| writer.out.poll_write(&mut writer.sink, cx)), if writing => {
-                stalled = false;
+                deadlines.stall_at = None;
                 match written {
                     Ok(()) if writer.closing => Next::End(SessionEnd::Closed),
                     Ok(()) => Next::Continue,
                     Err(_) => Next::End(SessionEnd::ClientGone),
                 }
             }
-            () = &mut stall, if stalled => Next::End(SessionEnd::WriteTimeout),
             out = frames.recv(), if !writing && !writer.closing => match out {
                 Some(out) => {
                     writer.fill(out, &mut frames);
-                    attempt(writer, &mut stalled, stall.as_mut(), timers.write_timeout).await
+                    attempt(writer, &mut deadlines, timer.as_mut()).await
                 }
                 None => Next::End(SessionEnd::Closed),
             },
             heard = from_reader.recv() => match heard {
                 FromReader::Ping(payload) if !writer.closing => {
                     writer.pong(payload);
-                    attempt(writer, &mut stalled, stall.as_mut(), timers.write_timeout).await
+                    attempt(writer, &mut deadlines, timer.as_mut()).await
                 }
                 FromReader::Ping(_) => Next::Continue,
                 FromReader::Ended => Next::End(SessionEnd::ClientGone),
@@ -320,6 +337,9 @@ where
             () = &mut timer => {
                 let due = deadlines.due(Instant::now());
                 timer.as_mut().reset(deadlines.next());
+                if due.stalled {
+                    return SessionEnd::WriteTimeout;
+                }
                 if due.expiry {
                     let error = ServerMessage::error(ErrorCode::TokenExpired, "token expired", None);
                     handle.close(CloseCode::TokenExpired, Some(error));
@@ -331,7 +351,7 @@ where
                     Next::Continue
                 } else if !writing && !writer.closing {
                     writer.ping();
-                    attempt(writer, &mut stalled, stall.as_mut(), timers.write_timeout).await
+                    attempt(writer, &mut deadlines, timer.as_mut()).await
                 } else {
                     Next::Continue
                 }
@@ -347,9 +367,8 @@ where
 /// write deadline and leaves the rest to the loop.
 async fn attempt<C, K>(
     writer: &mut Writer<C, K>,
-    stalled: &mut bool,
-    stall: Pin<&mut Sleep>,
-    write_timeout: Duration,
+    deadlines: &mut Deadlines,
+    timer: Pin<&mut Sleep>,
 ) -> Next
 where
     C: WireCodec,
@@ -360,10 +379,8 @@ where
         Poll::Ready(Ok(())) => Next::Continue,
         Poll::Ready(Err(_)) => Next::End(SessionEnd::ClientGone),
         Poll::Pending => {
-            // A round already waiting keeps its deadline.
-            if !*stalled {
-                *stalled = true;
-                stall.reset(Instant::now() + write_timeout);
+            if deadlines.stall(Instant::now()) {
+                timer.reset(deadlines.next());
             }
             Next::Continue
         }
