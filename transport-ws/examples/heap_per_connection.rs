@@ -12,14 +12,37 @@ use warp::Filter;
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// Live allocations by size (exact up to 4 KiB, one bucket above).
+static BY_SIZE: [AtomicIsize; 4097] = [const { AtomicIsize::new(0) }; 4097];
+
+fn bucket(size: usize) -> &'static AtomicIsize {
+    &BY_SIZE[size.min(4096)]
+}
+
+fn snapshot() -> Vec<isize> {
+    BY_SIZE.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+}
+
+/// Prints the allocation sizes that grew between two snapshots, per
+/// connection: what one connection keeps, by allocation.
+fn print_growth(before: &[isize], after: &[isize], n: isize) {
+    for (size, (b, a)) in before.iter().zip(after).enumerate() {
+        let grown = (a - b) as f64 / n as f64;
+        if grown >= 0.5 {
+            println!("  {size:>5} B x {grown:.2}");
+        }
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        bucket(layout.size()).fetch_add(1, Ordering::Relaxed);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        bucket(layout.size()).fetch_sub(1, Ordering::Relaxed);
         unsafe { System.dealloc(ptr, layout) }
     }
 }
@@ -76,12 +99,14 @@ async fn main() {
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let before = LIVE.load(Ordering::Relaxed);
+    let sizes_before = snapshot();
     let mut server_side = Vec::new();
     for _ in 0..n {
         server_side.push(open(addr).await);
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let after = LIVE.load(Ordering::Relaxed);
+    let sizes_after = snapshot();
     // The clients live in this process too: measure one client alone.
     let c0 = LIVE.load(Ordering::Relaxed);
     let extra = open_client_only(addr).await;
@@ -93,6 +118,8 @@ async fn main() {
         c1 - c0,
         hub.connection_count()
     );
+    println!("live allocations per connection, by size:");
+    print_growth(&sizes_before, &sizes_after, n as isize);
     drop(extra);
     drop(server_side);
     drop(clients);

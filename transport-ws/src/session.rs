@@ -30,7 +30,7 @@ where
 {
     let (sink, stream) = socket.split();
     let inbound = stream.map(wire::inbound);
-    serve(WsCodec::<M>::new(), sink, inbound, hub, &config, token).await;
+    serve(WsCodec::<M>::new(), sink, inbound, hub, config, token).await;
 }
 
 /// Serves one upgraded connection on the lean path until it closes.
@@ -49,7 +49,7 @@ pub(crate) async fn run_lean<T>(
     // Boxed: passed down through three futures, each of which would
     // otherwise reserve room for the whole tungstenite stream.
     let inbound = Box::pin(reader.map(lean_inbound));
-    serve(RawCodec, RawSink::new(write), inbound, hub, &config, token).await;
+    serve(RawCodec, RawSink::new(write), inbound, hub, config, token).await;
 }
 
 /// What a client frame means on the lean path, where pings are the
@@ -62,16 +62,21 @@ fn lean_inbound(frame: Result<tungstenite::Message, tungstenite::Error>) -> Inbo
 }
 
 /// Admits the client, or refuses it with an error and a close.
+///
+/// An admitted session runs in a task of its own: the task that did the
+/// handshake ends, and the session's task holds only the session, not the
+/// handshake's state beside it (a few hundred bytes per idle connection).
 async fn serve<C, K, R>(
     mut codec: C,
     mut sink: K,
     inbound: R,
     hub: Hub,
-    config: &WsConfig,
+    config: Arc<WsConfig>,
     token: Option<String>,
 ) where
     C: WireCodec,
-    K: Sink<C::Item> + Unpin,
+    K: Sink<C::Item> + Unpin + Send + 'static,
+    K::Error: Send,
     R: Stream<Item = Inbound> + Send + Unpin + 'static,
 {
     let settings = &config.session;
@@ -88,5 +93,5 @@ async fn serve<C, K, R>(
         inbound: Some(inbound),
         abort: None,
     };
-    session::serve(opened, transport, settings).await;
+    tokio::spawn(session::serve(opened, transport, &config.session));
 }

@@ -15,8 +15,9 @@
 //! whose protocol messages or replay pass theirs is closed 4008 at once,
 //! all it held freed: those grow only with what the client itself sends.
 
-use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -100,7 +101,6 @@ impl ConnectionQueue {
         });
         let receiver = FrameReceiver {
             queue: queue.clone(),
-            ready: VecDeque::new(),
         };
         (queue, receiver)
     }
@@ -357,9 +357,21 @@ impl ConnectionQueue {
     }
 }
 
+/// What [`FrameReceiver::poll_recv`] found.
+#[derive(Debug)]
+pub(crate) enum Polled {
+    /// The next item (`None` once `Close` was returned).
+    Ready(Option<Outbound>),
+    /// Nothing yet; poll again on a wake-up, or at `until` at the latest.
+    Pending {
+        /// When a batch window or the rate limit ends.
+        until: Option<Instant>,
+    },
+}
+
 /// What the receiver should do after looking at the queue.
 enum Step {
-    Emit,
+    Emit(Outbound),
     Finished,
     /// Nothing to send yet; wait for a push or until the instant.
     Wait(Option<Instant>),
@@ -369,8 +381,6 @@ enum Step {
 /// writer.
 pub struct FrameReceiver {
     queue: Arc<ConnectionQueue>,
-    /// Outbound items already taken from the queue in one step.
-    ready: VecDeque<Outbound>,
 }
 
 impl FrameReceiver {
@@ -378,14 +388,15 @@ impl FrameReceiver {
     /// `Close` was returned.
     pub async fn recv(&mut self) -> Option<Outbound> {
         loop {
-            if let Some(out) = self.ready.pop_front() {
-                return Some(out);
-            }
-            match self.step() {
-                Step::Emit => continue,
-                Step::Finished => return None,
-                Step::Wait(None) => self.queue.wakeup.woken().await,
-                Step::Wait(Some(at)) => {
+            let until = poll_fn(|cx| match self.poll_recv(cx) {
+                Polled::Ready(out) => Poll::Ready(Ok(out)),
+                Polled::Pending { until: Some(at) } => Poll::Ready(Err(at)),
+                Polled::Pending { until: None } => Poll::Pending,
+            })
+            .await;
+            match until {
+                Ok(out) => return out,
+                Err(at) => {
                     let sleep = tokio::time::sleep_until(at);
                     tokio::select! {
                         () = self.queue.wakeup.woken() => {}
@@ -396,17 +407,32 @@ impl FrameReceiver {
         }
     }
 
+    /// The next thing to write if there is one now; otherwise registers
+    /// `cx` for the next push and says until when the queue may wait (a
+    /// batch window or the rate limit) before it must be polled again.
+    /// The session polls this beside its own timer, so a connection holds
+    /// one timer, not two.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Polled {
+        loop {
+            match self.step() {
+                Step::Emit(out) => return Polled::Ready(Some(out)),
+                Step::Finished => return Polled::Ready(None),
+                Step::Wait(until) => {
+                    // Woken since the last look: look again.
+                    if self.queue.wakeup.poll_woken(cx).is_pending() {
+                        return Polled::Pending { until };
+                    }
+                }
+            }
+        }
+    }
+
     /// Whatever can be sent right now, without waiting (also used by
     /// transports that flush in a loop).
     pub fn try_recv(&mut self) -> Option<Outbound> {
-        loop {
-            if let Some(out) = self.ready.pop_front() {
-                return Some(out);
-            }
-            match self.step() {
-                Step::Emit => continue,
-                Step::Finished | Step::Wait(_) => return None,
-            }
+        match self.step() {
+            Step::Emit(out) => Some(out),
+            Step::Finished | Step::Wait(_) => None,
         }
     }
 
@@ -417,23 +443,18 @@ impl FrameReceiver {
             return Step::Finished;
         }
         if let Some(message) = state.pop_message() {
-            self.ready.push_back(Outbound::Message(message));
-            return Step::Emit;
+            return Step::Emit(Outbound::Message(message));
         }
-        if let Some(ready) = self.replay_batch(&mut state) {
-            self.ready.push_back(ready);
-            return Step::Emit;
+        if let Some(replay) = self.replay_batch(&mut state) {
+            return Step::Emit(replay);
         }
         let limit_wait = self.release_conflated(&mut state);
         if let Some(frame) = state.pop_urgent() {
             self.delivered(std::slice::from_ref(&frame));
-            self.ready.push_back(Outbound::Event(frame));
-            return Step::Emit;
+            return Step::Emit(Outbound::Event(frame));
         }
         if let Some((count, since)) = state.dropped.take() {
-            self.ready
-                .push_back(Outbound::Message(ServerMessage::Dropped { count, since }));
-            return Step::Emit;
+            return Step::Emit(Outbound::Message(ServerMessage::Dropped { count, since }));
         }
         let draining = state.close.is_some();
         if state.batched_len() > 0 {
@@ -441,16 +462,13 @@ impl FrameReceiver {
             let full = state.batched_len() >= q.settings.max_batch
                 || state.batched_bytes() >= q.settings.max_batch_bytes;
             if draining || full || due.is_none_or(|d| d <= Instant::now()) {
-                let batch = self.take_batch(&mut state);
-                self.ready.push_back(batch);
-                return Step::Emit;
+                return Step::Emit(self.take_batch(&mut state));
             }
             return Step::Wait(earliest(due, limit_wait));
         }
         if let Some((code, _)) = state.close.filter(|(_, drain)| !drain || !state.has_held()) {
             state.finished = true;
-            self.ready.push_back(Outbound::Close(code));
-            return Step::Emit;
+            return Step::Emit(Outbound::Close(code));
         }
         Step::Wait(limit_wait)
     }
@@ -546,9 +564,7 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 
 impl std::fmt::Debug for FrameReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrameReceiver")
-            .field("ready", &self.ready.len())
-            .finish_non_exhaustive()
+        f.debug_struct("FrameReceiver").finish_non_exhaustive()
     }
 }
 

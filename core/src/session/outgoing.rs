@@ -2,7 +2,7 @@
 //! moves them into the transport's sink.
 //!
 //! The pump is a plain poll function over state kept here, so the session
-//! can wait on it in a `select!` beside its timers and drop the wait at any
+//! can poll it beside its timer and stop polling at any
 //! moment without losing an item: whatever the sink has not taken stays in
 //! the queue.
 

@@ -5,10 +5,9 @@
 //! than a channel (whose first block alone costs a kilobyte per idle
 //! connection).
 
-use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -63,8 +62,14 @@ impl Drop for ReaderSide {
 
 impl WriterSide {
     /// The next thing the reader has to say.
+    #[cfg(test)]
     pub(crate) async fn recv(&self) -> FromReader {
-        poll_fn(|cx| loop {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next thing the reader has to say.
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<FromReader> {
+        loop {
             if let Some(payload) = self.0.ping.lock().take() {
                 return Poll::Ready(FromReader::Ping(payload));
             }
@@ -76,8 +81,7 @@ impl WriterSide {
             if self.0.wakeup.poll_woken(cx).is_pending() {
                 return Poll::Pending;
             }
-        })
-        .await
+        }
     }
 }
 

@@ -1,23 +1,24 @@
 //! The session loop: frames out, keep-alives, idle timeout, token expiry
 //! and the write deadline, the same for every transport.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
 use super::activity::Activity;
 use super::inbound::{read_loop, Inbound};
 use super::outgoing::Outgoing;
-use super::reader_link::{self, FromReader, WriterSide};
+use super::reader_link::{self, FromReader, ReaderSide, WriterSide};
 use super::{OpenError, Opened, SessionConfig, SocketAbort, WireCodec};
 use crate::auth::Identity;
-use crate::broadcast::{FrameReceiver, Outbound};
+use crate::broadcast::{FrameReceiver, Outbound, Polled};
 use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
 use crate::ConnectionHandle;
 
@@ -80,96 +81,231 @@ where
 /// applies client operations, sends keep-alives, closes idle clients and
 /// expired tokens, and drops a socket that takes nothing for
 /// [`SessionConfig::write_timeout`] whatever it is doing.
-pub async fn serve<C, K, R>(
+///
+/// The future holds one [`Session`] and one timer: an idle connection's
+/// writer costs a few hundred bytes (an `async fn` here would keep its
+/// arguments beside the state it builds from them).
+pub fn serve<C, K, R>(
     opened: Opened,
     transport: Transport<C, K, R>,
     config: &SessionConfig,
-) -> SessionEnd
+) -> impl Future<Output = SessionEnd> + Send
 where
     C: WireCodec,
-    K: Sink<C::Item> + Unpin,
+    K: Sink<C::Item> + Unpin + Send + 'static,
+    K::Error: Send,
     R: Stream<Item = Inbound> + Send + Unpin + 'static,
 {
-    let Opened {
-        connection,
-        identity,
-    } = opened;
-    let handle = Arc::new(connection.handle);
-    let activity = Activity::new();
-    // A client that cannot speak cannot be idle.
-    let idle_timeout = config.idle_timeout.filter(|_| transport.inbound.is_some());
-    // Pings to answer; the channel closes when the reader ends.
-    let (reader_side, writer_side) = reader_link::link();
-    // Without a reader, its side lives as long as the session.
-    let (reader, _no_reader) = match transport.inbound {
-        Some(inbound) => {
-            let task = tokio::spawn(read_loop(
-                handle.clone(),
-                inbound,
-                config.max_frame_bytes,
-                activity.clone(),
-                reader_side,
-            ));
-            (Some(task), None)
+    let session = Session::new(opened, transport, config);
+    session.run()
+}
+
+/// One connection's writer side: everything the session loop works on.
+struct Session<C: WireCodec, K, R> {
+    handle: Arc<ConnectionHandle>,
+    frames: FrameReceiver,
+    writer: Writer<C, K>,
+    activity: Activity,
+    /// The client's stream until the reader task takes it.
+    inbound: Option<R>,
+    max_frame_bytes: usize,
+    reader: Option<JoinHandle<()>>,
+    from_reader: WriterSide,
+    /// The reader's side of the link while no reader holds it.
+    reader_side: Option<ReaderSide>,
+    deadlines: Deadlines,
+    abort: Option<SocketAbort>,
+}
+
+impl<C, K, R> Session<C, K, R>
+where
+    C: WireCodec,
+    K: Sink<C::Item> + Unpin + Send + 'static,
+    K::Error: Send,
+    R: Stream<Item = Inbound> + Send + Unpin + 'static,
+{
+    fn new(opened: Opened, transport: Transport<C, K, R>, config: &SessionConfig) -> Self {
+        let Opened {
+            connection,
+            identity,
+        } = opened;
+        let (reader_side, from_reader) = reader_link::link();
+        // A client that cannot speak cannot be idle.
+        let idle_timeout = config.idle_timeout.filter(|_| transport.inbound.is_some());
+        let expires_in = identity.as_ref().map(Identity::time_left);
+        Self {
+            handle: Arc::new(connection.handle),
+            frames: connection.frames,
+            writer: Writer {
+                codec: transport.codec,
+                sink: transport.sink,
+                out: Outgoing::new(),
+                scratch: Vec::new(),
+                closing: false,
+            },
+            activity: Activity::new(),
+            inbound: transport.inbound,
+            max_frame_bytes: config.max_frame_bytes,
+            reader: None,
+            from_reader,
+            reader_side: Some(reader_side),
+            deadlines: Deadlines::new(config, idle_timeout, expires_in, Instant::now()),
+            abort: transport.abort,
         }
-        None => (None, Some(reader_side)),
-    };
-    let mut writer = Writer {
-        codec: transport.codec,
-        sink: transport.sink,
-        out: Outgoing::new(),
-        scratch: Vec::new(),
-        closing: false,
-    };
-    let timers = Timers {
-        ping_interval: config.ping_interval,
-        idle_timeout,
-        write_timeout: config.write_timeout,
-        expires_in: identity.as_ref().map(Identity::time_left),
-    };
-    let end = run(
-        &handle,
-        connection.frames,
-        &mut writer,
-        &activity,
-        &writer_side,
-        timers,
-    )
-    .await;
-    match end {
-        SessionEnd::WriteTimeout => {
-            handle.hub().count_write_timeout();
-            if let Some(abort) = &transport.abort {
-                abort.abort();
+    }
+
+    async fn run(mut self) -> SessionEnd {
+        self.start_reader();
+        let timer = tokio::time::sleep_until(self.deadlines.next());
+        tokio::pin!(timer);
+        let end = poll_fn(|cx| self.poll_run(timer.as_mut(), cx)).await;
+        match end {
+            SessionEnd::WriteTimeout => {
+                self.handle.hub().count_write_timeout();
+                if let Some(abort) = &self.abort {
+                    abort.abort();
+                }
+            }
+            SessionEnd::Closed | SessionEnd::ClientGone => {
+                // The close frame, within the write deadline.
+                timer
+                    .as_mut()
+                    .reset(Instant::now() + self.deadlines.write_timeout);
+                let sink = &mut self.writer.sink;
+                poll_fn(|cx| match sink.poll_close_unpin(cx) {
+                    Poll::Ready(_) => Poll::Ready(()),
+                    Poll::Pending => timer.as_mut().poll(cx),
+                })
+                .await;
             }
         }
-        SessionEnd::Closed | SessionEnd::ClientGone => {
-            let _ = tokio::time::timeout(config.write_timeout, writer.sink.close()).await;
+        if let Some(reader) = self.reader.take() {
+            reader.abort();
+            // Its handle on the hub connection is gone when this returns.
+            let _ = reader.await;
+        }
+        end
+    }
+
+    /// Reads the client's frames in a task of their own, so that a client
+    /// flooding the socket never delays its own deliveries.
+    fn start_reader(&mut self) {
+        let Some(inbound) = self.inbound.take() else {
+            // Without a reader, its side lives as long as the session.
+            return;
+        };
+        let Some(reader_side) = self.reader_side.take() else {
+            return;
+        };
+        self.reader = Some(tokio::spawn(read_loop(
+            self.handle.clone(),
+            inbound,
+            self.max_frame_bytes,
+            self.activity.clone(),
+            reader_side,
+        )));
+    }
+
+    /// The session loop as one poll: writes the round in flight, takes the
+    /// next one from the queue, answers the reader, and keeps the
+    /// deadlines, all on one timer. The queue's own waits (a batch window,
+    /// the rate limit) move that timer earlier instead of arming another.
+    fn poll_run(&mut self, mut timer: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<SessionEnd> {
+        loop {
+            if let Some(end) = self.poll_write(timer.as_mut(), cx) {
+                return Poll::Ready(end);
+            }
+            let writing = !self.writer.out.is_idle();
+            if !writing && !self.writer.closing {
+                match self.frames.poll_recv(cx) {
+                    Polled::Ready(Some(out)) => {
+                        self.writer.fill(out, &mut self.frames);
+                        continue;
+                    }
+                    Polled::Ready(None) => return Poll::Ready(SessionEnd::Closed),
+                    Polled::Pending { until: Some(at) } if at < timer.deadline() => {
+                        timer.as_mut().reset(at);
+                    }
+                    Polled::Pending { .. } => {}
+                }
+            }
+            match self.from_reader.poll_recv(cx) {
+                Poll::Ready(FromReader::Ping(payload)) => {
+                    if !self.writer.closing {
+                        self.writer.pong(payload);
+                    }
+                    continue;
+                }
+                Poll::Ready(FromReader::Ended) => return Poll::Ready(SessionEnd::ClientGone),
+                Poll::Pending => {}
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if let Some(end) = self.on_timer(timer.as_mut(), writing) {
+                return Poll::Ready(end);
+            }
         }
     }
-    if let Some(reader) = reader {
-        reader.abort();
-        // Its handle on the hub connection is gone when this returns.
-        let _ = reader.await;
+
+    /// Moves the round in flight into the socket. Most rounds are written
+    /// at once and never touch the timer; one the socket does not take
+    /// arms the write deadline.
+    fn poll_write(
+        &mut self,
+        mut timer: Pin<&mut Sleep>,
+        cx: &mut Context<'_>,
+    ) -> Option<SessionEnd> {
+        if self.writer.out.is_idle() {
+            return None;
+        }
+        match self.writer.out.poll_write(&mut self.writer.sink, cx) {
+            Poll::Ready(Ok(())) => {
+                self.deadlines.stall_at = None;
+                self.writer.closing.then_some(SessionEnd::Closed)
+            }
+            Poll::Ready(Err(_)) => Some(SessionEnd::ClientGone),
+            Poll::Pending => {
+                if self.deadlines.stall(Instant::now()) {
+                    timer.as_mut().reset(self.deadlines.next());
+                }
+                None
+            }
+        }
     }
-    end
+
+    /// The timer fired: whatever is due (a ping, the idle timeout, the
+    /// token's expiry, the write deadline), or only a queue's wait.
+    fn on_timer(&mut self, mut timer: Pin<&mut Sleep>, writing: bool) -> Option<SessionEnd> {
+        let due = self.deadlines.due(Instant::now());
+        timer.as_mut().reset(self.deadlines.next());
+        if due.stalled {
+            return Some(SessionEnd::WriteTimeout);
+        }
+        if due.expiry {
+            let error = ServerMessage::error(ErrorCode::TokenExpired, "token expired", None);
+            self.handle.close(CloseCode::TokenExpired, Some(error));
+        }
+        if due.ping {
+            let idle = self.deadlines.idle_timeout;
+            if idle.is_some_and(|idle| self.activity.silent_for() >= idle) {
+                self.handle.close(CloseCode::Idle, None);
+            } else if !writing && !self.writer.closing {
+                self.writer.ping();
+            }
+        }
+        None
+    }
 }
 
-/// The deadlines of one session.
-struct Timers {
-    ping_interval: Duration,
-    idle_timeout: Option<Duration>,
-    write_timeout: Duration,
-    /// Time left on the client's token; `None` without one.
-    expires_in: Option<Duration>,
-}
-
-/// The keep-alive, the token's expiry and the write deadline, behind one
-/// timer: a writer woken per delivery polls one sleep, and each session
-/// holds one.
+/// The keep-alive, the idle timeout, the token's expiry and the write
+/// deadline, behind one timer: a writer woken per delivery polls one
+/// sleep, and each session holds one.
 struct Deadlines {
     ping_interval: Duration,
     next_ping: Instant,
+    /// Checked at each ping; `None` for a client that cannot speak.
+    idle_timeout: Option<Duration>,
     /// `None` without a token, or once it expired.
     expires_at: Option<Instant>,
     write_timeout: Duration,
@@ -185,14 +321,20 @@ struct Due {
 }
 
 impl Deadlines {
-    fn new(timers: &Timers, now: Instant) -> Self {
-        let ping_interval = timers.ping_interval.max(Duration::from_millis(1));
+    fn new(
+        config: &SessionConfig,
+        idle_timeout: Option<Duration>,
+        expires_in: Option<Duration>,
+        now: Instant,
+    ) -> Self {
+        let ping_interval = config.ping_interval.max(Duration::from_millis(1));
         Self {
             ping_interval,
             next_ping: now + ping_interval,
+            idle_timeout,
             // An expiry beyond what the clock can count never comes.
-            expires_at: timers.expires_in.and_then(|left| now.checked_add(left)),
-            write_timeout: timers.write_timeout,
+            expires_at: expires_in.and_then(|left| now.checked_add(left)),
+            write_timeout: config.write_timeout,
             stall_at: None,
         }
     }
@@ -277,113 +419,6 @@ where
     fn pong(&mut self, payload: Bytes) {
         let pong = self.codec.pong(payload);
         self.out.extend(pong);
-    }
-
-    /// One attempt at the round, without waiting: most rounds are written
-    /// here and never touch the write deadline's timer.
-    async fn try_write(&mut self) -> Poll<Result<(), K::Error>> {
-        poll_fn(|cx| Poll::Ready(self.out.poll_write(&mut self.sink, cx))).await
-    }
-}
-
-/// What the loop does after a branch.
-enum Next {
-    Continue,
-    End(SessionEnd),
-}
-
-async fn run<C, K>(
-    handle: &ConnectionHandle,
-    mut frames: FrameReceiver,
-    writer: &mut Writer<C, K>,
-    activity: &Activity,
-    from_reader: &WriterSide,
-    timers: Timers,
-) -> SessionEnd
-where
-    C: WireCodec,
-    K: Sink<C::Item> + Unpin,
-{
-    let mut deadlines = Deadlines::new(&timers, Instant::now());
-    let timer = tokio::time::sleep_until(deadlines.next());
-    tokio::pin!(timer);
-    loop {
-        let writing = !writer.out.is_idle();
-        let next = tokio::select! {
-            biased;
-            written = poll_fn(|cx| writer.out.poll_write(&mut writer.sink, cx)), if writing => {
-                deadlines.stall_at = None;
-                match written {
-                    Ok(()) if writer.closing => Next::End(SessionEnd::Closed),
-                    Ok(()) => Next::Continue,
-                    Err(_) => Next::End(SessionEnd::ClientGone),
-                }
-            }
-            out = frames.recv(), if !writing && !writer.closing => match out {
-                Some(out) => {
-                    writer.fill(out, &mut frames);
-                    attempt(writer, &mut deadlines, timer.as_mut()).await
-                }
-                None => Next::End(SessionEnd::Closed),
-            },
-            heard = from_reader.recv() => match heard {
-                FromReader::Ping(payload) if !writer.closing => {
-                    writer.pong(payload);
-                    attempt(writer, &mut deadlines, timer.as_mut()).await
-                }
-                FromReader::Ping(_) => Next::Continue,
-                FromReader::Ended => Next::End(SessionEnd::ClientGone),
-            },
-            () = &mut timer => {
-                let due = deadlines.due(Instant::now());
-                timer.as_mut().reset(deadlines.next());
-                if due.stalled {
-                    return SessionEnd::WriteTimeout;
-                }
-                if due.expiry {
-                    let error = ServerMessage::error(ErrorCode::TokenExpired, "token expired", None);
-                    handle.close(CloseCode::TokenExpired, Some(error));
-                }
-                if !due.ping {
-                    Next::Continue
-                } else if timers.idle_timeout.is_some_and(|idle| activity.silent_for() >= idle) {
-                    handle.close(CloseCode::Idle, None);
-                    Next::Continue
-                } else if !writing && !writer.closing {
-                    writer.ping();
-                    attempt(writer, &mut deadlines, timer.as_mut()).await
-                } else {
-                    Next::Continue
-                }
-            }
-        };
-        if let Next::End(end) = next {
-            return end;
-        }
-    }
-}
-
-/// Writes a fresh round at once if the socket takes it; otherwise arms the
-/// write deadline and leaves the rest to the loop.
-async fn attempt<C, K>(
-    writer: &mut Writer<C, K>,
-    deadlines: &mut Deadlines,
-    timer: Pin<&mut Sleep>,
-) -> Next
-where
-    C: WireCodec,
-    K: Sink<C::Item> + Unpin,
-{
-    match writer.try_write().await {
-        Poll::Ready(Ok(())) if writer.closing => Next::End(SessionEnd::Closed),
-        Poll::Ready(Ok(())) => Next::Continue,
-        Poll::Ready(Err(_)) => Next::End(SessionEnd::ClientGone),
-        Poll::Pending => {
-            if deadlines.stall(Instant::now()) {
-                timer.reset(deadlines.next());
-            }
-            Next::Continue
-        }
     }
 }
 

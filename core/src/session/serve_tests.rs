@@ -98,6 +98,25 @@ fn transport(socket: &Socket, inbound: Option<Silent>) -> Transport<TextCodec, S
     }
 }
 
+/// A session on `socket` whose client subscribed to everything.
+fn spawn_subscribed(
+    hub: &Hub,
+    config: &SessionConfig,
+    socket: &Socket,
+) -> tokio::task::JoinHandle<SessionEnd> {
+    let opened = open(hub, config, None).unwrap();
+    opened
+        .connection
+        .handle
+        .subscribe("s1", Default::default(), None)
+        .unwrap();
+    tokio::spawn(serve(
+        opened,
+        transport(socket, Some(stream::pending())),
+        config,
+    ))
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_socket_that_takes_nothing_is_dropped_at_the_write_deadline() {
     let hub = Hub::new(HubConfig::immediate());
@@ -122,18 +141,8 @@ async fn a_slow_consumer_stuck_mid_write_is_freed_within_the_deadline() {
     hub_config.queue.capacity = 4;
     let hub = Hub::new(hub_config);
     let config = config();
-    let opened = open(&hub, &config, None).unwrap();
-    opened
-        .connection
-        .handle
-        .subscribe("s1", Default::default(), None)
-        .unwrap();
     let socket = Socket::default();
-    let session = tokio::spawn({
-        let transport = transport(&socket, Some(stream::pending()));
-        let config = config.clone();
-        async move { serve(opened, transport, &config).await }
-    });
+    let session = spawn_subscribed(&hub, &config, &socket);
     tokio::task::yield_now().await;
     socket.stuck.store(true, Ordering::Relaxed);
     for _ in 0..64 {
@@ -216,4 +225,34 @@ async fn an_expired_token_closes_4002_and_a_stream_without_inbound_is_never_idle
         "{written:?}"
     );
     assert_eq!(written.last().map(String::as_str), Some("close 4002"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_waits_its_window_on_the_session_timer_then_goes_out() {
+    let mut hub_config = HubConfig::immediate();
+    hub_config.queue.batch_window = Duration::from_millis(100);
+    let hub = Hub::new(hub_config);
+    let config = config();
+    let socket = Socket::default();
+    let session = spawn_subscribed(&hub, &config, &socket);
+    tokio::task::yield_now().await;
+    hub.publish(event()).unwrap();
+    hub.publish(event()).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let is_event = |w: &String| w.starts_with("event") || w.starts_with("batch");
+    assert!(
+        !socket.written().iter().any(is_event),
+        "sent before the window"
+    );
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let written = socket.written();
+    assert_eq!(
+        written.iter().filter(|w| is_event(w)).collect::<Vec<_>>(),
+        ["batch 2"],
+        "{written:?}"
+    );
+    // The window does not disturb the keep-alive.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(socket.written().iter().any(|w| w == "ping"));
+    session.abort();
 }
