@@ -1,10 +1,14 @@
 //! The engine's outbound items as `text/event-stream` text.
 //!
-//! - An event: `id: <offset>`, `event: <event_type>`, `data: <the event
+//! - An event: `id: <resume>`, `event: <event_type>`, `data: <the event
 //!   object>`; the object is the frame core encoded once for the event
-//!   (`{"type":"event","offset":..,"subs":[..],..,"data":{..}}`), the same
-//!   bytes a WebSocket client gets in an `event` frame.
-//! - A batch: each of its events as above, all in one write.
+//!   (`{"type":"event","offset":..,"subs":[..],..,"data":{..}}`) with the
+//!   connection's `"resume"` offset at its end, what a WebSocket client
+//!   gets in an `event` frame. The `id:` is that resume offset, not the
+//!   event's: the `Last-Event-ID` a browser sends back is then always a
+//!   safe point to resume from.
+//! - A batch: each of its events as above, all in one write, each with the
+//!   resume offset that holds once it is received.
 //! - A protocol message: a named event without `id:` (so it never moves
 //!   the client's `Last-Event-ID`), named after its `type` (`welcome`,
 //!   `subscribed`, `dropped`, `error`, ...), except that the `history_gone`
@@ -15,7 +19,7 @@
 use std::fmt::Write as _;
 
 use bytes::{BufMut, BytesMut};
-use tickcast_core::broadcast::{EventFrame, Outbound};
+use tickcast_core::broadcast::{EventFrame, Outbound, ResumeTail};
 use tickcast_core::protocol::{CloseCode, ErrorCode, ServerMessage};
 
 /// The comment written every ping interval.
@@ -50,10 +54,11 @@ pub(crate) fn size_hint(out: &Outbound) -> usize {
 
 fn write_event(buf: &mut BytesMut, frame: &EventFrame) {
     // Formatting into a `BytesMut` cannot fail.
-    let _ = write!(buf, "id: {}\nevent: ", frame.offset());
+    let _ = write!(buf, "id: {}\nevent: ", frame.resume);
     put_field_value(buf, frame.event_type().as_bytes());
     buf.put_u8(b'\n');
-    put_data(buf, &frame.bytes);
+    let tail = ResumeTail::new(frame.resume);
+    put_data(buf, &frame.open_object(), tail.as_bytes());
     buf.put_u8(b'\n');
 }
 
@@ -61,7 +66,7 @@ fn write_named(buf: &mut BytesMut, name: &str, json: &[u8]) {
     buf.put_slice(b"event: ");
     buf.put_slice(name.as_bytes());
     buf.put_u8(b'\n');
-    put_data(buf, json);
+    put_data(buf, json, &[]);
     buf.put_u8(b'\n');
 }
 
@@ -90,13 +95,15 @@ fn is_line_break(b: &u8) -> bool {
     *b == b'\n' || *b == b'\r'
 }
 
-/// `data: <line>` for each line of `data`. JSON has line breaks only as
-/// whitespace between tokens (a pretty-printed body), so splitting there
-/// and letting the client join the lines with `\n` keeps the object.
-fn put_data(buf: &mut BytesMut, data: &[u8]) {
+/// `data: <line>` for each line of `data` followed by `tail` (which has
+/// no line break). JSON has line breaks only as whitespace between tokens
+/// (a pretty-printed body), so splitting there and letting the client
+/// join the lines with `\n` keeps the object.
+fn put_data(buf: &mut BytesMut, data: &[u8], tail: &[u8]) {
     if !data.iter().any(is_line_break) {
         buf.put_slice(b"data: ");
         buf.put_slice(data);
+        buf.put_slice(tail);
         buf.put_u8(b'\n');
         return;
     }
@@ -105,10 +112,12 @@ fn put_data(buf: &mut BytesMut, data: &[u8]) {
         let end = rest.iter().position(is_line_break).unwrap_or(rest.len());
         buf.put_slice(b"data: ");
         buf.put_slice(&rest[..end]);
-        buf.put_u8(b'\n');
         if end == rest.len() {
+            buf.put_slice(tail);
+            buf.put_u8(b'\n');
             return;
         }
+        buf.put_u8(b'\n');
         // CRLF is one line break; a lone CR or LF is one too.
         let skip = if rest[end..].starts_with(b"\r\n") {
             2
@@ -157,18 +166,24 @@ mod tests {
         (String::from_utf8(buf.to_vec()).unwrap(), closed)
     }
 
+    fn json(f: &EventFrame) -> String {
+        String::from_utf8(f.to_json().to_vec()).unwrap()
+    }
+
     #[test]
-    fn an_event_carries_the_websocket_event_object() {
-        let f = frame(
+    fn an_event_carries_the_websocket_event_object_and_its_resume_as_id() {
+        let mut f = frame(
             r#"{"symbol":"AAPL","pattern":"Doji","confidence":0.85}"#,
             Offset::new(9, 4),
         );
-        let ws = std::str::from_utf8(&f.bytes).unwrap().to_owned();
+        f.resume = Offset::new(9, 2);
+        let ws = json(&f);
+        assert!(ws.ends_with(r#","resume":"9-2"}"#), "{ws}");
         let (sse, closed) = text(&Outbound::Event(f));
         assert!(!closed);
         assert_eq!(
             sse,
-            format!("id: 9-4\nevent: pattern_detected\ndata: {ws}\n\n")
+            format!("id: 9-2\nevent: pattern_detected\ndata: {ws}\n\n")
         );
     }
 
@@ -179,8 +194,8 @@ mod tests {
         let (sse, _) = text(&Outbound::Batch(vec![a.clone(), b.clone()]));
         let expected = format!(
             "id: 1-1\nevent: pattern_detected\ndata: {}\n\nid: 1-2\nevent: system_health\ndata: {}\n\n",
-            std::str::from_utf8(&a.bytes).unwrap(),
-            std::str::from_utf8(&b.bytes).unwrap()
+            json(&a),
+            json(&b)
         );
         assert_eq!(sse, expected);
     }
@@ -198,7 +213,7 @@ mod tests {
             .collect();
         assert_eq!(data.len(), 4);
         let joined = data.join("\n");
-        let ws: serde_json::Value = serde_json::from_slice(&f.bytes).unwrap();
+        let ws: serde_json::Value = serde_json::from_slice(&f.to_json()).unwrap();
         let sse: serde_json::Value = serde_json::from_str(&joined).unwrap();
         assert_eq!(ws, sse);
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tickcast_core::auth::{AllowedOrigins, Authenticator};
-use tickcast_core::broadcast::PreparedEvent;
+use tickcast_core::broadcast::{EventFrame, PreparedEvent};
 use tickcast_core::model::{Event, Offset, SubId};
 use tickcast_core::{Hub, HubConfig};
 use tickcast_transport_sse::{sse_route, SseConfig};
@@ -49,10 +49,19 @@ fn pattern(symbol: &str, tier: &str, confidence: f64) -> String {
 
 /// The event object a WebSocket client gets for `body` at `offset`, as
 /// core encodes it for a connection whose matching subscription is `sub`.
+/// The WebSocket `event` object of an event that the connection received
+/// in offset order (its resume offset is its own).
 fn websocket_object(body: &str, offset: Offset, sub: &str) -> String {
-    let prepared = PreparedEvent::new(Arc::new(event(body)), offset);
+    websocket_object_resuming(body, offset, sub, offset)
+}
+
+/// The WebSocket `event` object of an event with resume offset `resume`.
+fn websocket_object_resuming(body: &str, offset: Offset, sub: &str, resume: Offset) -> String {
+    let prepared = Arc::new(PreparedEvent::new(Arc::new(event(body)), offset));
     let subs: Vec<SubId> = vec![sub.into()];
-    String::from_utf8(prepared.frame_for(&subs).to_vec()).unwrap()
+    let mut frame = EventFrame::new(prepared.clone(), prepared.frame_for(&subs));
+    frame.resume = resume;
+    String::from_utf8(frame.to_json().to_vec()).unwrap()
 }
 
 fn token(claims: Value) -> String {
@@ -87,15 +96,22 @@ async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (Respon
 }
 
 /// Reads the next event and checks it is `body` at `offset`, byte for byte
-/// the WebSocket event object.
-async fn expect_event(response: &mut Response, body: &str, offset: Offset, sub: &str) {
+/// the WebSocket event object, with an `id:` (its resume offset) at or
+/// after its offset; returns that id.
+async fn expect_event(response: &mut Response, body: &str, offset: Offset, sub: &str) -> Offset {
     let block = response.next().await;
-    assert_eq!(block.id, Some(offset.to_string()), "{block:?}");
+    let id: Offset = block
+        .id
+        .as_deref()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("{block:?}"));
+    assert!(id >= offset, "{block:?}");
     assert_eq!(block.event.as_deref(), Some("pattern_detected"));
     assert_eq!(
         block.data.as_deref(),
-        Some(websocket_object(body, offset, sub).as_str())
+        Some(websocket_object_resuming(body, offset, sub, id).as_str())
     );
+    id
 }
 
 /// Waits (bounded) until the hub holds `n` connections.
@@ -359,10 +375,12 @@ async fn resume_replays_what_was_missed_with_no_gap_and_no_duplicate() {
             (b, o)
         })
         .collect();
+    let mut last = None;
     for (body, offset) in &seen {
-        expect_event(&mut sse, body, *offset, "sse").await;
+        last = Some(expect_event(&mut sse, body, *offset, "sse").await);
     }
-    let last = seen[1].1.to_string();
+    // What EventSource sends back: the last `id:` it received.
+    let last = last.unwrap().to_string();
     drop(sse);
     wait_for_connections(&hub, 0).await;
 
@@ -378,16 +396,20 @@ async fn resume_replays_what_was_missed_with_no_gap_and_no_duplicate() {
     let resume = format!("/sse?symbols=AAPL&last_event_id={}", missed[2].1);
     let (mut sse, recovered) = open(addr, &resume, &[("Last-Event-ID", &last)]).await;
     assert_eq!(recovered, 3);
+    let mut ids = Vec::new();
     for (body, offset) in &missed {
-        expect_event(&mut sse, body, *offset, "sse").await;
+        ids.push(expect_event(&mut sse, body, *offset, "sse").await);
     }
+    // The MSFT events between the missed ones do not match: each id
+    // reaches up to just before the next missed event.
+    assert_eq!(ids[0], missed[1].1.predecessor());
     let live = pattern("AAPL", "combo", 0.85);
     let live_offset = hub.publish(event(&live)).unwrap();
     expect_event(&mut sse, &live, live_offset, "sse").await;
     drop(sse);
 
-    // The same through the query alone.
-    let resume = format!("/sse?symbols=AAPL&last_event_id={}", missed[0].1);
+    // The same through the query alone, from the first missed event's id.
+    let resume = format!("/sse?symbols=AAPL&last_event_id={}", ids[0]);
     let (mut sse, recovered) = open(addr, &resume, &[]).await;
     assert_eq!(recovered, 3);
     for (body, offset) in missed[1..].iter().chain([(live, live_offset)].iter()) {

@@ -15,20 +15,22 @@ use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes};
 use futures_util::Sink;
-use tickcast_core::broadcast::{encode_batch, Outbound};
+use tickcast_core::broadcast::{encode_batch, EventFrame, Outbound, ResumeTail};
 use tickcast_core::session::WireCodec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Frames written per vectored write (two slices each).
+/// Frames written per vectored write (up to three slices each).
 const FRAMES_PER_WRITE: usize = 32;
 /// Bytes buffered before the sink asks to be flushed.
 const HIGH_WATER: usize = 64 * 1024;
 
-/// One server frame: opcode and payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One server frame: opcode and payload; an event's payload is its shared
+/// bytes followed by the connection's own `resume` tail.
+#[derive(Debug, Clone)]
 pub(crate) struct RawFrame {
     opcode: u8,
     payload: Bytes,
+    tail: Option<ResumeTail>,
 }
 
 const TEXT: u8 = 0x1;
@@ -38,23 +40,43 @@ const PONG: u8 = 0xA;
 
 impl RawFrame {
     pub(crate) fn text(payload: Bytes) -> Self {
+        Self::new(TEXT, payload)
+    }
+
+    fn new(opcode: u8, payload: Bytes) -> Self {
+        Self {
+            opcode,
+            payload,
+            tail: None,
+        }
+    }
+
+    /// An `event` frame: the event's shared object, then this
+    /// connection's resume offset.
+    fn event(frame: &EventFrame) -> Self {
         Self {
             opcode: TEXT,
-            payload,
+            payload: frame.open_object(),
+            tail: Some(ResumeTail::new(frame.resume)),
         }
+    }
+
+    fn tail_bytes(&self) -> &[u8] {
+        self.tail.as_ref().map_or(&[], ResumeTail::as_bytes)
+    }
+
+    fn len(&self) -> usize {
+        self.payload.len() + self.tail_bytes().len()
     }
 
     pub(crate) fn close(code: u16, reason: &str) -> Self {
         let mut payload = code.to_be_bytes().to_vec();
         payload.extend_from_slice(reason.as_bytes());
-        Self {
-            opcode: CLOSE,
-            payload: payload.into(),
-        }
+        Self::new(CLOSE, payload.into())
     }
 
     fn header(&self) -> Header {
-        Header::new(self.opcode, self.payload.len())
+        Header::new(self.opcode, self.len())
     }
 }
 
@@ -85,21 +107,44 @@ impl Header {
     }
 }
 
-/// A frame being written: what is left of its header and payload.
+/// A frame being written: what is left of its header, payload and tail.
 struct Pending {
     header: Header,
     /// Header bytes already written.
     header_sent: usize,
     payload: Bytes,
+    tail: Option<ResumeTail>,
+    /// Tail bytes already written.
+    tail_sent: usize,
 }
 
 impl Pending {
+    fn new(frame: RawFrame) -> Self {
+        Self {
+            header: frame.header(),
+            header_sent: 0,
+            payload: frame.payload,
+            tail: frame.tail,
+            tail_sent: 0,
+        }
+    }
+
     fn header_left(&self) -> &[u8] {
         &self.header.bytes[self.header_sent..self.header.len as usize]
     }
 
+    fn tail_left(&self) -> &[u8] {
+        let tail = self.tail.as_ref().map_or(&[][..], ResumeTail::as_bytes);
+        &tail[self.tail_sent.min(tail.len())..]
+    }
+
+    /// What is left to write, in order.
+    fn parts(&self) -> [&[u8]; 3] {
+        [self.header_left(), &self.payload, self.tail_left()]
+    }
+
     fn remaining(&self) -> usize {
-        self.header_left().len() + self.payload.len()
+        self.parts().iter().map(|p| p.len()).sum()
     }
 
     /// Marks `n` bytes written; returns what `n` had beyond this frame.
@@ -109,7 +154,10 @@ impl Pending {
         n -= head;
         let body = self.payload.len().min(n);
         self.payload.advance(body);
-        n - body
+        n -= body;
+        let tail = self.tail_left().len().min(n);
+        self.tail_sent += tail;
+        n - tail
     }
 }
 
@@ -138,10 +186,10 @@ impl<W: AsyncWrite + Unpin> RawSink<W> {
     /// Writes until nothing is pending.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.pending.is_empty() {
-            let mut slices = [IoSlice::new(&[]); 2 * FRAMES_PER_WRITE];
+            let mut slices = [IoSlice::new(&[]); 3 * FRAMES_PER_WRITE];
             let mut used = 0;
             for frame in self.pending.iter().take(FRAMES_PER_WRITE) {
-                for part in [frame.header_left(), &frame.payload[..]] {
+                for part in frame.parts() {
                     if !part.is_empty() {
                         slices[used] = IoSlice::new(part);
                         used += 1;
@@ -187,11 +235,7 @@ impl<W: AsyncWrite + Unpin> Sink<RawFrame> for RawSink<W> {
     fn start_send(self: Pin<&mut Self>, frame: RawFrame) -> io::Result<()> {
         let this = self.get_mut();
         this.close_sent |= frame.opcode == CLOSE;
-        let pending = Pending {
-            header: frame.header(),
-            header_sent: 0,
-            payload: frame.payload,
-        };
+        let pending = Pending::new(frame);
         this.buffered += pending.remaining();
         this.pending.push_back(pending);
         Ok(())
@@ -222,28 +266,22 @@ impl WireCodec for RawCodec {
 
     fn encode(&mut self, out: &Outbound, items: &mut Vec<RawFrame>) -> usize {
         let frame = match out {
-            Outbound::Event(frame) => RawFrame::text(frame.bytes.clone()),
+            Outbound::Event(frame) => RawFrame::event(frame),
             Outbound::Batch(frames) => RawFrame::text(encode_batch(frames)),
             Outbound::Message(message) => RawFrame::text(message.to_json()),
             Outbound::Close(code) => RawFrame::close(code.code(), code.reason()),
         };
-        let size = frame.payload.len();
+        let size = frame.len();
         items.push(frame);
         size
     }
 
     fn ping(&mut self) -> RawFrame {
-        RawFrame {
-            opcode: PING,
-            payload: Bytes::new(),
-        }
+        RawFrame::new(PING, Bytes::new())
     }
 
     fn pong(&mut self, payload: Bytes) -> Option<RawFrame> {
-        Some(RawFrame {
-            opcode: PONG,
-            payload,
-        })
+        Some(RawFrame::new(PONG, payload))
     }
 }
 
@@ -290,19 +328,57 @@ mod tests {
 
     /// Frames written by [`RawSink`] as a tungstenite client reads them.
     async fn read_back(frames: Vec<RawFrame>) -> Vec<Message> {
-        let (client, server) = tokio::io::duplex(1 << 20);
-        let mut sink = RawSink::new(server);
-        for frame in frames {
-            sink.feed(frame).await.unwrap();
-        }
-        sink.close().await.unwrap();
+        read_back_through(frames, 1 << 20).await
+    }
+
+    /// The same through a pipe of `capacity` bytes: writes are cut short
+    /// anywhere, inside a header, a payload or a tail.
+    async fn read_back_through(frames: Vec<RawFrame>, capacity: usize) -> Vec<Message> {
+        let (client, server) = tokio::io::duplex(capacity);
+        let (read_all, done) = tokio::sync::oneshot::channel::<()>();
+        let writer = tokio::spawn(async move {
+            let mut sink = RawSink::new(server);
+            for frame in frames {
+                sink.feed(frame).await.unwrap();
+            }
+            sink.close().await.unwrap();
+            // The client answers pings and the close: keep its peer open.
+            let _ = done.await;
+        });
         let mut ws =
             tokio_tungstenite::WebSocketStream::from_raw_socket(client, Role::Client, None).await;
         let mut messages = Vec::new();
         while let Some(Ok(message)) = futures_util::StreamExt::next(&mut ws).await {
             messages.push(message);
         }
+        let _ = read_all.send(());
+        writer.await.unwrap();
         messages
+    }
+
+    #[tokio::test]
+    async fn an_event_frame_is_its_shared_object_then_its_resume_even_cut_short() {
+        let body = br#"{"symbol":"AAPL","pattern":"Doji"}"#;
+        let event = tickcast_core::model::Event::from_json(Bytes::from_static(body), None, 1 << 20)
+            .unwrap();
+        let offset = tickcast_core::model::Offset::new(7, 3);
+        let prepared = std::sync::Arc::new(tickcast_core::broadcast::PreparedEvent::new(
+            std::sync::Arc::new(event),
+            offset,
+        ));
+        let mut frame = EventFrame::new(prepared.clone(), prepared.frame_for(&[]));
+        frame.resume = tickcast_core::model::Offset::new(7, 9);
+        let mut items = Vec::new();
+        RawCodec.encode(&Outbound::Event(frame.clone()), &mut items);
+        RawCodec.encode(&Outbound::Event(frame.clone()), &mut items);
+        let messages = read_back_through(items, 3).await;
+        let expected = Message::text(String::from_utf8(frame.to_json().to_vec()).unwrap());
+        assert_eq!(messages[..2], [expected.clone(), expected]);
+        let json: serde_json::Value = serde_json::from_slice(&frame.to_json()).unwrap();
+        assert_eq!(
+            (json["offset"].as_str(), json["resume"].as_str()),
+            (Some("7-3"), Some("7-9"))
+        );
     }
 
     #[tokio::test]

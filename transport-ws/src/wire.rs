@@ -138,7 +138,7 @@ fn close_code_for(error: &(dyn std::error::Error + 'static)) -> Option<CloseCode
 /// write.
 fn message<M: WsMessage>(out: &Outbound) -> Option<M> {
     let bytes = match out {
-        Outbound::Event(frame) => frame.bytes.clone(),
+        Outbound::Event(frame) => frame.to_json(),
         Outbound::Batch(frames) => encode_batch(frames),
         Outbound::Message(m) => m.to_json(),
         Outbound::Close(code) => return Some(M::close(code.code(), code.reason())),

@@ -62,16 +62,30 @@ async fn connect(addr: SocketAddr, user: &str) -> (Client, Vec<String>) {
     (client, subscribed)
 }
 
-/// The next event (alone or first of a batch).
-async fn next_event(client: &mut Client) -> Value {
+/// The events of the next `event` or `batch` frame.
+async fn next_events(client: &mut Client) -> Vec<Value> {
     loop {
         let frame = next_json(client).await;
         match frame["type"].as_str() {
-            Some("event") => return frame,
-            Some("batch") => return frame["events"][0].clone(),
+            Some("event") => return vec![frame],
+            Some("batch") => return frame["events"].as_array().cloned().unwrap_or_default(),
             _ => {}
         }
     }
+}
+
+/// The next `n` events, whatever frames carry them.
+async fn next_n_events(client: &mut Client, n: usize) -> Vec<Value> {
+    let mut events = Vec::new();
+    while events.len() < n {
+        events.extend(next_events(client).await);
+    }
+    assert_eq!(events.len(), n, "{events:?}");
+    events
+}
+
+async fn next_event(client: &mut Client) -> Value {
+    next_n_events(client, 1).await.remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,11 +130,10 @@ async fn users_get_the_feed_and_alerts_of_their_preferences_over_websocket() {
         ))
         .unwrap();
 
-    // The critical alert may overtake the pattern (critical is never
-    // batched): look at both by type.
-    let mut two = [next_event(&mut alice).await, next_event(&mut alice).await];
-    two.sort_by_key(|e| e["event_type"].as_str().unwrap_or_default().to_owned());
-    let [alert, pattern] = two;
+    // In offset order: the critical alert takes the pattern before it
+    // along.
+    let two = next_n_events(&mut alice, 2).await;
+    let [pattern, alert] = [two[0].clone(), two[1].clone()];
     assert_eq!(pattern["subs"], json!([PATTERN_SUBSCRIPTION]));
     assert_eq!(pattern["data"]["tier"], "daily");
     assert!(pattern["data"]["market_session"].is_string());

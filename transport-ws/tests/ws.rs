@@ -207,10 +207,19 @@ async fn bad_frames_get_errors_and_the_connection_stays() {
     assert_eq!(until_close(&mut client).await.0, Some(1003));
 }
 
+fn offsets_of(batch: &Value) -> Vec<String> {
+    batch["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["offset"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[tokio::test]
-async fn batches_put_higher_priority_first_and_critical_is_not_batched() {
+async fn critical_takes_older_batched_events_along_and_resume_never_skips() {
     let mut config = hub_config();
-    config.queue.batch_window = Duration::from_millis(200);
+    config.queue.batch_window = Duration::from_millis(300);
     let hub = Hub::new(config);
     let addr = server(hub.clone(), WsConfig::default()).await;
     let mut client = connect(addr, "").await;
@@ -219,18 +228,30 @@ async fn batches_put_higher_priority_first_and_critical_is_not_batched() {
     let low = hub.publish(pattern("A", 0.3)).unwrap();
     let high = hub.publish(pattern("B", 0.85)).unwrap();
     let critical = hub.publish(pattern("C", 0.95)).unwrap();
-    let first = next_json(&mut client).await;
-    assert_eq!(first["type"], "event");
-    assert_eq!(first["offset"], critical.to_string());
+    // At once, not after the window; in offset order, so the last offset
+    // received is a safe point to resume from.
     let batch = next_json(&mut client).await;
     assert_eq!(batch["type"], "batch");
-    let offsets: Vec<&str> = batch["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["offset"].as_str().unwrap())
-        .collect();
-    assert_eq!(offsets, vec![high.to_string(), low.to_string()]);
+    let sent = [low, high, critical].map(|o| o.to_string());
+    assert_eq!(offsets_of(&batch), sent);
+    assert_eq!(batch["resume"], critical.to_string());
+
+    // Batched events still in their window when the client goes away are
+    // exactly what a resume from the last `resume` replays.
+    let queued = [pattern("D", 0.85), pattern("E", 0.5)].map(|e| hub.publish(e).unwrap());
+    drop(client);
+    let mut client = connect(addr, "").await;
+    next_json(&mut client).await;
+    let since = batch["resume"].as_str().unwrap();
+    send(
+        &mut client,
+        json!({"op":"subscribe","id":"all","filter":{},"since":since}),
+    )
+    .await;
+    assert_eq!(next_json(&mut client).await["recovered"], 2);
+    let replay = next_json(&mut client).await;
+    assert_eq!(offsets_of(&replay), queued.map(|o| o.to_string()));
+    assert_eq!(replay["resume"], queued[1].to_string());
 }
 
 #[tokio::test]

@@ -123,11 +123,46 @@ fn write_subs(out: &mut BytesMut, subs: &[SubId]) {
 pub struct EventFrame {
     /// The event (offset, type, priority).
     pub prepared: Arc<PreparedEvent>,
-    /// The complete `{"type":"event",...}` JSON text.
+    /// The complete `{"type":"event",...}` JSON text, shared by every
+    /// recipient with the same subs list (without `resume`, which is the
+    /// connection's own).
     pub bytes: Bytes,
+    /// The connection's safe resume offset once this frame, and those
+    /// before it in the same [`Outbound`](super::Outbound), are delivered:
+    /// every event for the connection at or before it has been delivered,
+    /// or announced in a `dropped` notice. Set by the queue when it hands
+    /// the frame out; the frame's own offset until then.
+    pub resume: Offset,
 }
 
 impl EventFrame {
+    /// A frame of `prepared` whose JSON text is `bytes`.
+    pub fn new(prepared: Arc<PreparedEvent>, bytes: Bytes) -> Self {
+        let resume = prepared.offset;
+        Self {
+            prepared,
+            bytes,
+            resume,
+        }
+    }
+
+    /// The frame's JSON object without its closing brace: followed by
+    /// [`ResumeTail`], the whole `event` frame, written without a copy.
+    pub fn open_object(&self) -> Bytes {
+        self.bytes.slice(..self.bytes.len().saturating_sub(1))
+    }
+
+    /// The whole `event` frame with its `resume`, in one buffer (for
+    /// sinks that take one contiguous message).
+    pub fn to_json(&self) -> Bytes {
+        let tail = ResumeTail::new(self.resume);
+        let open = self.open_object();
+        let mut out = BytesMut::with_capacity(open.len() + tail.as_bytes().len());
+        out.put_slice(&open);
+        out.put_slice(tail.as_bytes());
+        out.freeze()
+    }
+
     /// The offset of the event.
     pub fn offset(&self) -> Offset {
         self.prepared.offset
@@ -167,20 +202,67 @@ impl<'a> FrameEncoder<'a> {
             .entry(subs)
             .or_insert_with(|| self.prepared.frame_for(subs))
             .clone();
-        EventFrame {
-            prepared: self.prepared.clone(),
-            bytes,
+        EventFrame::new(self.prepared.clone(), bytes)
+    }
+}
+
+/// `,"resume":"<offset>"}`: the end of an `event` frame, the connection's
+/// own part of it, built on the stack.
+#[derive(Debug, Clone, Copy)]
+pub struct ResumeTail {
+    bytes: [u8; Self::CAPACITY],
+    len: u8,
+}
+
+impl ResumeTail {
+    /// `,"resume":"` + two `u64`s and a dash + `"}`.
+    const CAPACITY: usize = 11 + 20 + 1 + 20 + 2;
+
+    /// The tail for `resume`.
+    pub fn new(resume: Offset) -> Self {
+        let mut tail = Self {
+            bytes: [0; Self::CAPACITY],
+            len: 0,
+        };
+        let mut numbers = itoa::Buffer::new();
+        tail.push(br#","resume":""#);
+        tail.push(numbers.format(resume.major).as_bytes());
+        tail.push(b"-");
+        tail.push(numbers.format(resume.minor).as_bytes());
+        tail.push(br#""}"#);
+        tail
+    }
+
+    fn push(&mut self, part: &[u8]) {
+        let start = usize::from(self.len);
+        // Sized for the longest offset: always fits.
+        if let Some(room) = self.bytes.get_mut(start..start + part.len()) {
+            room.copy_from_slice(part);
+            self.len += part.len() as u8;
         }
+    }
+
+    /// The tail's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
     }
 }
 
 /// Encodes several event frames as one `batch` frame:
-/// `{"type":"batch","events":[{...},{...}]}`, each element being the event
-/// object without its `"type"` field.
+/// `{"type":"batch","resume":"..","events":[{...},{...}]}`, each element
+/// being the event object without its `"type"` field, and `resume` the
+/// last frame's (the connection's safe resume offset once the batch is
+/// delivered).
 pub fn encode_batch(frames: &[EventFrame]) -> Bytes {
     let size: usize = frames.iter().map(|f| f.bytes.len()).sum();
-    let mut out = BytesMut::with_capacity(size + 32);
-    out.put_slice(br#"{"type":"batch","events":["#);
+    let mut out = BytesMut::with_capacity(size + 80);
+    out.put_slice(br#"{"type":"batch","resume":""#);
+    if let Some(last) = frames.last() {
+        let mut resume = Vec::with_capacity(41);
+        last.resume.write_to(&mut resume);
+        out.put_slice(&resume);
+    }
+    out.put_slice(br#"","events":["#);
     for (i, f) in frames.iter().enumerate() {
         if i > 0 {
             out.put_u8(b',');

@@ -14,7 +14,7 @@ mod wakeup;
 
 pub use broadcaster::{Broadcaster, ShardedBroadcaster, WakeList};
 pub use counters::{DeliveryCounters, DeliveryCounts};
-pub use frame::{encode_batch, EventFrame, FrameEncoder, PreparedEvent};
+pub use frame::{encode_batch, EventFrame, FrameEncoder, PreparedEvent, ResumeTail};
 pub(crate) use queue::Polled;
 pub use queue::{ConnectionQueue, FrameReceiver, Outbound, PushOutcome, Urgency};
 pub use rate::RateLimiter;

@@ -287,11 +287,9 @@ impl ConnectionQueue {
                 return;
             }
             state.drop_replay(sub);
-            for event in events {
-                if !state.push_replay(event, sub, &self.settings) {
-                    self.close_slow_consumer(&mut state);
-                    break;
-                }
+            let events: Vec<_> = events.into_iter().collect();
+            if !events.is_empty() && !state.push_replay(events, sub, &self.settings) {
+                self.close_slow_consumer(&mut state);
             }
         }
         self.wakeup.wake();
@@ -449,9 +447,8 @@ impl FrameReceiver {
             return Step::Emit(replay);
         }
         let limit_wait = self.release_conflated(&mut state);
-        if let Some(frame) = state.pop_urgent() {
-            self.delivered(std::slice::from_ref(&frame));
-            return Step::Emit(Outbound::Event(frame));
+        if let Some(urgent) = self.take_urgent(&mut state) {
+            return Step::Emit(urgent);
         }
         if let Some((count, since)) = state.dropped.take() {
             return Step::Emit(Outbound::Message(ServerMessage::Dropped { count, since }));
@@ -480,13 +477,36 @@ impl FrameReceiver {
         let n = self.queue.settings.max_batch.max(1);
         let frames: Vec<EventFrame> = std::iter::from_fn(|| state.pop_replay())
             .take(n)
-            .map(|(prepared, sub)| EventFrame {
-                bytes: prepared.frame_for(std::slice::from_ref(&sub)),
-                prepared,
+            .map(|(prepared, sub)| {
+                let bytes = prepared.frame_for(std::slice::from_ref(&sub));
+                EventFrame::new(prepared, bytes)
             })
             .collect();
         DeliveryCounters::add(&self.queue.counters.replayed, frames.len() as u64);
-        Some(self.package(frames))
+        Some(self.package(frames, state))
+    }
+
+    /// An urgent event goes out at once, after the batched events older
+    /// than it: a connection receives its events in offset order, so the
+    /// offset of the last one it got is always a safe point to resume
+    /// from (priority decides when events are sent, not their order).
+    fn take_urgent(&self, state: &mut State) -> Option<Outbound> {
+        let urgent = state.urgent_front()?;
+        let room = self.queue.settings.max_batch.max(1);
+        let mut frames = Vec::new();
+        while let Some(lane) = state.oldest_lane(Some(urgent)) {
+            if frames.len() >= room {
+                break;
+            }
+            frames.extend(state.pop_lane_front(lane));
+        }
+        // Older batched events beyond one batch go first, on their own.
+        if frames.len() < room {
+            frames.extend(state.pop_urgent());
+        }
+        state.batch_taken();
+        self.delivered(&frames);
+        Some(self.package(frames, state))
     }
 
     /// Moves held events whose turn the rate limit now allows into the
@@ -504,36 +524,40 @@ impl FrameReceiver {
         None
     }
 
-    /// Takes one batch: highest priority first, each lane in offset order,
-    /// up to `max_batch` events and `max_batch_bytes` (at least one event).
+    /// Takes one batch in offset order, up to `max_batch` events and
+    /// `max_batch_bytes` (at least one event).
     fn take_batch(&self, state: &mut State) -> Outbound {
         let settings = self.queue.settings;
         let mut frames = Vec::new();
         let mut bytes = 0;
-        'lanes: for lane in (0..3).rev() {
-            while let Some(front) = state.lane_front(lane) {
-                let size = front.bytes.len();
-                let over = frames.len() >= settings.max_batch
-                    || (!frames.is_empty() && bytes + size > settings.max_batch_bytes);
-                if over {
-                    break 'lanes;
-                }
-                bytes += size;
-                frames.extend(state.pop_lane_front(lane));
+        while let Some(lane) = state.oldest_lane(None) {
+            let size = state.lane_front(lane).map_or(0, |f| f.bytes.len());
+            let over = frames.len() >= settings.max_batch
+                || (!frames.is_empty() && bytes + size > settings.max_batch_bytes);
+            if over {
+                break;
             }
+            bytes += size;
+            frames.extend(state.pop_lane_front(lane));
         }
         // What remains has waited its window already: it goes next time.
-        if state.batched_len() == 0 {
-            state.oldest_batched = None;
-            state.shrink_if_idle();
-        }
+        state.batch_taken();
         self.delivered(&frames);
-        self.package(frames)
+        self.package(frames, state)
     }
 
     /// One event goes out as an `event` frame (its shared bytes, no copy);
-    /// several as a batch.
-    fn package(&self, mut frames: Vec<EventFrame>) -> Outbound {
+    /// several as a batch. Each frame gets its resume offset: the
+    /// connection's safe one once the frames up to it are delivered.
+    fn package(&self, mut frames: Vec<EventFrame>, state: &State) -> Outbound {
+        // Nothing pending and nothing seen cannot be: these frames were.
+        let mut resume = state.safe_resume();
+        for frame in frames.iter_mut().rev() {
+            frame.resume = resume.unwrap_or(frame.offset());
+            // The frames before this one are safe only up to just before it.
+            let before = frame.offset().predecessor();
+            resume = Some(resume.map_or(before, |r| r.min(before)));
+        }
         if frames.len() == 1 {
             if let Some(frame) = frames.pop() {
                 return Outbound::Event(frame);

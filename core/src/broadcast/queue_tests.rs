@@ -13,10 +13,8 @@ use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
 fn frame(seq: u64, json: &str) -> EventFrame {
     let event = Event::from_json(Bytes::copy_from_slice(json.as_bytes()), None, 1 << 20).unwrap();
     let prepared = Arc::new(PreparedEvent::new(Arc::new(event), Offset::new(1, seq)));
-    EventFrame {
-        bytes: prepared.frame_for(&[]),
-        prepared,
-    }
+    let bytes = prepared.frame_for(&[]);
+    EventFrame::new(prepared, bytes)
 }
 
 fn pattern(seq: u64, symbol: &str, priority: &str) -> EventFrame {
@@ -53,8 +51,16 @@ fn offsets(out: &Outbound) -> Vec<u64> {
     }
 }
 
+fn resumes(out: &Outbound) -> Vec<u64> {
+    match out {
+        Outbound::Event(f) => vec![f.resume.minor],
+        Outbound::Batch(fs) => fs.iter().map(|f| f.resume.minor).collect(),
+        other => panic!("expected events, got {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn a_flush_orders_by_priority_then_offset() {
+async fn a_flush_goes_in_offset_order_whatever_the_priority() {
     let (q, mut rx, counters) = queue(no_window(), None);
     q.push(pattern(1, "A", "low"), Urgency::Normal);
     q.push(pattern(2, "B", "high"), Urgency::Normal);
@@ -62,7 +68,9 @@ async fn a_flush_orders_by_priority_then_offset() {
     q.push(pattern(4, "D", "high"), Urgency::Normal);
     let out = rx.recv().await.unwrap();
     assert!(matches!(out, Outbound::Batch(_)));
-    assert_eq!(offsets(&out), vec![2, 4, 3, 1]);
+    assert_eq!(offsets(&out), vec![1, 2, 3, 4]);
+    // Each event's resume point covers it and everything before it.
+    assert_eq!(resumes(&out), vec![1, 2, 3, 4]);
     assert_eq!(counters.snapshot().batches, 1);
     assert_eq!(counters.snapshot().delivered, 4);
 }
@@ -87,15 +95,60 @@ async fn critical_bypasses_the_batch_window() {
     };
     let (q, mut rx, _) = queue(settings, None);
     q.push(pattern(1, "A", "low"), Urgency::Normal);
+    // The batched event older than the critical one goes out with it, in
+    // offset order: the last offset received is a safe resume point.
     q.push(pattern(2, "B", "critical"), Urgency::Normal);
+    let out = rx.try_recv().unwrap();
+    assert_eq!((offsets(&out), resumes(&out)), (vec![1, 2], vec![1, 2]));
     q.push(pattern(3, "C", "low"), Urgency::Urgent);
-    assert_eq!(offsets(&rx.try_recv().unwrap()), vec![2]);
     assert_eq!(offsets(&rx.try_recv().unwrap()), vec![3]);
-    // The low event waits for its window.
+    // A low event waits for its window.
+    q.push(pattern(4, "D", "low"), Urgency::Normal);
     assert!(rx.try_recv().is_none());
     let start = tokio::time::Instant::now();
-    assert_eq!(offsets(&rx.recv().await.unwrap()), vec![1]);
+    assert_eq!(offsets(&rx.recv().await.unwrap()), vec![4]);
     assert!(start.elapsed() >= Duration::from_millis(100));
+}
+
+#[tokio::test]
+async fn older_batched_events_beyond_one_batch_go_before_the_urgent_one() {
+    let settings = QueueSettings {
+        max_batch: 3,
+        batch_window: Duration::from_secs(60),
+        ..QueueSettings::default()
+    };
+    let (q, mut rx, _) = queue(settings, None);
+    for seq in 1..=4 {
+        q.push(pattern(seq, "A", "low"), Urgency::Normal);
+    }
+    q.push(pattern(5, "B", "critical"), Urgency::Normal);
+    let first = rx.try_recv().unwrap();
+    // Event 4 is still queued: the safe point stays below it.
+    assert_eq!(
+        (offsets(&first), resumes(&first)),
+        (vec![1, 2, 3], vec![1, 2, 3])
+    );
+    let second = rx.try_recv().unwrap();
+    assert_eq!(
+        (offsets(&second), resumes(&second)),
+        (vec![4, 5], vec![4, 5])
+    );
+    assert!(rx.try_recv().is_none());
+}
+
+#[tokio::test]
+async fn replays_of_several_subscriptions_go_out_merged_in_offset_order() {
+    let settings = QueueSettings {
+        max_batch: 100,
+        ..no_window()
+    };
+    let (q, mut rx, _) = queue(settings, None);
+    let prepared = |seq| pattern(seq, "A", "low").prepared;
+    q.push_replay([1, 3, 5].map(prepared), &SubId::from("a"));
+    q.push_replay([2, 3, 6].map(prepared), &SubId::from("b"));
+    let out = rx.try_recv().unwrap();
+    assert_eq!(offsets(&out), vec![1, 2, 3, 3, 5, 6]);
+    assert_eq!(resumes(&out), vec![1, 2, 2, 4, 5, 6]);
 }
 
 #[tokio::test]
@@ -157,7 +210,13 @@ async fn over_the_rate_limit_latest_wins_per_key_and_others_drop() {
         (c.rate_limited, c.conflated, c.dropped_rate_limit),
         (3, 1, 1)
     );
-    assert_eq!(offsets(&rx.recv().await.unwrap()), vec![6]);
+    // The critical event takes the older batched ones with it; the event
+    // held for the rate limit keeps the resume point below it.
+    let urgent = rx.recv().await.unwrap();
+    assert_eq!(
+        (offsets(&urgent), resumes(&urgent)),
+        (vec![1, 2, 6], vec![1, 3, 3])
+    );
     match rx.recv().await.unwrap() {
         Outbound::Message(ServerMessage::Dropped { count, since }) => {
             assert_eq!(count, 1);
@@ -165,13 +224,12 @@ async fn over_the_rate_limit_latest_wins_per_key_and_others_drop() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(offsets(&rx.recv().await.unwrap()), vec![1, 2]);
     // The held event for key A is the latest one, released when the limit allows.
     let released = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(offsets(&released), vec![4]);
+    assert_eq!((offsets(&released), resumes(&released)), (vec![4], vec![6]));
 }
 
 #[tokio::test]
@@ -642,7 +700,7 @@ fn batched_events_past_the_byte_bound_drop_low_as_many_as_it_takes() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(offsets(&out[1]), vec![14, 13]);
+    assert_eq!(offsets(&out[1]), vec![13, 14]);
     assert_eq!(q.held(), Held::default());
 }
 
@@ -819,5 +877,79 @@ proptest::proptest! {
         proptest::prop_assert_eq!(frames, before.event_bytes + before.replay_bytes);
         proptest::prop_assert_eq!(messages, before.message_bytes);
         proptest::prop_assert_eq!(q.held(), Held::default());
+    }
+}
+
+// Resume points: whatever the priorities, drops and batching, no event at
+// or below a frame's resume offset is delivered after that frame.
+
+mod resume_properties {
+    use proptest::prelude::{any, prop_assert, prop_oneof, proptest, Just, Strategy};
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push { priority: usize, urgent: bool },
+        Recv,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (0..4usize, any::<bool>()).prop_map(|(priority, urgent)| Op::Push { priority, urgent }),
+            1 => Just(Op::Recv),
+        ]
+    }
+
+    const PRIORITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+
+    /// Every event frame taken from `rx` now, flattened in delivery order,
+    /// as (offset, resume).
+    fn take_all(rx: &mut FrameReceiver, out: &mut Vec<(Offset, Offset)>) {
+        while let Some(next) = rx.try_recv() {
+            match next {
+                Outbound::Event(f) => out.push((f.offset(), f.resume)),
+                Outbound::Batch(fs) => out.extend(fs.iter().map(|f| (f.offset(), f.resume))),
+                Outbound::Message(_) | Outbound::Close(_) => {}
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn no_event_at_or_below_a_resume_point_comes_after_it(
+            ops in proptest::collection::vec(op(), 1..120),
+        ) {
+            let settings = QueueSettings {
+                capacity: 6,
+                max_batch: 3,
+                batch_window: Duration::from_secs(3600),
+                ..QueueSettings::default()
+            };
+            let (q, mut rx, _) = queue(settings, None);
+            let mut delivered = Vec::new();
+            for (seq, op) in (1..).zip(ops) {
+                match op {
+                    Op::Push { priority, urgent } => {
+                        let urgency = if urgent { Urgency::Urgent } else { Urgency::Normal };
+                        // Distinct symbols: no conflation in this property.
+                        q.push(pattern(seq, &format!("S{seq}"), PRIORITIES[priority]), urgency);
+                    }
+                    Op::Recv => take_all(&mut rx, &mut delivered),
+                }
+            }
+            q.close_after_flush(CloseCode::GoingAway);
+            take_all(&mut rx, &mut delivered);
+            let mut newest = None;
+            for (i, (offset, resume)) in delivered.iter().enumerate() {
+                newest = newest.max(Some(*offset));
+                // Resuming from here would not miss a later delivery...
+                for (later, _) in &delivered[i + 1..] {
+                    prop_assert!(later > resume, "{later} delivered after resume {resume}");
+                }
+                // ...nor re-send what was delivered up to here.
+                prop_assert!(Some(*resume) >= newest, "resume {resume} below {newest:?}");
+            }
+        }
     }
 }

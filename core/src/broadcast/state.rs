@@ -37,6 +37,9 @@ pub(super) struct State {
     conflated_bytes: usize,
     /// Events dropped since the last notice, and the resume point.
     pub(super) dropped: Option<(u64, Offset)>,
+    /// The newest offset this queue has seen (queued, held, dropped or
+    /// replayed): the safe resume offset when nothing is pending.
+    high: Option<Offset>,
     /// When the oldest batched event was queued (the batch window's start).
     pub(super) oldest_batched: Option<Instant>,
     /// Set when closing: drain first (shutdown) or not.
@@ -118,15 +121,46 @@ impl State {
         len < settings.capacity && has_room(len, bytes, size, usize::MAX, settings.capacity_bytes)
     }
 
+    /// Notes that the queue has seen `offset`.
+    fn saw(&mut self, offset: Offset) {
+        self.high = Some(self.high.map_or(offset, |high| high.max(offset)));
+    }
+
+    /// The oldest event still to be sent (queued, held for the rate limit,
+    /// or to replay). Every part is kept in offset order, so this is a few
+    /// comparisons.
+    fn oldest_pending(&self) -> Option<Offset> {
+        let fronts = [
+            self.urgent.front().map(EventFrame::offset),
+            self.replay.front().map(|(event, _)| event.offset),
+            self.conflated.first_key_value().map(|(offset, _)| *offset),
+        ];
+        let lanes = self.lanes.iter().map(|l| l.front().map(EventFrame::offset));
+        fronts.into_iter().chain(lanes).flatten().min()
+    }
+
+    /// The connection's safe resume offset with what is pending now: just
+    /// before the oldest event still to be sent, or the newest offset seen
+    /// when nothing is.
+    pub(super) fn safe_resume(&self) -> Option<Offset> {
+        self.oldest_pending().map(Offset::predecessor).or(self.high)
+    }
+
     pub(super) fn note_drop(&mut self, offset: Offset) {
+        self.saw(offset);
         let (count, since) = self.dropped.get_or_insert((0, offset.predecessor()));
         *count += 1;
         *since = (*since).min(offset.predecessor());
     }
 
     pub(super) fn push_urgent(&mut self, frame: EventFrame) {
+        self.saw(frame.offset());
         self.urgent_bytes += frame.bytes.len();
         self.urgent.push_back(frame);
+    }
+
+    pub(super) fn urgent_front(&self) -> Option<Offset> {
+        self.urgent.front().map(EventFrame::offset)
     }
 
     pub(super) fn pop_urgent(&mut self) -> Option<EventFrame> {
@@ -135,11 +169,34 @@ impl State {
         Some(frame)
     }
 
+    /// Queues `frame` in its priority's lane, in offset order (live
+    /// events arrive in order; one released by the rate limit may be
+    /// older than those queued after it was held).
     pub(super) fn push_lane(&mut self, frame: EventFrame) {
+        self.saw(frame.offset());
         let lane = frame.priority().index().min(2);
         self.lane_bytes[lane] += frame.bytes.len();
         self.oldest_batched.get_or_insert_with(Instant::now);
-        self.lanes[lane].push_back(frame);
+        let queue = &mut self.lanes[lane];
+        if queue
+            .back()
+            .is_none_or(|last| last.offset() < frame.offset())
+        {
+            queue.push_back(frame);
+        } else {
+            let at = queue.partition_point(|f| f.offset() < frame.offset());
+            queue.insert(at, frame);
+        }
+    }
+
+    /// The lane whose front event is the oldest of all lanes' fronts, if
+    /// that event is older than `before`.
+    pub(super) fn oldest_lane(&self, before: Option<Offset>) -> Option<usize> {
+        (0..self.lanes.len())
+            .filter_map(|lane| Some((self.lanes[lane].front()?.offset(), lane)))
+            .filter(|(offset, _)| before.is_none_or(|b| *offset < b))
+            .min()
+            .map(|(_, lane)| lane)
     }
 
     pub(super) fn lane_front(&self, lane: usize) -> Option<&EventFrame> {
@@ -163,6 +220,7 @@ impl State {
     /// Holds `frame` for the rate limit under `key`.
     pub(super) fn hold(&mut self, key: ConflationKey, frame: EventFrame) {
         let offset = frame.offset();
+        self.saw(offset);
         self.conflated_bytes += frame.bytes.len();
         if let Some(old) = self.conflated_keys.insert(key, offset) {
             // Callers release the key first; never leave its event behind.
@@ -256,27 +314,35 @@ impl State {
         }
     }
 
-    /// Queues `event` to replay for `sub`, or returns false when the
-    /// replay bounds leave no room for it.
+    /// Queues `events` (in offset order) to replay for `sub`, merged with
+    /// the other subscriptions' replays so that the whole replay goes out
+    /// in offset order; returns false, queuing nothing, when the replay
+    /// bounds leave no room for all of them.
     pub(super) fn push_replay(
         &mut self,
-        event: Arc<PreparedEvent>,
+        events: Vec<Arc<PreparedEvent>>,
         sub: &SubId,
         settings: &QueueSettings,
     ) -> bool {
-        let size = replay_cost(&event, sub);
-        let room = has_room(
-            self.replay.len(),
-            self.replay_bytes,
-            size,
-            settings.replay_capacity,
-            settings.replay_capacity_bytes,
-        );
-        if room {
-            self.replay_bytes += size;
-            self.replay.push_back((event, sub.clone()));
+        let size = events
+            .iter()
+            .fold(0usize, |sum, e| sum.saturating_add(replay_cost(e, sub)));
+        let len = self.replay.len().saturating_add(events.len());
+        let bytes = self.replay_bytes.saturating_add(size);
+        let within =
+            len <= settings.replay_capacity.max(1) && bytes <= settings.replay_capacity_bytes;
+        // One event larger than the byte bound still goes through alone.
+        let alone = self.replay.is_empty() && events.len() == 1;
+        if !(within || alone) {
+            return false;
         }
-        room
+        if let Some(last) = events.last() {
+            self.saw(last.offset);
+        }
+        self.replay_bytes = bytes;
+        let older = std::mem::take(&mut self.replay);
+        self.replay = merge_by_offset(older, events.into_iter().map(|e| (e, sub.clone())));
+        true
     }
 
     pub(super) fn has_replay(&self) -> bool {
@@ -317,6 +383,16 @@ impl State {
         }
     }
 
+    /// Batched events were taken: once the lanes are empty, the batch
+    /// window starts again with the next event, and a burst's memory is
+    /// given back.
+    pub(super) fn batch_taken(&mut self) {
+        if self.batched_len() == 0 {
+            self.oldest_batched = None;
+            self.shrink_if_idle();
+        }
+    }
+
     /// Gives back the memory of a burst: an idle connection should not keep
     /// the capacity its busiest moment needed.
     pub(super) fn shrink_if_idle(&mut self) {
@@ -325,6 +401,33 @@ impl State {
                 shrink(lane);
             }
         }
+    }
+}
+
+/// Merges two replays, each in offset order, into one in offset order.
+fn merge_by_offset(
+    older: VecDeque<(Arc<PreparedEvent>, SubId)>,
+    newer: impl Iterator<Item = (Arc<PreparedEvent>, SubId)>,
+) -> VecDeque<(Arc<PreparedEvent>, SubId)> {
+    let mut newer = newer.peekable();
+    if older.is_empty() {
+        return newer.collect();
+    }
+    let mut older = older.into_iter().peekable();
+    let mut merged = VecDeque::new();
+    loop {
+        let take_older = match (older.peek(), newer.peek()) {
+            (Some(a), Some(b)) => a.0.offset <= b.0.offset,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return merged,
+        };
+        let next = if take_older {
+            older.next()
+        } else {
+            newer.next()
+        };
+        merged.extend(next);
     }
 }
 

@@ -101,7 +101,9 @@ fn per_event(plan: &FloorPlan, first_seq: u32, prepared: &[Arc<PreparedEvent>]) 
     let mut out = MessageWriter::new();
     for (i, event) in prepared.iter().enumerate() {
         for group in plan.groups(first_seq + i as u32) {
-            let frame = text_frame(&event.frame_for(&sub_ids(group.subs)));
+            // Received in offset order: its resume offset is its own.
+            let json = EventFrame::new(event.clone(), event.frame_for(&sub_ids(group.subs)));
+            let frame = text_frame(&json.to_json());
             out.push(&frame, &group.conns);
         }
     }
@@ -143,13 +145,10 @@ fn per_request(plan: &FloorPlan, first_seq: u32, prepared: &[Arc<PreparedEvent>]
 fn payload(prepared: &[Arc<PreparedEvent>], items: &[(u32, u64)]) -> Bytes {
     let frame = |&(i, subs): &(u32, u64)| {
         let event = &prepared[i as usize];
-        EventFrame {
-            prepared: event.clone(),
-            bytes: event.frame_for(&sub_ids(subs)),
-        }
+        EventFrame::new(event.clone(), event.frame_for(&sub_ids(subs)))
     };
     match items {
-        [one] => frame(one).bytes,
+        [one] => frame(one).to_json(),
         many => encode_batch(&many.iter().map(frame).collect::<Vec<_>>()),
     }
 }
@@ -236,14 +235,15 @@ mod tests {
             let frames: Vec<EventFrame> = (0..2u32)
                 .filter_map(|seq| {
                     let planned = plan.groups(seq).iter().find(|g| g.conns.contains(&conn))?;
-                    Some(EventFrame {
-                        prepared: tickcast[seq as usize].clone(),
-                        bytes: tickcast[seq as usize].frame_for(&sub_ids(planned.subs)),
-                    })
+                    let event = &tickcast[seq as usize];
+                    Some(EventFrame::new(
+                        event.clone(),
+                        event.frame_for(&sub_ids(planned.subs)),
+                    ))
                 })
                 .collect();
             let json = match frames.as_slice() {
-                [one] => one.bytes.clone(),
+                [one] => one.to_json(),
                 many => encode_batch(many),
             };
             let header = if json.len() >= 126 { 4 } else { 2 };
