@@ -53,7 +53,12 @@ impl Answer {
 /// Checks a `GET /sse` request (its still-encoded query string without
 /// the `?`, and its headers), registers and subscribes the client, and
 /// says what to answer.
-pub(crate) fn answer(hub: &Hub, config: &SseConfig, raw_query: &str, headers: &HeaderMap) -> Answer {
+pub(crate) fn answer(
+    hub: &Hub,
+    config: &SseConfig,
+    raw_query: &str,
+    headers: &HeaderMap,
+) -> Answer {
     // Lossily decoded: an origin that is not text is refused by any list.
     let origin = headers
         .get(header::ORIGIN)

@@ -1,5 +1,10 @@
 //! tickcast-transport-sse: the Server-Sent Events endpoint of tickcast as a
-//! warp [`Filter`] that any warp service can mount.
+//! warp [`Filter`] that any warp service can mount ([`sse_route`]), as a
+//! tower service ([`sse_service`]), and on the lean path ([`LeanSse`]):
+//! served straight on the socket by a server that runs its own accept
+//! loop, without an HTTP server's per-connection buffers (the `tickcast`
+//! binary serves `/sse` this way). All three give the same answers: one
+//! function checks every request and decides its status, headers and body.
 //!
 //! `GET /sse?<filter>` answers `text/event-stream`: one subscription (id
 //! `sse` unless `id=` says otherwise) whose filter is the query string,
@@ -14,7 +19,7 @@
 //! | `market_regimes` | list of `bull`, `bear`, `neutral`, `consolidation` |
 //! | `min_confidence` | number in 0..1 |
 //! | `min_priority` | `low`, `medium`, `high` or `critical` |
-//! | `token` | a JWT (or the `Authorization: Bearer` header; the query wins), read by [`presented_token`] as on every transport |
+//! | `token` | a JWT (or the `Authorization: Bearer` header; the query wins), read by [`presented_token`](tickcast_core::auth::presented_token) as on every transport |
 //! | `last_event_id` | resume after this offset (the `Last-Event-ID` header wins) |
 //! | `id` | the subscription id, listed in each event's `subs` (default `sse`) |
 //!
@@ -77,6 +82,44 @@
 //! event after that offset, then live ones, with no gap and no duplicate.
 //! An offset the history no longer holds gets `event: history_gone`, and
 //! the stream continues live.
+//!
+//! # The lean path
+//!
+//! An SSE response lasts as long as its connection, so whatever the HTTP
+//! server keeps per connection (hyper: an 8 KiB read buffer, a write
+//! buffer, its body machinery) is held by every idle stream. [`LeanSse`]
+//! serves a connection whose first request is `GET /sse` itself:
+//!
+//! ```no_run
+//! # async fn run(listener: tokio::net::TcpListener, sse: tickcast_transport_sse::LeanSse) {
+//! use tickcast_transport_sse::{FirstBytes, Replay, Served};
+//!
+//! while let Ok((mut socket, _)) = listener.accept().await {
+//!     let sse = sse.clone();
+//!     tokio::spawn(async move {
+//!         let Ok(first) = FirstBytes::read(&mut socket).await else { return };
+//!         let other = if first.is_sse() {
+//!             match sse.serve_connection(socket, &first).await {
+//!                 Served::Closed => return,
+//!                 Served::KeepAlive { io, leftover } => Replay::new(leftover, io),
+//!             }
+//!         } else {
+//!             Replay::new(bytes::Bytes::copy_from_slice(first.as_bytes()), socket)
+//!         };
+//!         // ... hand `other` to the HTTP server for everything else.
+//! #       drop(other);
+//!     });
+//! }
+//! # }
+//! ```
+//!
+//! HTTP/1.1 streams are chunked (HTTP/1.0 ones end with the connection),
+//! the connection closes when the stream ends, and bytes the client sends
+//! after its request are read and dropped (past 64 KiB the stream ends).
+//! The session owns the socket, so a client that stops reading is dropped
+//! at the write deadline with no help from the server. A server that wants
+//! its own head deadline and answers uses [`LeanSse::read_head`] and
+//! [`LeanSse::serve`] instead of [`LeanSse::serve_connection`].
 //!
 //! # Example
 //!

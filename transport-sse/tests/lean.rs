@@ -130,7 +130,10 @@ async fn answers_are_the_filters_byte_for_byte_but_the_date() {
 async fn heads_over_the_limits_or_unparsable_get_json_errors_and_a_close() {
     let hub = hub();
     let addr = lean(&hub, SseConfig::default()).await;
-    let long_uri = format!("GET /sse?{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(70_000));
+    let long_uri = format!(
+        "GET /sse?{} HTTP/1.1\r\nHost: t\r\n\r\n",
+        "a".repeat(70_000)
+    );
     let many: String = (0..150).map(|i| format!("x-h{i}: v\r\n")).collect();
     let many_headers = format!("GET /sse HTTP/1.1\r\nHost: t\r\n{many}\r\n");
     let huge_header = format!(
@@ -153,7 +156,10 @@ async fn heads_over_the_limits_or_unparsable_get_json_errors_and_a_close() {
             "{status}: {head:.200}"
         );
         assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
-        assert!(head.contains("\r\ncontent-type: application/json\r\n"), "{head}");
+        assert!(
+            head.contains("\r\ncontent-type: application/json\r\n"),
+            "{head}"
+        );
         let body: Value = serde_json::from_str(body).unwrap();
         assert_eq!(body["error"], "bad_request", "{body}");
     }
@@ -295,7 +301,7 @@ async fn the_connection_closes_when_the_stream_ends() {
 async fn an_http10_stream_ends_with_the_connection() {
     let hub = hub();
     let addr = lean(&hub, SseConfig::default()).await;
-    let mut sse = send_raw(addr, b"GET /sse?symbols=AAPL HTTP/1.0\r\n\r\n").await;
+    let sse = send_raw(addr, b"GET /sse?symbols=AAPL HTTP/1.0\r\n\r\n").await;
     assert_eq!(sse.status, 200);
     assert_eq!(sse.header("transfer-encoding"), None);
     assert_eq!(sse.header("content-length"), None);
@@ -312,7 +318,10 @@ async fn an_http10_stream_ends_with_the_connection() {
     assert!(body.starts_with("event: welcome\n"), "{body}");
     assert!(body.contains(&format!("id: {offset}\nevent: pattern_detected\n")));
     let (_, last) = body.trim_end().rsplit_once("\n\n").unwrap();
-    assert!(last.starts_with("event: close\ndata: {\"code\":1001,"), "{body}");
+    assert!(
+        last.starts_with("event: close\ndata: {\"code\":1001,"),
+        "{body}"
+    );
 }
 
 /// Accepts one connection on `listener` and serves it with `lean`.
@@ -351,10 +360,7 @@ async fn an_error_on_a_keep_alive_connection_hands_it_back_with_what_followed() 
     ] {
         let mut client = TcpStream::connect(addr).await.unwrap();
         client.write_all(request).await.unwrap();
-        assert!(matches!(
-            serve_one(&listener, &lean).await,
-            Served::Closed
-        ));
+        assert!(matches!(serve_one(&listener, &lean).await, Served::Closed));
         let mut answer = String::new();
         client.read_to_string(&mut answer).await.unwrap();
         assert!(answer.contains(" 400 Bad Request\r\n"), "{answer}");

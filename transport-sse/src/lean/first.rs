@@ -151,7 +151,9 @@ mod tests {
     #[tokio::test]
     async fn only_get_sse_with_a_space_or_query_is_lean() {
         assert!(first_of(&[b"GET /sse HTTP/1.1\r\n"]).await.is_sse());
-        assert!(first_of(&[b"GET /sse?symbols=A HTTP/1.1\r\n"]).await.is_sse());
+        assert!(first_of(&[b"GET /sse?symbols=A HTTP/1.1\r\n"])
+            .await
+            .is_sse());
         // Byte by byte.
         let trickled: Vec<&[u8]> = b"GET /sse?x".chunks(1).collect();
         assert!(first_of(&trickled).await.is_sse());

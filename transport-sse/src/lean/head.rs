@@ -302,7 +302,10 @@ mod tests {
     async fn refusals_have_hypers_statuses() {
         let bad = Some(StatusCode::BAD_REQUEST);
         assert_eq!(status(b"GET /sse HTTP/2.0\r\n\r\n").await, bad);
-        assert_eq!(status(b"GET /sse HTTP/1.1\r\nbad header\r\n\r\n").await, bad);
+        assert_eq!(
+            status(b"GET /sse HTTP/1.1\r\nbad header\r\n\r\n").await,
+            bad
+        );
         assert_eq!(
             status(b"GET /sse HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n").await,
             bad
@@ -326,7 +329,10 @@ mod tests {
             status(many.as_bytes()).await,
             Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
         );
-        let huge = format!("GET /sse HTTP/1.1\r\nx-big: {}\r\n\r\n", "b".repeat(600_000));
+        let huge = format!(
+            "GET /sse HTTP/1.1\r\nx-big: {}\r\n\r\n",
+            "b".repeat(600_000)
+        );
         assert_eq!(
             status(huge.as_bytes()).await,
             Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)

@@ -71,7 +71,10 @@ mod tests {
     async fn bytes_are_dropped_until_the_client_closes() {
         let (mut client, server) = tokio::io::duplex(1024);
         let mut inbound = Discard::new(server, 0);
-        client.write_all(b"GET /health HTTP/1.1\r\n\r\n").await.unwrap();
+        client
+            .write_all(b"GET /health HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(inbound.poll_next_unpin(&mut cx).is_pending());

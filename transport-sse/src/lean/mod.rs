@@ -141,13 +141,8 @@ impl LeanSse {
                     Framing::Chunked
                 };
                 let connection = (head.close && !head.http10).then_some("close");
-                let response = response::head(
-                    head.http10,
-                    StatusCode::OK,
-                    &headers,
-                    connection,
-                    framing,
-                );
+                let response =
+                    response::head(head.http10, StatusCode::OK, &headers, connection, framing);
                 let body_framing = match framing {
                     Framing::Chunked => BodyFraming::Chunked,
                     _ => BodyFraming::UntilClose,
@@ -220,8 +215,8 @@ impl LeanSse {
         match (written, keep) {
             (Ok(Ok(())), Some(leftover)) => Served::KeepAlive { io, leftover },
             (Ok(Ok(())), None) => {
-                let _ = tokio::time::timeout(self.config.session.write_timeout, io.shutdown())
-                    .await;
+                let _ =
+                    tokio::time::timeout(self.config.session.write_timeout, io.shutdown()).await;
                 Served::Closed
             }
             _ => Served::Closed,

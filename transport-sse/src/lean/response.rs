@@ -65,7 +65,10 @@ mod tests {
     #[test]
     fn headers_come_in_hypers_order() {
         let mut headers = HeaderMap::new();
-        headers.insert("content-type", HeaderValue::from_static("text/event-stream"));
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("text/event-stream"),
+        );
         headers.append("vary", HeaderValue::from_static("origin"));
         let text = String::from_utf8(head(
             false,
