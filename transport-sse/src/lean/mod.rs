@@ -43,11 +43,12 @@ mod inbound;
 mod response;
 mod sink;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tickcast_core::session::{self, Transport};
+use tickcast_core::session::{self, Opened, Transport};
 use tickcast_core::Hub;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use warp::http::{HeaderMap, StatusCode};
@@ -127,39 +128,44 @@ impl LeanSse {
     }
 
     /// Answers the request `head` read from `io`: the stream until it
-    /// ends, or an error.
-    pub async fn serve<S>(&self, io: S, head: RequestHead) -> Served<S>
+    /// ends, or an error. The request is checked and the client registered
+    /// with the hub when this is called; the future writes the answer.
+    pub fn serve<S>(&self, io: S, head: RequestHead) -> impl Future<Output = Served<S>> + Send + '_
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let answer = answer::answer(&self.hub, &self.config, &head.raw_query, &head.headers);
-        match answer {
+        // Decided before the future is made, so that nothing of the request
+        // is kept in it while the stream lasts.
+        let prepared = self.prepare(head);
+        async move {
+            match prepared {
+                Prepared::Stream(stream) => {
+                    stream.run(io, &self.config).await;
+                    Served::Closed
+                }
+                Prepared::Refused { answer, keep } => self.finish(io, &answer, keep).await,
+            }
+        }
+    }
+
+    /// Checks `head`, registers the client, and builds what is written.
+    fn prepare(&self, head: RequestHead) -> Prepared {
+        match answer::answer(&self.hub, &self.config, &head.raw_query, &head.headers) {
             Answer::Stream { headers, opened } => {
-                let framing = if head.http10 {
-                    Framing::UntilClose
+                let (framing, body) = if head.http10 {
+                    (Framing::UntilClose, BodyFraming::UntilClose)
                 } else {
-                    Framing::Chunked
+                    (Framing::Chunked, BodyFraming::Chunked)
                 };
                 let connection = (head.close && !head.http10).then_some("close");
                 let response =
                     response::head(head.http10, StatusCode::OK, &headers, connection, framing);
-                let body_framing = match framing {
-                    Framing::Chunked => BodyFraming::Chunked,
-                    _ => BodyFraming::UntilClose,
-                };
-                let already = head.leftover.len();
-                // Nothing of the request is kept while the stream lasts.
-                drop((head, headers));
-                let (read, write) = tokio::io::split(io);
-                let transport = Transport {
-                    codec: SseCodec::new(&self.config),
-                    sink: BodySink::new(write, body_framing, response.into()),
-                    inbound: Some(Discard::new(read, already)),
-                    // The session owns the socket: dropping it frees it.
-                    abort: None,
-                };
-                session::serve(opened, transport, &self.config.session).await;
-                Served::Closed
+                Prepared::Stream(Admitted {
+                    opened,
+                    response: response.into(),
+                    framing: body,
+                    already: head.leftover.len(),
+                })
             }
             Answer::Refused {
                 status,
@@ -169,9 +175,10 @@ impl LeanSse {
                 // A body the request announced would have to be read past;
                 // closing is simpler.
                 let keep_alive = head.keep_alive && !head.has_body;
-                let response = error_response(head.http10, keep_alive, status, &headers, &body);
-                self.finish(io, &response, keep_alive.then_some(head.leftover))
-                    .await
+                Prepared::Refused {
+                    answer: error_response(head.http10, keep_alive, status, &headers, &body),
+                    keep: keep_alive.then_some(head.leftover),
+                }
             }
         }
     }
@@ -221,6 +228,47 @@ impl LeanSse {
             }
             _ => Served::Closed,
         }
+    }
+}
+
+/// What [`LeanSse::serve`] decided.
+enum Prepared {
+    /// 200: stream.
+    Stream(Admitted),
+    /// An error: this answer, then the connection back when `keep` holds
+    /// the bytes read after the head.
+    Refused {
+        answer: Vec<u8>,
+        keep: Option<Bytes>,
+    },
+}
+
+/// An admitted stream, ready to run on its socket.
+struct Admitted {
+    opened: Opened,
+    /// The response head, written with the first chunk.
+    response: Bytes,
+    framing: BodyFraming,
+    /// Bytes the client sent after the head.
+    already: usize,
+}
+
+impl Admitted {
+    /// Runs core's session on `io` until the stream ends; the socket is
+    /// closed then.
+    async fn run<S>(self, io: S, config: &SseConfig)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let (read, write) = tokio::io::split(io);
+        let transport = Transport {
+            codec: SseCodec::new(config),
+            sink: BodySink::new(write, self.framing, self.response),
+            inbound: Some(Discard::new(read, self.already)),
+            // The session owns the socket: dropping it frees it.
+            abort: None,
+        };
+        session::serve(self.opened, transport, &config.session).await;
     }
 }
 
