@@ -168,7 +168,8 @@ impl ConnectionServer {
         watcher: Watcher,
     ) {
         #[cfg(feature = "sse")]
-        let Some((stream, unwanted)) = self.lean_sse(stream, &waiting, unwanted).await
+        let Some((stream, unwanted, watcher)) =
+            self.lean_sse(stream, &waiting, unwanted, watcher).await
         else {
             return;
         };
@@ -180,14 +181,16 @@ impl ConnectionServer {
     /// Serves the connection on the lean `/sse` path when its first request
     /// is `GET /sse`; otherwise (or after an error answer on a keep-alive
     /// connection) returns it for hyper, with what was read of it given
-    /// back.
+    /// back, and the deadline and graceful-shutdown watcher hyper's
+    /// connection goes on with.
     #[cfg(feature = "sse")]
     async fn lean_sse(
         &self,
         mut stream: TcpStream,
         waiting: &Waiting,
         mut unwanted: Unwanted,
-    ) -> Option<(tickcast_transport_sse::Replay<TcpStream>, Unwanted)> {
+        watcher: Watcher,
+    ) -> Option<(tickcast_transport_sse::Replay<TcpStream>, Unwanted, Watcher)> {
         use tickcast_transport_sse::{FirstBytes, Replay, Served};
         use tokio::io::AsyncWriteExt;
 
@@ -200,7 +203,7 @@ impl ConnectionServer {
         };
         if !first.is_sse() {
             let replay = Replay::new(bytes::Bytes::copy_from_slice(first.as_bytes()), stream);
-            return Some((replay, unwanted));
+            return Some((replay, unwanted, watcher));
         }
         let sse = &self.endpoints.sse;
         let head = tokio::select! {
@@ -231,11 +234,15 @@ impl ConnectionServer {
         arrived(waiting);
         // Its deadline is met: nothing of it is kept while the stream lasts.
         drop(unwanted);
+        // `watcher` stays with the stream, as with a stream hyper serves:
+        // the listener's graceful shutdown waits for it (the hub's shutdown,
+        // which comes first, ends it with 1001), and a keep-alive
+        // connection handed back to hyper is watched on.
         match sse.serve(stream, head).await {
             Served::Closed => None,
             Served::KeepAlive { io, leftover } => {
                 let unwanted: Unwanted = Box::pin(std::future::pending());
-                Some((Replay::new(leftover, io), unwanted))
+                Some((Replay::new(leftover, io), unwanted, watcher))
             }
         }
     }
