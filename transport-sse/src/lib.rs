@@ -43,6 +43,7 @@
 //! | 403 | `forbidden` | the `Origin` is not in [`SseConfig::allowed_origins`] (checked first) |
 //! | 403 | `forbidden` | the filter asks for tiers the token's `tiers` claim does not grant |
 //! | 414 | `bad_request` | a query string over [`SseConfig::max_query_bytes`] |
+//! | 400, 414, 431 | `bad_request` | ([`LeanSse::serve_connection`] only) a request head it cannot read: malformed, a target over 65,534 bytes, over 100 headers or ~400 KiB ([`HeadLimits`]) |
 //! | 429 | `limit_exceeded` | the user holds `max_connections_per_user` connections |
 //! | 503 | `shutting_down` | the hub is shutting down |
 //!

@@ -97,6 +97,14 @@ const READ_CHUNK: usize = 4096;
 /// Reads a request head that starts with `first` from `io`. Reads from the
 /// socket in chunks, so some bytes after the head may be read too: they
 /// are in [`RequestHead::leftover`].
+///
+/// The head is parsed after the first read, whenever a line has ended
+/// since the last parse, and at the size limit or the end of the stream:
+/// an error shows by the end of its line (hyper, which parses after every
+/// read, may see it a few reads earlier), but a trickled head is not
+/// re-parsed after every byte. Each parse that does not end the head has
+/// found only good header lines, so there are at most
+/// [`HeadLimits::max_headers`] + 3 of them.
 pub(crate) async fn read<S: AsyncRead + Unpin>(
     io: &mut S,
     first: &[u8],
@@ -104,17 +112,18 @@ pub(crate) async fn read<S: AsyncRead + Unpin>(
 ) -> Result<RequestHead, HeadError> {
     let mut buf = Vec::with_capacity(INITIAL_BUFFER.max(first.len()));
     buf.extend_from_slice(first);
-    // Where the search for the end of the head resumes: a trickled head is
-    // searched once, not re-parsed after every byte.
-    let mut searched = 0;
+    // Bytes already looked at for a line end; `None` before the first parse.
+    let mut searched = None;
     loop {
-        if may_end(&buf, &mut searched) {
-            if let Some(head) = parse(&buf, limits)? {
+        if line_ended(&buf, &mut searched) {
+            if let Some(head) = RequestHead::parse(&buf, limits)? {
                 return Ok(head);
             }
         }
         let room = limits.max_head_bytes.saturating_sub(buf.len());
         if room == 0 {
+            // An error in the unfinished last line outranks the size.
+            RequestHead::parse(&buf, limits)?;
             return Err(HeadError::TooLarge);
         }
         let start = buf.len();
@@ -122,59 +131,83 @@ pub(crate) async fn read<S: AsyncRead + Unpin>(
         let read = io.read(&mut buf[start..]).await;
         buf.truncate(start + *read.as_ref().unwrap_or(&0));
         if read? == 0 {
+            RequestHead::parse(&buf, limits)?;
             return Err(HeadError::Incomplete);
         }
     }
 }
 
-/// True when `buf` holds a blank line (`\n\n` or `\n\r\n`) after
-/// `searched`, which moves past what was looked at.
-fn may_end(buf: &[u8], searched: &mut usize) -> bool {
-    // A blank line may straddle the previous search's end.
-    let from = searched.saturating_sub(2);
-    *searched = buf.len();
-    buf[from..]
-        .windows(2)
-        .enumerate()
-        .any(|(i, w)| w[0] == b'\n' && (w[1] == b'\n' || buf[from + i + 1..].starts_with(b"\r\n")))
+/// True on the first call with some bytes, and then when a line feed came
+/// after what `searched` says was looked at (which moves on).
+fn line_ended(buf: &[u8], searched: &mut Option<usize>) -> bool {
+    let ended = match *searched {
+        None => !buf.is_empty(),
+        Some(from) => buf[from.min(buf.len())..].contains(&b'\n'),
+    };
+    if !buf.is_empty() {
+        *searched = Some(buf.len());
+    }
+    ended
 }
 
-/// Parses a whole head; `None` while it is incomplete.
-fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Option<RequestHead>, HeadError> {
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut request = httparse::Request::new(&mut headers);
-    let len = match request.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(_) => return Err(HeadError::Malformed),
-    };
-    let target = request.path.ok_or(HeadError::Malformed)?;
-    if target.len() > limits.max_uri_bytes {
-        return Err(HeadError::UriTooLong);
+impl RequestHead {
+    /// Parses `buf`, the bytes a client sent, as a `GET /sse` request head
+    /// within `limits`, exactly as [`LeanSse::read_head`](crate::LeanSse::read_head)
+    /// does once it has read them: `None` while the head is incomplete.
+    /// Never panics, whatever the input.
+    pub fn parse(buf: &[u8], limits: &HeadLimits) -> Result<Option<Self>, HeadError> {
+        let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        let mut request = httparse::Request::new(&mut headers);
+        let len = match request.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(_) => return Err(HeadError::Malformed),
+        };
+        let target = request.path.ok_or(HeadError::Malformed)?;
+        if target.len() > limits.max_uri_bytes {
+            return Err(HeadError::UriTooLong);
+        }
+        // What hyper gives warp: a target that is not a URI is a 400, and the
+        // query is what `Uri` says it is (no fragment).
+        let uri = Uri::try_from(target).map_err(|_| HeadError::Malformed)?;
+        if request.method != Some("GET") || uri.path() != "/sse" {
+            return Err(HeadError::Malformed);
+        }
+        let http10 = request.version == Some(0);
+        let mut head = RequestHead {
+            http10,
+            raw_query: uri.query().unwrap_or_default().to_owned(),
+            headers: HeaderMap::new(),
+            close: false,
+            keep_alive: !http10,
+            has_body: false,
+            leftover: Bytes::copy_from_slice(&buf[len..]),
+        };
+        let mut framing = Framing::default();
+        for header in request.headers.iter() {
+            head.read_header(header.name, header.value, &mut framing)?;
+        }
+        head.has_body = framing.chunked || framing.length.is_some_and(|n| n > 0);
+        Ok(Some(head))
     }
-    // What hyper gives warp: a target that is not a URI is a 400, and the
-    // query is what `Uri` says it is (no fragment).
-    let uri = Uri::try_from(target).map_err(|_| HeadError::Malformed)?;
-    if request.method != Some("GET") || uri.path() != "/sse" {
-        return Err(HeadError::Malformed);
+
+    /// The query string without the `?`, still percent-encoded (empty
+    /// without one).
+    pub fn raw_query(&self) -> &str {
+        &self.raw_query
     }
-    let http10 = request.version == Some(0);
-    let mut head = RequestHead {
-        http10,
-        raw_query: uri.query().unwrap_or_default().to_owned(),
-        headers: HeaderMap::new(),
-        close: false,
-        keep_alive: !http10,
-        has_body: false,
-        leftover: Bytes::copy_from_slice(&buf[len..]),
-    };
-    let mut framing = Framing::default();
-    for header in request.headers.iter() {
-        head.read_header(header.name, header.value, &mut framing)?;
+
+    /// The headers the endpoint reads (`Origin`, `Authorization`,
+    /// `Last-Event-ID`), the first of each.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
     }
-    head.has_body = framing.chunked || framing.length.is_some_and(|n| n > 0);
-    Ok(Some(head))
+
+    /// What the client sent after the head (as far as it was read).
+    pub fn leftover(&self) -> &[u8] {
+        &self.leftover
+    }
 }
 
 /// How the request says its body is framed.
@@ -343,6 +376,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_bad_line_is_refused_without_waiting_for_the_end_of_the_head() {
+        for sent in [
+            &b"GET /sse HTTP/2.0\r\n"[..],
+            b"GET /sse HTTP/1.1\r\nno colon\r\n",
+            b"GET /sse?\x01 HTTP/1.1",
+        ] {
+            let (mut client, mut server) = tokio::io::duplex(1024);
+            client.write_all(sent).await.unwrap();
+            // The client stays, silent: only the bytes sent can decide.
+            let read = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                read(&mut server, &[], &HeadLimits::default()),
+            )
+            .await
+            .expect("decided without more bytes");
+            assert!(matches!(read, Err(HeadError::Malformed)), "{read:?}");
+            drop(client);
+        }
+    }
+
+    #[tokio::test]
     async fn a_head_at_the_size_limit_is_read_one_byte_over_is_refused() {
         let limits = HeadLimits {
             max_head_bytes: 64,
@@ -376,12 +430,12 @@ mod tests {
     }
 
     #[test]
-    fn the_end_of_a_head_is_found_across_reads() {
-        let mut searched = 0;
-        assert!(!may_end(b"GET / HTTP/1.1\r\n", &mut searched));
-        assert!(may_end(b"GET / HTTP/1.1\r\n\r\n", &mut searched));
-        let mut searched = 0;
-        assert!(!may_end(b"a\n", &mut searched));
-        assert!(may_end(b"a\n\n", &mut searched));
+    fn a_head_is_parsed_first_then_after_each_line() {
+        let mut searched = None;
+        assert!(line_ended(b"GET", &mut searched));
+        assert!(!line_ended(b"GET / HT", &mut searched));
+        assert!(line_ended(b"GET / HTTP/1.1\r\n", &mut searched));
+        assert!(!line_ended(b"GET / HTTP/1.1\r\nHost: t", &mut searched));
+        assert!(line_ended(b"GET / HTTP/1.1\r\nHost: t\r\n", &mut searched));
     }
 }
