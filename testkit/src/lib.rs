@@ -12,6 +12,7 @@
 //! `testdata/fixtures/` ([`good_events`], [`bad_events`]).
 
 pub mod fixtures;
+pub mod heap;
 pub mod http;
 pub mod jwt;
 mod rabbit;

@@ -1,5 +1,10 @@
 //! tickcast-transport-sse: the Server-Sent Events endpoint of tickcast as a
-//! warp [`Filter`] that any warp service can mount.
+//! warp [`Filter`] that any warp service can mount ([`sse_route`]), as a
+//! tower service ([`sse_service`]), and on the lean path ([`LeanSse`]):
+//! served straight on the socket by a server that runs its own accept
+//! loop, without an HTTP server's per-connection buffers (the `tickcast`
+//! binary serves `/sse` this way). All three give the same answers: one
+//! function checks every request and decides its status, headers and body.
 //!
 //! `GET /sse?<filter>` answers `text/event-stream`: one subscription (id
 //! `sse` unless `id=` says otherwise) whose filter is the query string,
@@ -14,7 +19,7 @@
 //! | `market_regimes` | list of `bull`, `bear`, `neutral`, `consolidation` |
 //! | `min_confidence` | number in 0..1 |
 //! | `min_priority` | `low`, `medium`, `high` or `critical` |
-//! | `token` | a JWT (or the `Authorization: Bearer` header; the query wins), read by [`presented_token`] as on every transport |
+//! | `token` | a JWT (or the `Authorization: Bearer` header; the query wins), read by [`presented_token`](tickcast_core::auth::presented_token) as on every transport |
 //! | `last_event_id` | resume after this offset (the `Last-Event-ID` header wins) |
 //! | `id` | the subscription id, listed in each event's `subs` (default `sse`) |
 //!
@@ -38,6 +43,7 @@
 //! | 403 | `forbidden` | the `Origin` is not in [`SseConfig::allowed_origins`] (checked first) |
 //! | 403 | `forbidden` | the filter asks for tiers the token's `tiers` claim does not grant |
 //! | 414 | `bad_request` | a query string over [`SseConfig::max_query_bytes`] |
+//! | 400, 414, 431 | `bad_request` | ([`LeanSse::serve_connection`] only) a request head it cannot read: malformed, a target over 65,534 bytes, over 100 headers or ~400 KiB ([`HeadLimits`]) |
 //! | 429 | `limit_exceeded` | the user holds `max_connections_per_user` connections |
 //! | 503 | `shutting_down` | the hub is shutting down |
 //!
@@ -78,6 +84,44 @@
 //! An offset the history no longer holds gets `event: history_gone`, and
 //! the stream continues live.
 //!
+//! # The lean path
+//!
+//! An SSE response lasts as long as its connection, so whatever the HTTP
+//! server keeps per connection (hyper: an 8 KiB read buffer, a write
+//! buffer, its body machinery) is held by every idle stream. [`LeanSse`]
+//! serves a connection whose first request is `GET /sse` itself:
+//!
+//! ```no_run
+//! # async fn run(listener: tokio::net::TcpListener, sse: tickcast_transport_sse::LeanSse) {
+//! use tickcast_transport_sse::{FirstBytes, Replay, Served};
+//!
+//! while let Ok((mut socket, _)) = listener.accept().await {
+//!     let sse = sse.clone();
+//!     tokio::spawn(async move {
+//!         let Ok(first) = FirstBytes::read(&mut socket).await else { return };
+//!         let other = if first.is_sse() {
+//!             match sse.serve_connection(socket, &first).await {
+//!                 Served::Closed => return,
+//!                 Served::KeepAlive { io, leftover } => Replay::new(leftover, io),
+//!             }
+//!         } else {
+//!             Replay::new(bytes::Bytes::copy_from_slice(first.as_bytes()), socket)
+//!         };
+//!         // ... hand `other` to the HTTP server for everything else.
+//! #       drop(other);
+//!     });
+//! }
+//! # }
+//! ```
+//!
+//! HTTP/1.1 streams are chunked (HTTP/1.0 ones end with the connection),
+//! the connection closes when the stream ends, and bytes the client sends
+//! after its request are read and dropped (past 64 KiB the stream ends).
+//! The session owns the socket, so a client that stops reading is dropped
+//! at the write deadline with no help from the server. A server that wants
+//! its own head deadline and answers uses [`LeanSse::read_head`] and
+//! [`LeanSse::serve`] instead of [`LeanSse::serve_connection`].
+//!
 //! # Example
 //!
 //! ```no_run
@@ -94,7 +138,9 @@
 //! ```
 #![warn(missing_docs)]
 
+mod answer;
 mod body;
+mod lean;
 mod query;
 mod service;
 mod session;
@@ -103,17 +149,15 @@ mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use tickcast_core::auth::{presented_token, AllowedOrigins};
-use tickcast_core::hub::{ConnectError, SubscribeError};
-use tickcast_core::protocol::ErrorCode;
-use tickcast_core::session::{OpenError, SessionConfig, SocketAbort};
+use tickcast_core::auth::AllowedOrigins;
+use tickcast_core::session::{SessionConfig, SocketAbort};
 use tickcast_core::Hub;
-use warp::http::header::{self, HeaderMap, HeaderValue};
-use warp::http::StatusCode;
+use warp::http::HeaderMap;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
 
+use answer::Answer;
+pub use lean::{FirstBytes, HeadError, HeadLimits, LeanSse, Replay, RequestHead, Served};
 pub use query::{QueryError, SseQuery};
 pub use service::{sse_service, SseService};
 
@@ -172,219 +216,24 @@ pub fn sse_route(
         .and(warp::ext::optional::<SocketAbort>())
         .map(
             move |query: String, headers: HeaderMap, abort: Option<SocketAbort>| {
-                let origin = headers
-                    .get(header::ORIGIN)
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()));
-                let request = Request {
-                    origin: origin.as_deref(),
-                    raw_query: &query,
-                    headers: &headers,
-                    abort,
-                };
-                let mut response = match open(&hub, &config, request) {
-                    Ok(response) => response,
-                    Err(error) => error.into_response(),
-                };
-                allow_cross_origin(&mut response, &config.allowed_origins, origin.as_deref());
-                response
+                match answer::answer(&hub, &config, &query, &headers) {
+                    Answer::Stream { headers, opened } => {
+                        let body = session::body(opened, config.clone(), abort);
+                        let mut response = warp::reply::stream(body).into_response();
+                        *response.headers_mut() = headers;
+                        response
+                    }
+                    Answer::Refused {
+                        status,
+                        headers,
+                        body,
+                    } => {
+                        let mut response = Response::new(body.into());
+                        *response.status_mut() = status;
+                        *response.headers_mut() = headers;
+                        response
+                    }
+                }
             },
         )
-}
-
-/// Lets a listed origin's pages read the answer (stream or error).
-fn allow_cross_origin(response: &mut Response, allowed: &AllowedOrigins, origin: Option<&str>) {
-    let Some(origin) = allowed.cors_origin(origin) else {
-        return;
-    };
-    // A normalized origin is ASCII: always a valid header value.
-    if let Ok(value) = HeaderValue::from_str(origin.as_str()) {
-        let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-        headers.append(header::VARY, HeaderValue::from_static("origin"));
-    }
-}
-
-/// What [`open`] reads of a request.
-struct Request<'a> {
-    /// The `Origin` header (lossily decoded: a value that is not text is
-    /// refused by any list).
-    origin: Option<&'a str>,
-    raw_query: &'a str,
-    headers: &'a HeaderMap,
-    /// The server's switch to drop this socket (see [`SocketAbort`]).
-    abort: Option<SocketAbort>,
-}
-
-/// Checks the request, registers the connection and subscribes it.
-fn open(hub: &Hub, config: &Arc<SseConfig>, request: Request<'_>) -> Result<Response, HttpError> {
-    let Request {
-        origin,
-        raw_query,
-        headers,
-        abort,
-    } = request;
-    if !config.allowed_origins.allows(origin) {
-        let shown: String = origin.unwrap_or_default().chars().take(128).collect();
-        return Err(HttpError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden.as_str(),
-            format!("origin {shown} is not allowed"),
-        ));
-    }
-    if raw_query.len() > config.max_query_bytes {
-        return Err(HttpError::new(
-            StatusCode::URI_TOO_LONG,
-            ErrorCode::BadRequest.as_str(),
-            format!(
-                "the query string is limited to {} bytes",
-                config.max_query_bytes
-            ),
-        ));
-    }
-    let query = SseQuery::parse(raw_query)?;
-    let since = match header_str(headers, "last-event-id")? {
-        Some(value) if !value.trim().is_empty() => Some(query::parse_offset(value)?),
-        _ => query.last_event_id,
-    };
-    let token = presented_token(
-        Some(raw_query),
-        headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-    );
-    let opened = tickcast_core::session::open(hub, &config.session, token.as_deref())?;
-    let id = query.id.as_deref().unwrap_or(DEFAULT_SUBSCRIPTION_ID);
-    // Dropping the connection on error disconnects it again.
-    opened
-        .connection
-        .handle
-        .subscribe(id, query.filter, since)?;
-
-    let body = session::body(opened, config.clone(), abort);
-    let mut response = warp::reply::stream(body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Tells nginx-style proxies not to buffer the stream.
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
-}
-
-/// A header's value as text; `None` when absent.
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, HttpError> {
-    headers
-        .get(name)
-        .map(|v| {
-            v.to_str()
-                .map_err(|_| HttpError::bad_request(format!("the {name} header is not text")))
-        })
-        .transpose()
-}
-
-/// An error answered with a status and `{"error":"<code>","message":"..."}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct HttpError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: &'a str,
-}
-
-impl HttpError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::BadRequest.as_str(),
-            message,
-        )
-    }
-
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: self.code,
-            message: &self.message,
-        };
-        let mut response =
-            warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
-    }
-}
-
-impl From<QueryError> for HttpError {
-    fn from(error: QueryError) -> Self {
-        Self::bad_request(error.0)
-    }
-}
-
-impl From<OpenError> for HttpError {
-    fn from(error: OpenError) -> Self {
-        let status = match &error {
-            OpenError::Auth(_) => StatusCode::UNAUTHORIZED,
-            OpenError::Connect(ConnectError::TooManyConnections) => StatusCode::TOO_MANY_REQUESTS,
-            OpenError::Connect(ConnectError::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        Self::new(status, error.error_code().as_str(), error.to_string())
-    }
-}
-
-impl From<SubscribeError> for HttpError {
-    fn from(error: SubscribeError) -> Self {
-        let status = match error.code() {
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::LimitExceeded => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Self::new(status, error.code().as_str(), error.to_string())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tickcast_core::auth::AuthError;
-
-    #[test]
-    fn refusals_map_to_statuses() {
-        let missing: HttpError = OpenError::Auth(AuthError::Missing).into();
-        assert_eq!(missing.status, StatusCode::UNAUTHORIZED);
-        assert_eq!(missing.code, "unauthorized");
-        let expired: HttpError = OpenError::Auth(AuthError::Expired).into();
-        assert_eq!(expired.code, "token_expired");
-        let full: HttpError = OpenError::Connect(ConnectError::TooManyConnections).into();
-        assert_eq!(full.status, StatusCode::TOO_MANY_REQUESTS);
-        let leaving: HttpError = OpenError::Connect(ConnectError::ShuttingDown).into();
-        assert_eq!(leaving.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(leaving.code, "shutting_down");
-    }
-
-    #[test]
-    fn subscribe_errors_map_to_statuses() {
-        let forbidden: HttpError = SubscribeError::Forbidden(vec![]).into();
-        assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
-        assert_eq!(forbidden.code, "forbidden");
-        let bad: HttpError = SubscribeError::BadId.into();
-        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-        assert_eq!(bad.code, "bad_request");
-    }
 }

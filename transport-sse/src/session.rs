@@ -1,6 +1,7 @@
-//! One SSE connection on core's session.
+//! One SSE connection on core's session: the codec both servers use, and
+//! the response body of the warp filter.
 //!
-//! The response body is the receiving end of a one-chunk channel; core's
+//! On warp, the response body is the receiving end of a one-chunk channel; core's
 //! session writes into the other end from a task of its own. hyper pulls
 //! the next chunk whenever the socket can take more, so a client that does
 //! not read stops the pulls, the session's write stalls, and the write
@@ -20,13 +21,23 @@ use tickcast_core::session::{self, Opened, SocketAbort, Transport, WireCodec};
 use crate::{body, wire, SseConfig};
 
 /// The SSE codec: every item of a round coalesced into one chunk.
-struct SseCodec {
+pub(crate) struct SseCodec {
     chunk: BytesMut,
     /// Written before the first item (the `retry:` line).
     preamble: Option<Bytes>,
 }
 
 impl SseCodec {
+    /// A codec for a new stream under `config` (its `retry:` line first).
+    pub(crate) fn new(config: &SseConfig) -> Self {
+        Self {
+            chunk: BytesMut::new(),
+            preamble: config
+                .retry
+                .map(|r| Bytes::from(format!("retry: {}\n\n", r.as_millis()))),
+        }
+    }
+
     fn take_preamble(&mut self) {
         if let Some(preamble) = self.preamble.take() {
             self.chunk.extend_from_slice(&preamble);
@@ -70,12 +81,7 @@ pub(crate) fn body(
     abort: Option<SocketAbort>,
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + Sync + 'static {
     let (sink, body, gone) = body::channel();
-    let codec = SseCodec {
-        chunk: BytesMut::new(),
-        preamble: config
-            .retry
-            .map(|r| Bytes::from(format!("retry: {}\n\n", r.as_millis()))),
-    };
+    let codec = SseCodec::new(&config);
     tokio::spawn(async move {
         // The client cannot speak on SSE; the only thing to hear is hyper
         // dropping the body when the client leaves.

@@ -1,5 +1,7 @@
-//! The SSE endpoint through real sockets: a warp server on an ephemeral
-//! port, a plain HTTP/1.1 client reading the chunked event stream.
+//! The SSE endpoint through real sockets, served both ways: by the warp
+//! filter in a warp server, and on the lean path (`LeanSse` in an accept
+//! loop of its own); a plain HTTP/1.1 client reads the chunked event
+//! stream. Every test runs against both (modules `filter` and `lean`).
 
 mod client;
 
@@ -13,18 +15,74 @@ use tickcast_core::auth::{AllowedOrigins, Authenticator};
 use tickcast_core::broadcast::{EventFrame, PreparedEvent};
 use tickcast_core::model::{Event, Offset, SubId};
 use tickcast_core::{Hub, HubConfig};
-use tickcast_transport_sse::{sse_route, SseConfig};
+use tickcast_transport_sse::{sse_route, LeanSse, SseConfig};
 
 use client::{get, Response, PATIENCE};
 
 const SECRET: &[u8] = b"sse-test-secret";
 
-async fn server(hub: Hub, config: SseConfig) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(warp::serve(sse_route(hub, config)).incoming(listener).run());
-    addr
+/// Which server answers `GET /sse`.
+#[derive(Debug, Clone, Copy)]
+enum Mount {
+    /// `sse_route` in `warp::serve`.
+    Filter,
+    /// `LeanSse` on every accepted socket.
+    Lean,
 }
+
+async fn server(mount: Mount, hub: Hub, config: SseConfig) -> SocketAddr {
+    match mount {
+        Mount::Filter => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(warp::serve(sse_route(hub, config)).incoming(listener).run());
+            addr
+        }
+        Mount::Lean => client::lean_server(LeanSse::new(hub, config)).await,
+    }
+}
+
+/// Runs each test against both servers.
+macro_rules! both_ways {
+    ($($name:ident),* $(,)?) => {
+        mod filter {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Mount::Filter).await
+                }
+            )*
+        }
+        mod lean {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Mount::Lean).await
+                }
+            )*
+        }
+    };
+}
+
+both_ways!(
+    events_arrive_filtered_as_the_websocket_event_object,
+    the_subscription_id_comes_from_the_query,
+    encoded_commas_separate_list_items,
+    bad_queries_get_400_json,
+    auth_refuses_missing_bad_and_expired_tokens_and_forbidden_tiers,
+    tokens_are_read_like_on_every_transport,
+    times_beyond_the_clock_get_401_not_a_dropped_connection,
+    too_many_connections_get_429,
+    the_stream_closes_with_4002_when_the_token_expires,
+    resume_replays_what_was_missed_with_no_gap_and_no_duplicate,
+    a_stale_last_event_id_gets_history_gone_then_live_events,
+    a_batch_is_written_as_several_events_in_one_chunk,
+    pings_are_comments_and_retry_is_announced,
+    disconnecting_releases_the_hub_connection,
+    shutdown_sends_queued_events_then_close_1001,
+    origins_outside_the_allow_list_get_403_before_the_stream,
+    by_default_every_origin_is_allowed,
+);
 
 fn hub_config() -> HubConfig {
     let mut config = HubConfig::immediate();
@@ -143,10 +201,9 @@ async fn expect_error(
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_arrive_filtered_as_the_websocket_event_object() {
+async fn events_arrive_filtered_as_the_websocket_event_object(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), SseConfig::default()).await;
+    let addr = server(mount, hub.clone(), SseConfig::default()).await;
     let (mut sse, recovered) = open(
         addr,
         "/sse?symbols=aapl,NVDA&tiers=daily&tiers=combo&min_confidence=0.8&min_priority=high",
@@ -180,20 +237,18 @@ async fn events_arrive_filtered_as_the_websocket_event_object() {
     assert_eq!(block.json()["data"]["pattern"], "Doji");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_subscription_id_comes_from_the_query() {
+async fn the_subscription_id_comes_from_the_query(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), SseConfig::default()).await;
+    let addr = server(mount, hub.clone(), SseConfig::default()).await;
     let (mut sse, _) = open(addr, "/sse?id=mine&event_types=pattern_detected", &[]).await;
     let body = pattern("AAPL", "daily", 0.85);
     let offset = hub.publish(event(&body)).unwrap();
     expect_event(&mut sse, &body, offset, "mine").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn encoded_commas_separate_list_items() {
+async fn encoded_commas_separate_list_items(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), SseConfig::default()).await;
+    let addr = server(mount, hub.clone(), SseConfig::default()).await;
     // What `new URLSearchParams({symbols: "AAPL,MSFT", tiers: "daily,combo"})`
     // writes.
     let (mut sse, _) = open(addr, "/sse?symbols=AAPL%2CMSFT&tiers=daily%2Ccombo", &[]).await;
@@ -210,10 +265,9 @@ async fn encoded_commas_separate_list_items() {
     expect_event(&mut sse, &msft, msft_at, "sse").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_queries_get_400_json() {
+async fn bad_queries_get_400_json(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), SseConfig::default()).await;
+    let addr = server(mount, hub.clone(), SseConfig::default()).await;
     for path in [
         "/sse?symbol=AAPL",
         "/sse?tiers=weekly",
@@ -237,10 +291,9 @@ async fn bad_queries_get_400_json() {
     assert_eq!(hub.connection_count(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_refuses_missing_bad_and_expired_tokens_and_forbidden_tiers() {
+async fn auth_refuses_missing_bad_and_expired_tokens_and_forbidden_tiers(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), auth_config()).await;
+    let addr = server(mount, hub.clone(), auth_config()).await;
     expect_error(addr, "/sse", &[], 401, "unauthorized").await;
     expect_error(addr, "/sse?token=garbage", &[], 401, "unauthorized").await;
     let expired = token(json!({"sub": "u1", "exp": now() - 10}));
@@ -277,10 +330,9 @@ async fn auth_refuses_missing_bad_and_expired_tokens_and_forbidden_tiers() {
     expect_event(&mut by_header, &body, offset, "sse").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_are_read_like_on_every_transport() {
+async fn tokens_are_read_like_on_every_transport(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), auth_config()).await;
+    let addr = server(mount, hub.clone(), auth_config()).await;
     let good = token(json!({"sub": "alice", "exp": now() + 600}));
     // A URL library writes the dots of a JWT as %2E.
     let encoded = good.replace('.', "%2E");
@@ -316,10 +368,9 @@ async fn tokens_are_read_like_on_every_transport() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn times_beyond_the_clock_get_401_not_a_dropped_connection() {
+async fn times_beyond_the_clock_get_401_not_a_dropped_connection(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), auth_config()).await;
+    let addr = server(mount, hub.clone(), auth_config()).await;
     for claims in [
         json!({"sub": "u1", "exp": 1u64 << 63}),
         json!({"sub": "u1", "exp": u64::MAX}),
@@ -337,22 +388,20 @@ async fn times_beyond_the_clock_get_401_not_a_dropped_connection() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn too_many_connections_get_429() {
+async fn too_many_connections_get_429(mount: Mount) {
     let mut config = hub_config();
     config.limits.max_connections_per_user = 1;
     let hub = Hub::new(config);
-    let addr = server(hub.clone(), auth_config()).await;
+    let addr = server(mount, hub.clone(), auth_config()).await;
     let t = token(json!({"sub": "u1", "exp": now() + 600}));
     let (_first, _) = open(addr, &format!("/sse?token={t}"), &[]).await;
     expect_error(addr, &format!("/sse?token={t}"), &[], 429, "limit_exceeded").await;
     assert_eq!(hub.connection_count(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stream_closes_with_4002_when_the_token_expires() {
+async fn the_stream_closes_with_4002_when_the_token_expires(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), auth_config()).await;
+    let addr = server(mount, hub.clone(), auth_config()).await;
     let t = token(json!({"sub": "u1", "exp": now() + 2}));
     let (mut sse, _) = open(addr, &format!("/sse?token={t}"), &[]).await;
     let error = sse.expect("error").await.json();
@@ -363,10 +412,9 @@ async fn the_stream_closes_with_4002_when_the_token_expires() {
     wait_for_connections(&hub, 0).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_replays_what_was_missed_with_no_gap_and_no_duplicate() {
+async fn resume_replays_what_was_missed_with_no_gap_and_no_duplicate(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), SseConfig::default()).await;
+    let addr = server(mount, hub.clone(), SseConfig::default()).await;
     let (mut sse, _) = open(addr, "/sse?symbols=AAPL", &[]).await;
     let seen: Vec<(String, Offset)> = (0..2)
         .map(|i| pattern("AAPL", "daily", 0.8 + f64::from(i) / 100.0))
@@ -417,10 +465,9 @@ async fn resume_replays_what_was_missed_with_no_gap_and_no_duplicate() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_last_event_id_gets_history_gone_then_live_events() {
+async fn a_stale_last_event_id_gets_history_gone_then_live_events(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), SseConfig::default()).await;
+    let addr = server(mount, hub.clone(), SseConfig::default()).await;
     hub.publish(event(&pattern("AAPL", "daily", 0.85))).unwrap();
     // An offset of an earlier run of the node.
     let (mut sse, recovered) = open(addr, "/sse", &[("Last-Event-ID", "1-1")]).await;
@@ -435,8 +482,7 @@ async fn a_stale_last_event_id_gets_history_gone_then_live_events() {
     expect_event(&mut sse, &body, offset, "sse").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_is_written_as_several_events_in_one_chunk() {
+async fn a_batch_is_written_as_several_events_in_one_chunk(mount: Mount) {
     let mut config = hub_config();
     // A batch goes out when it holds three events (the window never ends
     // within the test), so its content is deterministic.
@@ -445,7 +491,7 @@ async fn a_batch_is_written_as_several_events_in_one_chunk() {
     let hub = Hub::new(config);
     let mut sse_config = SseConfig::default();
     sse_config.session.ping_interval = Duration::from_secs(3600);
-    let addr = server(hub.clone(), sse_config).await;
+    let addr = server(mount, hub.clone(), sse_config).await;
     let (mut sse, _) = open(addr, "/sse?symbols=AAPL,MSFT,NVDA", &[]).await;
     assert!(sse.nothing_pending());
     let batches_before = hub.stats().delivery.batches;
@@ -474,15 +520,14 @@ async fn a_batch_is_written_as_several_events_in_one_chunk() {
     assert_eq!(hub.stats().delivery.batches, batches_before + 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pings_are_comments_and_retry_is_announced() {
+async fn pings_are_comments_and_retry_is_announced(mount: Mount) {
     let hub = Hub::new(hub_config());
     let mut config = SseConfig {
         retry: Some(Duration::from_millis(2500)),
         ..SseConfig::default()
     };
     config.session.ping_interval = Duration::from_millis(50);
-    let addr = server(hub.clone(), config).await;
+    let addr = server(mount, hub.clone(), config).await;
     let mut sse = get(addr, "/sse", &[]).await;
     assert_eq!(sse.status, 200);
     let first = sse.block().await.unwrap();
@@ -497,10 +542,9 @@ async fn pings_are_comments_and_retry_is_announced() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disconnecting_releases_the_hub_connection() {
+async fn disconnecting_releases_the_hub_connection(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), SseConfig::default()).await;
+    let addr = server(mount, hub.clone(), SseConfig::default()).await;
     let mut clients = Vec::new();
     for _ in 0..3 {
         clients.push(open(addr, "/sse?symbols=AAPL", &[]).await.0);
@@ -518,10 +562,9 @@ async fn disconnecting_releases_the_hub_connection() {
     assert_eq!(hub.stats().subscriptions, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_sends_queued_events_then_close_1001() {
+async fn shutdown_sends_queued_events_then_close_1001(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), SseConfig::default()).await;
+    let addr = server(mount, hub.clone(), SseConfig::default()).await;
     let (mut sse, _) = open(addr, "/sse", &[]).await;
     let body = pattern("AAPL", "daily", 0.85);
     let offset = hub.publish(event(&body)).unwrap();
@@ -534,14 +577,13 @@ async fn shutdown_sends_queued_events_then_close_1001() {
     expect_error(addr, "/sse", &[], 503, "shutting_down").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn origins_outside_the_allow_list_get_403_before_the_stream() {
+async fn origins_outside_the_allow_list_get_403_before_the_stream(mount: Mount) {
     let hub = Hub::new(hub_config());
     let config = SseConfig {
         allowed_origins: AllowedOrigins::parse(["https://app.example.com"]).unwrap(),
         ..auth_config()
     };
-    let addr = server(hub.clone(), config).await;
+    let addr = server(mount, hub.clone(), config).await;
     let good = token(json!({"sub": "u1", "exp": now() + 600}));
     let path = format!("/sse?token={good}");
     for origin in [
@@ -585,11 +627,10 @@ async fn origins_outside_the_allow_list_get_403_before_the_stream() {
     assert_eq!(plain.header("access-control-allow-origin"), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn by_default_every_origin_is_allowed() {
+async fn by_default_every_origin_is_allowed(mount: Mount) {
     assert!(SseConfig::default().allowed_origins.is_any());
     let hub = Hub::new(hub_config());
-    let addr = server(hub.clone(), SseConfig::default()).await;
+    let addr = server(mount, hub.clone(), SseConfig::default()).await;
     for origin in ["https://evil.example", "null"] {
         let (response, _) = open(addr, "/sse", &[("Origin", origin)]).await;
         // Any origin is served, but none is granted cross-origin reads.

@@ -132,9 +132,10 @@ pub fn mount_transports(
     routes
 }
 
-/// The SSE endpoint's settings from the configuration.
+/// The SSE endpoint's settings from the configuration (the `/sse` filter's
+/// and the lean path's).
 #[cfg(feature = "sse")]
-fn sse_config(state: &AppState) -> tickcast_transport_sse::SseConfig {
+pub(crate) fn sse_config(state: &AppState) -> tickcast_transport_sse::SseConfig {
     let mut config = tickcast_transport_sse::SseConfig {
         allowed_origins: state.config.transport_origins(),
         ..tickcast_transport_sse::SseConfig::default()

@@ -8,7 +8,9 @@
 //! (status 400/414/431 with `content-length: 0`; the server's own error
 //! answers always carry a JSON body) and writes a JSON answer in their place.
 //! Everything else passes through untouched, upgraded WebSocket traffic
-//! included (its frames never start with `HTTP/1.1 4`).
+//! included (its frames never start with `HTTP/1.1 4`). The lean `/sse`
+//! path, which reads its request heads without hyper, answers the heads it
+//! cannot read with the same [`answer`]s.
 
 use std::io;
 use std::pin::Pin;
@@ -46,18 +48,26 @@ fn replacement(head: &[u8]) -> Option<Vec<u8>> {
     if !empty {
         return None;
     }
+    let status = std::str::from_utf8(status).ok()?.trim_end().parse().ok()?;
+    answer(status)
+}
+
+/// The JSON answer, closing the connection, to a request head that cannot
+/// be read: for 400, 414 and 431 (hyper's answers, and the lean `/sse`
+/// path's); `None` for other statuses.
+pub(crate) fn answer(status: u16) -> Option<Vec<u8>> {
     let (line, code, message) = match status {
-        b"400 " => (
+        400 => (
             "400 Bad Request",
             "bad_request",
             "the request line or headers cannot be parsed",
         ),
-        b"414 " => (
+        414 => (
             "414 URI Too Long",
             "uri_too_long",
             "the request URI is too long",
         ),
-        b"431 " => (
+        431 => (
             "431 Request Header Fields Too Large",
             "headers_too_large",
             "the request headers are too large or too many",

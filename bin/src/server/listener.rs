@@ -1,5 +1,6 @@
-//! The accept loop: hyper over every accepted socket, with the deadlines
-//! and bounds that keep slow or silent clients from holding the server.
+//! The accept loop: hyper over every accepted socket (but `GET /sse`, see
+//! below), with the deadlines and bounds that keep slow or silent clients
+//! from holding the server.
 //!
 //! - A request head must arrive within `http.header_timeout_ms` of its
 //!   first byte (hyper's timer), and a new connection's first request
@@ -19,17 +20,28 @@
 //!   socket, would never poll the stream again.
 //! - With the `ws` feature every request first passes the WebSocket
 //!   transport's lean upgrade path.
+//! - With the `sse` feature a connection whose first request is
+//!   `GET /sse` (HTTP/1.x, the path exactly, with or without a query) never
+//!   reaches hyper: [`LeanSse`](tickcast_transport_sse::LeanSse) reads its
+//!   head (hyper's limits, the same header deadline and place among the
+//!   waiting connections, the same JSON answers to heads it cannot read),
+//!   answers as the `/sse` filter would, and streams on the socket itself,
+//!   without hyper's per-connection buffers. Anything else (including the
+//!   HTTP/2 preface) goes to hyper with the bytes read to decide given
+//!   back, and so does a keep-alive connection after an error answer.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
 use warp::filters::BoxedFilter;
 use warp::hyper::body::Incoming;
 use warp::hyper::service::service_fn;
@@ -53,17 +65,36 @@ pub(crate) struct ListenerLimits {
     pub max_pending: usize,
 }
 
-/// Serves `routes` on `listener` until `stop` resolves, then closes the
+/// What answers the connections: the routes through hyper, and with the
+/// `sse` feature the lean `/sse` path.
+#[derive(Clone)]
+pub(crate) struct Endpoints {
+    /// Every endpoint, as one warp filter.
+    pub routes: BoxedFilter<(Response,)>,
+    /// `GET /sse` outside hyper.
+    #[cfg(feature = "sse")]
+    pub sse: tickcast_transport_sse::LeanSse,
+}
+
+/// Serves `endpoints` on `listener` until `stop` resolves, then closes the
 /// listener and lets in-flight requests finish (at most [`HTTP_DRAIN`]).
 pub(crate) async fn serve(
     listener: TcpListener,
-    routes: BoxedFilter<(Response,)>,
+    endpoints: Endpoints,
     limits: ListenerLimits,
     stop: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = builder(limits);
+    let server = Arc::new(ConnectionServer {
+        builder: builder(limits),
+        endpoints,
+        #[cfg(feature = "sse")]
+        limits,
+    });
     let pending = PendingConnections::new(limits.max_pending);
+    // Tells connections still waiting for their first request that the
+    // listener closed (hyper's graceful shutdown does that for its own).
+    let (closing, closed) = watch::channel(());
     let mut stop = std::pin::pin!(stop);
     loop {
         if let Some(wait) = pending.crowded(tokio::time::Instant::now()) {
@@ -92,8 +123,137 @@ pub(crate) async fn serve(
         let _ = stream.set_nodelay(true);
         let (place, evicted) = pending.admit(tokio::time::Instant::now());
         let waiting: Waiting = Arc::new(Mutex::new(Some(place)));
-        let waiting_of_task = waiting.clone();
-        let routes = routes.clone();
+        let unwanted = Box::pin(unwanted(
+            waiting.clone(),
+            evicted,
+            closed.clone(),
+            limits.header_timeout,
+        ));
+        // Taken here, before any shutdown: a watcher made after it would
+        // miss it.
+        let watcher = graceful.watcher();
+        tokio::spawn(server.clone().run(stream, waiting, unwanted, watcher));
+    }
+    drop(listener);
+    let _ = closing.send(());
+    if tokio::time::timeout(HTTP_DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight HTTP requests still running after {HTTP_DRAIN:?}");
+    }
+}
+
+/// Resolves, with the reason, when a connection that has not sent its first
+/// request is to be dropped (see [`unwanted`]). Boxed: the lean `/sse`
+/// path drops it as soon as the request head is in.
+type Unwanted = Pin<Box<dyn Future<Output = &'static str> + Send>>;
+
+/// Serves accepted connections; shared by all of them.
+struct ConnectionServer {
+    builder: Builder<TokioExecutor>,
+    endpoints: Endpoints,
+    /// Bounds the lean path's answers to heads it cannot read.
+    #[cfg(feature = "sse")]
+    limits: ListenerLimits,
+}
+
+impl ConnectionServer {
+    /// Serves one accepted connection until it ends.
+    async fn run(
+        self: Arc<Self>,
+        stream: TcpStream,
+        waiting: Waiting,
+        unwanted: Unwanted,
+        watcher: Watcher,
+    ) {
+        #[cfg(feature = "sse")]
+        let Some((stream, unwanted, watcher)) =
+            self.lean_sse(stream, &waiting, unwanted, watcher).await
+        else {
+            return;
+        };
+        // Boxed: a lean stream's task does not carry room for hyper's
+        // connection.
+        Box::pin(self.hyper(stream, waiting, unwanted, watcher)).await;
+    }
+
+    /// Serves the connection on the lean `/sse` path when its first request
+    /// is `GET /sse`; otherwise (or after an error answer on a keep-alive
+    /// connection) returns it for hyper, with what was read of it given
+    /// back, and the deadline and graceful-shutdown watcher hyper's
+    /// connection goes on with.
+    #[cfg(feature = "sse")]
+    async fn lean_sse(
+        &self,
+        mut stream: TcpStream,
+        waiting: &Waiting,
+        mut unwanted: Unwanted,
+        watcher: Watcher,
+    ) -> Option<(tickcast_transport_sse::Replay<TcpStream>, Unwanted, Watcher)> {
+        use tickcast_transport_sse::{FirstBytes, Replay, Served};
+        use tokio::io::AsyncWriteExt;
+
+        let first = tokio::select! {
+            first = FirstBytes::read(&mut stream) => first.ok()?,
+            why = &mut unwanted => {
+                tracing::debug!("closed a connection that sent no request: {why}");
+                return None;
+            }
+        };
+        if !first.is_sse() {
+            let replay = Replay::new(bytes::Bytes::copy_from_slice(first.as_bytes()), stream);
+            return Some((replay, unwanted, watcher));
+        }
+        let sse = &self.endpoints.sse;
+        let head = tokio::select! {
+            head = sse.read_head(&mut stream, &first) => head,
+            why = &mut unwanted => {
+                tracing::debug!("closed a connection that sent no request: {why}");
+                return None;
+            }
+        };
+        let head = match head {
+            Ok(head) => head,
+            Err(error) => {
+                // The JSON answer hyper's would have been replaced with.
+                let answer = error
+                    .status()
+                    .and_then(|status| super::head_errors::answer(status.as_u16()));
+                if let Some(answer) = answer {
+                    let write = async {
+                        stream.write_all(&answer).await?;
+                        stream.shutdown().await
+                    };
+                    let _ = tokio::time::timeout(self.limits.header_timeout, write).await;
+                }
+                tracing::debug!("closed a connection whose /sse request head is bad: {error}");
+                return None;
+            }
+        };
+        arrived(waiting);
+        // Its deadline is met: nothing of it is kept while the stream lasts.
+        drop(unwanted);
+        // `watcher` stays with the stream, as with a stream hyper serves:
+        // the listener's graceful shutdown waits for it (the hub's shutdown,
+        // which comes first, ends it with 1001), and a keep-alive
+        // connection handed back to hyper is watched on.
+        match sse.serve(stream, head).await {
+            Served::Closed => None,
+            Served::KeepAlive { io, leftover } => {
+                let unwanted: Unwanted = Box::pin(std::future::pending());
+                Some((Replay::new(leftover, io), unwanted, watcher))
+            }
+        }
+    }
+
+    /// Serves the connection with hyper until it ends, is unwanted, or a
+    /// stream on it takes no data for the write deadline.
+    async fn hyper<I>(&self, io: I, waiting: Waiting, unwanted: Unwanted, watcher: Watcher)
+    where
+        I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let routes = self.endpoints.routes.clone();
         let abort = SocketAbort::new();
         let abort_of_task = abort.clone();
         let service = service_fn(move |mut request: warp::http::Request<Incoming>| {
@@ -103,26 +263,16 @@ pub(crate) async fn serve(
             let mut warp_service = warp::service(routes.clone());
             async move { tower_call(&mut warp_service, request).await }
         });
-        let io = TokioIo::new(JsonHeadErrors::new(stream));
-        let connection = builder.serve_connection_with_upgrades(io, service);
-        let connection = graceful.watch(connection.into_owned());
-        let unwanted = unwanted(waiting_of_task, evicted, limits.header_timeout);
-        tokio::spawn(async move {
-            tokio::select! {
-                ended = connection => if let Err(e) = ended {
-                    tracing::debug!("http connection ended: {e}");
-                },
-                why = unwanted => tracing::debug!("closed a connection that sent no request: {why}"),
-                () = abort_of_task.aborted() => tracing::debug!("dropped a connection that took no data (http.write_timeout_ms)"),
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(HTTP_DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("in-flight HTTP requests still running after {HTTP_DRAIN:?}");
+        let io = TokioIo::new(JsonHeadErrors::new(io));
+        let connection = self.builder.serve_connection_with_upgrades(io, service);
+        let connection = watcher.watch(connection.into_owned());
+        tokio::select! {
+            ended = connection => if let Err(e) = ended {
+                tracing::debug!("http connection ended: {e}");
+            },
+            why = unwanted => tracing::debug!("closed a connection that sent no request: {why}"),
+            () = abort_of_task.aborted() => tracing::debug!("dropped a connection that took no data (http.write_timeout_ms)"),
+        }
     }
 }
 
@@ -195,11 +345,13 @@ fn lean_upgrade<B>(
 }
 
 /// Resolves, with the reason, when the connection is to be dropped: it was
-/// evicted from the waiting ones, or sent no request head within
-/// `timeout`; never once its first request has arrived.
+/// evicted from the waiting ones, sent no request head within `timeout`, or
+/// the listener closed before it did; never once its first request has
+/// arrived.
 async fn unwanted(
     waiting: Waiting,
     evicted: oneshot::Receiver<()>,
+    mut closed: watch::Receiver<()>,
     timeout: Duration,
 ) -> &'static str {
     // `evicted` also completes when the place is given up on arrival:
@@ -207,6 +359,7 @@ async fn unwanted(
     let why = tokio::select! {
         _ = evicted => "evicted by a newer one (http.max_pending_connections)",
         () = tokio::time::sleep(timeout) => "http.header_timeout_ms passed",
+        _ = closed.changed() => "the server is shutting down",
     };
     let still_waiting = waiting.lock().is_ok_and(|w| w.is_some());
     if !still_waiting {

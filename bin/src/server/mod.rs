@@ -113,14 +113,18 @@ where
     );
     let brokers = Brokers::start(&config, &hub)?;
     let state = AppState::new(hub.clone(), config, auth, brokers.publisher.clone());
-    let routes = http::routes(&state);
+    let endpoints = listener::Endpoints {
+        routes: http::routes(&state),
+        #[cfg(feature = "sse")]
+        sse: tickcast_transport_sse::LeanSse::new(hub.clone(), http::sse_config(&state)),
+    };
     let limits = listener::ListenerLimits {
         header_timeout: Duration::from_millis(state.config.http.header_timeout_ms),
         max_pending: listener::max_pending(state.config.http.max_pending_connections),
     };
     let drained = shutdown::run(
         listener,
-        routes,
+        endpoints,
         limits,
         hub.clone(),
         shutdown,

@@ -12,10 +12,8 @@ use std::time::Duration;
 use tickcast_core::Hub;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
 
-use super::listener::{self, ListenerLimits};
+use super::listener::{self, Endpoints, ListenerLimits};
 
 /// Longest wait for connections to drain after the shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,7 +59,7 @@ async fn ctrl_c() -> &'static str {
     "SIGINT"
 }
 
-/// Serves `routes` on `listener` until `shutdown` resolves, then drains.
+/// Serves `endpoints` on `listener` until `shutdown` resolves, then drains.
 ///
 /// The listener stays open during the drain: `/ready` answers 503 at once
 /// (so load balancers stop sending), and new clients get a definite refusal
@@ -70,14 +68,14 @@ async fn ctrl_c() -> &'static str {
 /// has passed; in-flight HTTP requests then get [`HTTP_DRAIN`](super::HTTP_DRAIN) more.
 pub(crate) async fn run(
     listener: TcpListener,
-    routes: BoxedFilter<(Response,)>,
+    endpoints: Endpoints,
     limits: ListenerLimits,
     hub: Hub,
     shutdown: impl Future<Output = ()>,
     drain_timeout: Duration,
 ) {
     let (close_listener, closed) = oneshot::channel::<()>();
-    let server = listener::serve(listener, routes, limits, async move {
+    let server = listener::serve(listener, endpoints, limits, async move {
         // A dropped sender closes the listener too.
         let _ = closed.await;
     });

@@ -13,18 +13,20 @@ pub mod envelope;
 pub mod event_json;
 pub mod offset;
 pub mod publish;
+pub mod sse_head;
 pub mod sse_query;
 pub mod token;
 
 use crate::Target;
 
 /// Every target.
-pub static ALL: [Target; 7] = [
+pub static ALL: [Target; 8] = [
     client_op::TARGET,
     publish::TARGET,
     event_json::TARGET,
     envelope::TARGET,
     sse_query::TARGET,
+    sse_head::TARGET,
     token::TARGET,
     offset::TARGET,
 ];

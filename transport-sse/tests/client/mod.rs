@@ -7,12 +7,34 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tickcast_testkit::http;
-use tokio::io::{AsyncReadExt, BufReader};
-use tokio::net::TcpStream;
+use tickcast_transport_sse::{FirstBytes, LeanSse};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
 
 /// Longest wait for anything the server should send: a hang guard, not a
 /// timing assertion.
 pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Serves `lean` on an ephemeral port: every connection that starts with
+/// `GET /sse` goes to [`LeanSse::serve_connection`]; others are closed.
+pub async fn lean_server(lean: LeanSse) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let lean = lean.clone();
+            tokio::spawn(async move {
+                let Ok(first) = FirstBytes::read(&mut socket).await else {
+                    return;
+                };
+                if first.is_sse() {
+                    lean.serve_connection(socket, &first).await;
+                }
+            });
+        }
+    });
+    addr
+}
 
 /// One `text/event-stream` block (the lines up to a blank line).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -79,23 +101,60 @@ pub struct Response {
 pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
     let first_lines =
         format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
-    let mut reader = http::send_head(addr, &first_lines, headers).await;
-    let (status, headers) = http::read_head(&mut reader).await;
-    let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-    let content_length = header("content-length").and_then(|v| v.parse().ok());
-    Response {
-        status,
-        headers,
-        reader,
-        chunked,
-        content_length,
-        ended: false,
-        pending: String::new(),
-    }
+    let reader = http::send_head(addr, &first_lines, headers).await;
+    Response::read(reader).await
+}
+
+/// Writes `request` as is on a new connection and reads the response head.
+pub async fn send_raw(addr: SocketAddr, request: &[u8]) -> Response {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    Response::read(BufReader::new(stream)).await
 }
 
 impl Response {
+    /// Reads the status and headers of the answer on `reader`.
+    async fn read(mut reader: BufReader<TcpStream>) -> Self {
+        let (status, headers) = http::read_head(&mut reader).await;
+        let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let chunked =
+            header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let content_length = header("content-length").and_then(|v| v.parse().ok());
+        Self {
+            status,
+            headers,
+            reader,
+            chunked,
+            content_length,
+            ended: false,
+            pending: String::new(),
+        }
+    }
+
+    /// The socket, to write more on it.
+    pub fn socket(&mut self) -> &mut TcpStream {
+        self.reader.get_mut()
+    }
+
+    /// Reads what the server still sends until it closes the connection
+    /// (end of file or a reset); fails the test after [`PATIENCE`]. Returns
+    /// what it read.
+    pub async fn until_closed(mut self) -> Vec<u8> {
+        let mut seen = Vec::new();
+        tokio::time::timeout(PATIENCE, async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match self.reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await
+        .expect("the server closes the connection");
+        seen
+    }
+
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

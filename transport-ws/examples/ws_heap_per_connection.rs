@@ -1,51 +1,12 @@
 //! Heap bytes per idle WebSocket connection on the lean path, counted by a
 //! global allocator wrapper (an investigation aid: run with
-//! `cargo run --release -p tickcast-transport-ws --example heap_per_connection`).
+//! `cargo run --release -p tickcast-transport-ws --example ws_heap_per_connection`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
+use tickcast_testkit::heap::{self, Counting};
 
 use tickcast_core::{Hub, HubConfig};
 use tickcast_transport_ws::{ws_route, WsConfig};
 use warp::Filter;
-
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-/// Live allocations by size (exact up to 4 KiB, one bucket above).
-static BY_SIZE: [AtomicIsize; 4097] = [const { AtomicIsize::new(0) }; 4097];
-
-fn bucket(size: usize) -> &'static AtomicIsize {
-    &BY_SIZE[size.min(4096)]
-}
-
-fn snapshot() -> Vec<isize> {
-    BY_SIZE.iter().map(|c| c.load(Ordering::Relaxed)).collect()
-}
-
-/// Prints the allocation sizes that grew between two snapshots, per
-/// connection: what one connection keeps, by allocation.
-fn print_growth(before: &[isize], after: &[isize], n: isize) {
-    for (size, (b, a)) in before.iter().zip(after).enumerate() {
-        let grown = (a - b) as f64 / n as f64;
-        if grown >= 0.5 {
-            println!("  {size:>5} B x {grown:.2}");
-        }
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        bucket(layout.size()).fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        bucket(layout.size()).fetch_sub(1, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -61,13 +22,13 @@ async fn main() {
         for _ in 0..10 {
             conns.push(probe.connect(None, probe.default_limits()).unwrap());
         }
-        let before = LIVE.load(Ordering::Relaxed);
+        let before = heap::live();
         for _ in 0..1000 {
             let c = probe.connect(None, probe.default_limits()).unwrap();
             c.handle.subscribe("s1", filter.clone(), None).unwrap();
             conns.push(c);
         }
-        let after = LIVE.load(Ordering::Relaxed);
+        let after = heap::live();
         println!(
             "hub connection + subscription: {} B",
             (after - before) / 1000
@@ -75,7 +36,7 @@ async fn main() {
         for c in &mut conns {
             while c.frames.try_recv().is_some() {}
         }
-        let drained = LIVE.load(Ordering::Relaxed);
+        let drained = heap::live();
         println!(
             "after the writer drained welcome+subscribed: {} B",
             (drained - before) / 1000
@@ -98,20 +59,20 @@ async fn main() {
         clients.push(open(addr).await);
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let before = LIVE.load(Ordering::Relaxed);
-    let sizes_before = snapshot();
+    let before = heap::live();
+    let sizes_before = heap::by_size();
     let mut server_side = Vec::new();
     for _ in 0..n {
         server_side.push(open(addr).await);
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let after = LIVE.load(Ordering::Relaxed);
-    let sizes_after = snapshot();
+    let after = heap::live();
+    let sizes_after = heap::by_size();
     // The clients live in this process too: measure one client alone.
-    let c0 = LIVE.load(Ordering::Relaxed);
+    let c0 = heap::live();
     let extra = open_client_only(addr).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let c1 = LIVE.load(Ordering::Relaxed);
+    let c1 = heap::live();
     println!(
         "heap per connection (server + client): {} B; one more connection: {} B; connections {}",
         (after - before) / n as isize,
@@ -119,7 +80,7 @@ async fn main() {
         hub.connection_count()
     );
     println!("live allocations per connection, by size:");
-    print_growth(&sizes_before, &sizes_after, n as isize);
+    heap::print_growth(&sizes_before, &sizes_after, n as isize);
     drop(extra);
     drop(server_side);
     drop(clients);
