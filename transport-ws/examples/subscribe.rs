@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Add `?token=JWT` to the URL when the server has auth on; pass a third
-//! argument (an offset) to resume with `since`.
+//! argument (the `resume` of the last frame it printed) to resume with
+//! `since`.
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
