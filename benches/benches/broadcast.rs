@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tickcast_benches::events::PatternDetection;
 use tickcast_core::broadcast::{
-    encode_batch, Broadcaster, ConnectionQueue, DeliveryCounters, FrameReceiver, Outbound,
-    PreparedEvent, QueueSettings, ShardedBroadcaster,
+    encode_batch, Broadcaster, ConnectionQueue, DeliveryCounters, EventFrame, FrameReceiver,
+    Outbound, PreparedEvent, QueueSettings, ShardedBroadcaster, Urgency,
 };
 use tickcast_core::index::Recipient;
 use tickcast_core::model::{ConnId, Filter, Offset, SubId};
@@ -155,6 +155,56 @@ fn take(c: &mut Criterion) {
     group.finish();
 }
 
+/// What a critical event pays for taking the events batched before it
+/// along (a connection's events leave in offset order): from its push to
+/// its frame taken and encoded, with K normal events waiting in the
+/// window ahead of it.
+fn urgent_after_batched(c: &mut Criterion) {
+    let mut group = c.benchmark_group("broadcast/urgent_after_batched");
+    for ahead in [0usize, 10, 100] {
+        let settings = QueueSettings {
+            batch_window: Duration::from_secs(3600),
+            max_batch: 1_000,
+            ..settings()
+        };
+        let counters = Arc::new(DeliveryCounters::default());
+        let (queue, mut rx) = ConnectionQueue::new(settings, None, counters);
+        let event = event();
+        let mut seq = 0;
+        let mut frame = |seq| {
+            let p = Arc::new(PreparedEvent::new(event.clone(), Offset::new(1, seq)));
+            let bytes = p.frame_for(&[]);
+            EventFrame::new(p, bytes)
+        };
+        group.bench_with_input(BenchmarkId::from_parameter(ahead), &ahead, |b, &k| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    for _ in 0..k {
+                        seq += 1;
+                        queue.push_quiet(frame(seq), Urgency::Normal);
+                    }
+                    seq += 1;
+                    let urgent = frame(seq);
+                    let start = Instant::now();
+                    queue.push_quiet(urgent, Urgency::Urgent);
+                    match rx.try_recv() {
+                        Some(Outbound::Batch(frames)) => {
+                            black_box(encode_batch(&frames));
+                        }
+                        other => {
+                            black_box(other);
+                        }
+                    }
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
 /// One publish through the hub (route-cache hit) to N subscribed
 /// connections.
 fn hub_publish(c: &mut Criterion) {
@@ -200,5 +250,12 @@ fn hub_publish(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode, fan_out, take, hub_publish);
+criterion_group!(
+    benches,
+    encode,
+    fan_out,
+    take,
+    urgent_after_batched,
+    hub_publish
+);
 criterion_main!(benches);
