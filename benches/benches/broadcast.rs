@@ -171,7 +171,7 @@ fn urgent_after_batched(c: &mut Criterion) {
         let (queue, mut rx) = ConnectionQueue::new(settings, None, counters);
         let event = event();
         let mut seq = 0;
-        let mut frame = |seq| {
+        let frame = |seq| {
             let p = Arc::new(PreparedEvent::new(event.clone(), Offset::new(1, seq)));
             let bytes = p.frame_for(&[]);
             EventFrame::new(p, bytes)
