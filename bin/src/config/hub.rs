@@ -62,6 +62,7 @@ impl Config {
             } else {
                 OffsetMode::Node
             },
+            started_at: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 
 mod config;
 mod connection;
+pub mod epoch;
 mod stats;
 mod users;
 
@@ -19,7 +20,7 @@ pub use stats::{HubStats, LayerLatency, RouteCacheStats};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use parking_lot::Mutex;
 
@@ -156,7 +157,9 @@ impl Hub {
         counters: Arc<DeliveryCounters>,
     ) -> Self {
         let epoch = match config.offsets {
-            OffsetMode::Node => Some(epoch_now()),
+            OffsetMode::Node => Some(epoch::new_epoch(
+                config.started_at.unwrap_or_else(SystemTime::now),
+            )),
             OffsetMode::External => None,
         };
         let history = History::new(config.history, epoch.map(|e| Offset::new(e, 0)));
@@ -452,11 +455,4 @@ impl Hub {
         }
         inner.users.leave(user, conn);
     }
-}
-
-/// A new epoch for this start: milliseconds since the Unix epoch.
-fn epoch_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_millis() as u64)
 }
