@@ -17,7 +17,8 @@ use crate::streams::{BODY_FIELD, CHANNEL_FIELD};
 const PUBLISH_RETRIES: usize = 1;
 
 /// Publishes raw event bodies the way the source reads them: PUBLISH to
-/// the channel (pub/sub mode) or XADD `stream * channel <c> body <b>`
+/// the channel (pub/sub mode; a PUBLISH no subscriber received fails as
+/// [`BrokerError::NoReceiver`]) or XADD `stream * channel <c> body <b>`
 /// (Streams mode, returning the entry id as offset). Cheap to clone; one
 /// multiplexed connection that reconnects by itself.
 #[derive(Clone)]
@@ -80,9 +81,21 @@ impl RedisPublisher {
     }
 
     /// The offset in a command's reply: the entry id of an XADD, nothing
-    /// for a PUBLISH (its reply counts receivers).
-    fn offset(&self, reply: Value) -> Result<Option<Offset>, BrokerError> {
+    /// for a PUBLISH, whose reply counts the subscribers that received the
+    /// message: 0 means no node will deliver it
+    /// ([`BrokerError::NoReceiver`]).
+    fn offset(&self, channel: &str, reply: Value) -> Result<Option<Offset>, BrokerError> {
         if self.mode == RedisMode::PubSub {
+            let receivers: i64 = redis::from_redis_value(reply).map_err(|e| {
+                BrokerError::Refused(format!("PUBLISH answered no receiver count: {e}"))
+            })?;
+            if receivers <= 0 {
+                return Err(BrokerError::NoReceiver(format!(
+                    "PUBLISH on {channel:?} reached no subscriber: no node is subscribed to it \
+                     right now (nodes resubscribe within seconds after a Redis restart); \
+                     nothing was delivered, publishing again is safe"
+                )));
+            }
             return Ok(None);
         }
         let id: String = redis::from_redis_value(reply)
@@ -106,7 +119,7 @@ impl BrokerPublisher for RedisPublisher {
             .query_async(&mut conn)
             .await
             .map_err(broker_error)?;
-        self.offset(reply)
+        self.offset(channel, reply)
     }
 
     /// One pipeline, one round trip; each item gets its own result (a
@@ -131,7 +144,12 @@ impl BrokerPublisher for RedisPublisher {
         {
             Ok(replies) => replies
                 .into_iter()
-                .map(|reply| reply.map_err(broker_error).and_then(|v| self.offset(v)))
+                .zip(&items)
+                .map(|(reply, (channel, _))| {
+                    reply
+                        .map_err(broker_error)
+                        .and_then(|v| self.offset(channel, v))
+                })
                 .collect(),
             Err(error) => {
                 let error = broker_error(error);

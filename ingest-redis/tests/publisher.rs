@@ -179,3 +179,42 @@ async fn the_publisher_reconnects_after_a_server_restart() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Pub/sub: a PUBLISH that no subscriber received is no success (issue
+/// 14): it fails as `NoReceiver`, in a pipeline only for its own item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_no_subscriber_received_fails_as_no_receiver() {
+    let Some(url) = tickcast_testkit::redis_url() else {
+        return;
+    };
+    let heard = unique("heard");
+    let unheard = unique("unheard");
+    let config = tickcast_ingest_redis::RedisConfig {
+        channels: vec![heard.clone()],
+        ..source_config(&url, RedisMode::PubSub)
+    };
+    let hub = hub(OffsetMode::Node);
+    let mut conn = client(&hub, None);
+    let task = start(&hub, config.clone()).await;
+    let publisher = RedisPublisher::new(&config).unwrap();
+    let body = Bytes::from_static(br#"{"pattern":"Doji","symbol":"AAPL"}"#);
+
+    let result = publisher.publish(&unheard, body.clone()).await;
+    assert!(
+        matches!(&result, Err(BrokerError::NoReceiver(why)) if why.contains(&unheard)),
+        "{result:?}"
+    );
+    let results = publisher
+        .publish_all(vec![
+            (unheard.clone(), body.clone()),
+            (heard.clone(), body.clone()),
+        ])
+        .await;
+    assert!(
+        matches!(&results[..], [Err(BrokerError::NoReceiver(_)), Ok(None)]),
+        "{results:?}"
+    );
+    assert_eq!(publisher.publish(&heard, body).await, Ok(None));
+    assert_eq!(collect(&mut conn.frames, 2).await.len(), 2);
+    stop(task).await;
+}

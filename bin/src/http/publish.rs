@@ -349,8 +349,9 @@ type Published = Result<Option<String>, (String, &'static str)>;
 
 const SHUTTING_DOWN: &str = "shutting_down";
 const BROKER_UNAVAILABLE: &str = "broker_unavailable";
+const NO_RECEIVER: &str = "no_receiver";
 /// Reasons that are the server's state, not the item's fault (503).
-const UNAVAILABLE: [&str; 2] = [SHUTTING_DOWN, BROKER_UNAVAILABLE];
+const UNAVAILABLE: [&str; 3] = [SHUTTING_DOWN, BROKER_UNAVAILABLE, NO_RECEIVER];
 
 fn hub_error(error: PublishError) -> (String, &'static str) {
     let reason = match error {
@@ -395,6 +396,7 @@ async fn forward(
                     let reason = match error {
                         BrokerError::Unavailable(_) => BROKER_UNAVAILABLE,
                         BrokerError::Refused(_) => "broker_refused",
+                        BrokerError::NoReceiver(_) => NO_RECEIVER,
                     };
                     (format!("{}: {error}", broker.name()), reason)
                 })

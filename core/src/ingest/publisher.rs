@@ -16,6 +16,12 @@ pub enum BrokerError {
     /// The broker answered with an error for this message.
     #[error("broker refused the message: {0}")]
     Refused(String),
+    /// The broker took the message but handed it to no consumer, so no node
+    /// will deliver it (Redis pub/sub: PUBLISH answered 0 receivers, e.g.
+    /// while the nodes resubscribe after a Redis restart). Nothing was
+    /// delivered: publishing it again is safe.
+    #[error("no receiver: {0}")]
+    NoReceiver(String),
 }
 
 /// Publishes raw event bodies into a broker.
