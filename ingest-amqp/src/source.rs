@@ -52,13 +52,18 @@ pub struct AmqpSource {
     down: bool,
     recent: RecentIds,
     counters: Option<Arc<SourceCounters>>,
+    /// With `queue_expires`: how often to renew the dead queue's lease (a
+    /// third of the expiry: two renewals may fail in a row)...
+    lease_period: Option<Duration>,
+    /// ...and when next, once connected.
+    lease: Option<tokio::time::Interval>,
 }
 
 /// A live connection with its consuming channel. Dropping it closes the
 /// connection, so the broker requeues whatever was not acked.
 struct Session {
     consumer: Consumer,
-    _channel: Channel,
+    channel: Channel,
     connection: Connection,
 }
 
@@ -79,15 +84,20 @@ impl AmqpSource {
     /// can never work (bad URL or names, `amqps://`, no routing key).
     pub fn new(config: AmqpConfig) -> Result<Self, ConfigError> {
         let names = config.checked()?;
+        let lease_period = config
+            .queue_expires
+            .map(|expires| (expires / 3).max(Duration::from_millis(1)));
         Ok(Self {
             backoff: Backoff::new(config.reconnect_min, config.reconnect_max),
-            recent: RecentIds::new(config.dedup_capacity),
+            recent: RecentIds::new(config.dedup_capacity, config.dedup_max_age),
             config,
             names,
             session: None,
             retry_after: None,
             down: false,
             counters: None,
+            lease_period,
+            lease: None,
         })
     }
 
@@ -109,6 +119,12 @@ impl AmqpSource {
                 Ok(session) => {
                     tracing::info!(source = "amqp", queue = %self.config.queue, "consuming");
                     self.session = Some(session);
+                    self.lease = self.lease_period.map(|period| {
+                        let start = tokio::time::Instant::now() + period;
+                        let mut lease = tokio::time::interval_at(start, period);
+                        lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        lease
+                    });
                     self.backoff.reset();
                     self.down = false;
                     return IngestItem::Connected;
@@ -143,7 +159,7 @@ impl AmqpSource {
         match topology::within(limit, consuming).await {
             Ok(consumer) => Ok(Session {
                 consumer,
-                _channel: channel,
+                channel,
                 connection,
             }),
             Err(error) => {
@@ -224,6 +240,21 @@ impl AmqpSource {
     }
 }
 
+/// A source dropped while connected (its task aborted at shutdown) closes
+/// its connection, so the broker redelivers what it had not acked at once
+/// and the queue's `x-expires` countdown starts, instead of both waiting
+/// for the process to exit.
+impl Drop for AmqpSource {
+    fn drop(&mut self) {
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { close(&session.connection).await });
+        }
+    }
+}
+
 #[async_trait]
 impl IngestSource for AmqpSource {
     fn name(&self) -> &str {
@@ -235,7 +266,19 @@ impl IngestSource for AmqpSource {
             let Some(session) = &mut self.session else {
                 return Some(self.connect().await);
             };
-            let item = match session.consumer.next().await {
+            let next = tokio::select! {
+                next = session.consumer.next() => next,
+                () = lease_due(&mut self.lease) => {
+                    let renewing = topology::renew_dead_queue(&session.channel, &self.names);
+                    if let Err(error) = topology::within(self.config.connect_timeout, renewing).await {
+                        // The channel is closed with it: the consumer ends
+                        // and the reconnect declares everything again.
+                        tracing::warn!(source = "amqp", "{error}");
+                    }
+                    continue;
+                }
+            };
+            let item = match next {
                 Some(Ok(delivery)) => self.receive(delivery).await,
                 Some(Err(error)) => Some(self.lost(error.to_string()).await),
                 None => Some(
@@ -247,5 +290,15 @@ impl IngestSource for AmqpSource {
                 return item;
             }
         }
+    }
+}
+
+/// The next lease renewal, or never without an expiry.
+async fn lease_due(lease: &mut Option<tokio::time::Interval>) {
+    match lease {
+        Some(lease) => {
+            lease.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use super::dedup::DedupConfig;
 use crate::broadcast::QueueSettings;
 use crate::history::HistoryConfig;
 use crate::model::{Tier, DEFAULT_MAX_VALUES_PER_LIST};
@@ -28,6 +29,8 @@ pub struct HubConfig {
     pub shards: usize,
     /// Who assigns offsets.
     pub offsets: OffsetMode,
+    /// The window of idempotency keys a repeated event is recognised in.
+    pub dedup: DedupConfig,
     /// [`OffsetMode::Node`]: the start time the run's offset epoch is made
     /// from (see [`epoch`](super::epoch)); `None`, the usual, takes the
     /// time the hub is created. Set it to reproduce a start (tests).
@@ -45,6 +48,7 @@ impl Default for HubConfig {
             cache: CacheConfig::default(),
             shards: std::thread::available_parallelism().map_or(2, |n| n.get()),
             offsets: OffsetMode::Node,
+            dedup: DedupConfig::default(),
             started_at: None,
         }
     }

@@ -53,7 +53,7 @@ async fn handle(
     };
     match published {
         Ok(_) => counters.accepted(),
-        Err(PublishError::Stale { .. }) => counters.duplicate(),
+        Err(PublishError::Stale { .. } | PublishError::Duplicate { .. }) => counters.duplicate(),
         Err(PublishError::ShuttingDown) => return false,
         Err(error) => {
             // A source/hub offset-mode mismatch: a configuration error that

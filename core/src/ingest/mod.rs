@@ -16,7 +16,7 @@ pub use backoff::Backoff;
 pub use channel::{channel_source, decode_body, ChannelPublisher, ChannelSource, SourceClosed};
 pub use counters::{SourceCounters, SourceStats};
 pub use driver::run_source;
-pub use publisher::{BrokerError, BrokerPublisher};
+pub use publisher::{BrokerError, BrokerPublisher, Outgoing};
 
 use async_trait::async_trait;
 

@@ -37,7 +37,7 @@ use crate::config::RedisConfig;
 use crate::connect::multiplexed;
 use crate::link::LinkError;
 
-pub(crate) use self::entry::{BODY_FIELD, CHANNEL_FIELD};
+pub(crate) use self::entry::{BODY_FIELD, CHANNEL_FIELD, ID_FIELD};
 
 /// How often at most the group's lag is asked for.
 const LAG_INTERVAL: Duration = Duration::from_secs(1);
