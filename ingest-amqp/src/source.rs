@@ -4,13 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::BasicAckOptions;
 use lapin::{Acker, Channel, Connection, Consumer};
 use tickcast_core::ingest::{Incoming, IngestItem, IngestSource, SourceCounters};
 
-use crate::acker::DeliveryAcker;
+use crate::acker::{AckBatch, DeliveryAcker};
 use crate::config::{AmqpConfig, Checked, ConfigError};
 use crate::decode::decode_delivery;
 use crate::dedup::RecentIds;
@@ -57,6 +56,8 @@ pub struct AmqpSource {
     lease_period: Option<Duration>,
     /// ...and when next, once connected.
     lease: Option<tokio::time::Interval>,
+    /// Acks of accepted deliveries, sent together (see [`AckBatch`]).
+    batch: Arc<AckBatch>,
 }
 
 /// A live connection with its consuming channel. Dropping it closes the
@@ -98,6 +99,7 @@ impl AmqpSource {
             counters: None,
             lease_period,
             lease: None,
+            batch: Arc::default(),
         })
     }
 
@@ -173,6 +175,7 @@ impl AmqpSource {
 
     /// The connection or channel failed: close it and start an outage.
     async fn lost(&mut self, why: String) -> IngestItem {
+        self.batch.clear();
         if let Some(session) = self.session.take() {
             close(&session.connection).await;
         }
@@ -216,6 +219,7 @@ impl AmqpSource {
             message_id,
             routing_key: routing_key.to_string(),
             recent: self.recent.clone(),
+            batch: self.batch.clone(),
         };
         Some(IngestItem::Message(Incoming {
             decoded,
@@ -234,14 +238,12 @@ impl AmqpSource {
         if let Some(counters) = &self.counters {
             counters.duplicate();
         }
-        if let Err(error) = acker.ack(BasicAckOptions::default()).await {
-            tracing::debug!(source = "amqp", "ack of a duplicate failed: {error}");
-        }
+        self.batch.record(acker);
     }
 }
 
-/// A source dropped while connected (its task aborted at shutdown) closes
-/// its connection, so the broker redelivers what it had not acked at once
+/// A source dropped while connected (its task aborted at shutdown) sends
+/// its recorded acks and closes its connection, so the broker redelivers what it had not acked at once
 /// and the queue's `x-expires` countdown starts, instead of both waiting
 /// for the process to exit.
 impl Drop for AmqpSource {
@@ -250,7 +252,12 @@ impl Drop for AmqpSource {
             return;
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { close(&session.connection).await });
+            let batch = self.batch.clone();
+            runtime.spawn(async move {
+                // What the hub accepted is acked before the connection goes.
+                batch.flush().await;
+                close(&session.connection).await;
+            });
         }
     }
 }
@@ -266,17 +273,35 @@ impl IngestSource for AmqpSource {
             let Some(session) = &mut self.session else {
                 return Some(self.connect().await);
             };
-            let next = tokio::select! {
-                next = session.consumer.next() => next,
-                () = lease_due(&mut self.lease) => {
-                    let renewing = topology::renew_dead_queue(&session.channel, &self.names);
-                    if let Err(error) = topology::within(self.config.connect_timeout, renewing).await {
-                        // The channel is closed with it: the consumer ends
-                        // and the reconnect declares everything again.
-                        tracing::warn!(source = "amqp", "{error}");
-                    }
-                    continue;
+            // Recorded acks go out when half the prefetch window waits for
+            // them, or before waiting for a delivery: the broker sends no
+            // more than `prefetch` unacked ones.
+            let mut ready = None;
+            if self.batch.len() > 0 {
+                if self.batch.len() < usize::from(self.config.prefetch / 2).max(1) {
+                    ready = session.consumer.next().now_or_never();
                 }
+                if ready.is_none() {
+                    self.batch.flush().await;
+                }
+            }
+            // A delivery already taken off the stream must not be dropped
+            // for a lease renewal: no select then.
+            let next = match ready {
+                Some(next) => next,
+                None => tokio::select! {
+                    next = session.consumer.next() => next,
+                    () = lease_due(&mut self.lease) => {
+                        let renewing = topology::renew_dead_queue(&session.channel, &self.names);
+                        if let Err(error) = topology::within(self.config.connect_timeout, renewing).await {
+                            // The channel is closed with it: the consumer
+                            // ends and the reconnect declares everything
+                            // again.
+                            tracing::warn!(source = "amqp", "{error}");
+                        }
+                        continue;
+                    }
+                },
             };
             let item = match next {
                 Some(Ok(delivery)) => self.receive(delivery).await,

@@ -32,7 +32,7 @@ use tickcast_core::ingest::{IngestItem, SourceCounters};
 use self::ack::AckQueue;
 use self::entry::{Delivery, Entry};
 use self::group::{ensure_group, group_info, is_no_group, GroupStart};
-use self::reads::read_group;
+use self::reads::{ack_and_read_new, read_group};
 use crate::config::RedisConfig;
 use crate::connect::multiplexed;
 use crate::link::LinkError;
@@ -153,8 +153,7 @@ impl StreamConsumer {
                 }
             }
             self.backfilled = true;
-            self.flush_acks().await?;
-            self.refresh_lag().await?;
+            self.refresh_lag();
             self.read().await?;
         }
     }
@@ -166,10 +165,22 @@ impl StreamConsumer {
         }
         let conns = self.conns.as_mut().ok_or(LinkError::Closed)?;
         let result = match &self.phase {
-            Phase::Pending(after) => read_group(&mut conns.control, &self.config, after).await,
+            Phase::Pending(after) => {
+                self.acks
+                    .flush(&mut conns.control, &self.config.stream, &self.config.group)
+                    .await?;
+                read_group(&mut conns.control, &self.config, after).await
+            }
             Phase::Live => {
                 self.reading = true;
-                read_group(&mut conns.reader, &self.config, ">").await
+                let acks = self.acks.take();
+                let read = ack_and_read_new(&mut conns.reader, &self.config, &acks).await;
+                if read.is_err() {
+                    // Sent again on the next connection (an XACK that did
+                    // get through is harmless to repeat).
+                    self.acks.put_back(acks);
+                }
+                read
             }
         };
         self.reading = false;
@@ -226,24 +237,34 @@ impl StreamConsumer {
         Ok(())
     }
 
-    /// Updates the lag counter, at most once per [`LAG_INTERVAL`].
-    async fn refresh_lag(&mut self) -> Result<(), LinkError> {
-        let Some(counters) = &self.lag else {
-            return Ok(());
+    /// Updates the lag counter, at most once per [`LAG_INTERVAL`], on a
+    /// task of its own: XINFO GROUPS answers every node's group, so it
+    /// stays off the read path (a failure only leaves the lag stale; the
+    /// reads notice a broken connection themselves).
+    fn refresh_lag(&mut self) {
+        let (Some(counters), Some(conns)) = (&self.lag, &self.conns) else {
+            return;
         };
         if self
             .lag_checked
             .is_some_and(|at| at.elapsed() < LAG_INTERVAL)
         {
-            return Ok(());
+            return;
         }
         self.lag_checked = Some(Instant::now());
-        let conns = self.conns.as_mut().ok_or(LinkError::Closed)?;
-        let group = group_info(&mut conns.control, &self.config.stream, &self.config.group).await?;
-        if let Some(lag) = group.and_then(|g| g.lag) {
-            counters.set_lag(lag as u64);
-        }
-        Ok(())
+        let counters = counters.clone();
+        let mut control = conns.control.clone();
+        let (stream, group) = (self.config.stream.clone(), self.config.group.clone());
+        tokio::spawn(async move {
+            match group_info(&mut control, &stream, &group).await {
+                Ok(info) => {
+                    if let Some(lag) = info.and_then(|g| g.lag) {
+                        counters.set_lag(lag as u64);
+                    }
+                }
+                Err(error) => tracing::debug!(stream, "lag query failed: {error}"),
+            }
+        });
     }
 }
 
