@@ -237,17 +237,12 @@ impl AmqpPublisher {
     /// the batch rather than one per message.
     async fn publish_batch(&self, items: Vec<Item>) -> Vec<Result<(), BrokerError>> {
         let channel = self.channel().await;
-        let mut steps = Vec::with_capacity(items.len());
-        for item in items {
-            let step = match (self.prepare(item), &channel) {
-                (Ok(out), Ok(channel)) => match self.send(channel, &out).await {
-                    Ok(confirm) => Step::Sent(out, confirm),
-                    Err(failure) => Step::Failed(out, failure),
-                },
-                (Err(error), _) => Step::Done(Err(error)),
-                (Ok(_), Err(error)) => Step::Done(Err(error.clone())),
-            };
-            steps.push(step);
+        let prepared: Vec<_> = items.into_iter().map(|item| self.prepare(item)).collect();
+        let mut steps = Vec::with_capacity(prepared.len());
+        let mut prepared = prepared.into_iter().peekable();
+        while prepared.peek().is_some() {
+            let chunk: Vec<_> = prepared.by_ref().take(SEND_TOGETHER).collect();
+            steps.extend(self.send_chunk(chunk, &channel).await);
         }
         let deadline = self.deadline();
         let mut results = Vec::with_capacity(steps.len());
@@ -264,6 +259,45 @@ impl AmqpPublisher {
         results
     }
 
+    /// Hands up to [`SEND_TOGETHER`] messages to the connection at once:
+    /// `basic_publish` queues a message's frames (and takes its confirm
+    /// sequence number) when first polled and then waits until the
+    /// connection has written them, and `join_all` polls a short list in
+    /// order, so the messages keep their order and the batch waits for one
+    /// write instead of one per message.
+    async fn send_chunk(
+        &self,
+        chunk: Vec<Result<Outgoing, BrokerError>>,
+        channel: &Result<Channel, BrokerError>,
+    ) -> Vec<Step> {
+        let channel = match channel {
+            Ok(channel) => channel,
+            Err(error) => {
+                return chunk
+                    .into_iter()
+                    .map(|out| Step::Done(Err(out.err().unwrap_or_else(|| error.clone()))))
+                    .collect();
+            }
+        };
+        let sends = chunk.iter().map(|out| async move {
+            match out {
+                Ok(out) => Some(self.send(channel, out).await),
+                Err(_) => None,
+            }
+        });
+        let sent = futures_util::future::join_all(sends).await;
+        chunk
+            .into_iter()
+            .zip(sent)
+            .map(|(out, sent)| match (out, sent) {
+                (Ok(out), Some(Ok(confirm))) => Step::Sent(out, confirm),
+                (Ok(out), Some(Err(failure))) => Step::Failed(out, failure),
+                (Err(error), _) => Step::Done(Err(error)),
+                (Ok(out), None) => Step::Failed(out, Failure::Retry("not sent".to_owned())),
+            })
+            .collect()
+    }
+
     /// The final result of one message: a connection failure gets its one
     /// more try.
     async fn settle(&self, out: &Outgoing, result: Result<(), Failure>) -> Result<(), BrokerError> {
@@ -274,6 +308,10 @@ impl AmqpPublisher {
         }
     }
 }
+
+/// Messages handed to the connection together: at most the length
+/// `futures_util::future::join_all` still polls as a plain list, in order.
+const SEND_TOGETHER: usize = 30;
 
 /// Where one message of a batch stands.
 enum Step {
