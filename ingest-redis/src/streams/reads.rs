@@ -141,45 +141,6 @@ fn unexpected(what: &str, got: &Value) -> redis::RedisError {
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bulk(s: &str) -> Value {
-        Value::BulkString(s.as_bytes().to_vec())
-    }
-
-    #[test]
-    fn entries_are_moved_out_of_both_reply_shapes() {
-        let entries = Value::Array(vec![
-            Value::Array(vec![
-                bulk("5-1"),
-                Value::Array(vec![bulk("channel"), bulk("c"), bulk("body"), bulk("{}")]),
-            ]),
-            // A pending entry deleted from the stream.
-            Value::Array(vec![bulk("5-2"), Value::Nil]),
-        ]);
-        let resp2 = Value::Array(vec![Value::Array(vec![bulk("s"), entries.clone()])]);
-        let resp3 = Value::Map(vec![(bulk("s"), entries)]);
-        for reply in [resp2, resp3] {
-            let got = entries_of(reply).unwrap();
-            assert_eq!(got.len(), 2);
-            assert_eq!(got[0].id, "5-1");
-            assert_eq!(got[0].map.get("body"), Some(&bulk("{}")));
-            assert_eq!(got[0].map.get("channel"), Some(&bulk("c")));
-            assert_eq!(got[1].id, "5-2");
-            assert!(got[1].map.is_empty());
-        }
-        assert!(entries_of(Value::Nil).unwrap().is_empty());
-        assert!(entries_of(Value::Int(1)).is_err());
-        assert!(entries_of(Value::Array(vec![Value::Array(vec![
-            bulk("s"),
-            Value::Int(3)
-        ])]))
-        .is_err());
-    }
-}
-
 /// This consumer's pending entries, all of them, oldest first.
 pub(crate) async fn read_all_pending(
     conn: &mut MultiplexedConnection,
@@ -231,4 +192,43 @@ pub(crate) async fn read_before(
     }
     window.reverse();
     Ok(window)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn entries_are_moved_out_of_both_reply_shapes() {
+        let entries = Value::Array(vec![
+            Value::Array(vec![
+                bulk("5-1"),
+                Value::Array(vec![bulk("channel"), bulk("c"), bulk("body"), bulk("{}")]),
+            ]),
+            // A pending entry deleted from the stream.
+            Value::Array(vec![bulk("5-2"), Value::Nil]),
+        ]);
+        let resp2 = Value::Array(vec![Value::Array(vec![bulk("s"), entries.clone()])]);
+        let resp3 = Value::Map(vec![(bulk("s"), entries)]);
+        for reply in [resp2, resp3] {
+            let got = entries_of(reply).unwrap();
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[0].id, "5-1");
+            assert_eq!(got[0].map.get("body"), Some(&bulk("{}")));
+            assert_eq!(got[0].map.get("channel"), Some(&bulk("c")));
+            assert_eq!(got[1].id, "5-2");
+            assert!(got[1].map.is_empty());
+        }
+        assert!(entries_of(Value::Nil).unwrap().is_empty());
+        assert!(entries_of(Value::Int(1)).is_err());
+        assert!(entries_of(Value::Array(vec![Value::Array(vec![
+            bulk("s"),
+            Value::Int(3)
+        ])]))
+        .is_err());
+    }
 }
