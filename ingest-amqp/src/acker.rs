@@ -5,9 +5,11 @@
 //! `run_source` settles each message before it asks for the next one, so
 //! one awaited `basic.ack` per message would cap the ingest at one broker
 //! round trip per event. An accepted delivery is only recorded instead;
-//! the source sends one `basic.ack multiple` for everything recorded when
-//! no delivery is waiting, when half the prefetch window is recorded, and
-//! before any nack. Deliveries are settled in tag order on one channel, so
+//! one `basic.ack multiple` goes for everything recorded when half the
+//! prefetch window is recorded, before any nack, and from the source
+//! whenever no delivery is waiting. This needs the source to be driven one
+//! item at a time (no read-ahead: `IngestSource::read_ahead` is 0), so that
+//! everything recorded was settled in tag order. Deliveries are settled in tag order on one channel, so
 //! acking up to the latest tag acks exactly the recorded ones (tags nacked
 //! or acked singly before it are already settled and not touched again).
 //! An ack lost with the connection means a redelivery, which the duplicate
@@ -26,12 +28,26 @@ use crate::dedup::RecentIds;
 /// The accepted deliveries of the current channel not acked yet: the
 /// acker of the newest one (acking it with `multiple` acks them all) and
 /// how many there are.
-#[derive(Default)]
 pub(crate) struct AckBatch {
     pending: Mutex<Option<(Acker, usize)>>,
+    /// Sent once this many are recorded (half the prefetch window).
+    flush_at: usize,
 }
 
 impl AckBatch {
+    /// A batch sent at the latest when `flush_at` acks are recorded.
+    pub(crate) fn new(flush_at: usize) -> Self {
+        Self {
+            pending: Mutex::default(),
+            flush_at: flush_at.max(1),
+        }
+    }
+
+    /// Whether enough is recorded to send it now.
+    pub(crate) fn is_full(&self) -> bool {
+        self.len() >= self.flush_at
+    }
+
     /// Records an accepted delivery (or a skipped copy).
     pub(crate) fn record(&self, acker: Acker) {
         let mut pending = self.pending.lock();
@@ -79,6 +95,9 @@ impl Acknowledger for DeliveryAcker {
             self.recent.remember(id);
         }
         self.batch.record(self.acker);
+        if self.batch.is_full() {
+            self.batch.flush().await;
+        }
     }
 
     async fn reject(self: Box<Self>) {

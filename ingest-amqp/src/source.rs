@@ -85,6 +85,7 @@ impl AmqpSource {
     /// can never work (bad URL or names, `amqps://`, no routing key).
     pub fn new(config: AmqpConfig) -> Result<Self, ConfigError> {
         let names = config.checked()?;
+        let batch = Arc::new(AckBatch::new(usize::from(config.prefetch / 2)));
         let lease_period = config
             .queue_expires
             .map(|expires| (expires / 3).max(Duration::from_millis(1)));
@@ -99,7 +100,7 @@ impl AmqpSource {
             counters: None,
             lease_period,
             lease: None,
-            batch: Arc::default(),
+            batch,
         })
     }
 
@@ -278,13 +279,14 @@ impl IngestSource for AmqpSource {
             // more than `prefetch` unacked ones.
             let mut ready = None;
             if self.batch.len() > 0 {
-                if self.batch.len() < usize::from(self.config.prefetch / 2).max(1) {
+                if !self.batch.is_full() {
                     ready = session.consumer.next().now_or_never();
                 }
                 if ready.is_none() {
                     self.batch.flush().await;
                 }
             }
+
             // A delivery already taken off the stream must not be dropped
             // for a lease renewal: no select then.
             let next = match ready {
