@@ -39,7 +39,9 @@ pub struct RedisConfig {
     pub stream: String,
     /// Streams mode: the publisher trims the stream to about this many
     /// entries with every XADD (`MAXLEN ~ n`, trimmed in whole radix-tree
-    /// nodes, so the stream may hold a little more); `None`: no trimming.
+    /// nodes, so the stream may hold a little more), and the source with
+    /// `XTRIM ~` once a second (entries producers added without MAXLEN);
+    /// `None`: no trimming.
     /// Keep it at least the history a resume needs (the binary refuses
     /// less than `history.capacity`).
     pub stream_maxlen: Option<u64>,

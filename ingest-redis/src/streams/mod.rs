@@ -39,8 +39,8 @@ use crate::link::LinkError;
 
 pub(crate) use self::entry::{BODY_FIELD, CHANNEL_FIELD, ID_FIELD};
 
-/// How often at most the group's lag is asked for.
-const LAG_INTERVAL: Duration = Duration::from_secs(1);
+/// How often at most the stream is trimmed and the group's lag asked for.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The two connections of one session.
 struct Connections {
@@ -83,7 +83,7 @@ pub(crate) struct StreamConsumer {
     reading: bool,
     /// Where to report the group's lag, if anywhere.
     lag: Option<Arc<SourceCounters>>,
-    lag_checked: Option<Instant>,
+    upkept: Option<Instant>,
 }
 
 impl StreamConsumer {
@@ -100,7 +100,7 @@ impl StreamConsumer {
             backfilled: false,
             reading: false,
             lag: None,
-            lag_checked: None,
+            upkept: None,
         }
     }
 
@@ -153,7 +153,7 @@ impl StreamConsumer {
                 }
             }
             self.backfilled = true;
-            self.refresh_lag();
+            self.upkeep();
             self.read().await?;
         }
     }
@@ -237,25 +237,43 @@ impl StreamConsumer {
         Ok(())
     }
 
-    /// Updates the lag counter, at most once per [`LAG_INTERVAL`], on a
-    /// task of its own: XINFO GROUPS answers every node's group, so it
-    /// stays off the read path (a failure only leaves the lag stale; the
-    /// reads notice a broken connection themselves).
-    fn refresh_lag(&mut self) {
-        let (Some(counters), Some(conns)) = (&self.lag, &self.conns) else {
+    /// Once per [`UPKEEP_INTERVAL`], on a task of its own (off the read
+    /// path; a failure only leaves things as they are, and the reads
+    /// notice a broken connection themselves): trims the stream to about
+    /// `stream_maxlen` entries (`XTRIM ~`, so entries producers XADDed
+    /// without MAXLEN are bounded too), and updates the lag counter
+    /// (XINFO GROUPS, which answers every node's group).
+    fn upkeep(&mut self) {
+        let Some(conns) = &self.conns else {
             return;
         };
-        if self
-            .lag_checked
-            .is_some_and(|at| at.elapsed() < LAG_INTERVAL)
-        {
+        let trim = self.config.stream_maxlen;
+        if trim.is_none() && self.lag.is_none() {
             return;
         }
-        self.lag_checked = Some(Instant::now());
-        let counters = counters.clone();
+        if self.upkept.is_some_and(|at| at.elapsed() < UPKEEP_INTERVAL) {
+            return;
+        }
+        self.upkept = Some(Instant::now());
+        let counters = self.lag.clone();
         let mut control = conns.control.clone();
         let (stream, group) = (self.config.stream.clone(), self.config.group.clone());
         tokio::spawn(async move {
+            if let Some(maxlen) = trim {
+                let trimmed: redis::RedisResult<u64> = redis::cmd("XTRIM")
+                    .arg(&stream)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(maxlen)
+                    .query_async(&mut control)
+                    .await;
+                if let Err(error) = trimmed {
+                    tracing::debug!(stream, "XTRIM failed: {error}");
+                }
+            }
+            let Some(counters) = counters else {
+                return;
+            };
             match group_info(&mut control, &stream, &group).await {
                 Ok(info) => {
                     if let Some(lag) = info.and_then(|g| g.lag) {
