@@ -41,6 +41,9 @@ pub struct AmqpConfig {
     /// Message ids remembered to drop redeliveries of events already
     /// accepted (see [`AmqpSource`](crate::AmqpSource)); 0 turns it off.
     pub dedup_capacity: usize,
+    /// How long a message id is remembered (the binary passes
+    /// `[ingest] dedup_window_s`, the hub's window too).
+    pub dedup_max_age: Duration,
     /// First delay before reconnecting; it doubles per failed attempt...
     pub reconnect_min: Duration,
     /// ...up to this, and stays there until a connection succeeds.
@@ -52,6 +55,40 @@ pub struct AmqpConfig {
     /// broker's confirm (a broker short of memory or disk blocks
     /// publishers); past it the publish fails as unavailable.
     pub publish_timeout: Duration,
+    /// `x-expires` of the queue and of `<queue>.dead`: the broker deletes
+    /// them once unused (no consumer, not declared again) this long, so
+    /// the queue of a node that is gone for good does not collect events
+    /// forever. `None`: they live until deleted. At most `u32::MAX` ms.
+    pub queue_expires: Option<Duration>,
+    /// `x-max-length` of the queue and of `<queue>.dead`; `None`: no
+    /// bound.
+    pub queue_max_length: Option<u64>,
+    /// What the queue does when it is full (`x-overflow`).
+    pub queue_overflow: Overflow,
+}
+
+/// RabbitMQ's `x-overflow` for a full queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// `drop-head`: the oldest message leaves (dead-lettered into
+    /// `<queue>.dead`, itself bounded and dropping its oldest), so a node
+    /// that is gone or stuck costs the broker a bounded queue and never
+    /// stalls publishers.
+    #[default]
+    DropHead,
+    /// `reject-publish`: the new message is refused; publishers with
+    /// confirms get a nack while any bound queue is full.
+    RejectPublish,
+}
+
+impl Overflow {
+    /// The `x-overflow` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DropHead => "drop-head",
+            Self::RejectPublish => "reject-publish",
+        }
+    }
 }
 
 impl Default for AmqpConfig {
@@ -66,10 +103,14 @@ impl Default for AmqpConfig {
             dead_letter_exchange: "tickstock.events.dlx".to_owned(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             dedup_capacity: 65_536,
+            dedup_max_age: Duration::from_secs(600),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(15),
             publish_timeout: Duration::from_secs(15),
+            queue_expires: Some(Duration::from_secs(3600)),
+            queue_max_length: Some(1_000_000),
+            queue_overflow: Overflow::DropHead,
         }
     }
 }
@@ -109,7 +150,21 @@ impl AmqpConfig {
             .iter()
             .map(|key| name("routing key", key, true))
             .collect::<Result<_, _>>()?;
+        let expires_ms = match self.queue_expires {
+            Some(expires) => Some(
+                u32::try_from(expires.as_millis())
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .ok_or(ConfigError::BadExpiry(expires))?,
+            ),
+            None => None,
+        };
         Ok(Checked {
+            limits: QueueLimits {
+                expires_ms,
+                max_length: self.queue_max_length,
+                overflow: self.queue_overflow,
+            },
             uri,
             exchange: name("exchange", &self.exchange, false)?,
             queue: name("queue", &self.queue, false)?,
@@ -129,6 +184,15 @@ pub(crate) struct Checked {
     pub(crate) dead_queue: ShortString,
     pub(crate) dead_letter_exchange: ShortString,
     pub(crate) routing_keys: Vec<ShortString>,
+    pub(crate) limits: QueueLimits,
+}
+
+/// The bounds of the node's queues, as the broker takes them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueLimits {
+    pub(crate) expires_ms: Option<u32>,
+    pub(crate) max_length: Option<u64>,
+    pub(crate) overflow: Overflow,
 }
 
 /// An [`AmqpConfig`] that cannot work.
@@ -154,6 +218,9 @@ pub enum ConfigError {
     /// `basic.qos` 0 means unlimited, which a slow hub cannot bound.
     #[error("prefetch must be at least 1")]
     ZeroPrefetch,
+    /// `x-expires` must be 1 ms to `u32::MAX` ms.
+    #[error("queue expiry {0:?} must be 1 ms to {max} ms", max = u32::MAX)]
+    BadExpiry(Duration),
 }
 
 /// A protocol short string (at most 255 bytes); empty only where allowed
@@ -219,6 +286,15 @@ mod tests {
             Some(ConfigError::NoRoutingKeys)
         );
         assert_eq!(with(|c| c.prefetch = 0), Some(ConfigError::ZeroPrefetch));
+        assert_eq!(
+            with(|c| c.queue_expires = Some(Duration::ZERO)),
+            Some(ConfigError::BadExpiry(Duration::ZERO))
+        );
+        let long = Duration::from_millis(u64::from(u32::MAX) + 1);
+        assert_eq!(
+            with(|c| c.queue_expires = Some(Duration::from_millis(u64::from(u32::MAX) + 1))),
+            Some(ConfigError::BadExpiry(long))
+        );
         assert!(matches!(
             with(|c| c.queue = "q".repeat(256)),
             Some(ConfigError::BadName { what: "queue", .. })

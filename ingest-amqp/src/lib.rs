@@ -55,7 +55,7 @@ mod publisher;
 mod source;
 mod topology;
 
-pub use config::{AmqpConfig, ConfigError};
+pub use config::{AmqpConfig, ConfigError, Overflow};
 pub use decode::{BINCODE_CONTENT_TYPE, JSON_CONTENT_TYPE};
 pub use publisher::AmqpPublisher;
 pub use source::AmqpSource;

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use lapin::options::BasicPublishOptions;
 use lapin::types::ShortString;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, PublisherConfirm};
-use tickcast_core::ingest::{BrokerError, BrokerPublisher};
+use tickcast_core::ingest::{BrokerError, BrokerPublisher, Outgoing as Item};
 use tickcast_core::model::Offset;
 use tokio::sync::Mutex;
 
@@ -21,8 +21,9 @@ use crate::topology::{self, SetupError};
 use tickcast_core::ingest::Backoff;
 
 /// Publishes bodies to the exchange with the channel as routing key,
-/// persistent (delivery mode 2), with a fresh unique `message_id` each (the
-/// consumers' duplicate check) and content type `application/json`, or
+/// persistent (delivery mode 2), with the event's idempotency key as
+/// `message_id` (the consumers' duplicate check), or a fresh unique one for
+/// an event without a key (or with one over 255 bytes, AMQP's limit) and content type `application/json`, or
 /// `application/x-bincode` for a body that starts with the bincode marker
 /// (sent as it is). Returns once the broker confirmed the message
 /// (publisher confirms), with no offset: nodes number events on receipt.
@@ -217,31 +218,31 @@ impl AmqpPublisher {
         tokio::time::Instant::now() + self.publish_timeout
     }
 
-    fn prepare(&self, channel: String, body: Bytes) -> Result<Outgoing, BrokerError> {
-        let routing_key = ShortString::try_new(channel)
+    fn prepare(&self, item: Item) -> Result<Outgoing, BrokerError> {
+        let routing_key = ShortString::try_new(item.channel)
             .map_err(|e| BrokerError::Refused(format!("routing key: {e}")))?;
+        let message_id = item
+            .key
+            .filter(|key| !key.is_empty())
+            .and_then(|key| ShortString::try_new(key).ok())
+            .unwrap_or_else(|| self.ids.next());
         Ok(Outgoing {
             routing_key,
-            body,
-            message_id: self.ids.next(),
+            body: item.body,
+            message_id,
         })
     }
 
     /// Sends every message, then awaits every confirm: one round trip for
     /// the batch rather than one per message.
-    async fn publish_batch(&self, items: Vec<(String, Bytes)>) -> Vec<Result<(), BrokerError>> {
+    async fn publish_batch(&self, items: Vec<Item>) -> Vec<Result<(), BrokerError>> {
         let channel = self.channel().await;
-        let mut steps = Vec::with_capacity(items.len());
-        for (routing_key, body) in items {
-            let step = match (self.prepare(routing_key, body), &channel) {
-                (Ok(out), Ok(channel)) => match self.send(channel, &out).await {
-                    Ok(confirm) => Step::Sent(out, confirm),
-                    Err(failure) => Step::Failed(out, failure),
-                },
-                (Err(error), _) => Step::Done(Err(error)),
-                (Ok(_), Err(error)) => Step::Done(Err(error.clone())),
-            };
-            steps.push(step);
+        let prepared: Vec<_> = items.into_iter().map(|item| self.prepare(item)).collect();
+        let mut steps = Vec::with_capacity(prepared.len());
+        let mut prepared = prepared.into_iter().peekable();
+        while prepared.peek().is_some() {
+            let chunk: Vec<_> = prepared.by_ref().take(SEND_TOGETHER).collect();
+            steps.extend(self.send_chunk(chunk, &channel).await);
         }
         let deadline = self.deadline();
         let mut results = Vec::with_capacity(steps.len());
@@ -258,6 +259,45 @@ impl AmqpPublisher {
         results
     }
 
+    /// Hands up to [`SEND_TOGETHER`] messages to the connection at once:
+    /// `basic_publish` queues a message's frames (and takes its confirm
+    /// sequence number) when first polled and then waits until the
+    /// connection has written them, and `join_all` polls a short list in
+    /// order, so the messages keep their order and the batch waits for one
+    /// write instead of one per message.
+    async fn send_chunk(
+        &self,
+        chunk: Vec<Result<Outgoing, BrokerError>>,
+        channel: &Result<Channel, BrokerError>,
+    ) -> Vec<Step> {
+        let channel = match channel {
+            Ok(channel) => channel,
+            Err(error) => {
+                return chunk
+                    .into_iter()
+                    .map(|out| Step::Done(Err(out.err().unwrap_or_else(|| error.clone()))))
+                    .collect();
+            }
+        };
+        let sends = chunk.iter().map(|out| async move {
+            match out {
+                Ok(out) => Some(self.send(channel, out).await),
+                Err(_) => None,
+            }
+        });
+        let sent = futures_util::future::join_all(sends).await;
+        chunk
+            .into_iter()
+            .zip(sent)
+            .map(|(out, sent)| match (out, sent) {
+                (Ok(out), Some(Ok(confirm))) => Step::Sent(out, confirm),
+                (Ok(out), Some(Err(failure))) => Step::Failed(out, failure),
+                (Err(error), _) => Step::Done(Err(error)),
+                (Ok(out), None) => Step::Failed(out, Failure::Retry("not sent".to_owned())),
+            })
+            .collect()
+    }
+
     /// The final result of one message: a connection failure gets its one
     /// more try.
     async fn settle(&self, out: &Outgoing, result: Result<(), Failure>) -> Result<(), BrokerError> {
@@ -268,6 +308,10 @@ impl AmqpPublisher {
         }
     }
 }
+
+/// Messages handed to the connection together: at most the length
+/// `futures_util::future::join_all` still polls as a plain list, in order.
+const SEND_TOGETHER: usize = 30;
 
 /// Where one message of a batch stands.
 enum Step {
@@ -296,7 +340,12 @@ impl BrokerPublisher for AmqpPublisher {
     }
 
     async fn publish(&self, channel: &str, body: Bytes) -> Result<Option<Offset>, BrokerError> {
-        let mut results = self.publish_batch(vec![(channel.to_owned(), body)]).await;
+        let item = Item {
+            channel: channel.to_owned(),
+            body,
+            key: None,
+        };
+        let mut results = self.publish_batch(vec![item]).await;
         match results.pop() {
             Some(result) => result.map(|()| None),
             None => Err(BrokerError::Unavailable("nothing was published".to_owned())),
@@ -307,6 +356,23 @@ impl BrokerPublisher for AmqpPublisher {
         &self,
         items: Vec<(String, Bytes)>,
     ) -> Vec<Result<Option<Offset>, BrokerError>> {
+        let items = items
+            .into_iter()
+            .map(|(channel, body)| Item {
+                channel,
+                body,
+                key: None,
+            })
+            .collect();
+        self.publish_keyed(items).await
+    }
+
+    /// The key is the message's `message_id`.
+    fn carries_keys(&self) -> bool {
+        true
+    }
+
+    async fn publish_keyed(&self, items: Vec<Item>) -> Vec<Result<Option<Offset>, BrokerError>> {
         let results = self.publish_batch(items).await;
         results.into_iter().map(|r| r.map(|()| None)).collect()
     }
@@ -358,7 +424,29 @@ mod tests {
     #[test]
     fn refuses_routing_keys_over_255_bytes() {
         let publisher = AmqpPublisher::new(&AmqpConfig::default()).unwrap();
-        let long = publisher.prepare("k".repeat(256), Bytes::new());
+        let item = |channel: String, key: Option<String>| Item {
+            channel,
+            body: Bytes::new(),
+            key,
+        };
+        let long = publisher.prepare(item("k".repeat(256), None));
         assert!(matches!(long, Err(BrokerError::Refused(_))));
+    }
+
+    #[test]
+    fn the_key_is_the_message_id_when_it_fits() {
+        let publisher = AmqpPublisher::new(&AmqpConfig::default()).unwrap();
+        let id = |key: Option<String>| {
+            let item = Item {
+                channel: "c".into(),
+                body: Bytes::new(),
+                key,
+            };
+            publisher.prepare(item).unwrap().message_id.to_string()
+        };
+        assert_eq!(id(Some("e-1".into())), "e-1");
+        assert!(id(None).starts_with("tc-"));
+        assert!(id(Some(String::new())).starts_with("tc-"));
+        assert!(id(Some("k".repeat(256))).starts_with("tc-"));
     }
 }

@@ -4,13 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::BasicAckOptions;
 use lapin::{Acker, Channel, Connection, Consumer};
 use tickcast_core::ingest::{Incoming, IngestItem, IngestSource, SourceCounters};
 
-use crate::acker::DeliveryAcker;
+use crate::acker::{AckBatch, DeliveryAcker};
 use crate::config::{AmqpConfig, Checked, ConfigError};
 use crate::decode::decode_delivery;
 use crate::dedup::RecentIds;
@@ -52,13 +51,20 @@ pub struct AmqpSource {
     down: bool,
     recent: RecentIds,
     counters: Option<Arc<SourceCounters>>,
+    /// With `queue_expires`: how often to renew the dead queue's lease (a
+    /// third of the expiry: two renewals may fail in a row)...
+    lease_period: Option<Duration>,
+    /// ...and when next, once connected.
+    lease: Option<tokio::time::Interval>,
+    /// Acks of accepted deliveries, sent together (see [`AckBatch`]).
+    batch: Arc<AckBatch>,
 }
 
 /// A live connection with its consuming channel. Dropping it closes the
 /// connection, so the broker requeues whatever was not acked.
 struct Session {
     consumer: Consumer,
-    _channel: Channel,
+    channel: Channel,
     connection: Connection,
 }
 
@@ -79,15 +85,22 @@ impl AmqpSource {
     /// can never work (bad URL or names, `amqps://`, no routing key).
     pub fn new(config: AmqpConfig) -> Result<Self, ConfigError> {
         let names = config.checked()?;
+        let batch = Arc::new(AckBatch::new(usize::from(config.prefetch / 2)));
+        let lease_period = config
+            .queue_expires
+            .map(|expires| (expires / 3).max(Duration::from_millis(1)));
         Ok(Self {
             backoff: Backoff::new(config.reconnect_min, config.reconnect_max),
-            recent: RecentIds::new(config.dedup_capacity),
+            recent: RecentIds::new(config.dedup_capacity, config.dedup_max_age),
             config,
             names,
             session: None,
             retry_after: None,
             down: false,
             counters: None,
+            lease_period,
+            lease: None,
+            batch,
         })
     }
 
@@ -109,6 +122,12 @@ impl AmqpSource {
                 Ok(session) => {
                     tracing::info!(source = "amqp", queue = %self.config.queue, "consuming");
                     self.session = Some(session);
+                    self.lease = self.lease_period.map(|period| {
+                        let start = tokio::time::Instant::now() + period;
+                        let mut lease = tokio::time::interval_at(start, period);
+                        lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        lease
+                    });
                     self.backoff.reset();
                     self.down = false;
                     return IngestItem::Connected;
@@ -143,7 +162,7 @@ impl AmqpSource {
         match topology::within(limit, consuming).await {
             Ok(consumer) => Ok(Session {
                 consumer,
-                _channel: channel,
+                channel,
                 connection,
             }),
             Err(error) => {
@@ -157,6 +176,7 @@ impl AmqpSource {
 
     /// The connection or channel failed: close it and start an outage.
     async fn lost(&mut self, why: String) -> IngestItem {
+        self.batch.clear();
         if let Some(session) = self.session.take() {
             close(&session.connection).await;
         }
@@ -200,6 +220,7 @@ impl AmqpSource {
             message_id,
             routing_key: routing_key.to_string(),
             recent: self.recent.clone(),
+            batch: self.batch.clone(),
         };
         Some(IngestItem::Message(Incoming {
             decoded,
@@ -218,8 +239,26 @@ impl AmqpSource {
         if let Some(counters) = &self.counters {
             counters.duplicate();
         }
-        if let Err(error) = acker.ack(BasicAckOptions::default()).await {
-            tracing::debug!(source = "amqp", "ack of a duplicate failed: {error}");
+        self.batch.record(acker);
+    }
+}
+
+/// A source dropped while connected (its task aborted at shutdown) sends
+/// its recorded acks and closes its connection, so the broker redelivers what it had not acked at once
+/// and the queue's `x-expires` countdown starts, instead of both waiting
+/// for the process to exit.
+impl Drop for AmqpSource {
+    fn drop(&mut self) {
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let batch = self.batch.clone();
+            runtime.spawn(async move {
+                // What the hub accepted is acked before the connection goes.
+                batch.flush().await;
+                close(&session.connection).await;
+            });
         }
     }
 }
@@ -235,7 +274,38 @@ impl IngestSource for AmqpSource {
             let Some(session) = &mut self.session else {
                 return Some(self.connect().await);
             };
-            let item = match session.consumer.next().await {
+            // Recorded acks go out when half the prefetch window waits for
+            // them, or before waiting for a delivery: the broker sends no
+            // more than `prefetch` unacked ones.
+            let mut ready = None;
+            if self.batch.len() > 0 {
+                if !self.batch.is_full() {
+                    ready = session.consumer.next().now_or_never();
+                }
+                if ready.is_none() {
+                    self.batch.flush().await;
+                }
+            }
+
+            // A delivery already taken off the stream must not be dropped
+            // for a lease renewal: no select then.
+            let next = match ready {
+                Some(next) => next,
+                None => tokio::select! {
+                    next = session.consumer.next() => next,
+                    () = lease_due(&mut self.lease) => {
+                        let renewing = topology::renew_dead_queue(&session.channel, &self.names);
+                        if let Err(error) = topology::within(self.config.connect_timeout, renewing).await {
+                            // The channel is closed with it: the consumer
+                            // ends and the reconnect declares everything
+                            // again.
+                            tracing::warn!(source = "amqp", "{error}");
+                        }
+                        continue;
+                    }
+                },
+            };
+            let item = match next {
                 Some(Ok(delivery)) => self.receive(delivery).await,
                 Some(Err(error)) => Some(self.lost(error.to_string()).await),
                 None => Some(
@@ -247,5 +317,15 @@ impl IngestSource for AmqpSource {
                 return item;
             }
         }
+    }
+}
+
+/// The next lease renewal, or never without an expiry.
+async fn lease_due(lease: &mut Option<tokio::time::Interval>) {
+    match lease {
+        Some(lease) => {
+            lease.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }

@@ -13,7 +13,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 
-use crate::config::Checked;
+use crate::config::{Checked, Overflow, QueueLimits};
 
 /// A step of setting up a connection failed; the text names the step.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -136,11 +136,16 @@ async fn declare_topic(channel: &Channel, exchange: &ShortString) -> Result<(), 
 /// exchange.
 async fn declare_dead_letters(channel: &Channel, names: &Checked) -> Result<(), SetupError> {
     declare_topic(channel, &names.dead_letter_exchange).await?;
+    // Bounded like the node's queue, but dropping its own oldest for good
+    // (it has no dead-letter exchange): drop-head overflow of the node's
+    // queue lands here.
+    let mut arguments = FieldTable::default();
+    bound(&mut arguments, &names.limits, Overflow::DropHead);
     channel
         .queue_declare(
             names.dead_queue.clone(),
             QueueDeclareOptions::durable(),
-            FieldTable::default(),
+            arguments,
         )
         .await
         .step(|| format!("declare queue {}", names.dead_queue))?;
@@ -153,9 +158,11 @@ async fn declare_dead_letters(channel: &Channel, names: &Checked) -> Result<(), 
     .await
 }
 
-/// The node's queue. Its arguments are part of its identity: a queue of
-/// the same name declared earlier with other arguments makes the broker
-/// refuse this (PRECONDITION_FAILED); delete it or choose another name.
+/// The node's queue: dead-lettering to the node's `.dead` queue, and the
+/// configured expiry and length bound. Its arguments are part of its
+/// identity: a queue of the same name declared earlier with other arguments
+/// makes the broker refuse this (PRECONDITION_FAILED); delete it or choose
+/// another name.
 async fn declare_queue(
     channel: &Channel,
     names: &Checked,
@@ -170,6 +177,7 @@ async fn declare_queue(
         "x-dead-letter-routing-key".into(),
         AMQPValue::LongString(names.queue.as_str().into()),
     );
+    bound(&mut arguments, &names.limits, names.limits.overflow);
     let options = QueueDeclareOptions {
         durable,
         ..QueueDeclareOptions::default()
@@ -179,6 +187,36 @@ async fn declare_queue(
         .await
         .step(|| format!("declare queue {}", names.queue))?;
     Ok(())
+}
+
+/// Renews the lease of `<queue>.dead`: nobody consumes it, so without a
+/// declaration now and then its `x-expires` would delete it (and the dead
+/// letters in it) under a live node. A passive declare counts as one.
+pub(crate) async fn renew_dead_queue(channel: &Channel, names: &Checked) -> Result<(), SetupError> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(names.dead_queue.clone(), passive, FieldTable::default())
+        .await
+        .step(|| format!("renew queue {}", names.dead_queue))?;
+    Ok(())
+}
+
+/// `x-expires`, `x-max-length` and `x-overflow` of a queue.
+fn bound(arguments: &mut FieldTable, limits: &QueueLimits, overflow: Overflow) {
+    if let Some(ms) = limits.expires_ms {
+        arguments.insert("x-expires".into(), AMQPValue::LongLongInt(i64::from(ms)));
+    }
+    if let Some(max) = limits.max_length {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(max));
+        arguments.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString(overflow.as_str().into()),
+        );
+    }
 }
 
 async fn bind(

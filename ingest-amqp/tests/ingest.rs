@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{Client, Raw};
 use lapin::BasicProperties;
-use serde_json::json;
+use serde_json::{json, Value};
 use tickcast_core::ingest::{run_source, IngestItem, IngestSource};
 use tickcast_core::model::{Envelope, BINCODE_MARKER};
 use tickcast_ingest_amqp::{AmqpConfig, AmqpSource, BINCODE_CONTENT_TYPE};
@@ -222,23 +222,36 @@ async fn a_message_id_already_accepted_is_not_delivered_again() {
     publish(1, with_id("m-1")).await;
     client.wait_for(|seen| !seen.is_empty()).await;
     // The same message again (a publisher retrying after a lost confirm),
-    // then new ones; two without id, which cannot be recognised.
+    // then new ones; two without message_id, recognised by the body's
+    // event_id (the hub's idempotency key), and one without either.
     publish(1, with_id("m-1")).await;
     publish(2, with_id("m-2")).await;
     publish(3, common::json_properties()).await;
     publish(3, common::json_properties()).await;
     publish(4, with_id("m-4")).await;
+    let anonymous = Bytes::from(json!({"symbol":"AAPL","pattern":"Doji"}).to_string());
+    for _ in 0..2 {
+        raw.publish(&config.exchange, key, &anonymous, common::json_properties())
+            .await;
+    }
 
-    let seen = client.wait_for(|seen| seen.len() >= 5).await;
+    let seen = client.wait_for(|seen| seen.len() >= 6).await;
     let ids: Vec<_> = seen.iter().map(|d| d["event_id"].clone()).collect();
     assert_eq!(
         ids,
-        [json!("1"), json!("2"), json!("3"), json!("3"), json!("4")]
+        [
+            json!("1"),
+            json!("2"),
+            json!("3"),
+            json!("4"),
+            Value::Null,
+            Value::Null
+        ]
     );
     let counters = hub.source("amqp");
-    common::wait_until(|| counters.snapshot().accepted >= 5).await;
+    common::wait_until(|| counters.snapshot().accepted >= 6).await;
     let stats = counters.snapshot();
-    assert_eq!((stats.accepted, stats.duplicates), (5, 1));
+    assert_eq!((stats.accepted, stats.duplicates), (6, 2));
     raw.remove(&config).await;
 }
 

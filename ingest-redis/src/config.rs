@@ -37,6 +37,14 @@ pub struct RedisConfig {
     /// (gives the event type like a pub/sub channel) and field `body` (the
     /// event bytes exactly as published on a channel).
     pub stream: String,
+    /// Streams mode: the publisher trims the stream to about this many
+    /// entries with every XADD (`MAXLEN ~ n`, trimmed in whole radix-tree
+    /// nodes, so the stream may hold a little more), and the source with
+    /// `XTRIM ~` once a second (entries producers added without MAXLEN);
+    /// `None`: no trimming.
+    /// Keep it at least the history a resume needs (the binary refuses
+    /// less than `history.capacity`).
+    pub stream_maxlen: Option<u64>,
     /// Streams mode: this node's own consumer group. Every node must have
     /// its own, because each node must see every event; the binary passes
     /// `tickcast-<node_id>`.
@@ -83,6 +91,7 @@ impl Default for RedisConfig {
                 .map(|(channel, _)| (*channel).to_owned())
                 .collect(),
             stream: "tickstock:events".to_owned(),
+            stream_maxlen: Some(1_000_000),
             group: "tickcast".to_owned(),
             consumer: "tickcast".to_owned(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,

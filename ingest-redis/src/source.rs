@@ -162,10 +162,20 @@ impl RedisSource {
     }
 }
 
+/// Items [`run_source`](tickcast_core::ingest::run_source) may read ahead
+/// of the hub: one XREADGROUP batch (500) and some.
+const READ_AHEAD: usize = 1024;
+
 #[async_trait]
 impl IngestSource for RedisSource {
     fn name(&self) -> &str {
         SOURCE_NAME
+    }
+
+    /// Both modes may read ahead: pub/sub has no acks, and a stream entry
+    /// is only XACKed once the hub recorded it (through its acker).
+    fn read_ahead(&self) -> usize {
+        READ_AHEAD
     }
 
     async fn next(&mut self) -> Option<IngestItem> {

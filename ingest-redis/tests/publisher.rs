@@ -179,3 +179,83 @@ async fn the_publisher_reconnects_after_a_server_restart() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Pub/sub: a PUBLISH that no subscriber received is no success (issue
+/// 14): it fails as `NoReceiver`, in a pipeline only for its own item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_no_subscriber_received_fails_as_no_receiver() {
+    let Some(url) = tickcast_testkit::redis_url() else {
+        return;
+    };
+    let heard = unique("heard");
+    let unheard = unique("unheard");
+    let config = tickcast_ingest_redis::RedisConfig {
+        channels: vec![heard.clone()],
+        ..source_config(&url, RedisMode::PubSub)
+    };
+    let hub = hub(OffsetMode::Node);
+    let mut conn = client(&hub, None);
+    let task = start(&hub, config.clone()).await;
+    let publisher = RedisPublisher::new(&config).unwrap();
+    let body = Bytes::from_static(br#"{"pattern":"Doji","symbol":"AAPL"}"#);
+
+    let result = publisher.publish(&unheard, body.clone()).await;
+    assert!(
+        matches!(&result, Err(BrokerError::NoReceiver(why)) if why.contains(&unheard)),
+        "{result:?}"
+    );
+    let results = publisher
+        .publish_all(vec![
+            (unheard.clone(), body.clone()),
+            (heard.clone(), body.clone()),
+        ])
+        .await;
+    assert!(
+        matches!(&results[..], [Err(BrokerError::NoReceiver(_)), Ok(None)]),
+        "{results:?}"
+    );
+    assert_eq!(publisher.publish(&heard, body).await, Ok(None));
+    assert_eq!(collect(&mut conn.frames, 2).await.len(), 2);
+    stop(task).await;
+}
+
+/// Streams: the publisher trims with `MAXLEN ~`, so the stream stays near
+/// `stream_maxlen` however much is published (issue 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_stays_bounded() {
+    let Some(url) = tickcast_testkit::redis_url() else {
+        return;
+    };
+    let stream = unique("bounded");
+    let config = tickcast_ingest_redis::RedisConfig {
+        stream_maxlen: Some(200),
+        ..streams_config(&url, &stream, "unused")
+    };
+    let publisher = RedisPublisher::new(&config).unwrap();
+    let body = Bytes::from_static(br#"{"pattern":"Doji","symbol":"AAPL"}"#);
+    let mut redis = redis_conn(&url).await;
+    for _ in 0..20 {
+        let batch = vec![("tickstock.events.patterns".to_owned(), body.clone()); 100];
+        let results = publisher.publish_all(batch).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        let len: u64 = redis::cmd("XLEN")
+            .arg(&stream)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        // `~` trims whole radix-tree nodes (100 entries by default): never
+        // below the bound, at most a node above it.
+        assert!(len <= 200 + 100, "XLEN {len}");
+    }
+    let len: u64 = redis::cmd("XLEN")
+        .arg(&stream)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(len >= 200, "XLEN {len}");
+    let _: usize = redis::cmd("DEL")
+        .arg(&stream)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+}

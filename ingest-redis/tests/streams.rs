@@ -321,3 +321,47 @@ async fn a_deleted_stream_is_recreated_and_reading_goes_on() {
     stop(task).await;
     cleanup(&mut redis, &stream).await;
 }
+
+/// A producer that XADDs without MAXLEN does not grow the stream without
+/// bound: a consuming node trims it to about `stream_maxlen` (issue 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consuming_node_trims_the_stream() {
+    let Some(url) = tickcast_testkit::redis_url() else {
+        return;
+    };
+    let stream = unique("trimmed");
+    let mut redis = redis_conn(&url).await;
+    let hub = hub(OffsetMode::External);
+    let mut conn = client(&hub, None);
+    let config = tickcast_ingest_redis::RedisConfig {
+        stream_maxlen: Some(200),
+        ..streams_config(&url, &stream, &unique("node"))
+    };
+    let task = start(&hub, config).await;
+    let body = br#"{"pattern":"Doji","symbol":"AAPL"}"#;
+    for _ in 0..1000 {
+        xadd(&mut redis, &stream, "tickstock.events.patterns", body).await;
+    }
+    assert_eq!(collect(&mut conn.frames, 1000).await.len(), 1000);
+    // Once a second at most: another entry after a second makes sure a
+    // trim runs after the last of them.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    xadd(&mut redis, &stream, "tickstock.events.patterns", body).await;
+    wait_until_async("the stream trimmed", || {
+        let url = url.clone();
+        let stream = stream.clone();
+        async move {
+            let mut redis = redis_conn(&url).await;
+            let len: u64 = redis::cmd("XLEN")
+                .arg(&stream)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            // `~` trims whole nodes of 100 entries: never below the bound.
+            (200..=300).contains(&len)
+        }
+    })
+    .await;
+    stop(task).await;
+    cleanup(&mut redis, &stream).await;
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tickcast_core::broadcast::QueueSettings;
 use tickcast_core::history::HistoryConfig;
-use tickcast_core::hub::{Limits, OffsetMode};
+use tickcast_core::hub::{DedupConfig, Limits, OffsetMode};
 use tickcast_core::routing::CacheConfig;
 use tickcast_core::HubConfig;
 
@@ -62,6 +62,11 @@ impl Config {
             } else {
                 OffsetMode::Node
             },
+            dedup: DedupConfig {
+                capacity: self.ingest.dedup_capacity,
+                max_age: Duration::from_secs(self.ingest.dedup_window_s),
+            },
+            started_at: None,
         }
     }
 }

@@ -86,6 +86,8 @@ pub fn load(
         .extract()
         .map_err(|e| ConfigError::Load(Box::new(e)))?;
     config.validate().map_err(ConfigError::Invalid)?;
+    let mut warnings = warnings;
+    warnings.extend(config.lingering_queue());
     Ok(Loaded { config, warnings })
 }
 

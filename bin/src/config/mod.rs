@@ -287,17 +287,33 @@ impl Default for HttpSection {
     }
 }
 
-/// `[ingest]`: brokers to consume. A present sub-table switches its broker
-/// on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// `[ingest]`: brokers to consume (a present sub-table switches its broker
+/// on), and the idempotency window every ingest path shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestSection {
+    /// Idempotency keys (`event_id`, `Idempotency-Key`, AMQP `message_id`)
+    /// remembered to drop a repeated event; 0 turns de-duplication off.
+    pub dedup_capacity: usize,
+    /// How long a key is remembered, in seconds.
+    pub dedup_window_s: u64,
     /// `[ingest.redis]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisIngest>,
     /// `[ingest.amqp]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amqp: Option<AmqpIngest>,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        Self {
+            dedup_capacity: 100_000,
+            dedup_window_s: 600,
+            redis: None,
+            amqp: None,
+        }
+    }
 }
 
 /// `[ingest.redis]`: Redis pub/sub or Streams.
@@ -313,8 +329,12 @@ pub struct RedisIngest {
     #[serde(deserialize_with = "one_or_many")]
     pub channels: Vec<String>,
     /// Stream key (streams mode); each entry has fields `channel` and
-    /// `body`.
+    /// `body` (and `id`, an idempotency key, when given).
     pub stream: String,
+    /// Streams mode: `POST /api/publish` trims the stream to about this
+    /// many entries (`XADD ... MAXLEN ~ n`); at least `history.capacity`,
+    /// so a restarted node can reload its whole history.
+    pub stream_maxlen: u64,
 }
 
 impl Default for RedisIngest {
@@ -327,6 +347,7 @@ impl Default for RedisIngest {
                 .map(|(c, _)| (*c).to_owned())
                 .collect(),
             stream: "tickstock:events".to_owned(),
+            stream_maxlen: 1_000_000,
         }
     }
 }
@@ -363,6 +384,29 @@ pub struct AmqpIngest {
     /// Where malformed messages go (rejected without requeue); a durable
     /// queue `<queue>.dead` is bound to it for inspection.
     pub dead_letter_exchange: String,
+    /// Seconds a node's queue (and its `.dead` queue) lives on unused
+    /// (`x-expires`) once its node is gone; 0 keeps it forever.
+    pub queue_expires_s: u64,
+    /// Most messages the node's queue holds (`x-max-length`); 0 is no
+    /// bound.
+    pub queue_max_length: u64,
+    /// What a full queue does with the next message.
+    pub queue_overflow: AmqpOverflow,
+}
+
+/// `ingest.amqp.queue_overflow`: RabbitMQ's `x-overflow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum AmqpOverflow {
+    /// Drop the oldest message (into the node's `.dead` queue): a node that
+    /// is gone or stuck loses its oldest events, publishers never stall.
+    #[default]
+    #[serde(rename = "drop-head")]
+    DropHead,
+    /// Refuse the new message: publishers get a nack (400
+    /// `broker_refused` on `POST /api/publish`) for as long as any one
+    /// node's queue is full.
+    #[serde(rename = "reject-publish")]
+    RejectPublish,
 }
 
 impl Default for AmqpIngest {
@@ -374,6 +418,9 @@ impl Default for AmqpIngest {
             prefetch: 1000,
             queue: None,
             dead_letter_exchange: "tickstock.events.dlx".to_owned(),
+            queue_expires_s: 3600,
+            queue_max_length: 1_000_000,
+            queue_overflow: AmqpOverflow::DropHead,
         }
     }
 }
@@ -420,6 +467,16 @@ impl Config {
             copy.api.key = Some(REDACTED.to_owned());
         }
         copy
+    }
+
+    /// [`ConfigWarning::LingeringQueue`] when this node's AMQP queue is
+    /// named after the hostname and never expires.
+    pub fn lingering_queue(&self) -> Option<ConfigWarning> {
+        let amqp = self.ingest.amqp.as_ref()?;
+        let hostname_queue = amqp.queue.is_none() && self.node_id == default_node_id();
+        (hostname_queue && amqp.queue_expires_s == 0).then(|| ConfigWarning::LingeringQueue {
+            queue: format!("tickcast.{}", self.node_id),
+        })
     }
 
     /// The configuration as TOML, as `check-config` prints it.

@@ -100,6 +100,88 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(config.auth, AuthSection::default());
     assert_eq!(config.api.key, None);
     assert_eq!(config.ingest, IngestSection::default());
+    assert_eq!(config.ingest.dedup_capacity, 100_000);
+    assert_eq!(config.ingest.dedup_window_s, 600);
+    let redis = RedisIngest::default();
+    assert_eq!(redis.stream_maxlen, 1_000_000);
+    let amqp = AmqpIngest::default();
+    assert_eq!(amqp.queue_expires_s, 3600);
+    assert_eq!(amqp.queue_max_length, 1_000_000);
+    assert_eq!(amqp.queue_overflow, AmqpOverflow::DropHead);
+}
+
+#[test]
+fn broker_bounds_and_the_dedup_window_load_and_validate() {
+    let file = TempFile::new(
+        "bounds",
+        r#"
+        [history]
+        capacity = 500
+        [ingest]
+        dedup_capacity = 7
+        dedup_window_s = 30
+        [ingest.redis]
+        mode = "streams"
+        stream_maxlen = 500
+        "#,
+    );
+    let config = load_with(Some(file.path()), &[], Overrides::default()).unwrap();
+    let hub = config.hub_config();
+    assert_eq!(hub.dedup.capacity, 7);
+    assert_eq!(hub.dedup.max_age, Duration::from_secs(30));
+    assert_eq!(config.ingest.redis.unwrap().stream_maxlen, 500);
+
+    let config = load_env(&[
+        ("TICKCAST_INGEST__AMQP__QUEUE_OVERFLOW", "reject-publish"),
+        ("TICKCAST_INGEST__AMQP__QUEUE_EXPIRES_S", "0"),
+        ("TICKCAST_INGEST__AMQP__QUEUE_MAX_LENGTH", "10"),
+    ])
+    .config;
+    let amqp = config.ingest.amqp.unwrap();
+    assert_eq!(amqp.queue_overflow, AmqpOverflow::RejectPublish);
+    assert_eq!(amqp.queue_expires_s, 0);
+    assert_eq!(amqp.queue_max_length, 10);
+
+    // A stream trimmed below the history a restarted node reloads, a
+    // window of 0 s and an expiry RabbitMQ cannot take are refused.
+    let file = TempFile::new(
+        "bounds-bad",
+        r#"
+        [history]
+        capacity = 500
+        [ingest]
+        dedup_window_s = 0
+        [ingest.redis]
+        mode = "streams"
+        stream_maxlen = 499
+        [ingest.amqp]
+        queue_expires_s = 5000000
+        "#,
+    );
+    // A hostname-named queue that never expires is worth a warning.
+    let loaded = load_env(&[("TICKCAST_INGEST__AMQP__QUEUE_EXPIRES_S", "0")]);
+    assert!(
+        matches!(&loaded.warnings[..], [ConfigWarning::LingeringQueue { queue }] if queue.starts_with("tickcast.")),
+        "{:?}",
+        loaded.warnings
+    );
+    let loaded = load_env(&[
+        ("TICKCAST_INGEST__AMQP__QUEUE_EXPIRES_S", "0"),
+        ("TICKCAST_NODE_ID", "replica-1"),
+    ]);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert!(load_env(&[("TICKCAST_INGEST__AMQP__URL", "amqp://h/%2f")])
+        .warnings
+        .is_empty());
+
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    for key in [
+        "`ingest.dedup_window_s`",
+        "`ingest.redis.stream_maxlen`",
+        "`ingest.amqp.queue_expires_s`",
+    ] {
+        assert!(text.contains(key), "{key} not in {text}");
+    }
 }
 
 #[test]
@@ -287,12 +369,13 @@ fn unknown_variables_are_warnings_naming_the_closest_key() {
     let closest: Vec<(&str, Option<&str>)> = loaded
         .warnings
         .iter()
-        .map(|w| match w {
+        .filter_map(|w| match w {
             ConfigWarning::UnknownVariable {
                 variable,
                 closest_key,
                 ..
-            } => (variable.as_str(), closest_key.as_deref()),
+            } => Some((variable.as_str(), closest_key.as_deref())),
+            ConfigWarning::LingeringQueue { .. } => None,
         })
         .collect();
     assert_eq!(closest.len(), 5, "{closest:?}");

@@ -159,8 +159,9 @@ impl Config {
         checks.at_least("routing.cache_ttl_s", self.routing.cache_ttl_s, 1);
 
         self.validate_auth(&mut checks);
+        checks.at_least("ingest.dedup_window_s", self.ingest.dedup_window_s, 1);
         if let Some(redis) = &self.ingest.redis {
-            validate_redis(redis, &mut checks);
+            validate_redis(redis, self.history.capacity, &mut checks);
         }
         if let Some(amqp) = &self.ingest.amqp {
             validate_amqp(amqp, &mut checks);
@@ -221,7 +222,11 @@ impl Config {
     }
 }
 
-fn validate_redis(redis: &RedisIngest, checks: &mut Checks) {
+/// Longest `ingest.amqp.queue_expires_s`: RabbitMQ takes `x-expires` in
+/// ms as a 32-bit value.
+const MAX_QUEUE_EXPIRES_S: u64 = (u32::MAX / 1000) as u64;
+
+fn validate_redis(redis: &RedisIngest, history: usize, checks: &mut Checks) {
     checks.scheme(
         "ingest.redis.url",
         &redis.url,
@@ -237,7 +242,22 @@ fn validate_redis(redis: &RedisIngest, checks: &mut Checks) {
                 checks.fail("ingest.redis.channels", "must not contain an empty channel");
             }
         }
-        RedisMode::Streams => checks.non_blank("ingest.redis.stream", &redis.stream),
+        RedisMode::Streams => {
+            checks.non_blank("ingest.redis.stream", &redis.stream);
+            // A restarted node reloads up to history.capacity entries from
+            // the stream: trimming below that would cut resumes short.
+            let needed = (history as u64).max(1);
+            if redis.stream_maxlen < needed {
+                checks.fail(
+                    "ingest.redis.stream_maxlen",
+                    format!(
+                        "must be at least history.capacity = {needed}, the entries a \
+                         restarted node reloads for resumes (got {})",
+                        redis.stream_maxlen
+                    ),
+                );
+            }
+        }
     }
 }
 
@@ -259,4 +279,13 @@ fn validate_amqp(amqp: &AmqpIngest, checks: &mut Checks) {
         "ingest.amqp.dead_letter_exchange",
         &amqp.dead_letter_exchange,
     );
+    if amqp.queue_expires_s > MAX_QUEUE_EXPIRES_S {
+        checks.fail(
+            "ingest.amqp.queue_expires_s",
+            format!(
+                "must be at most {MAX_QUEUE_EXPIRES_S} (got {})",
+                amqp.queue_expires_s
+            ),
+        );
+    }
 }

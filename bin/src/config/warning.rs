@@ -19,6 +19,14 @@ pub enum ConfigWarning {
         /// That key's own variable (`TICKCAST_DELIVERY__BATCH_WINDOW_MS`).
         closest_variable: Option<String>,
     },
+    /// The AMQP queue is named after the hostname (`node_id` left at its
+    /// default) and never expires (`ingest.amqp.queue_expires_s = 0`):
+    /// every container that is replaced leaves a queue behind that keeps
+    /// collecting events.
+    LingeringQueue {
+        /// The queue this node declares.
+        queue: String,
+    },
 }
 
 impl ConfigWarning {
@@ -34,6 +42,7 @@ impl ConfigWarning {
                 closest_key = closest_key.as_deref().unwrap_or(""),
                 "{self}"
             ),
+            Self::LingeringQueue { queue } => tracing::warn!(queue = %queue, "{self}"),
         }
     }
 }
@@ -55,6 +64,13 @@ impl fmt::Display for ConfigWarning {
                 }
                 Ok(())
             }
+            Self::LingeringQueue { queue } => write!(
+                f,
+                "AMQP queue {queue} is named after the hostname (node_id unset) and never \
+                 expires (ingest.amqp.queue_expires_s = 0): a replaced container leaves it \
+                 behind, collecting events; set a stable TICKCAST_NODE_ID per replica, or \
+                 let the queue expire"
+            ),
         }
     }
 }

@@ -8,6 +8,13 @@
 //! published all the same. Errors about the request as a whole (too large,
 //! an array that does not parse) are `{"error":"<code>","message":"..."}`.
 //! Every outcome is counted on the hub's `http` source.
+//!
+//! Idempotency: an event's `event_id`, or the `Idempotency-Key` header of a
+//! single-event publish, is its idempotency key. It travels with the event
+//! (in the body, or beside it: AMQP `message_id`, a stream entry's `id`),
+//! and every node drops a second event with a key it has seen within
+//! `[ingest] dedup_window_s`; published straight to this node's hub, a
+//! repeat answers 202 with the first one's offset (`duplicates` counts it).
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -19,7 +26,7 @@ use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tickcast_core::hub::PublishError;
-use tickcast_core::ingest::{BrokerError, BrokerPublisher, SourceCounters};
+use tickcast_core::ingest::{BrokerError, BrokerPublisher, Outgoing, SourceCounters};
 use tickcast_core::model::{channel_for_event_type, DecodeError, Event, KNOWN_CHANNELS};
 use tickcast_core::Hub;
 use warp::filters::BoxedFilter;
@@ -32,6 +39,12 @@ use super::{auth, cors, AppState};
 
 /// The name of the hub source HTTP publishes are counted under.
 pub const SOURCE: &str = "http";
+
+/// The header that gives a single-event publish its idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Longest idempotency key, in bytes (AMQP's `message_id` holds 255).
+pub const MAX_KEY_BYTES: usize = 255;
 
 /// Query of `POST /api/publish`.
 #[derive(Debug, Deserialize)]
@@ -58,13 +71,53 @@ pub fn route(state: &AppState) -> BoxedFilter<(Response,)> {
         .and(auth::publisher(state.publish_access.clone()))
         .and(json_content_type())
         .and(warp::query::<PublishQuery>())
+        .and(warp::header::headers_cloned())
         .and(warp::header::optional::<u64>("content-length"))
         .and(warp::body::stream())
-        .then(move |query: PublishQuery, length: Option<u64>, body| {
-            let publisher = publisher.clone();
-            async move { publisher.handle(query.channel, length, body).await }
-        })
+        .then(
+            move |query: PublishQuery,
+                  headers: warp::http::HeaderMap,
+                  length: Option<u64>,
+                  body| {
+                let publisher = publisher.clone();
+                async move {
+                    let key = match idempotency_key(&headers) {
+                        Ok(key) => key,
+                        Err(error) => return error.into_response(),
+                    };
+                    publisher.handle(query.channel, key, length, body).await
+                }
+            },
+        )
         .boxed()
+}
+
+/// The `Idempotency-Key` header: absent, or 1 to [`MAX_KEY_BYTES`] bytes
+/// of visible ASCII (it may travel as an AMQP `message_id`); 400
+/// `bad_idempotency_key` otherwise, or when given twice.
+fn idempotency_key(headers: &warp::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bad = |why: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_idempotency_key",
+            format!("Idempotency-Key {why}"),
+        )
+    };
+    if values.next().is_some() {
+        return Err(bad("must be given once"));
+    }
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_KEY_BYTES {
+        return Err(bad(&format!("must be 1 to {MAX_KEY_BYTES} bytes")));
+    }
+    if !bytes.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("must be visible ASCII characters (no spaces)"));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 /// Passes `Content-Type: application/json` (any parameters); 415 otherwise.
@@ -119,6 +172,11 @@ struct Outcome {
     /// a body of a million bad items must not answer a million errors.
     #[serde(skip_serializing_if = "is_zero")]
     errors_omitted: usize,
+    /// Accepted events that repeated the idempotency key of an event
+    /// published within the window: not delivered again (their offset is
+    /// the first one's).
+    #[serde(skip_serializing_if = "is_zero")]
+    duplicates: usize,
     /// Some event met a hub that is shutting down or a broker that is
     /// unreachable (503).
     #[serde(skip)]
@@ -156,7 +214,13 @@ struct ItemError {
 }
 
 impl Publisher {
-    async fn handle<S, B>(self, channel: Option<String>, length: Option<u64>, body: S) -> Response
+    async fn handle<S, B>(
+        self,
+        channel: Option<String>,
+        key: Option<String>,
+        length: Option<u64>,
+        body: S,
+    ) -> Response
     where
         S: Stream<Item = Result<B, warp::Error>>,
         B: Buf,
@@ -176,7 +240,7 @@ impl Publisher {
                     .into_response()
             }
         };
-        match self.publish(body, channel).await {
+        match self.publish(body, channel, key).await {
             Ok(outcome) => json(outcome.status(), &outcome),
             Err(error) => error.into_response(),
         }
@@ -220,7 +284,19 @@ impl Publisher {
 
     /// Decodes every item, hands the good ones to the broker or the hub,
     /// and accounts for each.
-    async fn publish(&self, body: Bytes, channel: Option<String>) -> Result<Outcome, ApiError> {
+    async fn publish(
+        &self,
+        body: Bytes,
+        channel: Option<String>,
+        key: Option<String>,
+    ) -> Result<Outcome, ApiError> {
+        if key.is_some() && is_array(&body) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_with_array",
+                "Idempotency-Key names one event: give each event of an array its own `event_id`",
+            ));
+        }
         let decoded = {
             let this = self.clone();
             let channel = channel.clone();
@@ -237,6 +313,10 @@ impl Publisher {
         for item in decoded {
             match item {
                 Ok(event) => {
+                    let event = match &key {
+                        Some(key) => self.keyed(event, key)?,
+                        None => event,
+                    };
                     good.push(event);
                     items.push(None);
                 }
@@ -248,6 +328,27 @@ impl Publisher {
             None => self.publish_here(good).await?,
         };
         Ok(self.account(items, published))
+    }
+
+    /// The event with the header's key: refused when its own `event_id`
+    /// says otherwise, or when the broker would carry neither to the nodes
+    /// (Redis pub/sub sends the body alone).
+    fn keyed(&self, event: Event, key: &str) -> Result<Event, ApiError> {
+        match event.event_id() {
+            Some(id) if id == key => Ok(event),
+            Some(id) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_mismatch",
+                format!("Idempotency-Key {key:?} differs from the event's event_id {id:?}"),
+            )),
+            None if self.broker.as_ref().is_some_and(|b| !b.carries_keys()) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "idempotency_key_unsupported",
+                "Redis pub/sub carries only the event body: put the key in the event's \
+                     `event_id` instead of Idempotency-Key",
+            )),
+            None => Ok(event.with_idempotency_key(key)),
+        }
     }
 
     /// Splits the body into events and decodes each.
@@ -284,7 +385,14 @@ impl Publisher {
             })?;
         Ok(results
             .into_iter()
-            .map(|r| r.map(|offset| Some(offset.to_string())).map_err(hub_error))
+            .map(|result| match result {
+                Ok(offset) => Ok(Accepted::new(Some(offset.to_string()))),
+                Err(PublishError::Duplicate { offset }) => Ok(Accepted {
+                    offset: Some(offset.to_string()),
+                    duplicate: true,
+                }),
+                Err(error) => Err(hub_error(error)),
+            })
             .collect())
     }
 
@@ -305,10 +413,15 @@ impl Publisher {
                 Some(malformed) => Err(malformed),
             };
             match result {
-                Ok(offset) => {
-                    self.counters.accepted();
+                Ok(accepted) => {
+                    if accepted.duplicate {
+                        self.counters.duplicate();
+                        outcome.duplicates += 1;
+                    } else {
+                        self.counters.accepted();
+                    }
                     outcome.accepted += 1;
-                    outcome.offsets.extend(offset);
+                    outcome.offsets.extend(accepted.offset);
                 }
                 Err((error, reason)) => {
                     if UNAVAILABLE.contains(&reason) {
@@ -343,14 +456,33 @@ impl Publisher {
     }
 }
 
-/// The result of publishing one good event: its offset where one is known
-/// now, or the error text and reason code.
-type Published = Result<Option<String>, (String, &'static str)>;
+/// The result of publishing one good event, or the error text and reason
+/// code.
+type Published = Result<Accepted, (String, &'static str)>;
+
+/// A good event taken by the hub or the broker.
+#[derive(Debug)]
+struct Accepted {
+    /// Its offset, where one is known now.
+    offset: Option<String>,
+    /// It repeated a key seen within the window: not delivered again.
+    duplicate: bool,
+}
+
+impl Accepted {
+    fn new(offset: Option<String>) -> Self {
+        Self {
+            offset,
+            duplicate: false,
+        }
+    }
+}
 
 const SHUTTING_DOWN: &str = "shutting_down";
 const BROKER_UNAVAILABLE: &str = "broker_unavailable";
+const NO_RECEIVER: &str = "no_receiver";
 /// Reasons that are the server's state, not the item's fault (503).
-const UNAVAILABLE: [&str; 2] = [SHUTTING_DOWN, BROKER_UNAVAILABLE];
+const UNAVAILABLE: [&str; 3] = [SHUTTING_DOWN, BROKER_UNAVAILABLE, NO_RECEIVER];
 
 fn hub_error(error: PublishError) -> (String, &'static str) {
     let reason = match error {
@@ -361,6 +493,8 @@ fn hub_error(error: PublishError) -> (String, &'static str) {
         PublishError::OffsetRequired => "offset_required",
         PublishError::OffsetNotAccepted => "offset_not_accepted",
         PublishError::Stale { .. } => "stale",
+        // Answered as accepted before it gets here.
+        PublishError::Duplicate { .. } => "duplicate",
     };
     (error.to_string(), reason)
 }
@@ -381,20 +515,25 @@ async fn forward(
             let channel = channel
                 .or_else(|| channel_for_event_type(event.event_type()))
                 .unwrap_or(KNOWN_CHANNELS[0].0);
-            (channel.to_owned(), event.body().clone())
+            Outgoing {
+                channel: channel.to_owned(),
+                body: event.body().clone(),
+                key: event.idempotency_key().map(str::to_owned),
+            }
         })
         .collect();
     broker
-        .publish_all(items)
+        .publish_keyed(items)
         .await
         .into_iter()
         .map(|result| {
             result
-                .map(|offset| offset.map(|o| o.to_string()))
+                .map(|offset| Accepted::new(offset.map(|o| o.to_string())))
                 .map_err(|error| {
                     let reason = match error {
                         BrokerError::Unavailable(_) => BROKER_UNAVAILABLE,
                         BrokerError::Refused(_) => "broker_refused",
+                        BrokerError::NoReceiver(_) => NO_RECEIVER,
                     };
                     (format!("{}: {error}", broker.name()), reason)
                 })
@@ -402,13 +541,17 @@ async fn forward(
         .collect()
 }
 
+/// True when the body is a JSON array (its first non-blank byte is `[`).
+fn is_array(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+}
+
 /// The raw bytes of each event: the items of a top-level array (at most
 /// `max_items`), else the whole body (which [`Event::from_json`] then
 /// judges, so a body that is not JSON, not UTF-8 or too deep is a rejected
 /// item 0 with its reason).
 fn split(body: &Bytes, max_items: usize) -> Result<Vec<Bytes>, ApiError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'[') {
+    if !is_array(body) {
         return Ok(vec![body.clone()]);
     }
     if std::str::from_utf8(body).is_err() {

@@ -35,6 +35,7 @@ fn settings(section: &RedisIngest, config: &Config) -> RedisConfig {
         },
         channels: section.channels.clone(),
         stream: section.stream.clone(),
+        stream_maxlen: Some(section.stream_maxlen),
         group: format!("tickcast-{}", config.node_id),
         consumer: config.node_id.clone(),
         max_body_bytes: config.limits.max_publish_bytes,

@@ -1,7 +1,8 @@
 //! [`HubConfig`]: everything a [`Hub`](super::Hub) can be tuned with.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use super::dedup::DedupConfig;
 use crate::broadcast::QueueSettings;
 use crate::history::HistoryConfig;
 use crate::model::{Tier, DEFAULT_MAX_VALUES_PER_LIST};
@@ -28,6 +29,12 @@ pub struct HubConfig {
     pub shards: usize,
     /// Who assigns offsets.
     pub offsets: OffsetMode,
+    /// The window of idempotency keys a repeated event is recognised in.
+    pub dedup: DedupConfig,
+    /// [`OffsetMode::Node`]: the start time the run's offset epoch is made
+    /// from (see [`epoch`](super::epoch)); `None`, the usual, takes the
+    /// time the hub is created. Set it to reproduce a start (tests).
+    pub started_at: Option<SystemTime>,
 }
 
 impl Default for HubConfig {
@@ -41,6 +48,8 @@ impl Default for HubConfig {
             cache: CacheConfig::default(),
             shards: std::thread::available_parallelism().map_or(2, |n| n.get()),
             offsets: OffsetMode::Node,
+            dedup: DedupConfig::default(),
+            started_at: None,
         }
     }
 }
@@ -48,7 +57,8 @@ impl Default for HubConfig {
 /// Where event offsets come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OffsetMode {
-    /// The hub numbers events `<epoch>-<seq>`, a new epoch each start.
+    /// The hub numbers events `<epoch>-<seq>`, a new epoch each start,
+    /// unique to the run (see [`epoch`](super::epoch)).
     #[default]
     Node,
     /// The ingest supplies them (Redis Streams ids); see

@@ -9,17 +9,20 @@
 
 mod config;
 mod connection;
+mod dedup;
+pub mod epoch;
 mod stats;
 mod users;
 
 pub use config::{ConnectionLimits, HubConfig, Limits, OffsetMode};
 pub use connection::{Connection, ConnectionHandle, SubscribeError};
+pub use dedup::DedupConfig;
 pub use stats::{HubStats, LayerLatency, RouteCacheStats};
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use parking_lot::Mutex;
 
@@ -34,6 +37,7 @@ use crate::protocol::{CloseCode, ServerMessage, SERVER_NAME};
 use crate::routing::{IndexRouter, Router};
 use crate::stats::LatencyHistogram;
 use connection::ConnShared;
+use dedup::RecentKeys;
 use users::Users;
 
 /// Why an event was not published.
@@ -55,6 +59,14 @@ pub enum PublishError {
         offset: Offset,
         /// The latest accepted offset.
         latest: Offset,
+    },
+    /// An event with the same idempotency key was published within the
+    /// de-duplication window (a producer's retry, a broker's second copy):
+    /// this one is dropped, not delivered again.
+    #[error("an event with this idempotency key was already published, at offset {offset}")]
+    Duplicate {
+        /// The offset the first one got.
+        offset: Offset,
     },
 }
 
@@ -85,6 +97,7 @@ struct Sequencer {
     epoch: Option<u64>,
     seq: u64,
     history: History,
+    recent: RecentKeys,
 }
 
 impl Sequencer {
@@ -93,6 +106,27 @@ impl Sequencer {
         let epoch = self.epoch.ok_or(PublishError::OffsetRequired)?;
         self.seq += 1;
         Ok(Offset::new(epoch, self.seq))
+    }
+
+    /// Refuses an event whose idempotency key is in the window as
+    /// [`PublishError::Duplicate`]; else the key's hash, to
+    /// [`remember`](Self::remember) once the event has its offset.
+    fn admit(&mut self, event: &Event) -> Result<Option<(u128, Instant)>, PublishError> {
+        let Some(hash) = self.recent.hash(event.idempotency_key()) else {
+            return Ok(None);
+        };
+        let now = Instant::now();
+        match self.recent.get(hash, now) {
+            Some(offset) => Err(PublishError::Duplicate { offset }),
+            None => Ok(Some((hash, now))),
+        }
+    }
+
+    /// Puts an admitted key into the window.
+    fn remember(&mut self, key: Option<(u128, Instant)>, offset: Offset) {
+        if let Some((hash, at)) = key {
+            self.recent.insert(hash, offset, at);
+        }
     }
 
     /// Whether an ingest offset may come next: only for
@@ -156,7 +190,9 @@ impl Hub {
         counters: Arc<DeliveryCounters>,
     ) -> Self {
         let epoch = match config.offsets {
-            OffsetMode::Node => Some(epoch_now()),
+            OffsetMode::Node => Some(epoch::new_epoch(
+                config.started_at.unwrap_or_else(SystemTime::now),
+            )),
             OffsetMode::External => None,
         };
         let history = History::new(config.history, epoch.map(|e| Offset::new(e, 0)));
@@ -174,6 +210,7 @@ impl Hub {
                     epoch,
                     seq: 0,
                     history,
+                    recent: RecentKeys::new(config.dedup),
                 }),
                 next_conn: AtomicU64::new(1),
                 published: AtomicU64::new(0),
@@ -193,11 +230,15 @@ impl Hub {
     }
 
     /// Publishes an event under a node offset (`<epoch>-<seq>`).
+    /// An event whose idempotency key was published within the window is
+    /// refused as [`PublishError::Duplicate`] (so on every publish path).
     pub fn publish(&self, event: Event) -> Result<Offset, PublishError> {
         self.check_open()?;
         let mut seq = self.inner.sequencer.lock();
+        let key = seq.admit(&event)?;
         let offset = seq.next_offset()?;
         self.accept(&mut seq, event, offset);
+        seq.remember(key, offset);
         Ok(offset)
     }
 
@@ -213,8 +254,10 @@ impl Hub {
                 .into_iter()
                 .map(|event| {
                     self.check_open()?;
+                    let key = seq.admit(&event)?;
                     let offset = seq.next_offset()?;
                     self.accept_with(&mut seq, event, offset, Some(&mut wake));
+                    seq.remember(key, offset);
                     Ok(offset)
                 })
                 .collect()
@@ -225,12 +268,15 @@ impl Hub {
 
     /// Publishes an event under an offset from the ingest (a Redis Streams
     /// id); offsets must increase, and a repeated one is refused as
-    /// [`PublishError::Stale`] so a redelivery is never delivered twice.
+    /// [`PublishError::Stale`] so a redelivery is never delivered twice; a
+    /// repeated idempotency key as [`PublishError::Duplicate`].
     pub fn publish_at(&self, event: Event, offset: Offset) -> Result<Offset, PublishError> {
         self.check_open()?;
         let mut seq = self.inner.sequencer.lock();
         seq.check_external(offset)?;
+        let key = seq.admit(&event)?;
         self.accept(&mut seq, event, offset);
+        seq.remember(key, offset);
         Ok(offset)
     }
 
@@ -242,8 +288,11 @@ impl Hub {
         self.check_open()?;
         let mut seq = self.inner.sequencer.lock();
         seq.check_external(offset)?;
+        // A copy the previous run dropped stays out of the history too.
+        let key = seq.admit(&event)?;
         let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
         seq.history.push(prepared);
+        seq.remember(key, offset);
         Ok(offset)
     }
 
@@ -452,11 +501,4 @@ impl Hub {
         }
         inner.users.leave(user, conn);
     }
-}
-
-/// A new epoch for this start: milliseconds since the Unix epoch.
-fn epoch_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_millis() as u64)
 }

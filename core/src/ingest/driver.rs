@@ -1,28 +1,75 @@
 //! [`run_source`]: feeds a source into a hub.
 
+use tokio::sync::mpsc;
+
 use super::{Acknowledger, Incoming, IngestItem, IngestSource};
 use crate::hub::{Hub, PublishError};
 
 /// Publishes everything `source` yields into `hub` until the source ends
 /// or the hub shuts down. Each message is acknowledged after the hub took
 /// it, rejected when malformed, and counted under the source's name.
-pub async fn run_source<S: IngestSource>(hub: Hub, mut source: S) {
-    let counters = hub.source(source.name());
-    while let Some(item) = source.next().await {
-        match item {
-            IngestItem::Connected => counters.set_connected(true),
-            IngestItem::Disconnected(why) => {
-                counters.set_connected(false);
-                counters.error();
-                tracing::warn!(source = source.name(), "ingest disconnected: {why}");
+///
+/// A source with a [`read_ahead`](IngestSource::read_ahead) runs on a task
+/// of its own, up to that many items ahead, so reading and decoding (one
+/// core) overlap with routing and queueing (another); the hub still takes
+/// the items one at a time, in order, and each is acknowledged only once
+/// the hub has it. Dropping the returned future (aborting its task) drops
+/// the source.
+pub async fn run_source<S: IngestSource + 'static>(hub: Hub, mut source: S) {
+    let name = source.name().to_owned();
+    let counters = hub.source(&name);
+    let ahead = source.read_ahead();
+    if ahead == 0 {
+        while let Some(item) = source.next().await {
+            if !dispatch(&hub, &name, &counters, item).await {
+                break;
             }
-            IngestItem::Message(incoming) => {
-                if !handle(&hub, source.name(), &counters, incoming).await {
-                    break;
-                }
-            }
-            IngestItem::Backfill(incoming) => backfill(&hub, source.name(), incoming),
         }
+        return;
+    }
+    let (tx, mut rx) = mpsc::channel(ahead);
+    let _reader = AbortOnDrop(tokio::spawn(async move {
+        while let Some(item) = source.next().await {
+            if tx.send(item).await.is_err() {
+                break;
+            }
+        }
+    }));
+    while let Some(item) = rx.recv().await {
+        if !dispatch(&hub, &name, &counters, item).await {
+            break;
+        }
+    }
+}
+
+/// Deals with one item; false when the hub is shutting down.
+async fn dispatch(
+    hub: &Hub,
+    name: &str,
+    counters: &super::SourceCounters,
+    item: IngestItem,
+) -> bool {
+    match item {
+        IngestItem::Connected => counters.set_connected(true),
+        IngestItem::Disconnected(why) => {
+            counters.set_connected(false);
+            counters.error();
+            tracing::warn!(source = name, "ingest disconnected: {why}");
+        }
+        IngestItem::Message(incoming) => return handle(hub, name, counters, incoming).await,
+        IngestItem::Backfill(incoming) => backfill(hub, name, incoming),
+    }
+    true
+}
+
+/// Aborts the source's task when `run_source` ends or is dropped, which
+/// drops the source (closing its connections) and the items read ahead
+/// (unacknowledged: the broker delivers them again).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -53,7 +100,7 @@ async fn handle(
     };
     match published {
         Ok(_) => counters.accepted(),
-        Err(PublishError::Stale { .. }) => counters.duplicate(),
+        Err(PublishError::Stale { .. } | PublishError::Duplicate { .. }) => counters.duplicate(),
         Err(PublishError::ShuttingDown) => return false,
         Err(error) => {
             // A source/hub offset-mode mismatch: a configuration error that

@@ -16,7 +16,7 @@ pub use backoff::Backoff;
 pub use channel::{channel_source, decode_body, ChannelPublisher, ChannelSource, SourceClosed};
 pub use counters::{SourceCounters, SourceStats};
 pub use driver::run_source;
-pub use publisher::{BrokerError, BrokerPublisher};
+pub use publisher::{BrokerError, BrokerPublisher, Outgoing};
 
 use async_trait::async_trait;
 
@@ -64,4 +64,14 @@ pub trait IngestSource: Send {
     fn name(&self) -> &str;
     /// The next item; `None` when the source has ended for good.
     async fn next(&mut self) -> Option<IngestItem>;
+
+    /// How many items [`run_source`] may read ahead of the hub, on a task
+    /// of its own, so that reading and decoding overlap with publishing.
+    /// 0 (the default) drives the source one item at a time: the next
+    /// [`next`](Self::next) only after the hub settled the previous item,
+    /// which a source whose acks must follow its reads in order (AMQP's
+    /// batched `multiple` acks) needs.
+    fn read_ahead(&self) -> usize {
+        0
+    }
 }

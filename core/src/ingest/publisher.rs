@@ -16,6 +16,27 @@ pub enum BrokerError {
     /// The broker answered with an error for this message.
     #[error("broker refused the message: {0}")]
     Refused(String),
+    /// The broker took the message but handed it to no consumer, so no node
+    /// will deliver it (Redis pub/sub: PUBLISH answered 0 receivers, e.g.
+    /// while the nodes resubscribe after a Redis restart). Nothing was
+    /// delivered: publishing it again is safe.
+    #[error("no receiver: {0}")]
+    NoReceiver(String),
+}
+
+/// One body to publish, with the idempotency key to send beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The Redis channel, the stream entry's `channel` field, or the AMQP
+    /// routing key.
+    pub channel: String,
+    /// The body, passed on byte for byte.
+    pub body: Bytes,
+    /// The event's idempotency key (its `event_id`, or a producer's
+    /// `Idempotency-Key`), sent where the broker has a place for it beside
+    /// the body (AMQP `message_id`, a stream entry's `id` field) so every
+    /// consuming node de-duplicates on it; `None`: the event has none.
+    pub key: Option<String>,
 }
 
 /// Publishes raw event bodies into a broker.
@@ -43,5 +64,26 @@ pub trait BrokerPublisher: Send + Sync {
             results.push(self.publish(&channel, body).await);
         }
         results
+    }
+
+    /// Whether [`publish_keyed`](Self::publish_keyed) sends keys beside
+    /// the bodies. When false (Redis pub/sub: a message is its body), only
+    /// a key inside the body (`event_id`) reaches the consumers.
+    fn carries_keys(&self) -> bool {
+        false
+    }
+
+    /// [`publish_all`](Self::publish_all) with each item's idempotency key
+    /// sent beside its body where the broker can carry it. The default
+    /// drops the keys.
+    async fn publish_keyed(
+        &self,
+        items: Vec<Outgoing>,
+    ) -> Vec<Result<Option<Offset>, BrokerError>> {
+        let items = items
+            .into_iter()
+            .map(|item| (item.channel, item.body))
+            .collect();
+        self.publish_all(items).await
     }
 }

@@ -26,6 +26,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 pub struct Event {
     event_type: Box<str>,
     event_id: Option<Box<str>>,
+    /// An idempotency key that travelled beside the body (see
+    /// [`Event::with_idempotency_key`]).
+    side_key: Option<Box<str>>,
     symbol: Option<Box<str>>,
     pattern: Option<Box<str>>,
     tier: Option<Tier>,
@@ -131,6 +134,7 @@ impl Event {
         Ok(Self {
             event_type,
             event_id: string_field(known.event_id, "event_id")?.map(String::into_boxed_str),
+            side_key: None,
             symbol,
             pattern,
             tier: enum_field(known.tier, "tier")?,
@@ -149,6 +153,26 @@ impl Event {
     /// The producer's event id, if it sent one.
     pub fn event_id(&self) -> Option<&str> {
         self.event_id.as_deref()
+    }
+    /// Gives the event the idempotency key that travelled beside its body
+    /// (an `Idempotency-Key` header, a stream entry's `id` field), for when
+    /// the body has no `event_id` of its own, which always wins. An empty
+    /// key is none.
+    pub fn with_idempotency_key(mut self, key: impl Into<Box<str>>) -> Self {
+        let key = key.into();
+        if !key.is_empty() {
+            self.side_key = Some(key);
+        }
+        self
+    }
+    /// The key the hub de-duplicates on: the body's `event_id`, else the
+    /// key given by [`with_idempotency_key`](Self::with_idempotency_key);
+    /// `None` when the event has neither (it is never taken for a copy).
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.event_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+            .or(self.side_key.as_deref())
     }
     /// The symbol, upper-cased.
     pub fn symbol(&self) -> Option<&str> {

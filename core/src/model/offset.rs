@@ -12,7 +12,8 @@ use std::str::FromStr;
 /// Position of an event in the history; totally ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Offset {
-    /// Epoch of the node (ms at start) or stream milliseconds.
+    /// Epoch of the node run (start ms and a nonce, see
+    /// [`hub::epoch`](crate::hub::epoch)) or stream milliseconds.
     pub major: u64,
     /// Sequence within `major`.
     pub minor: u64,

@@ -4,8 +4,8 @@
 //! `run_source` awaits every ack before it asks for the next entry, so one
 //! XACK round trip per entry would cap the ingest at the round-trip rate.
 //! Instead an ack only records the id, and the consumer sends one XACK for
-//! all recorded ids before each read from Redis (and whenever a read
-//! batch's worth has piled up). An ack lost to a crash leaves the entry
+//! all recorded ids with each read from Redis, in the read's pipeline (and
+//! on its own whenever a read batch's worth has piled up). An ack lost to a crash leaves the entry
 //! pending: it is read again after the restart, the hub recognises its
 //! offset as already seen, and it is acknowledged then. So batching costs
 //! at most one redelivery per entry, never a loss.
@@ -39,6 +39,19 @@ impl AckQueue {
         self.ids().len()
     }
 
+    /// Takes every recorded id, to be acknowledged by the caller (in a
+    /// pipeline); on failure it gives them [`back`](Self::put_back).
+    pub(crate) fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.ids())
+    }
+
+    /// Puts ids whose XACK failed back in front of any recorded meanwhile.
+    pub(crate) fn put_back(&self, ids: Vec<String>) {
+        let mut waiting = self.ids();
+        let newer = std::mem::replace(&mut *waiting, ids);
+        waiting.extend(newer);
+    }
+
     /// Sends one XACK for every recorded id. On failure the ids stay
     /// recorded, to be sent on the next connection.
     pub(crate) async fn flush(
@@ -47,17 +60,14 @@ impl AckQueue {
         stream: &str,
         group: &str,
     ) -> redis::RedisResult<()> {
-        let ids = std::mem::take(&mut *self.ids());
+        let ids = self.take();
         if ids.is_empty() {
             return Ok(());
         }
         match conn.xack::<_, _, _, usize>(stream, group, &ids).await {
             Ok(_acked) => Ok(()),
             Err(error) => {
-                // Put them back in front of any recorded meanwhile.
-                let mut waiting = self.ids();
-                let newer = std::mem::replace(&mut *waiting, ids);
-                waiting.extend(newer);
+                self.put_back(ids);
                 Err(error)
             }
         }

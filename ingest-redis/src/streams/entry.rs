@@ -15,6 +15,9 @@ use super::ack::{AckQueue, StreamAcker};
 pub(crate) const CHANNEL_FIELD: &str = "channel";
 /// The field holding the event body, byte for byte as published.
 pub(crate) const BODY_FIELD: &str = "body";
+/// The optional field holding the event's idempotency key, for events
+/// whose body has no `event_id` (an HTTP publish's `Idempotency-Key`).
+pub(crate) const ID_FIELD: &str = "id";
 
 /// How an entry reaches the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,10 @@ impl Entry {
             _ => Err(DecodeError::NotJson(format!(
                 "stream entry has no `{BODY_FIELD}` field"
             ))),
+        };
+        let decoded = match text(map.get(ID_FIELD)) {
+            Some(key) => decoded.map(|event| event.with_idempotency_key(key)),
+            None => decoded,
         };
         let incoming = Incoming {
             decoded,
@@ -126,6 +133,30 @@ mod tests {
         assert_eq!(incoming.offset, Some(Offset::new(5, 1)));
         assert_eq!(incoming.decoded.unwrap().event_type(), "pattern_detected");
         assert!(incoming.acker.is_some());
+    }
+
+    #[test]
+    fn the_id_field_is_the_key_of_an_event_without_event_id() {
+        let acks = Arc::new(AckQueue::default());
+        let key = |body: &[u8]| {
+            let fields: &[(&str, &[u8])] = &[("body", body), ("id", b"k-1")];
+            let Some(IngestItem::Message(incoming)) =
+                entry("5-1", fields, Delivery::Live).into_item(1 << 20, &acks)
+            else {
+                panic!("not a message");
+            };
+            incoming
+                .decoded
+                .unwrap()
+                .idempotency_key()
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            key(br#"{"pattern":"Doji","symbol":"AAPL"}"#).as_deref(),
+            Some("k-1")
+        );
+        let own = br#"{"pattern":"Doji","symbol":"AAPL","event_id":"e-1"}"#;
+        assert_eq!(key(own).as_deref(), Some("e-1"));
     }
 
     #[test]

@@ -32,15 +32,15 @@ use tickcast_core::ingest::{IngestItem, SourceCounters};
 use self::ack::AckQueue;
 use self::entry::{Delivery, Entry};
 use self::group::{ensure_group, group_info, is_no_group, GroupStart};
-use self::reads::read_group;
+use self::reads::{ack_and_read_new, read_group};
 use crate::config::RedisConfig;
 use crate::connect::multiplexed;
 use crate::link::LinkError;
 
-pub(crate) use self::entry::{BODY_FIELD, CHANNEL_FIELD};
+pub(crate) use self::entry::{BODY_FIELD, CHANNEL_FIELD, ID_FIELD};
 
-/// How often at most the group's lag is asked for.
-const LAG_INTERVAL: Duration = Duration::from_secs(1);
+/// How often at most the stream is trimmed and the group's lag asked for.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The two connections of one session.
 struct Connections {
@@ -83,7 +83,7 @@ pub(crate) struct StreamConsumer {
     reading: bool,
     /// Where to report the group's lag, if anywhere.
     lag: Option<Arc<SourceCounters>>,
-    lag_checked: Option<Instant>,
+    upkept: Option<Instant>,
 }
 
 impl StreamConsumer {
@@ -100,7 +100,7 @@ impl StreamConsumer {
             backfilled: false,
             reading: false,
             lag: None,
-            lag_checked: None,
+            upkept: None,
         }
     }
 
@@ -153,8 +153,7 @@ impl StreamConsumer {
                 }
             }
             self.backfilled = true;
-            self.flush_acks().await?;
-            self.refresh_lag().await?;
+            self.upkeep();
             self.read().await?;
         }
     }
@@ -166,10 +165,22 @@ impl StreamConsumer {
         }
         let conns = self.conns.as_mut().ok_or(LinkError::Closed)?;
         let result = match &self.phase {
-            Phase::Pending(after) => read_group(&mut conns.control, &self.config, after).await,
+            Phase::Pending(after) => {
+                self.acks
+                    .flush(&mut conns.control, &self.config.stream, &self.config.group)
+                    .await?;
+                read_group(&mut conns.control, &self.config, after).await
+            }
             Phase::Live => {
                 self.reading = true;
-                read_group(&mut conns.reader, &self.config, ">").await
+                let acks = self.acks.take();
+                let read = ack_and_read_new(&mut conns.reader, &self.config, &acks).await;
+                if read.is_err() {
+                    // Sent again on the next connection (an XACK that did
+                    // get through is harmless to repeat).
+                    self.acks.put_back(acks);
+                }
+                read
             }
         };
         self.reading = false;
@@ -226,24 +237,52 @@ impl StreamConsumer {
         Ok(())
     }
 
-    /// Updates the lag counter, at most once per [`LAG_INTERVAL`].
-    async fn refresh_lag(&mut self) -> Result<(), LinkError> {
-        let Some(counters) = &self.lag else {
-            return Ok(());
+    /// Once per [`UPKEEP_INTERVAL`], on a task of its own (off the read
+    /// path; a failure only leaves things as they are, and the reads
+    /// notice a broken connection themselves): trims the stream to about
+    /// `stream_maxlen` entries (`XTRIM ~`, so entries producers XADDed
+    /// without MAXLEN are bounded too), and updates the lag counter
+    /// (XINFO GROUPS, which answers every node's group).
+    fn upkeep(&mut self) {
+        let Some(conns) = &self.conns else {
+            return;
         };
-        if self
-            .lag_checked
-            .is_some_and(|at| at.elapsed() < LAG_INTERVAL)
-        {
-            return Ok(());
+        let trim = self.config.stream_maxlen;
+        if trim.is_none() && self.lag.is_none() {
+            return;
         }
-        self.lag_checked = Some(Instant::now());
-        let conns = self.conns.as_mut().ok_or(LinkError::Closed)?;
-        let group = group_info(&mut conns.control, &self.config.stream, &self.config.group).await?;
-        if let Some(lag) = group.and_then(|g| g.lag) {
-            counters.set_lag(lag as u64);
+        if self.upkept.is_some_and(|at| at.elapsed() < UPKEEP_INTERVAL) {
+            return;
         }
-        Ok(())
+        self.upkept = Some(Instant::now());
+        let counters = self.lag.clone();
+        let mut control = conns.control.clone();
+        let (stream, group) = (self.config.stream.clone(), self.config.group.clone());
+        tokio::spawn(async move {
+            if let Some(maxlen) = trim {
+                let trimmed: redis::RedisResult<u64> = redis::cmd("XTRIM")
+                    .arg(&stream)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(maxlen)
+                    .query_async(&mut control)
+                    .await;
+                if let Err(error) = trimmed {
+                    tracing::debug!(stream, "XTRIM failed: {error}");
+                }
+            }
+            let Some(counters) = counters else {
+                return;
+            };
+            match group_info(&mut control, &stream, &group).await {
+                Ok(info) => {
+                    if let Some(lag) = info.and_then(|g| g.lag) {
+                        counters.set_lag(lag as u64);
+                    }
+                }
+                Err(error) => tracing::debug!(stream, "lag query failed: {error}"),
+            }
+        });
     }
 }
 
