@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use serde_json::{json, Value};
-use tickcast::config::{RedisIngest, RedisMode};
+use tickcast::config::RedisMode;
 use tickcast::Config;
 use tickcast_core::ingest::{decode_body, BrokerPublisher};
 use tickcast_ingest_redis::{RedisConfig, RedisPublisher};
@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use common::{test_config, TestServer};
+use common::{redis_config, test_config, TestServer};
 use tickcast_testkit::ws::next_json;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -67,29 +67,6 @@ async fn events(ws: &mut Ws, n: usize) -> Vec<(String, Value)> {
         }
     }
     seen
-}
-
-async fn wait_ready(server: &TestServer) {
-    for _ in 0..200 {
-        if server.get("/ready").await.status == 200 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("not ready: {}", server.get("/ready").await.text());
-}
-
-fn redis_config(url: &str, mode: RedisMode, stream: &str) -> Config {
-    let mut config = test_config();
-    config.delivery.rate_limit_per_user = 0;
-    config.delivery.queue_capacity = 100_000;
-    config.ingest.redis = Some(RedisIngest {
-        url: url.to_owned(),
-        mode,
-        stream: stream.to_owned(),
-        ..RedisIngest::default()
-    });
-    config
 }
 
 /// The good fixtures (first [`GOOD`]) with every bad one in between:
@@ -192,7 +169,7 @@ async fn redis_pubsub_events_reach_clients_and_bad_ones_are_counted() {
     // Private: pub/sub channels are global, and these are the real names.
     let redis = RedisServer::start();
     let server = TestServer::start(redis_config(&redis.url(), RedisMode::PubSub, "unused")).await;
-    wait_ready(&server).await;
+    server.wait_ready().await;
     let publisher = publisher_for(&redis.url(), tickcast_ingest_redis::RedisMode::PubSub, "");
     check_mixed_traffic(&server, &publisher, "redis").await;
     server.stop().await;
@@ -203,7 +180,7 @@ async fn redis_streams_events_reach_clients_and_bad_ones_are_counted() {
     let redis = RedisServer::start();
     let stream = "tickcast-test:mixed";
     let server = TestServer::start(redis_config(&redis.url(), RedisMode::Streams, stream)).await;
-    wait_ready(&server).await;
+    server.wait_ready().await;
     let publisher = publisher_for(
         &redis.url(),
         tickcast_ingest_redis::RedisMode::Streams,
@@ -220,7 +197,7 @@ async fn http_publish_goes_through_the_stream_and_any_node_can_resume() {
     let mut config_a = redis_config(&redis.url(), RedisMode::Streams, stream);
     config_a.node_id = "node-a".into();
     let a = TestServer::start(config_a).await;
-    wait_ready(&a).await;
+    a.wait_ready().await;
     let mut ws_a = subscriber(&a, None).await;
 
     let body = json!([
@@ -244,7 +221,7 @@ async fn http_publish_goes_through_the_stream_and_any_node_can_resume() {
     let mut config_b = redis_config(&redis.url(), RedisMode::Streams, stream);
     config_b.node_id = "node-b".into();
     let b = TestServer::start(config_b).await;
-    wait_ready(&b).await;
+    b.wait_ready().await;
     let mut ws_b = subscriber(&b, Some(&offsets[0])).await;
     let resumed: Vec<String> = events(&mut ws_b, 2)
         .await
@@ -272,7 +249,7 @@ async fn http_publish_goes_through_the_stream_and_any_node_can_resume() {
 async fn an_unreachable_broker_makes_the_node_unready_and_publishes_fail_503() {
     let mut redis = RedisServer::start();
     let server = TestServer::start(redis_config(&redis.url(), RedisMode::PubSub, "")).await;
-    wait_ready(&server).await;
+    server.wait_ready().await;
     redis.kill();
     let mut answer = server.get("/ready").await;
     for _ in 0..200 {
@@ -294,7 +271,7 @@ async fn an_unreachable_broker_makes_the_node_unready_and_publishes_fail_503() {
 
     // Back again: ready, and events flow.
     redis.restart();
-    wait_ready(&server).await;
+    server.wait_ready().await;
     let mut ws = subscriber(&server, None).await;
     let mut delivered = false;
     for _ in 0..50 {
@@ -349,7 +326,7 @@ async fn amqp_events_reach_clients_and_bad_ones_are_counted() {
     };
     let (config, publisher) = amqp_config(&url, "mixed");
     let server = TestServer::start(config).await;
-    wait_ready(&server).await;
+    server.wait_ready().await;
     let publisher = tickcast_ingest_amqp::AmqpPublisher::new(&publisher).unwrap();
     check_mixed_traffic(&server, &publisher, "amqp").await;
     server.stop().await;
@@ -362,7 +339,7 @@ async fn http_publish_goes_through_rabbitmq() {
     };
     let (config, _) = amqp_config(&url, "http");
     let server = TestServer::start(config).await;
-    wait_ready(&server).await;
+    server.wait_ready().await;
     let mut ws = subscriber(&server, None).await;
     let answer = server
         .post(

@@ -14,15 +14,14 @@ use std::time::Duration;
 
 use futures_util::SinkExt;
 use serde_json::{json, Value};
-use tickcast::config::{RedisIngest, RedisMode};
-use tickcast::Config;
+use tickcast::config::RedisMode;
 use tickcast_core::model::Offset;
 use tickcast_testkit::RedisServer;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use common::{test_config, TestServer};
+use common::{redis_config, test_config, TestServer};
 use tickcast_testkit::ws::next_json;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -69,29 +68,6 @@ fn counts(events: &[Value]) -> BTreeMap<String, usize> {
     counts
 }
 
-async fn wait_ready(server: &TestServer) {
-    for _ in 0..200 {
-        if server.get("/ready").await.status == 200 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("not ready: {}", server.get("/ready").await.text());
-}
-
-fn redis_config(url: &str, mode: RedisMode, stream: &str) -> Config {
-    let mut config = test_config();
-    config.delivery.rate_limit_per_user = 0;
-    config.delivery.queue_capacity = 100_000;
-    config.ingest.redis = Some(RedisIngest {
-        url: url.to_owned(),
-        mode,
-        stream: stream.to_owned(),
-        ..RedisIngest::default()
-    });
-    config
-}
-
 fn event(id: &str) -> Value {
     json!({"pattern": "Doji", "symbol": "AAPL", "confidence": 0.7, "tier": "daily", "event_id": id})
 }
@@ -106,7 +82,7 @@ async fn pubsub_publish_no_node_receives_is_503_no_receiver() {
     let mut config = redis_config(&url, RedisMode::PubSub, "");
     config.ingest.redis.as_mut().unwrap().channels = vec!["tickstock.health.status".into()];
     let server = TestServer::start(config).await;
-    wait_ready(&server).await;
+    server.wait_ready().await;
     let answer = server
         .post("/api/publish", event("nobody").to_string())
         .await;
@@ -139,7 +115,7 @@ async fn pubsub_publish_no_node_receives_is_503_no_receiver() {
 async fn pubsub_every_202_through_a_redis_restart_is_delivered() {
     let mut redis = RedisServer::start();
     let server = TestServer::start(redis_config(&redis.url(), RedisMode::PubSub, "")).await;
-    wait_ready(&server).await;
+    server.wait_ready().await;
     let mut ws = subscriber(&server).await;
 
     redis.kill();
@@ -263,7 +239,7 @@ async fn pubsub_publish_twice_arrives_once_and_the_header_needs_event_id() {
         return;
     };
     let server = TestServer::start(redis_config(&url, RedisMode::PubSub, "")).await;
-    wait_ready(&server).await;
+    server.wait_ready().await;
     check_published_twice_arrives_once(&server, false).await;
     let answer = post_keyed(&server, &json!({"pattern": "Doji", "symbol": "A"}), "k").await;
     assert_eq!(answer.status, 400, "{}", answer.text());
@@ -281,7 +257,7 @@ async fn pubsub_publish_twice_arrives_once_and_the_header_needs_event_id() {
 async fn pubsub_retries_after_503_through_a_redis_restart_arrive_once() {
     let mut redis = RedisServer::start();
     let server = TestServer::start(redis_config(&redis.url(), RedisMode::PubSub, "")).await;
-    wait_ready(&server).await;
+    server.wait_ready().await;
     let mut ws = subscriber(&server).await;
     redis.kill();
     redis.restart();
@@ -310,7 +286,7 @@ async fn streams_publish_twice_arrives_once_on_every_node() {
     let mut config = redis_config(&url, RedisMode::Streams, &stream);
     config.node_id = "dedup-a".into();
     let a = TestServer::start(config).await;
-    wait_ready(&a).await;
+    a.wait_ready().await;
     let first = check_published_twice_arrives_once(&a, true).await;
     let first: Offset = first["offsets"][0].as_str().unwrap().parse().unwrap();
     // A node started later loads the stream (both copies of each) into its
@@ -318,7 +294,7 @@ async fn streams_publish_twice_arrives_once_on_every_node() {
     let mut config = redis_config(&url, RedisMode::Streams, &stream);
     config.node_id = "dedup-b".into();
     let b = TestServer::start(config).await;
-    wait_ready(&b).await;
+    b.wait_ready().await;
     let url = format!("ws://{}/ws", b.addr());
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let welcome = next_json(&mut ws).await;
@@ -351,7 +327,7 @@ async fn amqp_publish_twice_arrives_once() {
     config.delivery.rate_limit_per_user = 0;
     config.ingest.amqp = Some(section);
     let server = TestServer::start(config).await;
-    wait_ready(&server).await;
+    server.wait_ready().await;
     check_published_twice_arrives_once(&server, true).await;
     server.stop().await;
 }

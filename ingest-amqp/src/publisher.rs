@@ -356,15 +356,7 @@ impl BrokerPublisher for AmqpPublisher {
         &self,
         items: Vec<(String, Bytes)>,
     ) -> Vec<Result<Option<Offset>, BrokerError>> {
-        let items = items
-            .into_iter()
-            .map(|(channel, body)| Item {
-                channel,
-                body,
-                key: None,
-            })
-            .collect();
-        self.publish_keyed(items).await
+        self.publish_keyed(Item::unkeyed(items)).await
     }
 
     /// The key is the message's `message_id`.

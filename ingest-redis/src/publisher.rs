@@ -139,15 +139,7 @@ impl BrokerPublisher for RedisPublisher {
         &self,
         items: Vec<(String, Bytes)>,
     ) -> Vec<Result<Option<Offset>, BrokerError>> {
-        let items = items
-            .into_iter()
-            .map(|(channel, body)| Outgoing {
-                channel,
-                body,
-                key: None,
-            })
-            .collect();
-        self.publish_keyed(items).await
+        self.publish_keyed(Outgoing::unkeyed(items)).await
     }
 
     /// Streams mode only: a stream entry has room for the key.

@@ -312,7 +312,8 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
             frames: floor.frames,
             plan: Arc::new(plan),
             channel: scenario.publish.channel.clone(),
-            epoch_ms: stats::epoch_ns() / 1_000_000,
+            // As wide as tickcast's node epoch: start ms and a 6-digit nonce.
+            epoch: tickcast_core::hub::epoch::compose(stats::epoch_ns() / 1_000_000, 0),
         }),
     };
     shared.set_phase(Phase::Publish);

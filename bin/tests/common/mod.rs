@@ -32,6 +32,21 @@ pub fn test_config() -> Config {
     config
 }
 
+/// [`test_config`] consuming Redis at `url` in `mode` (`stream` for
+/// Streams), without rate limits and with room for bursts.
+pub fn redis_config(url: &str, mode: tickcast::config::RedisMode, stream: &str) -> Config {
+    let mut config = test_config();
+    config.delivery.rate_limit_per_user = 0;
+    config.delivery.queue_capacity = 100_000;
+    config.ingest.redis = Some(tickcast::config::RedisIngest {
+        url: url.to_owned(),
+        mode,
+        stream: stream.to_owned(),
+        ..tickcast::config::RedisIngest::default()
+    });
+    config
+}
+
 /// A server running in this process, stopped by [`TestServer::stop`] (or
 /// when dropped, by the dropped shutdown sender).
 pub struct TestServer {
@@ -69,6 +84,17 @@ impl TestServer {
 
     pub async fn post(&self, path: &str, body: impl Into<Vec<u8>>) -> Answer {
         request(self.addr(), "POST", path, &[], body.into()).await
+    }
+
+    /// Waits (bounded) until `/ready` answers 200: its brokers are up.
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if self.get("/ready").await.status == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("not ready: {}", self.get("/ready").await.text());
     }
 
     pub async fn stats(&self) -> Value {

@@ -39,6 +39,23 @@ pub struct Outgoing {
     pub key: Option<String>,
 }
 
+impl Outgoing {
+    /// `(channel, body)` items without idempotency keys: what
+    /// [`BrokerPublisher::publish_all`] hands to
+    /// [`publish_keyed`](BrokerPublisher::publish_keyed) in a publisher
+    /// that implements the latter.
+    pub fn unkeyed(items: Vec<(String, Bytes)>) -> Vec<Self> {
+        items
+            .into_iter()
+            .map(|(channel, body)| Self {
+                channel,
+                body,
+                key: None,
+            })
+            .collect()
+    }
+}
+
 /// Publishes raw event bodies into a broker.
 ///
 /// Bodies are passed on byte for byte (consumers decode them exactly as

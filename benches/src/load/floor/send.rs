@@ -1,7 +1,7 @@
 //! The publish side of a floor run: what `POST /api/publish` is to
 //! tickcast. Each event is stamped like any published one and encoded by
 //! tickcast's own frame encoder (the same JSON, an offset as wide as
-//! tickcast's: the epoch in ms, then the sequence), wrapped in a WebSocket
+//! tickcast's: the node epoch, then the sequence), wrapped in a WebSocket
 //! frame and sent with its recipients to the floor server ([`Frames`]:
 //! one frame per delivery, or one per connection and request).
 
@@ -47,8 +47,8 @@ pub struct FloorSend {
     pub frames: Frames,
     /// Channel the events are published on (gives their type).
     pub channel: String,
-    /// Major part of the offsets (like tickcast's node epoch, in ms).
-    pub epoch_ms: u64,
+    /// Major part of the offsets (like tickcast's node epoch).
+    pub epoch: u64,
 }
 
 impl FloorSend {
@@ -64,7 +64,7 @@ impl FloorSend {
                 .map_err(|e| format!("event {seq}: {e}"))?;
             events.push(event);
         }
-        let message = message(&self.plan, first_seq, events, self.epoch_ms, self.frames);
+        let message = message(&self.plan, first_seq, events, self.epoch, self.frames);
         self.link.send(&message).await
     }
 }
@@ -79,14 +79,14 @@ pub fn message(
     plan: &FloorPlan,
     first_seq: u32,
     events: Vec<Event>,
-    epoch_ms: u64,
+    epoch: u64,
     frames: Frames,
 ) -> Vec<u8> {
     let prepared: Vec<Arc<PreparedEvent>> = events
         .into_iter()
         .enumerate()
         .map(|(i, event)| {
-            let offset = Offset::new(epoch_ms, u64::from(first_seq) + i as u64 + 1);
+            let offset = Offset::new(epoch, u64::from(first_seq) + i as u64 + 1);
             Arc::new(PreparedEvent::new(Arc::new(event), offset))
         })
         .collect();
@@ -196,7 +196,7 @@ mod tests {
             audience.recipients(&event, &mut recipients);
             plan.record(&filters, &active, &event, &recipients);
         }
-        let epoch_ms = 1_764_000_000_000;
+        let epoch = 1_764_000_000_000;
         let stamped: Vec<Event> = templates
             .iter()
             .enumerate()
@@ -211,12 +211,12 @@ mod tests {
             .map(|(i, e)| {
                 Arc::new(PreparedEvent::new(
                     Arc::new(e.clone()),
-                    Offset::new(epoch_ms, i as u64 + 1),
+                    Offset::new(epoch, i as u64 + 1),
                 ))
             })
             .collect();
-        let per_event_bytes = message(&plan, 0, stamped.clone(), epoch_ms, Frames::Event);
-        let bytes = message(&plan, 0, stamped, epoch_ms, Frames::Request);
+        let per_event_bytes = message(&plan, 0, stamped.clone(), epoch, Frames::Event);
+        let bytes = message(&plan, 0, stamped, epoch, Frames::Request);
         let groups = read_message(&mut Cursor::new(bytes)).unwrap().unwrap();
 
         let mut written: Vec<u32> = groups.iter().flat_map(|g| g.conns.clone()).collect();
@@ -280,7 +280,7 @@ mod tests {
                 DEFAULT_MAX_BODY_BYTES,
             )
             .unwrap()],
-            epoch_ms,
+            epoch,
             Frames::Request,
         );
         for group in read_message(&mut Cursor::new(one)).unwrap().unwrap() {
