@@ -82,7 +82,7 @@ where
 /// expired tokens, and drops a socket that takes nothing for
 /// [`SessionConfig::write_timeout`] whatever it is doing.
 ///
-/// The future holds one [`Session`] and one timer: an idle connection's
+/// The future holds one `Session` and one timer: an idle connection's
 /// writer costs a few hundred bytes (an `async fn` here would keep its
 /// arguments beside the state it builds from them).
 pub fn serve<C, K, R>(
