@@ -2,10 +2,12 @@
 //! [`FrameReceiver`], the end its transport reads.
 //!
 //! Publishers push from any thread without waiting on the socket; the
-//! connection's writer pulls with [`FrameReceiver::recv`], which decides
-//! what goes out next: protocol messages, then history replay (offset
-//! order), then urgent events one by one, then a `dropped` notice, then one
-//! batch of the rest (higher priority first, then offset). Batching,
+//! connection's writer pulls with [`FrameReceiver::recv`] (the session:
+//! `poll_recv`), which decides what goes out next: protocol messages, then
+//! history replay (offset order), then an urgent event with every batched
+//! event older than it, then a `dropped` notice, then one batch of the rest
+//! once its window ends. Events leave in offset order, each frame with the
+//! connection's safe resume offset ([`EventFrame::resume`]). Batching,
 //! conflation and the slow-consumer policy all live here, behind one lock
 //! per connection, so one connection never waits on another.
 //!
