@@ -14,6 +14,7 @@
 pub mod fixtures;
 pub mod heap;
 pub mod http;
+pub mod io;
 pub mod jwt;
 mod rabbit;
 mod redis;

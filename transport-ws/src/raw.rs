@@ -410,39 +410,13 @@ mod tests {
         }
     }
 
-    /// A writer that takes at most `step` bytes per call.
-    struct Trickle {
-        out: Vec<u8>,
-        step: usize,
-    }
-
-    impl AsyncWrite for Trickle {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            let this = self.get_mut();
-            let n = buf.len().min(this.step);
-            this.out.extend_from_slice(&buf[..n]);
-            Poll::Ready(Ok(n))
-        }
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
+    use tickcast_testkit::io::Trickle;
 
     #[tokio::test]
     async fn partial_writes_resume_mid_header_and_mid_payload() {
         let payloads = ["a", &"b".repeat(300), "c"];
         for step in [1, 3, 7, 64] {
-            let mut sink = RawSink::new(Trickle {
-                out: Vec::new(),
-                step,
-            });
+            let mut sink = RawSink::new(Trickle::new(step));
             for p in payloads {
                 sink.feed(RawFrame::text(Bytes::from(p.to_owned())))
                     .await

@@ -176,39 +176,10 @@ mod tests {
     use super::*;
     use futures_util::SinkExt;
 
-    /// A writer that takes at most `step` bytes per call.
-    struct Trickle {
-        out: Vec<u8>,
-        step: usize,
-        shut: bool,
-    }
-
-    impl AsyncWrite for Trickle {
-        fn poll_write(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            let this = self.get_mut();
-            let n = buf.len().min(this.step);
-            this.out.extend_from_slice(&buf[..n]);
-            Poll::Ready(Ok(n))
-        }
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-            self.get_mut().shut = true;
-            Poll::Ready(Ok(()))
-        }
-    }
+    use tickcast_testkit::io::Trickle;
 
     async fn written(framing: BodyFraming, step: usize, chunks: &[&str]) -> String {
-        let io = Trickle {
-            out: Vec::new(),
-            step,
-            shut: false,
-        };
+        let io = Trickle::new(step);
         let mut sink = BodySink::new(io, framing, Bytes::from_static(b"HEAD\r\n\r\n"));
         for chunk in chunks {
             sink.feed(Bytes::from(chunk.to_string())).await.unwrap();
