@@ -10,6 +10,12 @@ use tickcast::config::{ConfigWarning, Loaded};
 use tickcast::http::auth::PublishAccess;
 use tickcast::{logging, shutdown, Config};
 
+/// The server allocates and frees small buffers on every worker thread
+/// (frames, decoded events, broker replies); see the `mimalloc` feature.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
