@@ -71,3 +71,93 @@ async fn bad_events_are_counted_and_good_ones_delivered() {
     assert!(source.rejected.contains_key("not_json"));
     assert!(source.rejected.contains_key("too_deep"));
 }
+
+/// A source that reloads history at start: backfill, then (once the test
+/// opens the gate) `Connected`.
+struct Reloading {
+    backfill: Vec<(&'static str, &'static str)>,
+    gate: Option<tokio::sync::oneshot::Receiver<()>>,
+    connected: bool,
+}
+
+#[async_trait::async_trait]
+impl tickcast_core::ingest::IngestSource for Reloading {
+    fn name(&self) -> &str {
+        "reloading"
+    }
+
+    async fn next(&mut self) -> Option<tickcast_core::ingest::IngestItem> {
+        use tickcast_core::ingest::{decode_body, IngestItem, Incoming};
+        if let Some((offset, symbol)) = self.backfill.pop() {
+            let body = format!(r#"{{"pattern":"Doji","symbol":"{symbol}","tier":"daily"}}"#);
+            return Some(IngestItem::Backfill(Incoming {
+                decoded: decode_body(Bytes::from(body), None, DEFAULT_MAX_BODY_BYTES),
+                offset: Some(offset.parse().unwrap()),
+                acker: None,
+            }));
+        }
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.await;
+        }
+        if std::mem::replace(&mut self.connected, true) {
+            return std::future::pending().await;
+        }
+        Some(IngestItem::Connected)
+    }
+}
+
+/// A hub that awaits its history refuses clients (1013, `starting`) until
+/// the source that reloads it reports `Connected`; then a client resumes
+/// from the reloaded history.
+#[tokio::test]
+async fn clients_wait_for_a_reloaded_history() {
+    use tickcast_core::hub::{ConnectError, OffsetMode};
+    use tickcast_core::protocol::CloseCode;
+    let mut config = HubConfig::immediate();
+    config.offsets = OffsetMode::External;
+    config.await_history = true;
+    let hub = Hub::new(config);
+    let refused = hub.connect(None, hub.default_limits()).unwrap_err();
+    assert_eq!(refused, ConnectError::Starting);
+    assert_eq!(refused.close_code(), CloseCode::TryAgainLater);
+
+    let (open, gate) = tokio::sync::oneshot::channel();
+    let source = Reloading {
+        // Popped from the end: oldest first.
+        backfill: vec![("5-0", "MSFT"), ("4-0", "AAPL")],
+        gate: Some(gate),
+        connected: false,
+    };
+    tokio::spawn(run_source(hub.clone(), source));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while hub.latest_offset().map(|o| o.to_string()) != Some("5-0".to_owned()) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the backfill reaches the history");
+    assert!(!hub.is_history_loaded());
+    assert_eq!(
+        hub.connect(None, hub.default_limits()).unwrap_err(),
+        ConnectError::Starting
+    );
+
+    open.send(()).unwrap();
+    let mut conn = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match hub.connect(None, hub.default_limits()) {
+                Ok(conn) => return conn,
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+    .expect("admitted once the source is connected");
+    let since = "4-0".parse().unwrap();
+    conn.handle
+        .subscribe("all", Filter::default(), Some(since))
+        .unwrap();
+    let seen = common::drain_until_idle(&mut conn.frames, Duration::from_millis(200)).await;
+    let offsets: Vec<&str> = seen.events.iter().filter_map(|e| e["offset"].as_str()).collect();
+    assert_eq!(offsets, ["5-0"], "exactly what came after the resume point");
+}

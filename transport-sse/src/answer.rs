@@ -236,7 +236,9 @@ impl From<OpenError> for HttpError {
         let status = match &error {
             OpenError::Auth(_) => StatusCode::UNAUTHORIZED,
             OpenError::Connect(ConnectError::TooManyConnections) => StatusCode::TOO_MANY_REQUESTS,
-            OpenError::Connect(ConnectError::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
+            OpenError::Connect(ConnectError::ShuttingDown | ConnectError::Starting) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         Self::new(status, error.error_code().as_str(), error.to_string())
     }

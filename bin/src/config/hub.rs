@@ -67,6 +67,8 @@ impl Config {
                 max_age: Duration::from_secs(self.ingest.dedup_window_s),
             },
             started_at: None,
+            // Streams mode reloads the history from the stream at start.
+            await_history: streams,
         }
     }
 }

@@ -35,6 +35,13 @@ pub struct HubConfig {
     /// from (see [`epoch`](super::epoch)); `None`, the usual, takes the
     /// time the hub is created. Set it to reproduce a start (tests).
     pub started_at: Option<SystemTime>,
+    /// Refuse clients ([`ConnectError::Starting`](super::ConnectError))
+    /// until [`Hub::history_loaded`](super::Hub::history_loaded) is called.
+    /// For an ingest that reloads the history at start (Redis Streams): a
+    /// client resuming before it is loaded would find its offset unknown
+    /// (`history_gone`) or get reloaded entries twice. `false` (the
+    /// default): clients are admitted at once.
+    pub await_history: bool,
 }
 
 impl Default for HubConfig {
@@ -50,6 +57,7 @@ impl Default for HubConfig {
             offsets: OffsetMode::Node,
             dedup: DedupConfig::default(),
             started_at: None,
+            await_history: false,
         }
     }
 }

@@ -79,6 +79,10 @@ pub enum ConnectError {
     /// The hub is shutting down (close 1001).
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The node is still loading its history from its ingest
+    /// ([`HubConfig::await_history`]); close 1013, try again shortly.
+    #[error("the server is loading its history; try again shortly")]
+    Starting,
 }
 
 impl ConnectError {
@@ -87,6 +91,7 @@ impl ConnectError {
         match self {
             Self::TooManyConnections => CloseCode::LimitExceeded,
             Self::ShuttingDown => CloseCode::GoingAway,
+            Self::Starting => CloseCode::TryAgainLater,
         }
     }
 }
@@ -152,6 +157,8 @@ struct Inner {
     next_conn: AtomicU64,
     published: AtomicU64,
     closed: AtomicBool,
+    /// Clients are admitted (see [`HubConfig::await_history`]).
+    history_ready: AtomicBool,
     route_latency: LatencyHistogram,
     fanout_latency: LatencyHistogram,
     publish_latency: LatencyHistogram,
@@ -215,6 +222,7 @@ impl Hub {
                 next_conn: AtomicU64::new(1),
                 published: AtomicU64::new(0),
                 closed: AtomicBool::new(false),
+                history_ready: AtomicBool::new(!config.await_history),
                 route_latency: LatencyHistogram::default(),
                 fanout_latency: LatencyHistogram::default(),
                 publish_latency: LatencyHistogram::default(),
@@ -345,6 +353,9 @@ impl Hub {
         if inner.closed.load(Ordering::Acquire) {
             return Err(ConnectError::ShuttingDown);
         }
+        if !inner.history_ready.load(Ordering::Acquire) {
+            return Err(ConnectError::Starting);
+        }
         let limiter = inner
             .users
             .join(user.as_ref())
@@ -450,6 +461,21 @@ impl Hub {
         for queue in self.inner.broadcaster.queues() {
             queue.close_after_flush(CloseCode::GoingAway);
         }
+    }
+
+    /// The ingest has loaded the history it reloads at start (and handed
+    /// out what it re-delivers live): clients are admitted from now on
+    /// ([`HubConfig::await_history`]). [`run_source`](crate::ingest::run_source)
+    /// calls it when its source reports
+    /// [`Connected`](crate::ingest::IngestItem::Connected).
+    pub fn history_loaded(&self) {
+        self.inner.history_ready.store(true, Ordering::Release);
+    }
+
+    /// Whether clients are admitted: false only while
+    /// [`HubConfig::await_history`] waits for [`Hub::history_loaded`].
+    pub fn is_history_loaded(&self) -> bool {
+        self.inner.history_ready.load(Ordering::Acquire)
     }
 
     /// Open connections (cheap: no stats snapshot).

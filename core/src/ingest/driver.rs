@@ -50,7 +50,11 @@ async fn dispatch(
     item: IngestItem,
 ) -> bool {
     match item {
-        IngestItem::Connected => counters.set_connected(true),
+        IngestItem::Connected => {
+            counters.set_connected(true);
+            // Whatever the source reloads at start came before this item.
+            hub.history_loaded();
+        }
         IngestItem::Disconnected(why) => {
             counters.set_connected(false);
             counters.error();

@@ -51,7 +51,12 @@ pub enum IngestItem {
     /// ([`Hub::remember_at`](crate::Hub::remember_at)): clients may resume
     /// from it, nobody receives it live. Needs an offset; no acker.
     Backfill(Incoming),
-    /// The source is connected to its broker (initially or again).
+    /// The source is connected to its broker (initially or again). A
+    /// source that reloads the history at start ([`Backfill`](Self::Backfill)
+    /// items, and entries it re-delivers live) yields it once those are
+    /// all handed out: it also opens a hub built with
+    /// [`HubConfig::await_history`](crate::HubConfig::await_history) to
+    /// clients.
     Connected,
     /// The source lost its broker and is retrying; the text says why.
     Disconnected(String),

@@ -29,6 +29,9 @@ pub enum ErrorCode {
     TokenExpired,
     /// The server is shutting down and takes no new connection (1001).
     ShuttingDown,
+    /// The server is still loading its history and takes no connection
+    /// yet (1013); try again shortly.
+    Starting,
 }
 
 impl ErrorCode {
@@ -45,6 +48,7 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::TokenExpired => "token_expired",
             Self::ShuttingDown => "shutting_down",
+            Self::Starting => "starting",
         }
     }
 }
@@ -62,6 +66,8 @@ pub enum CloseCode {
     InvalidUtf8,
     /// 1009: a frame too large to skip.
     TooBig,
+    /// 1013: try again later (the node is loading its history).
+    TryAgainLater,
     /// 4001: missing or invalid token.
     Unauthorized,
     /// 4002: the token expired.
@@ -81,6 +87,7 @@ impl CloseCode {
             Self::Unsupported => 1003,
             Self::InvalidUtf8 => 1007,
             Self::TooBig => 1009,
+            Self::TryAgainLater => 1013,
             Self::Unauthorized => 4001,
             Self::TokenExpired => 4002,
             Self::SlowConsumer => 4008,
@@ -96,6 +103,7 @@ impl CloseCode {
             Self::Unsupported => "binary frames are not supported",
             Self::InvalidUtf8 => "invalid utf-8",
             Self::TooBig => "frame too large",
+            Self::TryAgainLater => "try again later",
             Self::Unauthorized => "unauthorized",
             Self::TokenExpired => "token expired",
             Self::SlowConsumer => "slow consumer",

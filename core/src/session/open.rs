@@ -21,7 +21,8 @@ pub enum OpenError {
     /// Auth is on and the token is missing, invalid or expired.
     #[error(transparent)]
     Auth(#[from] AuthError),
-    /// The hub refused the connection (user limit, shutdown).
+    /// The hub refused the connection (user limit, shutdown, history
+    /// still loading).
     #[error(transparent)]
     Connect(#[from] ConnectError),
 }
@@ -43,6 +44,7 @@ impl OpenError {
             Self::Auth(_) => ErrorCode::Unauthorized,
             Self::Connect(ConnectError::TooManyConnections) => ErrorCode::LimitExceeded,
             Self::Connect(ConnectError::ShuttingDown) => ErrorCode::ShuttingDown,
+            Self::Connect(ConnectError::Starting) => ErrorCode::Starting,
         }
     }
 
