@@ -87,7 +87,7 @@ impl tickcast_core::ingest::IngestSource for Reloading {
     }
 
     async fn next(&mut self) -> Option<tickcast_core::ingest::IngestItem> {
-        use tickcast_core::ingest::{decode_body, IngestItem, Incoming};
+        use tickcast_core::ingest::{decode_body, Incoming, IngestItem};
         if let Some((offset, symbol)) = self.backfill.pop() {
             let body = format!(r#"{{"pattern":"Doji","symbol":"{symbol}","tier":"daily"}}"#);
             return Some(IngestItem::Backfill(Incoming {
@@ -158,6 +158,10 @@ async fn clients_wait_for_a_reloaded_history() {
         .subscribe("all", Filter::default(), Some(since))
         .unwrap();
     let seen = common::drain_until_idle(&mut conn.frames, Duration::from_millis(200)).await;
-    let offsets: Vec<&str> = seen.events.iter().filter_map(|e| e["offset"].as_str()).collect();
+    let offsets: Vec<&str> = seen
+        .events
+        .iter()
+        .filter_map(|e| e["offset"].as_str())
+        .collect();
     assert_eq!(offsets, ["5-0"], "exactly what came after the resume point");
 }

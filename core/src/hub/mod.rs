@@ -7,6 +7,7 @@
 //! is added in the same critical section, so replay and live delivery meet
 //! with no gap and no duplicate.
 
+mod burst;
 mod config;
 mod connection;
 mod dedup;
@@ -14,6 +15,7 @@ pub mod epoch;
 mod stats;
 mod users;
 
+pub use burst::Burst;
 pub use config::{ConnectionLimits, HubConfig, Limits, OffsetMode};
 pub use connection::{Connection, ConnectionHandle, SubscribeError};
 pub use dedup::DedupConfig;
@@ -241,11 +243,21 @@ impl Hub {
     /// An event whose idempotency key was published within the window is
     /// refused as [`PublishError::Duplicate`] (so on every publish path).
     pub fn publish(&self, event: Event) -> Result<Offset, PublishError> {
+        self.publish_with(event, None)
+    }
+
+    /// [`publish`](Self::publish), waking writers now or listing them in
+    /// `wake`.
+    fn publish_with(
+        &self,
+        event: Event,
+        wake: Option<&mut WakeList>,
+    ) -> Result<Offset, PublishError> {
         self.check_open()?;
         let mut seq = self.inner.sequencer.lock();
         let key = seq.admit(&event)?;
         let offset = seq.next_offset()?;
-        self.accept(&mut seq, event, offset);
+        self.accept_with(&mut seq, event, offset, wake);
         seq.remember(key, offset);
         Ok(offset)
     }
@@ -279,13 +291,30 @@ impl Hub {
     /// [`PublishError::Stale`] so a redelivery is never delivered twice; a
     /// repeated idempotency key as [`PublishError::Duplicate`].
     pub fn publish_at(&self, event: Event, offset: Offset) -> Result<Offset, PublishError> {
+        self.publish_at_with(event, offset, None)
+    }
+
+    /// [`publish_at`](Self::publish_at), waking writers now or listing
+    /// them in `wake`.
+    fn publish_at_with(
+        &self,
+        event: Event,
+        offset: Offset,
+        wake: Option<&mut WakeList>,
+    ) -> Result<Offset, PublishError> {
         self.check_open()?;
         let mut seq = self.inner.sequencer.lock();
         seq.check_external(offset)?;
         let key = seq.admit(&event)?;
-        self.accept(&mut seq, event, offset);
+        self.accept_with(&mut seq, event, offset, wake);
         seq.remember(key, offset);
         Ok(offset)
+    }
+
+    /// Starts a [`Burst`]: publishes whose recipients' writers are woken
+    /// once, when the burst is dropped.
+    pub fn burst(&self) -> Burst<'_> {
+        Burst::new(self)
     }
 
     /// Records an event from before this hub started (a Redis Streams
@@ -311,13 +340,8 @@ impl Hub {
         Ok(())
     }
 
-    /// Records, routes and queues one event; the caller holds the publish
-    /// lock (`seq`).
-    fn accept(&self, seq: &mut Sequencer, event: Event, offset: Offset) {
-        self.accept_with(seq, event, offset, None);
-    }
-
-    /// [`accept`](Self::accept), waking writers now or listing them in `wake`.
+    /// Records, routes and queues one event, waking writers now or listing
+    /// them in `wake`; the caller holds the publish lock (`seq`).
     fn accept_with(
         &self,
         seq: &mut Sequencer,

@@ -3,7 +3,7 @@
 use tokio::sync::mpsc;
 
 use super::{Acknowledger, Incoming, IngestItem, IngestSource};
-use crate::hub::{Hub, PublishError};
+use crate::hub::{Burst, Hub, PublishError};
 
 /// Publishes everything `source` yields into `hub` until the source ends
 /// or the hub shuts down. Each message is acknowledged after the hub took
@@ -12,16 +12,17 @@ use crate::hub::{Hub, PublishError};
 /// A source with a [`read_ahead`](IngestSource::read_ahead) runs on a task
 /// of its own, up to that many items ahead, so reading and decoding (one
 /// core) overlap with routing and queueing (another); the hub still takes
-/// the items one at a time, in order, and each is acknowledged only once
-/// the hub has it. Dropping the returned future (aborting its task) drops
-/// the source.
+/// the items in order, each acknowledged only once the hub has it, up to
+/// [`BURST`] already read at a time as one [`Burst`] (writers woken once
+/// per burst). Dropping the returned future (aborting its task) drops the
+/// source.
 pub async fn run_source<S: IngestSource + 'static>(hub: Hub, mut source: S) {
     let name = source.name().to_owned();
     let counters = hub.source(&name);
     let ahead = source.read_ahead();
     if ahead == 0 {
         while let Some(item) = source.next().await {
-            if !dispatch(&hub, &name, &counters, item).await {
+            if !dispatch(&hub, &name, &counters, std::iter::once(item)).await {
                 break;
             }
         }
@@ -35,35 +36,61 @@ pub async fn run_source<S: IngestSource + 'static>(hub: Hub, mut source: S) {
             }
         }
     }));
-    while let Some(item) = rx.recv().await {
-        if !dispatch(&hub, &name, &counters, item).await {
+    let mut items = Vec::with_capacity(BURST);
+    while rx.recv_many(&mut items, BURST).await > 0 {
+        if !dispatch(&hub, &name, &counters, items.drain(..)).await {
             break;
         }
     }
 }
 
-/// Deals with one item; false when the hub is shutting down.
+/// Items read ahead that the hub takes as one [`Burst`]: their recipients'
+/// writers are woken once for all of them, so a client gets what a broker
+/// read brought it in one write instead of one write per event.
+const BURST: usize = 256;
+
+/// Deals with `items` in order, in one burst, then settles their messages;
+/// false when the hub is shutting down (the items not taken yet stay
+/// unacknowledged, so the broker redelivers them to the next run).
 async fn dispatch(
     hub: &Hub,
     name: &str,
     counters: &super::SourceCounters,
-    item: IngestItem,
+    items: impl Iterator<Item = IngestItem>,
 ) -> bool {
-    match item {
-        IngestItem::Connected => {
-            counters.set_connected(true);
-            // Whatever the source reloads at start came before this item.
-            hub.history_loaded();
+    let mut settled = Vec::new();
+    let mut open = true;
+    {
+        let mut burst = hub.burst();
+        for item in items {
+            match item {
+                IngestItem::Connected => {
+                    counters.set_connected(true);
+                    // Whatever the source reloads at start came before
+                    // this item.
+                    hub.history_loaded();
+                }
+                IngestItem::Disconnected(why) => {
+                    counters.set_connected(false);
+                    counters.error();
+                    tracing::warn!(source = name, "ingest disconnected: {why}");
+                }
+                IngestItem::Message(incoming) => match handle(&mut burst, name, counters, incoming)
+                {
+                    Some(settle) => settled.push(settle),
+                    None => {
+                        open = false;
+                        break;
+                    }
+                },
+                IngestItem::Backfill(incoming) => backfill(hub, name, incoming),
+            }
         }
-        IngestItem::Disconnected(why) => {
-            counters.set_connected(false);
-            counters.error();
-            tracing::warn!(source = name, "ingest disconnected: {why}");
-        }
-        IngestItem::Message(incoming) => return handle(hub, name, counters, incoming).await,
-        IngestItem::Backfill(incoming) => backfill(hub, name, incoming),
     }
-    true
+    for (acker, ok) in settled {
+        settle(acker, ok).await;
+    }
+    open
 }
 
 /// Aborts the source's task when `run_source` ends or is dropped, which
@@ -77,14 +104,16 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Returns false when the hub is shutting down (the message stays
-/// unacknowledged, so the broker redelivers it to the next run).
-async fn handle(
-    hub: &Hub,
+/// Publishes one message into `burst`: how to settle it (acknowledge, or
+/// reject a malformed one), or `None` when the hub is shutting down (the
+/// message stays unacknowledged, so the broker redelivers it to the next
+/// run).
+fn handle(
+    burst: &mut Burst<'_>,
     source: &str,
     counters: &super::SourceCounters,
     incoming: Incoming,
-) -> bool {
+) -> Option<(Option<Box<dyn Acknowledger>>, bool)> {
     let event = match incoming.decoded {
         Ok(event) => event,
         Err(error) => {
@@ -94,29 +123,26 @@ async fn handle(
                 reason = error.reason(),
                 "rejected malformed event: {error}"
             );
-            settle(incoming.acker, false).await;
-            return true;
+            return Some((incoming.acker, false));
         }
     };
     let published = match incoming.offset {
-        Some(offset) => hub.publish_at(event, offset),
-        None => hub.publish(event),
+        Some(offset) => burst.publish_at(event, offset),
+        None => burst.publish(event),
     };
     match published {
         Ok(_) => counters.accepted(),
         Err(PublishError::Stale { .. } | PublishError::Duplicate { .. }) => counters.duplicate(),
-        Err(PublishError::ShuttingDown) => return false,
+        Err(PublishError::ShuttingDown) => return None,
         Err(error) => {
             // A source/hub offset-mode mismatch: a configuration error that
             // would refuse every message, so say it loudly once per message.
             counters.error();
             tracing::error!(source, "cannot publish: {error}");
-            settle(incoming.acker, false).await;
-            return true;
+            return Some((incoming.acker, false));
         }
     }
-    settle(incoming.acker, true).await;
-    true
+    Some((incoming.acker, true))
 }
 
 /// History-only: malformed or offset-less entries are skipped (they were
