@@ -51,9 +51,17 @@ async fn a_burst_wakes_each_writer_once_when_it_ends() {
         for symbol in ["AAPL", "MSFT", "NVDA"] {
             burst.publish(event(symbol)).unwrap();
         }
-        assert_eq!(counting.0.load(Ordering::SeqCst), 0, "nobody woken mid-burst");
+        assert_eq!(
+            counting.0.load(Ordering::SeqCst),
+            0,
+            "nobody woken mid-burst"
+        );
         drop(burst);
-        assert_eq!(counting.0.load(Ordering::SeqCst), 1, "woken once at the end");
+        assert_eq!(
+            counting.0.load(Ordering::SeqCst),
+            1,
+            "woken once at the end"
+        );
         assert!(matches!(recv.as_mut().poll(&mut cx), Poll::Ready(Some(_))));
     }
     let rest = common::drain_until_idle(&mut conn.frames, Duration::from_millis(50)).await;

@@ -55,6 +55,7 @@ pub mod filters;
 pub mod floor;
 pub mod frame;
 pub mod limits;
+mod phases;
 pub mod procstat;
 pub mod publisher;
 pub mod report;
@@ -62,27 +63,24 @@ pub mod scenario;
 pub mod sse;
 mod stamp;
 pub mod stats;
+mod verdict;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use tokio::sync::{mpsc, watch};
 
 pub use self::broker::BrokerTarget;
-use self::churn::Churn;
-use self::clients::ClientContext;
 use self::expect::Audience;
 use self::filters::Filters;
-use self::floor::{FloorPlan, FloorSend, FloorTarget};
+use self::floor::{FloorPlan, FloorTarget};
 use self::publisher::Prepared;
 pub use self::report::Report;
 use self::report::{
-    ConnectionsReport, DeliveriesReport, GeneratorProcess, LatencyReport, Progress, PublishReport,
-    ServerProcess, SubscriptionsReport,
+    ConnectionsReport, DeliveriesReport, GeneratorProcess, LatencyReport, PublishReport,
+    SubscriptionsReport,
 };
 pub use self::scenario::{Scenario, Via};
 use self::stats::{Phase, Shared};
@@ -184,13 +182,11 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
     let count = scenario.connections.count;
     let needed = count as u64 + scenario.publish.publishers as u64 + limits::SLACK_FILES;
     let nofile = limits::raise_nofile(needed, count)?;
-    let mut warnings = Vec::new();
-    if let Some(w) = options
+    let warnings: Vec<String> = options
         .server_pid
         .and_then(|pid| limits::check_server_nofile(pid, count))
-    {
-        warnings.push(w);
-    }
+        .into_iter()
+        .collect();
     let sources = limits::source_addresses(options.server, count, scenario.connections.source_ips)?;
     if let Err(e) = tokio::net::TcpStream::connect(options.server).await {
         return Err(LoadError::Unreachable {
@@ -199,384 +195,75 @@ pub async fn run(options: Options) -> Result<Report, LoadError> {
         });
     }
     if options.progress {
-        eprintln!(
-            "tickcast-load: scenario {}: {}",
-            options.scenario_name,
-            scenario.description.trim()
-        );
-        if !scenario.server.env.is_empty() {
-            let env: Vec<_> = scenario
-                .server
-                .env
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            eprintln!(
-                "tickcast-load: expects the server to run with {}",
-                env.join(" ")
-            );
-        }
-        for w in &warnings {
-            eprintln!("tickcast-load: warning: {w}");
-        }
+        announce(&options, &warnings);
     }
 
     let shared = Arc::new(Shared::new());
-    let ticker = options.progress.then(|| {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let mut progress = Progress::default();
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let interval = shared.merge_latencies();
-                eprintln!("{}", progress.line(&shared, &interval, count));
-            }
-        })
-    });
+    let ticker = options.progress.then(|| phases::ticker(&shared, count));
     let server_pid = options.server_pid;
     let server_before = server_pid.and_then(procstat::sample);
-    let floor = options.floor.clone();
     // The floor server has no HTTP API.
-    let stats_before = match floor {
-        None => fetch_stats(options.server).await,
-        Some(_) => None,
+    let with_api = options.floor.is_none();
+    let stats_before = match with_api {
+        true => fetch_stats(options.server).await,
+        false => None,
     };
 
-    // 1. Ramp.
-    let ctx = Arc::new(ClientContext {
-        server: options.server,
-        sources: sources.clone(),
-        filters: filters.clone(),
-        shared: shared.clone(),
-        connect_timeout: Duration::from_secs_f64(scenario.connections.connect_timeout_s),
-        // tungstenite zeroes up to this much before every read (even one
-        // that finds nothing), and it is resident per connection: small.
-        read_buffer: 4 * 1024,
-        sse_share: scenario.connections.sse_share,
-        floor: floor.is_some(),
-    });
-    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let ramp_start = Instant::now();
-    let mut handles = Vec::with_capacity(count);
-    for conn in 0..count {
-        let at =
-            ramp_start + Duration::from_secs_f64(conn as f64 / scenario.connections.ramp_per_s);
-        if at > Instant::now() {
-            tokio::time::sleep_until(at.into()).await;
-        }
-        handles.push(tokio::spawn(clients::run(
-            ctx.clone(),
-            conn as u32,
-            ready_tx.clone(),
-            stop_rx.clone(),
-        )));
-    }
-    drop(ready_tx);
-    let mut active = vec![0u64; count];
-    let mut established = vec![false; count];
-    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
-    while let Some(ready) = ready_rx.recv().await {
-        match ready.result {
-            Ok(mask) => {
-                active[ready.conn as usize] = mask;
-                established[ready.conn as usize] = true;
-            }
-            Err(reason) => *failures.entry(reason).or_default() += 1,
-        }
-    }
-    let ramp_s = ramp_start.elapsed().as_secs_f64();
+    let mut ramp = phases::ramp(&options, &filters, &sources, &shared).await;
     let server_after_ramp = server_pid.and_then(procstat::sample);
-
-    // 2. Prepare.
     shared.set_phase(Phase::Prepare);
-    let (prepared, plan) = {
-        let (filters, active) = (filters.clone(), active.clone());
-        let scenario = scenario.clone();
-        let with_plan = floor.is_some();
-        tokio::task::spawn_blocking(move || {
-            prepare_with_plan(&scenario, filters, &active, with_plan)
-        })
-        .await
-        .expect("preparing events does not panic")
-    };
-    // 3. Publish.
-    let target = publisher::Target {
-        server: options.server,
-        api_key: options.api_key.clone(),
-        broker,
-        floor: floor.zip(plan).map(|(floor, plan)| FloorSend {
-            link: floor.link,
-            frames: floor.frames,
-            plan: Arc::new(plan),
-            channel: scenario.publish.channel.clone(),
-            // As wide as tickcast's node epoch: start ms and a 6-digit nonce.
-            epoch: tickcast_core::hub::epoch::compose(stats::epoch_ns() / 1_000_000, 0),
-        }),
-    };
-    shared.set_phase(Phase::Publish);
-    let me = std::process::id();
-    let (server_cpu_start, own_cpu_start) =
-        (server_pid.and_then(procstat::sample), procstat::sample(me));
-    let churning = scenario
-        .churn
-        .as_ref()
-        .map(|section| Churn::start(churn::context(&ctx, section), section, server_pid));
-    let published = publisher::run(&scenario.publish, &target, prepared, shared.clone()).await;
-    let (server_cpu_end, own_cpu_end) =
-        (server_pid.and_then(procstat::sample), procstat::sample(me));
-    let churn = match churning {
-        Some(churning) => Some(churning.finish(server_pid).await),
-        None => None,
-    };
-
-    // 4. Grace.
-    shared.set_phase(Phase::Grace);
-    let expected_total = published.ledger.total();
-    let grace_end = Instant::now() + Duration::from_secs_f64(scenario.run.grace_s);
-    loop {
-        if Shared::get(&shared.received) >= expected_total {
-            // Everything is in: a short wait still catches duplicates.
-            tokio::time::sleep(
-                Duration::from_millis(100).min(grace_end - Instant::now().min(grace_end)),
-            )
-            .await;
-            break;
-        }
-        if Instant::now() >= grace_end {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (prepared, plan) =
+        phases::prepare(scenario, &filters, &ramp.active, options.floor.is_some()).await;
+    let publishing = phases::publish(&options, &ramp, prepared, plan, broker, &shared).await;
+    let expected = publishing.published.ledger.total();
+    phases::grace(&shared, expected, scenario.run.grace_s).await;
     let server_end = server_pid.and_then(procstat::sample);
-    let server_stats = match target.floor {
-        None => fetch_stats(options.server).await,
-        Some(_) => None,
+    let stats_end = match with_api {
+        true => fetch_stats(options.server).await,
+        false => None,
     };
-
-    // 5. Count.
-    shared.set_phase(Phase::Done);
-    let _ = stop_tx.send(true);
-    let mut received: Vec<Option<roaring::RoaringBitmap>> = vec![None; count];
-    let mut early_closes: BTreeMap<String, u64> = BTreeMap::new();
-    for handle in handles {
-        match tokio::time::timeout(Duration::from_secs(30), handle).await {
-            Ok(Ok(outcome)) => {
-                let conn = outcome.conn as usize;
-                if established[conn] {
-                    if let Some(reason) = outcome.ended_early {
-                        *early_closes.entry(reason).or_default() += 1;
-                    }
-                    received[conn] = Some(outcome.received);
-                }
-            }
-            Ok(Err(e)) => *early_closes.entry(format!("task failed: {e}")).or_default() += 1,
-            Err(_) => {
-                *early_closes
-                    .entry("did not stop in 30 s".to_owned())
-                    .or_default() += 1
-            }
-        }
-    }
-    let tally = published.ledger.compare(&received);
-    let latencies = shared.latencies();
+    let counted = phases::count(&mut ramp, &shared).await;
     if let Some(ticker) = ticker {
         ticker.abort();
     }
 
-    let publish_s = published
-        .finished
-        .duration_since(published.started)
-        .as_secs_f64()
-        .max(1e-9);
-    let delivery_s = (shared.last_delivery_us() as f64 / 1e6
-        - published
-            .started
-            .duration_since(shared.started())
-            .as_secs_f64())
-    .max(1e-9);
-    let deliveries = DeliveriesReport {
-        expected: tally.expected,
-        received: Shared::get(&shared.received),
-        missing: tally.missing,
-        duplicates: Shared::get(&shared.duplicates),
-        unexpected: tally.unexpected,
-        connections_missing: tally.connections_missing,
-        missing_examples: tally.missing_examples,
-        dropped_notices: Shared::get(&shared.dropped_notices),
-        dropped_events: Shared::get(&shared.dropped_events),
-        error_frames: Shared::get(&shared.error_frames),
-        bad_frames: Shared::get(&shared.bad_frames),
-        frames: Shared::get(&shared.frames),
-        event_frames: Shared::get(&shared.event_frames),
-        event_frame_bytes: Shared::get(&shared.event_bytes),
-        foreign_events: Shared::get(&shared.foreign),
-        delivered_per_s: Shared::get(&shared.received) as f64 / delivery_s,
-        expected_per_s: tally.expected as f64 / publish_s,
-    };
-    let established_count = established.iter().filter(|e| **e).count() as u64;
-    let connections = ConnectionsReport {
-        target: count as u64,
-        established: established_count,
-        failed: count as u64 - established_count,
-        closed_early: early_closes.values().sum(),
-        failures,
-        early_closes,
-        ramp_s,
-        source_addresses: sources.len().max(1),
-    };
-    let requested: u64 = (0..count)
-        .filter(|&c| established[c])
-        .map(|c| ctx.requested(c as u32) as u64)
-        .sum();
-    let active_subs: u64 = active.iter().map(|m| u64::from(m.count_ones())).sum();
-    let subscriptions = SubscriptionsReport {
-        requested,
-        active: active_subs,
-        refused: requested - active_subs,
-    };
-    let publish = PublishReport {
-        via: scenario.publish.via,
-        nominal_events: scenario.publish.total_events(),
-        events_sent: published.sent,
-        events_accepted: published.accepted,
-        events_rejected: published.rejected,
-        requests: published.requests,
-        failed_requests: published.failed_requests,
-        errors: published.errors,
-        duration_s: publish_s,
-        events_per_s: published.accepted as f64 / publish_s,
-    };
-    let server_process = server_pid.map(|pid| ServerProcess {
-        pid,
-        nofile: limits::nofile_of(pid),
-        rss_before_kib: server_before.map(|s| s.rss_kib),
-        rss_after_ramp_kib: server_after_ramp.map(|s| s.rss_kib),
-        rss_end_kib: server_end.map(|s| s.rss_kib),
-        rss_per_connection_bytes: per_connection(
-            server_before,
-            server_after_ramp,
-            established_count,
-        ),
-        rss_per_connection_end_bytes: per_connection(server_before, server_end, established_count),
-        cpu_percent_publish: match (server_cpu_start, server_cpu_end) {
-            (Some(a), Some(b)) => Some(procstat::cpu_percent(&a, &b)),
-            _ => None,
-        },
-        cpu_percent_ramp: match (server_before, server_after_ramp) {
-            (Some(a), Some(b)) => Some(procstat::cpu_percent(&a, &b)),
-            _ => None,
-        },
-        cpu_s_delivering: match (server_cpu_start, server_end) {
-            (Some(a), Some(b)) => Some((b.cpu_s - a.cpu_s).max(0.0)),
-            _ => None,
-        },
-        cpu_us_per_delivery: match (server_cpu_start, server_end) {
-            (Some(a), Some(b)) => procstat::cpu_us_per(&a, &b, deliveries.received),
-            _ => None,
-        },
-    });
-    let generator = GeneratorProcess {
-        threads: options.threads,
-        rss_end_kib: procstat::rss_kib(me),
-        cpu_percent_publish: match (own_cpu_start, own_cpu_end) {
-            (Some(a), Some(b)) => Some(procstat::cpu_percent(&a, &b)),
-            _ => None,
-        },
+    let measured = verdict::Measured {
+        ramp,
+        publishing,
+        counted,
+        server: [server_before, server_after_ramp, server_end],
+        stats: [stats_before, stats_end],
+        sources: sources.len(),
         nofile,
-    };
-
-    let mut problems = Vec::new();
-    let mut problem = |n: u64, what: &str| {
-        if n > 0 {
-            problems.push(format!("{n} {what}"));
-        }
-    };
-    problem(deliveries.missing, "deliveries missing");
-    problem(deliveries.duplicates, "duplicate deliveries");
-    problem(deliveries.unexpected, "unexpected deliveries");
-    problem(connections.failed, "connections failed");
-    problem(connections.closed_early, "connections closed early");
-    problem(subscriptions.refused, "subscriptions refused");
-    problem(publish.failed_requests, "publish requests failed");
-    problem(publish.events_rejected, "events rejected");
-    problem(deliveries.bad_frames, "frames did not parse");
-    if let Some(churn) = &churn {
-        problem(churn.cycles.failed, "churn connections failed");
-        for (what, trend) in [("RSS", churn.rss_kib), ("open files", churn.fds)] {
-            if let Some(trend) = trend.filter(|t| !t.flat) {
-                warnings.push(format!(
-                    "the server's {what} kept growing under churn after warm-up: {:+.0} over the \
-                     run ({:+.1} per minute), more than the {:.0} called flat",
-                    trend.growth, trend.slope_per_min, trend.tolerance
-                ));
-            }
-        }
-        if server_pid.is_none() {
-            warnings.push("churn without --server-pid: RSS and open files not sampled".into());
-        }
-    }
-    if let Some(note) = server_losses(stats_before.as_ref(), server_stats.as_ref()) {
-        warnings.push(note);
-    }
-    if deliveries.dropped_notices > 0 {
-        warnings.push(format!(
-            "{} dropped notices ({} events): the server's rate limit or a full queue dropped \
-             deliveries; for exact counts run the server as the scenario says ({})",
-            deliveries.dropped_notices,
-            deliveries.dropped_events,
-            scenario
-                .server
-                .env
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
-    }
-    if deliveries.expected == 0 {
-        warnings.push("no delivery was expected: the filters match none of the events".into());
-    }
-    if publish.events_sent + publish.events_sent / 50 < publish.nominal_events {
-        warnings.push(format!(
-            "published {} of the {} events the rate calls for: the publisher or the server \
-             could not keep up{}",
-            publish.events_sent,
-            publish.nominal_events,
-            if scenario.publish.max_outstanding > 0 {
-                " (or max_outstanding held it back)"
-            } else {
-                ""
-            }
-        ));
-    }
-    if connections.failed > 0 && count > 1000 {
-        warnings.push(format!(
-            "connections failed: check the server's open-file limit (`ulimit -n` of its shell \
-             must be above {})",
-            count as u64 + limits::SERVER_SLACK_FILES
-        ));
-    }
-    Ok(Report {
-        scenario: options.scenario_name.clone(),
-        server: options.server.to_string(),
-        dry_run: false,
-        ok: problems.is_empty(),
-        problems,
         warnings,
-        connections,
-        subscriptions,
-        publish,
-        deliveries,
-        latency_us: LatencyReport::of(&latencies),
-        server_process,
-        generator,
-        server_stats,
-        settings: scenario.clone(),
-        churn,
-    })
+    };
+    Ok(verdict::report(&options, &shared, measured))
+}
+
+/// The scenario, the server settings it expects, and the warnings so far,
+/// on stderr.
+fn announce(options: &Options, warnings: &[String]) {
+    let scenario = &options.scenario;
+    eprintln!(
+        "tickcast-load: scenario {}: {}",
+        options.scenario_name,
+        scenario.description.trim()
+    );
+    if !scenario.server.env.is_empty() {
+        let env: Vec<_> = scenario
+            .server
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        eprintln!(
+            "tickcast-load: expects the server to run with {}",
+            env.join(" ")
+        );
+    }
+    for w in warnings {
+        eprintln!("tickcast-load: warning: {w}");
+    }
 }
 
 /// `--dry-run`: the expected deliveries of the scenario's events, as if
