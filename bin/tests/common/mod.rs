@@ -17,6 +17,8 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 pub mod browser;
+pub mod nodes;
+pub mod roaming;
 
 /// Longest any single step of a test may take before it fails.
 pub const STEP: Duration = Duration::from_secs(20);
