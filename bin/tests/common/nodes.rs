@@ -27,6 +27,7 @@ const LOG_LINES: usize = 60;
 pub struct Node {
     /// Its `node_id`.
     pub name: String,
+    env: Vec<(String, String)>,
     addr: SocketAddr,
     child: Option<Child>,
     log: Arc<Mutex<VecDeque<String>>>,
@@ -38,6 +39,18 @@ impl Node {
     /// returns once it listens. Fails the test (with the node's logs) when
     /// it does not.
     pub async fn start(name: &str, env: &[(String, String)]) -> Node {
+        Self::start_on(name, env, "127.0.0.1:0").await
+    }
+
+    /// Starts it again after [`Node::kill`]: the same `node_id` and
+    /// variables, on the same port (clients that retry it find it there).
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        let again = Self::start_on(&self.name, &self.env, &self.addr.to_string()).await;
+        *self = again;
+    }
+
+    async fn start_on(name: &str, env: &[(String, String)], listen: &str) -> Node {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tickcast"));
         // Only what the test sets: nothing from the caller's environment.
         for (var, _) in std::env::vars_os() {
@@ -46,7 +59,7 @@ impl Node {
             }
         }
         command
-            .env("TICKCAST_LISTEN", "127.0.0.1:0")
+            .env("TICKCAST_LISTEN", listen)
             .env("TICKCAST_NODE_ID", name)
             .env("TICKCAST_LOG_FORMAT", "json")
             .env("TICKCAST_DELIVERY__RATE_LIMIT_PER_USER", "0")
@@ -66,6 +79,7 @@ impl Node {
         tokio::spawn(keep_lines(stderr, log.clone(), None));
         let mut node = Node {
             name: name.to_owned(),
+            env: env.to_vec(),
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             child: Some(child),
             log,

@@ -36,6 +36,8 @@ pub struct Got {
     pub offset: String,
     /// Index (in the client's node list) of the node that sent it.
     pub node: usize,
+    /// Index of the session (in [`Log::sessions`]) it arrived in.
+    pub session: usize,
 }
 
 /// What one connection of a client was answered on subscribing.
@@ -101,11 +103,35 @@ impl Roamer {
         symbol: Option<&str>,
         nodes: Vec<SocketAddr>,
     ) -> Self {
+        Self::spawn_with(name, transport, symbol, nodes, false)
+    }
+
+    /// [`Roamer::spawn`] for a client behind a load balancer that routes
+    /// only to ready nodes: it (re)connects to a node once its `/ready`
+    /// answers 200.
+    pub fn spawn_ready(
+        name: &str,
+        transport: Transport,
+        symbol: Option<&str>,
+        nodes: Vec<SocketAddr>,
+    ) -> Self {
+        Self::spawn_with(name, transport, symbol, nodes, true)
+    }
+
+    fn spawn_with(
+        name: &str,
+        transport: Transport,
+        symbol: Option<&str>,
+        nodes: Vec<SocketAddr>,
+        ready_first: bool,
+    ) -> Self {
         let log = Arc::new(Mutex::new(Log::default()));
+        let symbol_owned = symbol.map(str::to_owned);
         let task = tokio::spawn(roam(
             transport,
-            symbol.map(str::to_owned),
+            symbol_owned,
             nodes,
+            ready_first,
             log.clone(),
         ));
         Self {
@@ -174,10 +200,16 @@ async fn roam(
     transport: Transport,
     symbol: Option<String>,
     nodes: Vec<SocketAddr>,
+    ready_first: bool,
     log: Arc<Mutex<Log>>,
 ) {
     let mut node = 0;
     loop {
+        if ready_first && !ready(nodes[node]).await {
+            node = (node + 1) % nodes.len();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
         let since = lock(&log).resume.clone();
         let ended = match transport {
             Transport::Ws => ws_session(&nodes, node, symbol.as_deref(), since, &log).await,
@@ -189,6 +221,14 @@ async fn roam(
         // dead one too, refusing at once).
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Whether the node's `/ready` answers 200.
+async fn ready(addr: SocketAddr) -> bool {
+    matches!(
+        super::nodes::http(addr, "GET", "/ready", None).await,
+        Ok((200, _))
+    )
 }
 
 fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
@@ -251,12 +291,14 @@ async fn ws_session(
                 }
             }
             Some("event") => {
-                log.events.push(got(&frame, node));
+                let got = got(&frame, node, &log);
+                log.events.push(got);
                 log.resume = frame["resume"].as_str().map(str::to_owned);
             }
             Some("batch") => {
                 for event in frame["events"].as_array().into_iter().flatten() {
-                    log.events.push(got(event, node));
+                    let got = got(event, node, &log);
+                    log.events.push(got);
                 }
                 log.resume = frame["resume"].as_str().map(str::to_owned);
             }
@@ -266,11 +308,12 @@ async fn ws_session(
     }
 }
 
-fn got(event: &Value, node: usize) -> Got {
+fn got(event: &Value, node: usize, log: &Log) -> Got {
     Got {
         id: event["data"]["event_id"].as_str().unwrap_or("").to_owned(),
         offset: event["offset"].as_str().unwrap_or("").to_owned(),
         node,
+        session: log.sessions.len().saturating_sub(1),
     }
 }
 
@@ -374,7 +417,8 @@ fn sse_block(block: &str, node: usize, since: &mut Option<Option<String>>, log: 
             }
         }
         _ if data["type"] == "event" => {
-            log.events.push(got(&data, node));
+            let got = got(&data, node, log);
+            log.events.push(got);
             log.resume = id;
         }
         _ => log.notes.push(format!("node {node}: {block}")),
