@@ -8,7 +8,10 @@
 //!   clients move to another node with `since` = the last `resume` they
 //!   saw. Streams: no gap, no duplicate over the whole run. Pub/sub and
 //!   RabbitMQ (node offsets): `history_gone`, as operations.md's guarantee
-//!   table says, and still no duplicate.
+//!   table says, and still no duplicate;
+//! - the same node restarted (same `node_id`, same port) and its clients
+//!   back on it: the same promises (Streams: replayed from the history it
+//!   reloads; the others: a new epoch, `history_gone`).
 //!
 //! Brokers come from `scripts/brokers.sh start`; without them a test
 //! skips, except under `CI=true`, where it fails.

@@ -49,20 +49,25 @@ struct Ledger {
     other: BTreeMap<String, usize>,
 }
 
-/// The producer: one event per request, through the nodes in turn; with
+/// Producers publishing at once, so that requests are in flight whenever
+/// the broker dies.
+const PRODUCERS: usize = 3;
+
+/// Producer `who`: one event per request, through the nodes in turn; with
 /// `retry`, an event not answered 202 is sent again (same `event_id`,
 /// through the next node) until it is. Stops once `stop` is set.
 async fn produce(
+    who: usize,
     group: Group,
     nodes: Vec<SocketAddr>,
     retry: bool,
     ledger: Arc<Mutex<Ledger>>,
     stop: Arc<AtomicBool>,
 ) {
-    let mut attempt = 0;
+    let mut attempt = who;
     let mut n = 0;
     while !stop.load(Ordering::Relaxed) {
-        let id = format!("{}-{n}", group.tag);
+        let id = format!("{}-p{who}-{n}", group.tag);
         loop {
             let node = nodes[attempt % nodes.len()];
             attempt += 1;
@@ -98,11 +103,18 @@ fn record(ledger: &Mutex<Ledger>, id: &str, answer: Result<(u16, Value), String>
     false
 }
 
-/// Waits until the producer has `n` events answered 202.
-async fn wait_accepted(ledger: &Mutex<Ledger>, n: usize, producer: &tokio::task::JoinHandle<()>) {
+/// Waits until the producers have `n` events answered 202.
+async fn wait_accepted(
+    ledger: &Mutex<Ledger>,
+    n: usize,
+    producers: &[tokio::task::JoinHandle<()>],
+) {
     let deadline = Instant::now() + WAIT;
     while ledger.lock().unwrap().accepted.len() < n {
-        assert!(!producer.is_finished(), "the producer failed");
+        assert!(
+            producers.iter().all(|p| !p.is_finished()),
+            "a producer failed"
+        );
         assert!(
             Instant::now() < deadline,
             "only {:?} answered",
@@ -113,7 +125,7 @@ async fn wait_accepted(ledger: &Mutex<Ledger>, n: usize, producer: &tokio::task:
 }
 
 /// Three nodes of `group`, two WebSocket clients and one SSE client on
-/// each, a producer; `crash` kills and restarts the broker once
+/// each, [`PRODUCERS`] producers; `crash` kills and restarts the broker once
 /// [`BEFORE`] events were accepted. Returns the clients and the ledger
 /// once [`AFTER`] more were accepted and a last event reached everyone.
 async fn under_load(
@@ -147,21 +159,28 @@ async fn under_load(
     }
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    let producer = tokio::spawn(produce(
-        group.clone(),
-        addrs.clone(),
-        retry,
-        ledger.clone(),
-        stop.clone(),
-    ));
-    wait_accepted(&ledger, BEFORE, &producer).await;
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|who| {
+            tokio::spawn(produce(
+                who,
+                group.clone(),
+                addrs.clone(),
+                retry,
+                ledger.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    wait_accepted(&ledger, BEFORE, &producers).await;
     tokio::task::spawn_blocking(crash)
         .await
         .expect("the broker restarts");
     let restarted = ledger.lock().unwrap().accepted.len();
-    wait_accepted(&ledger, restarted + AFTER, &producer).await;
+    wait_accepted(&ledger, restarted + AFTER, &producers).await;
     stop.store(true, Ordering::Relaxed);
-    producer.await.expect("the producer");
+    for producer in producers {
+        producer.await.expect("a producer");
+    }
     for node in &nodes {
         node.wait_ready().await;
     }
