@@ -105,6 +105,22 @@ impl Node {
         }
     }
 
+    /// SIGSTOP (`stop = true`) or SIGCONT: a node that falls behind (a
+    /// long pause, a starved CPU) while its connections stay open.
+    pub fn pause(&self, stop: bool) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("a running node");
+        let signal = if stop { "-STOP" } else { "-CONT" };
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill {signal} {pid}");
+    }
+
     /// Waits until `/ready` answers 200 (its broker source is connected:
     /// subscribed, group created, or queue bound and consumed).
     pub async fn wait_ready(&self) {
