@@ -13,6 +13,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -320,18 +324,66 @@ pub async fn http(
     path: &str,
     json: Option<&Value>,
 ) -> Result<(u16, Value), String> {
-    use bytes::Bytes;
-    use http_body_util::{BodyExt, Full};
-    use hyper_util::rt::TokioIo;
+    KeepAlive::new(addr).request(method, path, json).await
+}
 
-    let exchange = async {
-        let stream = tokio::net::TcpStream::connect(addr)
+/// HTTP/1.1 requests to one node over one kept-alive connection, opened
+/// again after a failure. Producers use it: a new connection per request
+/// would take a new ephemeral port each time, and a port a private broker
+/// is about to bind (testkit picks it free, then the broker binds it,
+/// seconds later for RabbitMQ) can be taken meanwhile.
+pub struct KeepAlive {
+    addr: SocketAddr,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl KeepAlive {
+    /// Not connected yet: the first request connects.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { addr, sender: None }
+    }
+
+    /// As [`http`]; the connection is dropped after any failure.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        json: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let answer = tokio::time::timeout(HTTP_TIMEOUT, self.exchange(method, path, json))
             .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .unwrap_or_else(|_| Err(format!("{method} {path}: no answer in {HTTP_TIMEOUT:?}")));
+        if answer.is_err() {
+            self.sender = None;
+        }
+        answer
+    }
+
+    async fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        json: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let addr = self.addr;
+        let sender = match &mut self.sender {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| format!("connect {addr}: {e}"))?;
+                let (sender, connection) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(|e| format!("handshake: {e}"))?;
+                tokio::spawn(connection);
+                self.sender.insert(sender)
+            }
+        };
+        sender
+            .ready()
             .await
-            .map_err(|e| format!("handshake: {e}"))?;
-        tokio::spawn(connection);
+            .map_err(|e| format!("{method} {path}: {e}"))?;
         let body = json.map(Value::to_string).unwrap_or_default();
         let request = hyper::Request::builder()
             .method(method)
@@ -352,10 +404,7 @@ pub async fn http(
             .map_err(|e| format!("body: {e}"))?
             .to_bytes();
         Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
-    };
-    tokio::time::timeout(HTTP_TIMEOUT, exchange)
-        .await
-        .unwrap_or_else(|_| Err(format!("{method} {path}: no answer in {HTTP_TIMEOUT:?}")))
+    }
 }
 
 /// A redis-server of one test that keeps its data on disk the way a
