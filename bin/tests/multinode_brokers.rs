@@ -5,8 +5,10 @@
 //!   and RabbitMQ: every event answered 202 reaches every client exactly
 //!   once, the producer retrying what was not answered 202 with the same
 //!   `event_id`;
-//! - Redis pub/sub: every event answered 202 reached some node's clients,
-//!   and none answered 503 `no_receiver` reached anyone.
+//! - Redis pub/sub: every event answered 202 reached some node's clients
+//!   (but those whose PUBLISH was in flight at the very kill: Redis answers
+//!   a PUBLISH before it writes to the subscribers), and none answered 503
+//!   `no_receiver` reached anyone.
 //!
 //! Without the broker programs a test fails (as testkit's private brokers
 //! do); the shared brokers are never touched.
@@ -43,6 +45,11 @@ fn event(id: &str, n: usize) -> Value {
 struct Ledger {
     /// Answered 202 (at the last attempt).
     accepted: Vec<String>,
+    /// Of those, the ones whose request was sent before the broker was
+    /// killed and answered after: in flight at the kill.
+    in_flight: BTreeSet<String>,
+    /// When the broker was about to be killed.
+    killed_at: Option<Instant>,
     /// Answered 503 `no_receiver` at some attempt.
     no_receiver: BTreeSet<String>,
     /// Other answers (503 `broker_unavailable`, no answer), counted.
@@ -73,10 +80,11 @@ async fn produce(
             let count = nodes.len();
             let node = &mut nodes[attempt % count];
             attempt += 1;
+            let sent_at = Instant::now();
             let answer = node
                 .request("POST", &group.publish_path(), Some(&event(&id, n)))
                 .await;
-            if record(&ledger, &id, answer) || !retry {
+            if record(&ledger, &id, sent_at, answer) || !retry {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -87,11 +95,19 @@ async fn produce(
 }
 
 /// Notes the answer to publishing `id`; true when it was 202.
-fn record(ledger: &Mutex<Ledger>, id: &str, answer: Result<(u16, Value), String>) -> bool {
+fn record(
+    ledger: &Mutex<Ledger>,
+    id: &str,
+    sent_at: Instant,
+    answer: Result<(u16, Value), String>,
+) -> bool {
     let mut ledger = ledger.lock().unwrap();
     match answer {
         Ok((202, _)) => {
             ledger.accepted.push(id.to_owned());
+            if ledger.killed_at.is_some_and(|killed| sent_at < killed) {
+                ledger.in_flight.insert(id.to_owned());
+            }
             return true;
         }
         Ok((503, body)) if body["errors"][0]["reason"] == "no_receiver" => {
@@ -176,6 +192,7 @@ async fn under_load(
         })
         .collect();
     wait_accepted(&ledger, BEFORE, &producers).await;
+    ledger.lock().unwrap().killed_at = Some(Instant::now());
     tokio::task::spawn_blocking(crash)
         .await
         .expect("the broker restarts");
@@ -210,8 +227,9 @@ async fn under_load(
     }
     let ledger = std::mem::take(&mut *ledger.lock().unwrap());
     eprintln!(
-        "{} accepted; {} answered no_receiver; other answers {:?}",
+        "{} accepted ({} in flight at the kill); {} answered no_receiver; other answers {:?}",
         ledger.accepted.len(),
+        ledger.in_flight.len(),
         ledger.no_receiver.len(),
         ledger.other
     );
@@ -336,10 +354,16 @@ async fn pubsub_broker_killed_under_load_no_202_reaches_no_node() {
             *reached.entry(id).or_default() += 1;
         }
     }
+    // A PUBLISH answered in the instant Redis is SIGKILLed may reach no
+    // subscriber although Redis counted them: it answers the publisher
+    // first and writes to the subscribers' sockets after (seen with a
+    // plain Redis client too). Only requests in flight at the kill may
+    // be lost so; not one answered 202 before it, nor one while Redis was
+    // down or resubscribing.
     let nowhere: Vec<_> = ledger
         .accepted
         .iter()
-        .filter(|id| !reached.contains_key(*id))
+        .filter(|id| !reached.contains_key(*id) && !ledger.in_flight.contains(*id))
         .collect();
     if !nowhere.is_empty() {
         // Whether the nodes took more events than their clients got: the
