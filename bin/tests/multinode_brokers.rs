@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tickcast_testkit::{RabbitNode, RedisServer};
 
-use common::nodes::{http, DurableRedis, Group, KeepAlive, Mode, Node};
+use common::durable_redis::DurableRedis;
+use common::group::{Group, Mode};
+use common::keepalive::{http, KeepAlive};
+use common::nodes::Node;
 use common::roaming::{Roamer, Transport, WAIT};
 
 /// Events answered 202 before the broker is killed.

@@ -27,7 +27,9 @@ use tickcast_core::model::Offset;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
-use common::nodes::{http, Group, Mode, Node};
+use common::group::{Group, Mode};
+use common::keepalive::http;
+use common::nodes::Node;
 use common::STEP;
 
 /// A node of this process (no broker: it numbers its events itself)

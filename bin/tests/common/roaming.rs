@@ -226,7 +226,7 @@ async fn roam(
 /// Whether the node's `/ready` answers 200.
 async fn ready(addr: SocketAddr) -> bool {
     matches!(
-        super::nodes::http(addr, "GET", "/ready", None).await,
+        super::keepalive::http(addr, "GET", "/ready", None).await,
         Ok((200, _))
     )
 }
