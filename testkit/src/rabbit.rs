@@ -86,17 +86,22 @@ impl RabbitNode {
     /// queues keep what was on disk.
     pub fn crash_and_restart(&mut self) {
         let vm = std::fs::read_to_string(self.path("rabbitmq.pid")).ok();
-        if let Some(pid) = vm.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        let vm = vm.as_deref().map(str::trim).filter(|p| !p.is_empty());
+        if let Some(pid) = vm {
             let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+        // Reaped here if the VM is the child itself (else it would linger
+        // as a zombie in /proc).
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(pid) = vm {
             let proc = PathBuf::from("/proc").join(pid);
             let deadline = Instant::now() + Duration::from_secs(30);
             while proc.exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
-        }
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
         }
         let _ = std::fs::remove_file(self.path("rabbitmq.pid"));
         self.boot();
