@@ -81,6 +81,32 @@ impl RabbitNode {
         self.boot();
     }
 
+    /// SIGKILLs the node's Erlang VM (no clean shutdown: what a crash or
+    /// an OOM kill does) and starts it again on the same AMQP port; durable
+    /// queues keep what was on disk.
+    pub fn crash_and_restart(&mut self) {
+        let vm = std::fs::read_to_string(self.path("rabbitmq.pid")).ok();
+        let vm = vm.as_deref().map(str::trim).filter(|p| !p.is_empty());
+        if let Some(pid) = vm {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+        // Reaped here if the VM is the child itself (else it would linger
+        // as a zombie in /proc).
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(pid) = vm {
+            let proc = PathBuf::from("/proc").join(pid);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while proc.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = std::fs::remove_file(self.path("rabbitmq.pid"));
+        self.boot();
+    }
+
     fn boot(&mut self) {
         let dist_port = free_port_other_than(self.port);
         if let Err(why) = self.boot_on(dist_port) {

@@ -10,7 +10,7 @@ pub use listener::HTTP_DRAIN;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tickcast_core::hub::OffsetMode;
 use tickcast_core::{Hub, HubConfig};
@@ -86,11 +86,29 @@ pub async fn serve<F>(config: Config, shutdown: F) -> Result<Server, ServeError>
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    serve_started_at(config, None, shutdown).await
+}
+
+/// [`serve`] for a run that counts as started at `started_at`: the time
+/// its offsets' epoch is made from ([`HubConfig::started_at`]; `None`, as
+/// in [`serve`], is now). Not a configuration key: tests use it to start
+/// nodes in the same millisecond, which real nodes do by chance.
+pub async fn serve_started_at<F>(
+    config: Config,
+    started_at: Option<SystemTime>,
+    shutdown: F,
+) -> Result<Server, ServeError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     config.validate().map_err(ServeError::Config)?;
     let addr = config
         .listen_addr()
         .map_err(|invalid| ServeError::Config(vec![invalid]))?;
-    let hub = Hub::new(hub_config(&config));
+    let hub = Hub::new(HubConfig {
+        started_at,
+        ..hub_config(&config)
+    });
     // Shown in stats and /ready from the start, not from the first publish.
     let _ = hub.source(publish::SOURCE);
 

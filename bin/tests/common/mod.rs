@@ -17,6 +17,12 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 pub mod browser;
+pub mod durable_redis;
+pub mod group;
+pub mod keepalive;
+pub mod nodes;
+pub mod roaming;
+pub mod traffic;
 
 /// Longest any single step of a test may take before it fails.
 pub const STEP: Duration = Duration::from_secs(20);
