@@ -96,6 +96,13 @@ impl History {
         self.ring.back().map(|e| e.offset).or(self.floor)
     }
 
+    /// Whether `since` lies beyond every offset this history has reached
+    /// while the history is known to be complete up to there: an offset
+    /// the ingest has not read yet, rather than one it has lost.
+    pub fn is_behind(&self, since: Offset) -> bool {
+        self.floor.is_some() && self.latest().is_some_and(|latest| since > latest)
+    }
+
     /// Events held right now.
     pub fn len(&self) -> usize {
         self.ring.len()

@@ -1,5 +1,6 @@
 //! [`ConnectionHandle`]: one client's side of the hub.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -75,6 +76,9 @@ pub(crate) struct ConnShared {
     allowed_tiers: Option<Arc<[Tier]>>,
     queue: Arc<ConnectionQueue>,
     subs: Mutex<FxHashSet<SubId>>,
+    /// Its subscriptions in the hub's waitlist (see `waiting`): only a
+    /// connection with some takes the publish lock to leave.
+    pub(super) waiting: AtomicUsize,
 }
 
 impl std::fmt::Debug for ConnectionHandle {
@@ -101,6 +105,7 @@ impl ConnectionHandle {
             limits,
             queue,
             subs: Mutex::default(),
+            waiting: AtomicUsize::new(0),
         });
         Self { hub, shared }
     }
@@ -169,6 +174,7 @@ impl ConnectionHandle {
 
 impl Drop for ConnectionHandle {
     fn drop(&mut self) {
+        self.shared.stop_waiting(&self.hub, None);
         self.hub
             .disconnect(self.shared.id, self.shared.user.as_ref());
     }
@@ -177,7 +183,7 @@ impl Drop for ConnectionHandle {
 impl ConnShared {
     /// [`ConnectionHandle::subscribe`].
     pub(crate) fn subscribe(
-        &self,
+        self: &Arc<Self>,
         hub: &Hub,
         id: &str,
         filter: Filter,
@@ -189,8 +195,20 @@ impl ConnShared {
         // Under the publish lock no event can fall between the replay and
         // the live subscription.
         let mut seq = inner.sequencer.lock();
-        inner.router.subscribe(sub.clone());
-        let Some(since) = since else {
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            // Replaced: it no longer waits for the old `since`.
+            seq.waiting.forget(self.id, Some(&id));
+        }
+        let ahead = since.filter(|&since| seq.epoch.is_none() && seq.history.is_behind(since));
+        if let Some(since) = ahead {
+            // The ingest has not read as far as the client has had yet:
+            // the events after `since` will come live (see `waiting`).
+            inner.router.unsubscribe(self.id, &id);
+            seq.waiting.add(self, sub.clone(), since);
+        } else {
+            inner.router.subscribe(sub.clone());
+        }
+        let Some(since) = since.filter(|_| ahead.is_none()) else {
             // The subscription is replaced: so is any replay still pending
             // for its id.
             self.queue.drop_replay(&id);
@@ -268,6 +286,7 @@ impl ConnShared {
         if !self.subs.lock().remove(id) {
             return Err(SubscribeError::UnknownSubscription);
         }
+        self.stop_waiting(hub, Some(id));
         hub.inner.router.unsubscribe(self.id, id);
         self.queue.drop_replay(id);
         self.queue
@@ -278,6 +297,20 @@ impl ConnShared {
     /// Queues a protocol message.
     pub(crate) fn send(&self, message: ServerMessage) {
         self.queue.push_message(message);
+    }
+
+    /// Whether subscription `id` is still this connection's.
+    pub(super) fn holds(&self, id: &str) -> bool {
+        self.subs.lock().contains(id)
+    }
+
+    /// Takes subscription `id` (or, with `None`, every one) off the hub's
+    /// waitlist; under the publish lock, so none of them joins the router
+    /// after this returns.
+    fn stop_waiting(&self, hub: &Hub, id: Option<&str>) {
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            hub.inner.sequencer.lock().waiting.forget(self.id, id);
+        }
     }
 }
 

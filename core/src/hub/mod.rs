@@ -14,6 +14,7 @@ mod dedup;
 pub mod epoch;
 mod stats;
 mod users;
+mod waiting;
 
 pub use burst::Burst;
 pub use config::{ConnectionLimits, HubConfig, Limits, OffsetMode};
@@ -41,6 +42,7 @@ use crate::stats::LatencyHistogram;
 use connection::ConnShared;
 use dedup::RecentKeys;
 use users::Users;
+use waiting::Waitlist;
 
 /// Why an event was not published.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +107,8 @@ struct Sequencer {
     seq: u64,
     history: History,
     recent: RecentKeys,
+    /// Subscriptions whose `since` the ingest has not reached yet.
+    waiting: Waitlist,
 }
 
 impl Sequencer {
@@ -220,6 +224,7 @@ impl Hub {
                     seq: 0,
                     history,
                     recent: RecentKeys::new(config.dedup),
+                    waiting: Waitlist::default(),
                 }),
                 next_conn: AtomicU64::new(1),
                 published: AtomicU64::new(0),
@@ -350,6 +355,9 @@ impl Hub {
         wake: Option<&mut WakeList>,
     ) {
         let inner = &*self.inner;
+        for (_, sub) in seq.waiting.due(offset) {
+            inner.router.subscribe(sub);
+        }
         let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
         seq.history.push(prepared.clone());
         let started = Instant::now();
@@ -457,7 +465,7 @@ impl Hub {
         self.inner.users.set_per_hour(user, per_hour);
     }
 
-    fn apply_user_subscription(&self, conn: &ConnShared, id: &str, filter: Filter) -> bool {
+    fn apply_user_subscription(&self, conn: &Arc<ConnShared>, id: &str, filter: Filter) -> bool {
         match conn.subscribe(self, id, filter, None) {
             Ok(_) => true,
             Err(error) => {
