@@ -43,6 +43,16 @@ impl Consumer {
             Self::Streams(c) => c.disconnect(),
         }
     }
+
+    /// Whether the consumer reports `Connected` itself, once the entries
+    /// it reloads at start are handed out (Streams, first session), rather
+    /// than as soon as it is connected.
+    fn reports_connected_later(&self) -> bool {
+        match self {
+            Self::PubSub(_) => false,
+            Self::Streams(c) => c.is_reloading(),
+        }
+    }
 }
 
 /// Where the source stands with its server.
@@ -142,7 +152,10 @@ impl RedisSource {
             Ok(()) => {
                 self.link = Link::Up(Instant::now());
                 tracing::info!(source = SOURCE_NAME, "connected to redis");
-                Some(IngestItem::Connected)
+                // Streams, first session: ready (and clients admitted,
+                // `HubConfig::await_history`) only once the history it
+                // reloads is in the hub.
+                (!self.consumer.reports_connected_later()).then_some(IngestItem::Connected)
             }
             Err(error) if first => {
                 self.consumer.disconnect();

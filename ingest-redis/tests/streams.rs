@@ -172,6 +172,55 @@ async fn backfill_lets_clients_resume_across_a_restart() {
     cleanup(&mut redis, &stream).await;
 }
 
+/// A restarted node's source reports `Connected` only after the history
+/// it reloads is handed out: that is when `/ready` turns 200 and, with
+/// `HubConfig::await_history`, when clients are let in, so no resume meets
+/// a half-loaded history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_source_is_connected_once_its_history_is_out() {
+    use tickcast_core::ingest::{IngestItem, IngestSource};
+    use tickcast_ingest_redis::RedisSource;
+    let Some(url) = tickcast_testkit::redis_url() else {
+        return;
+    };
+    let (stream, group) = (unique("stream"), unique("group"));
+    let mut redis = redis_conn(&url).await;
+    let good: Vec<GoodEvent> = first_good_events(30);
+
+    let old_hub = hub(OffsetMode::External);
+    let mut old_client = client(&old_hub, None);
+    let task = start(&old_hub, streams_config(&url, &stream, &group)).await;
+    for event in &good[..10] {
+        xadd(&mut redis, &stream, &event.channel, &event.raw).await;
+    }
+    let public = good[..10].iter().filter(|g| !g.is_private()).count();
+    collect(&mut old_client.frames, public).await;
+    wait_until_async("old node acknowledged everything", || {
+        let (mut redis, stream, group) = (redis.clone(), stream.clone(), group.clone());
+        async move { pending(&mut redis, &stream, &group).await == 0 }
+    })
+    .await;
+    stop(task).await;
+
+    let mut source = RedisSource::new(streams_config(&url, &stream, &group)).unwrap();
+    let mut backfilled = 0;
+    loop {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(10), source.next())
+            .await
+            .expect("the source yields")
+            .expect("the source goes on");
+        match item {
+            IngestItem::Backfill(_) => backfilled += 1,
+            IngestItem::Connected => break,
+            IngestItem::Message(_) => panic!("nothing was pending or new"),
+            IngestItem::Disconnected(why) => panic!("disconnected: {why}"),
+        }
+    }
+    assert_eq!(backfilled, 10, "the whole history came before `Connected`");
+    drop(source);
+    cleanup(&mut redis, &stream).await;
+}
+
 /// Entries this consumer read but never acknowledged (a crash between
 /// read and hand-off) are delivered live by the next source, in their
 /// place between the backfilled ones, then acknowledged.

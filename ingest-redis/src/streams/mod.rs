@@ -104,6 +104,12 @@ impl StreamConsumer {
         }
     }
 
+    /// Still handing out the entries reloaded at the node's start (its
+    /// first session): `Connected` comes after them.
+    pub(crate) fn is_reloading(&self) -> bool {
+        !self.backfilled
+    }
+
     /// Reports the group's lag (Redis 7: entries not yet delivered to it)
     /// into `counters`.
     pub(crate) fn report_lag(&mut self, counters: Arc<SourceCounters>) {
@@ -152,7 +158,12 @@ impl StreamConsumer {
                     None => continue,
                 }
             }
-            self.backfilled = true;
+            if !self.backfilled {
+                // The start entries are all out: from now on the hub has
+                // the reloaded history (see `RedisSource`).
+                self.backfilled = true;
+                return Ok(IngestItem::Connected);
+            }
             self.upkeep();
             self.read().await?;
         }
