@@ -239,9 +239,6 @@ async fn streams_a_crashed_nodes_clients_resume_elsewhere_without_gap_or_duplica
     streams_crash(Then::Elsewhere).await;
 }
 
-// Fails about one run in five (issue 14), as the two tests at the end:
-// a client back before the restarted node has its history reloaded.
-#[ignore = "issue 14: a restarted Streams node serves resumes before its history is reloaded"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_a_crashed_nodes_clients_resume_on_it_restarted_without_gap_or_duplicate() {
     streams_crash(Then::Restart).await;

@@ -3,7 +3,7 @@
 //! its history or a node behind the stream, must still get exactly what it
 //! missed (issue 14: "`since` ... replays exactly what the client has not
 //! had ... on any node in Streams mode, after a node crash or restart
-//! too"). They fail today and are ignored: see each test.
+//! too").
 //!
 //! Brokers come from `scripts/brokers.sh start`; without them a test
 //! skips, except under `CI=true`, where it fails.
@@ -91,19 +91,14 @@ async fn resume_while_a_restarted_node_reloads(ready: bool) {
     }
 }
 
-// Fails (issue 14): the restarted node answers `/ready` 200 before the
-// entries it reloads (history and its pending ones) are in its hub; a
-// resume meanwhile gets `history_gone`, then the pending entries live,
-// the client's own among them (duplicates).
-#[ignore = "issue 14: a restarted Streams node is ready before its history is reloaded"]
+// The restarted node answers `/ready` 200 only once the entries it
+// reloads (history and its pending ones) are in its hub.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_a_client_resuming_once_a_restarted_node_is_ready_misses_nothing() {
     resume_while_a_restarted_node_reloads(true).await;
 }
 
-// Fails (issue 14), as above, and for longer: the node accepts clients
-// before it has even connected to Redis.
-#[ignore = "issue 14: a restarted Streams node serves resumes before its history is reloaded"]
+// Before that it refuses clients (close 1013), and they come back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_a_client_resuming_as_a_restarted_node_listens_misses_nothing() {
     resume_while_a_restarted_node_reloads(false).await;
@@ -112,10 +107,8 @@ async fn streams_a_client_resuming_as_a_restarted_node_listens_misses_nothing() 
 /// Streams: a node that fell behind the stream (here: SIGSTOPped while
 /// 20,000 entries were added) still replays exactly what a client resuming
 /// there missed, once it has read that far.
-// Fails (issue 14): while the node catches up, a `since` above its latest
-// offset answers `history_gone`, though the stream holds every event after
-// it and the node is ready.
-#[ignore = "issue 14: a Streams node behind the stream answers history_gone"]
+// While the node catches up, a `since` above its latest offset waits for
+// the node to pass it, rather than answering `history_gone`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_a_client_resuming_on_a_node_behind_the_stream_misses_nothing() {
     let Some(url) = Mode::Streams.shared_broker() else {
