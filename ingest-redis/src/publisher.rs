@@ -24,6 +24,11 @@ use crate::streams::{StreamShard, BODY_FIELD, CHANNEL_FIELD, ID_FIELD};
 /// reconnecting in the background anyway.
 const PUBLISH_RETRIES: usize = 1;
 
+/// In a cluster, attempts of one command inside the cluster client: a
+/// redirect (MOVED while the slot map changes, a node reconnecting) takes
+/// one; the whole publish stays bounded by `command_timeout`.
+const CLUSTER_RETRIES: u32 = 3;
+
 /// Publishes raw event bodies the way the source reads them: PUBLISH to
 /// the channel (pub/sub mode; a PUBLISH no subscriber received fails as
 /// [`BrokerError::NoReceiver`]) or XADD `stream MAXLEN ~ <n> * channel <c>
@@ -79,6 +84,21 @@ impl ClusterLink {
         };
         self.conn.get_or_try_init(|| connect).await.cloned()
     }
+
+    /// `query` within the publish timeout: the cluster client's retries
+    /// and redirects must not keep an HTTP caller waiting longer.
+    async fn bounded<T>(
+        &self,
+        query: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
+        match tokio::time::timeout(self.timeout, query).await {
+            Ok(result) => result,
+            Err(_) => Err(RedisError::from((
+                ErrorKind::Io,
+                "the redis cluster did not answer in time",
+            ))),
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisPublisher {
@@ -104,7 +124,7 @@ impl RedisPublisher {
                 client: ClusterClientBuilder::new(config.seeds()?)
                     .connection_timeout(config.command_timeout)
                     .response_timeout(config.command_timeout)
-                    .retries(PUBLISH_RETRIES as u32)
+                    .retries(CLUSTER_RETRIES)
                     .build()
                     .map_err(|e| ConfigError::InvalidUrl {
                         url: config.cluster.join(","),
@@ -216,14 +236,17 @@ impl RedisPublisher {
 
     /// Runs `pipe` on the connection (in a cluster: on the master of its
     /// commands' slot, which all share).
-    async fn run(&self, pipe: &redis::Pipeline) -> redis::RedisResult<Vec<redis::RedisResult<Value>>> {
+    async fn run(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> redis::RedisResult<Vec<redis::RedisResult<Value>>> {
         match &self.conn {
             Conn::Single(conn) => pipe.query_async(&mut conn.clone()).await,
             Conn::Cluster(link) => {
                 let mut conn = link.conn().await.map_err(|e| {
                     RedisError::from((ErrorKind::Io, "no cluster connection", e.to_string()))
                 })?;
-                pipe.query_async(&mut conn).await
+                link.bounded(pipe.query_async(&mut conn)).await
             }
         }
     }
@@ -269,7 +292,10 @@ impl BrokerPublisher for RedisPublisher {
         let command = self.command(channel, &body, None, shard);
         let reply: Value = match &self.conn {
             Conn::Single(conn) => command.query_async(&mut conn.clone()).await,
-            Conn::Cluster(link) => command.query_async(&mut link.conn().await?).await,
+            Conn::Cluster(link) => {
+                let mut conn = link.conn().await?;
+                link.bounded(command.query_async(&mut conn)).await
+            }
         }
         .map_err(broker_error)?;
         self.offset(channel, reply, shard)
@@ -343,6 +369,10 @@ fn broker_error(error: RedisError) -> BrokerError {
                     | ServerErrorKind::TryAgain
                     | ServerErrorKind::MasterDown
                     | ServerErrorKind::ClusterDown
+                    // The slot moved (a failover, resharding) and the
+                    // client's redirects ran out: not executed.
+                    | ServerErrorKind::Moved
+                    | ServerErrorKind::Ask
             )
         );
     if transient {
