@@ -161,7 +161,12 @@ mod tests {
             Value::Array(vec![
                 Value::Int(5461),
                 Value::Int(16383),
-                Value::Array(vec![bulk(""), Value::Int(7101), bulk("id2"), Value::Map(vec![])]),
+                Value::Array(vec![
+                    bulk(""),
+                    Value::Int(7101),
+                    bulk("id2"),
+                    Value::Map(vec![]),
+                ]),
             ]),
         ]);
         let ranges = parse_slots(reply).unwrap();

@@ -172,7 +172,9 @@ impl RedisConfig {
             }
         }
         if self.stream_shards == 0 {
-            return Err(ConfigError::Shards("stream_shards must be at least 1".into()));
+            return Err(ConfigError::Shards(
+                "stream_shards must be at least 1".into(),
+            ));
         }
         if self.stream_shards > 1 && self.stream.contains(['{', '}']) {
             return Err(ConfigError::Shards(format!(

@@ -122,9 +122,7 @@ impl RedisSource {
             RedisMode::Streams if sharded => {
                 Consumer::ShardedStreams(ShardedConsumer::new(config)?)
             }
-            RedisMode::Streams => {
-                Consumer::Streams(StreamConsumer::new(config.client()?, config))
-            }
+            RedisMode::Streams => Consumer::Streams(StreamConsumer::new(config.client()?, config)),
         };
         Ok(Self {
             consumer,

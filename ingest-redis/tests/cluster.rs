@@ -137,13 +137,19 @@ async fn spublish_without_a_subscriber_is_no_receiver() {
     let publisher = RedisPublisher::new(&cluster_config(&urls, RedisMode::PubSub)).unwrap();
     let channel = unique("nobody");
     let single = publisher.publish(&channel, Bytes::from_static(b"{}")).await;
-    assert!(matches!(single, Err(BrokerError::NoReceiver(_))), "{single:?}");
+    assert!(
+        matches!(single, Err(BrokerError::NoReceiver(_))),
+        "{single:?}"
+    );
     let items = Outgoing::unkeyed(vec![
         (channel.clone(), Bytes::from_static(b"{}")),
         (unique("nobody"), Bytes::from_static(b"{}")),
     ]);
     for result in publisher.publish_keyed(items).await {
-        assert!(matches!(result, Err(BrokerError::NoReceiver(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(BrokerError::NoReceiver(_))),
+            "{result:?}"
+        );
     }
 }
 
@@ -186,7 +192,11 @@ async fn sharded_stream_round_trip(base: RedisConfig) {
     let publisher = RedisPublisher::new(&node_a).unwrap();
     let mut sent = publish(&publisher, &good[..300], 7).await;
     let distinct: BTreeSet<Offset> = sent.iter().copied().collect();
-    assert_eq!(distinct.len(), sent.len(), "offsets are unique across shards");
+    assert_eq!(
+        distinct.len(),
+        sent.len(),
+        "offsets are unique across shards"
+    );
 
     let seen = collect(&mut client_a.frames, 300).await;
     let mut order = sent.clone();
@@ -348,7 +358,10 @@ async fn publish_until_accepted(publisher: &RedisPublisher, event: &GoodEvent) -
         {
             Ok(offset) => return offset.unwrap_or_default(),
             Err(BrokerError::Unavailable(_) | BrokerError::NoReceiver(_)) => {
-                assert!(tokio::time::Instant::now() < deadline, "the cluster never healed");
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the cluster never healed"
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             Err(other) => panic!("refused: {other:?}"),

@@ -186,14 +186,22 @@ impl RedisCluster {
 }
 
 fn cli(args: &[&str]) -> String {
-    let out = Command::new("redis-cli").args(args).output().expect("redis-cli");
+    let out = Command::new("redis-cli")
+        .args(args)
+        .output()
+        .expect("redis-cli");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn spawn(port: u16, bus: u16, dir: &Path) -> Child {
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
+        .args([
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            &bus.to_string(),
+        ])
         .args(["--cluster-node-timeout", "2000"])
         .args(["--save", "", "--appendonly", "no"])
         .arg("--cluster-config-file")

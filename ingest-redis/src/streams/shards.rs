@@ -72,12 +72,12 @@ impl ShardedConsumer {
         // Until the first session finds the masters, every shard points at
         // the first seed (or the only server).
         let placeholder = match &seeds {
-            Some(seeds) => redis::Client::open(seeds[0].clone()).map_err(|e| {
-                ConfigError::InvalidUrl {
+            Some(seeds) => {
+                redis::Client::open(seeds[0].clone()).map_err(|e| ConfigError::InvalidUrl {
                     url: config.cluster[0].clone(),
                     reason: e.to_string(),
-                }
-            })?,
+                })?
+            }
             None => config.client()?,
         };
         let shards: Vec<StreamConsumer> = (0..count)
