@@ -1,6 +1,7 @@
 //! `[ingest.redis]` -> [`RedisSource`] and [`RedisPublisher`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tickcast_core::ingest::BrokerPublisher;
 use tickcast_core::Hub;
@@ -24,11 +25,26 @@ pub(super) fn source(
     Ok((source, Arc::new(publisher)))
 }
 
+/// BLOCK of a stream's reads when `stream_block_ms` is unset: long for one
+/// stream (nothing waits on it), short for several (an idle shard holds
+/// the merge back until its read returns).
+const BLOCK_MS_ONE_SHARD: u64 = 5000;
+const BLOCK_MS_SHARDED: u64 = 100;
+
 /// The crate's settings: the section's keys, the node's consumer group
 /// and name, the body limit, and as much backfill as the history holds.
 fn settings(section: &RedisIngest, config: &Config) -> RedisConfig {
+    let block_ms = section
+        .stream_block_ms
+        .unwrap_or(match section.stream_shards {
+            0 | 1 => BLOCK_MS_ONE_SHARD,
+            _ => BLOCK_MS_SHARDED,
+        });
     RedisConfig {
         url: section.url.clone(),
+        cluster: section.cluster.clone(),
+        stream_shards: section.stream_shards,
+        block: Duration::from_millis(block_ms),
         mode: match section.mode {
             config::RedisMode::PubSub => RedisMode::PubSub,
             config::RedisMode::Streams => RedisMode::Streams,
