@@ -31,11 +31,15 @@ async fn main() {
         .filter(|u| !u.is_empty())
         .map(str::to_owned)
         .collect();
-    let url = std::env::var("TESTKIT_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6390".to_owned());
+    let url =
+        std::env::var("TESTKIT_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6390".to_owned());
     println!(
         "{} , {events} events {gap:?} apart",
-        if cluster.is_empty() { "one server" } else { "cluster" }
+        if cluster.is_empty() {
+            "one server"
+        } else {
+            "cluster"
+        }
     );
     for (shards, block_ms) in [(1, 5000), (4, 100), (4, 1000)] {
         let nanos = std::time::SystemTime::now()

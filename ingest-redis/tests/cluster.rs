@@ -325,6 +325,75 @@ async fn the_source_resumes_after_a_master_is_killed_and_restarted() {
     stop(pubsub_task).await;
 }
 
+/// A slot moved to another master under running sources (a resharding):
+/// the pub/sub source is dropped from the channel by Redis (`sunsubscribe`)
+/// and subscribes again on the new master; the streams source is told
+/// MOVED and reads the key where it now lives. Both deliver what is
+/// published afterwards, nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_slot_is_followed() {
+    if redis_cluster_urls().is_none() {
+        return;
+    }
+    let cluster = RedisCluster::start(3);
+    let good = public(40);
+    let channel = "tickstock.events.patterns";
+    let patterns: Vec<GoodEvent> = good
+        .iter()
+        .filter(|g| g.channel == channel)
+        .cloned()
+        .collect();
+    let streams = sharded(
+        cluster_config(&cluster.urls(), RedisMode::Streams),
+        &unique("moved"),
+        &unique("group"),
+        2,
+    );
+    let pubsub = RedisConfig {
+        channels: vec![channel.to_owned()],
+        ..cluster_config(&cluster.urls(), RedisMode::PubSub)
+    };
+    let streams_hub = hub(OffsetMode::External);
+    let pubsub_hub = hub(OffsetMode::Node);
+    let mut streams_client = client(&streams_hub, None);
+    let mut pubsub_client = client(&pubsub_hub, None);
+    let streams_task = start(&streams_hub, streams.clone()).await;
+    let pubsub_task = start(&pubsub_hub, pubsub.clone()).await;
+    let streams_out = RedisPublisher::new(&streams).unwrap();
+    let pubsub_out = RedisPublisher::new(&pubsub).unwrap();
+
+    let mut sent = publish(&streams_out, &good[..20], 5).await;
+    assert_eq!(collect(&mut streams_client.frames, 20).await.len(), 20);
+    for event in &patterns[..3] {
+        publish_until_accepted(&pubsub_out, event).await;
+    }
+    assert_eq!(collect(&mut pubsub_client.frames, 3).await.len(), 3);
+
+    let key = streams.shard_key(0);
+    let to = (cluster.master_of(&key) + 1) % 3;
+    cluster.move_slot_of(&key, to);
+    let to = (cluster.master_of(channel) + 1) % 3;
+    cluster.move_slot_of(channel, to);
+
+    for event in &good[20..] {
+        sent.push(publish_until_accepted(&streams_out, event).await);
+    }
+    let events = by_offset(collect(&mut streams_client.frames, 20).await);
+    let mut later = sent[20..].to_vec();
+    later.sort();
+    assert_eq!(offsets(&events), later, "each later event once");
+    for event in &patterns[3..] {
+        publish_until_accepted(&pubsub_out, event).await;
+    }
+    let events = collect(&mut pubsub_client.frames, patterns.len() - 3).await;
+    assert_eq!(bodies(&events), sent_bodies(&patterns[3..]));
+    // Both noticed the move (a session ended) rather than missing it.
+    assert!(stats(&streams_hub).errors >= 1, "streams saw MOVED");
+    assert!(stats(&pubsub_hub).errors >= 1, "pub/sub saw sunsubscribe");
+    stop(streams_task).await;
+    stop(pubsub_task).await;
+}
+
 /// The group's pending entries over every shard key of `config`.
 async fn pending_total(config: &RedisConfig) -> u64 {
     let mut total = 0;

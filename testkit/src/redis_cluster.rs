@@ -185,6 +185,70 @@ impl RedisCluster {
     }
 }
 
+impl RedisCluster {
+    /// Moves `key`'s slot, with its keys, to master `to` the way
+    /// `redis-cli --cluster reshard` does (IMPORTING, MIGRATING, MIGRATE,
+    /// then SETSLOT NODE on every master), and waits until the cluster is
+    /// ok again. Returns the master it came from.
+    pub fn move_slot_of(&self, key: &str, to: usize) -> usize {
+        let from = self.master_of(key);
+        assert_ne!(from, to, "{key} already lives on master {to}");
+        let port = |i: usize| self.nodes[i].port.to_string();
+        let slot = cli(&["-p", &port(from), "cluster", "keyslot", key]);
+        let slot = slot.trim();
+        let id = |i: usize| cli(&["-p", &port(i), "cluster", "myid"]).trim().to_owned();
+        let (from_id, to_id) = (id(from), id(to));
+        let ok = |out: String| assert!(out.contains("OK"), "{out}");
+        ok(cli(&[
+            "-p",
+            &port(to),
+            "cluster",
+            "setslot",
+            slot,
+            "importing",
+            &from_id,
+        ]));
+        ok(cli(&[
+            "-p",
+            &port(from),
+            "cluster",
+            "setslot",
+            slot,
+            "migrating",
+            &to_id,
+        ]));
+        loop {
+            let keys = cli(&["-p", &port(from), "cluster", "getkeysinslot", slot, "100"]);
+            let keys: Vec<&str> = keys
+                .lines()
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .collect();
+            if keys.is_empty() {
+                break;
+            }
+            let (from_port, to_port) = (port(from), port(to));
+            let mut args = vec!["-p", from_port.as_str()];
+            args.extend(["migrate", "127.0.0.1", &to_port, "", "0", "5000", "keys"]);
+            args.extend(keys);
+            ok(cli(&args));
+        }
+        for i in 0..self.nodes.len() {
+            ok(cli(&[
+                "-p",
+                &port(i),
+                "cluster",
+                "setslot",
+                slot,
+                "node",
+                &to_id,
+            ]));
+        }
+        self.wait_ok();
+        from
+    }
+}
+
 fn cli(args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(args)
