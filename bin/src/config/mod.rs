@@ -342,8 +342,10 @@ pub struct RedisIngest {
     /// `stream`); every node reads them all, merged in offset order.
     pub stream_shards: usize,
     /// Streams mode: how long one blocking read waits for new entries, in
-    /// ms; unset: 5000 with one shard, 100 with several (an idle shard
-    /// holds the others' entries back for up to this long).
+    /// ms; unset: 5000 with one shard, 1000 with several (an idle shard
+    /// whose probes cannot tell holds the others' entries back for up to
+    /// this long; each idle shard costs every node `1000 / n` reads a
+    /// second).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_block_ms: Option<u64>,
     /// Streams mode: `POST /api/publish` trims the stream to about this

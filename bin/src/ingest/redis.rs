@@ -26,10 +26,10 @@ pub(super) fn source(
 }
 
 /// BLOCK of a stream's reads when `stream_block_ms` is unset: long for one
-/// stream (nothing waits on it), short for several (an idle shard holds
-/// the merge back until its read returns).
+/// stream (nothing waits on it), shorter for several (an idle shard whose
+/// probes cannot tell holds the merge back until its read returns).
 const BLOCK_MS_ONE_SHARD: u64 = 5000;
-const BLOCK_MS_SHARDED: u64 = 100;
+const BLOCK_MS_SHARDED: u64 = 1000;
 
 /// The crate's settings: the section's keys, the node's consumer group
 /// and name, the body limit, and as much backfill as the history holds.

@@ -70,15 +70,28 @@ impl<T> Merge<T> {
             .enumerate()
             .filter_map(|(i, q)| q.items.front().map(|(offset, _)| (i, *offset)))
             .min_by_key(|(i, offset)| (*offset, *i))?;
-        let blocked = self
-            .queues
-            .iter()
-            .any(|q| q.items.is_empty() && q.floor.is_none_or(|floor| head >= floor));
+        let blocked = (0..self.queues.len()).any(|i| self.holds_back(i, head));
         if blocked {
             return None;
         }
         let (_, item) = self.queues[shard].items.pop_front()?;
         Some((shard, item))
+    }
+
+    /// The smallest offset queued, if any.
+    pub(crate) fn head(&self) -> Option<Offset> {
+        self.queues
+            .iter()
+            .filter_map(|q| q.items.front().map(|(offset, _)| *offset))
+            .min()
+    }
+
+    /// True when shard `shard` has nothing queued and no floor above
+    /// `head`: it is what keeps `head` from going.
+    pub(crate) fn holds_back(&self, shard: usize, head: Offset) -> bool {
+        self.queues
+            .get(shard)
+            .is_some_and(|q| q.items.is_empty() && q.floor.is_none_or(|floor| head >= floor))
     }
 
     /// Shards with nothing queued: the ones a read must hear from before
@@ -129,6 +142,9 @@ mod tests {
         merge.push(0, vec![(o(5, 0), "a")], None);
         assert_eq!(merge.pop(), None, "shard 1 said nothing yet");
         assert_eq!(merge.starving().collect::<Vec<_>>(), [1]);
+        assert_eq!(merge.head(), Some(o(5, 0)));
+        assert!(merge.holds_back(1, o(5, 0)));
+        assert!(!merge.holds_back(0, o(5, 0)), "shard 0 has it queued");
         merge.push(1, vec![], Some(o(5, 0)));
         assert_eq!(merge.pop(), None, "shard 1 may still add 5-0");
         merge.push(1, vec![], Some(o(5, 1)));

@@ -27,6 +27,7 @@ mod entry;
 mod group;
 mod lag;
 mod merge;
+mod probe;
 mod reads;
 mod shard;
 mod shards;
@@ -168,6 +169,18 @@ impl StreamConsumer {
     /// The queue of acknowledgements its entries' ackers fill.
     pub(crate) fn acks(&self) -> &Arc<AckQueue> {
         &self.acks
+    }
+
+    /// The session's control connection (never blocked), for a sharded
+    /// consumer's probes while a read is in flight.
+    pub(crate) fn control(&self) -> Option<MultiplexedConnection> {
+        self.conns.as_ref().map(|c| c.control.clone())
+    }
+
+    /// The next read is a live one (`>`), not a re-read of pending entries
+    /// or the entries queued at connect.
+    pub(crate) fn reads_live(&self) -> bool {
+        self.phase == Phase::Live && self.queue.is_empty()
     }
 
     /// Starts a session (see the module docs).

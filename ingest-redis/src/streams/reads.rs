@@ -83,7 +83,7 @@ pub(crate) async fn ack_and_read_new(
 }
 
 /// A `TIME` reply (`[seconds, microseconds]`) in milliseconds.
-fn millis_of(reply: Value) -> redis::RedisResult<u64> {
+pub(crate) fn millis_of(reply: Value) -> redis::RedisResult<u64> {
     let (seconds, micros): (u64, u64) = redis::from_redis_value(reply)?;
     Ok(seconds.saturating_mul(1000).saturating_add(micros / 1000))
 }

@@ -10,9 +10,10 @@
 //! shard's reader connection; when it comes back with fewer than COUNT
 //! entries the shard was caught up, and whatever it gets later is stamped
 //! at or after that clock; when its BLOCK runs out with nothing, at or
-//! after that clock plus BLOCK. A shard with nothing to deliver therefore
-//! holds the others back until its blocking read returns: at most BLOCK,
-//! plus the clock skew between masters.
+//! after that clock plus BLOCK. A shard with nothing to deliver would
+//! therefore hold the others back until its blocking read returns (at most
+//! BLOCK and Redis's timer tick); so while it does, a [`probe`] on its
+//! control connection asks for a floor at once.
 //!
 //! Reads run concurrently, one per shard with nothing queued in the merge,
 //! as futures owning their shard's consumer; a read in flight survives a
@@ -25,21 +26,59 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use redis::aio::MultiplexedConnection;
 use tickcast_core::ingest::{IngestItem, SourceCounters};
 use tickcast_core::model::Offset;
 
 use super::ack::AckQueue;
 use super::entry::Entry;
+use super::group::group_info;
 use super::lag::{LagSink, ShardLags};
 use super::merge::Merge;
+use super::probe::probe;
 use super::shard::Shard;
 use super::{Batch, StreamConsumer};
 use crate::cluster::Topology;
 use crate::config::{ConfigError, RedisConfig};
 use crate::link::LinkError;
 
-/// A shard's read in flight, giving the shard's consumer back.
-type Read = BoxFuture<'static, (usize, StreamConsumer, Result<Batch, LinkError>)>;
+/// What a future in flight comes back with.
+enum Done {
+    /// Shard `.0`'s read, giving its consumer back.
+    Read(usize, StreamConsumer, Result<Batch, LinkError>),
+    /// A probe of shard `.1` in session `.0`: a floor, if it found one.
+    Probe(u64, usize, Option<Offset>),
+}
+
+/// A read or a probe in flight.
+type Work = BoxFuture<'static, Done>;
+
+/// What the sharded consumer knows of one shard in this session, for its
+/// probes.
+#[derive(Default)]
+struct Probing {
+    /// The shard's control connection.
+    control: Option<MultiplexedConnection>,
+    /// The read in flight is a live one.
+    live: bool,
+    /// The newest stream id received from the shard this session.
+    received: Offset,
+    /// A probe is in flight.
+    running: bool,
+    /// The merge's head the last probes were for, and how many were sent
+    /// for it. A probe in the head's own millisecond finds a floor not
+    /// above it (an entry may still come in that millisecond), so it is
+    /// asked again a millisecond later, up to [`PROBES_PER_HEAD`] times
+    /// (beyond that the shard's clock lags: its read will tell).
+    asked_for: Option<(Offset, u32)>,
+    /// The last probe found nothing on its way (a floor, however low):
+    /// asking again may help. After one that found something on its way,
+    /// the read brings it.
+    clear: bool,
+}
+
+/// Probes sent for one head of the merge.
+const PROBES_PER_HEAD: u32 = 8;
 
 /// The state of a sharded streams consumer, kept across sessions.
 pub(crate) struct ShardedConsumer {
@@ -50,8 +89,11 @@ pub(crate) struct ShardedConsumer {
     shards: Vec<Option<StreamConsumer>>,
     /// Each shard's ack queue (its entries' ackers fill it).
     acks: Vec<Arc<AckQueue>>,
-    reads: FuturesUnordered<Read>,
+    work: FuturesUnordered<Work>,
     merge: Merge<Entry>,
+    probing: Vec<Probing>,
+    /// Counts sessions, so a probe of an ended one is ignored.
+    session: u64,
     /// Every shard's first entries (backfill and pending after the node
     /// started) have been released: later sessions only re-read pending.
     backfilled: bool,
@@ -92,8 +134,10 @@ impl ShardedConsumer {
         Ok(Self {
             acks: shards.iter().map(|s| s.acks().clone()).collect(),
             shards: shards.into_iter().map(Some).collect(),
-            reads: FuturesUnordered::new(),
+            work: FuturesUnordered::new(),
             merge: Merge::new(count),
+            probing: (0..count).map(|_| Probing::default()).collect(),
+            session: 0,
             backfilled: false,
             first: vec![(false, 0); count],
             seeds,
@@ -117,9 +161,12 @@ impl ShardedConsumer {
         self.disconnect();
         // Reads of the last session still in flight give their consumers
         // back; what they read is pending at the server, read again below.
-        while let Some((i, shard, _)) = self.reads.next().await {
-            self.shards[i] = Some(shard);
+        while let Some(done) = self.work.next().await {
+            if let Done::Read(i, shard, _) = done {
+                self.shards[i] = Some(shard);
+            }
         }
+        self.session = self.session.wrapping_add(1);
         let mut topology = match &self.seeds {
             Some(seeds) => Some(Topology::discover(seeds, self.config.command_timeout).await?),
             None => None,
@@ -132,6 +179,20 @@ impl ShardedConsumer {
             }
             shard.set_backfilled(backfilled);
             shard.connect().await?;
+            let mut control = shard.control().ok_or(LinkError::Closed)?;
+            // Everything delivered to the group before this session is
+            // pending (re-read before any live read) or done: what the
+            // live reads of this session are handed comes after it.
+            let key = self.config.shard_key(i);
+            let delivered = group_info(&mut control, &key, &self.config.group)
+                .await?
+                .and_then(|g| g.last_delivered_id.parse().ok())
+                .unwrap_or_default();
+            self.probing[i] = Probing {
+                control: Some(control),
+                received: delivered,
+                ..Probing::default()
+            };
         }
         self.first = vec![(!backfilled, 0); self.shards.len()];
         Ok(())
@@ -157,25 +218,90 @@ impl ShardedConsumer {
                 }
             }
             let starving: Vec<usize> = self.merge.starving().collect();
-            for i in starving {
+            for &i in &starving {
                 if let Some(mut shard) = self.shards[i].take() {
-                    self.reads.push(Box::pin(async move {
+                    self.probing[i].live = shard.reads_live();
+                    self.work.push(Box::pin(async move {
                         let batch = shard.next_batch().await;
-                        (i, shard, batch)
+                        Done::Read(i, shard, batch)
                     }));
                 }
             }
-            let (i, shard, batch) = self.reads.next().await.ok_or(LinkError::Closed)?;
-            self.shards[i] = Some(shard);
-            let batch = batch?;
-            if let Some((awaited, left)) = self.first.get_mut(i) {
-                if *awaited {
-                    *awaited = false;
-                    *left = batch.entries.len();
+            if let Some(head) = self.merge.head() {
+                for i in starving {
+                    self.probe(i, head);
                 }
             }
-            self.merge.push(i, keyed(batch.entries), batch.floor);
+            match self.work.next().await.ok_or(LinkError::Closed)? {
+                Done::Read(i, shard, batch) => {
+                    self.shards[i] = Some(shard);
+                    self.take(i, batch?);
+                }
+                Done::Probe(session, i, floor) => {
+                    if session == self.session {
+                        self.probing[i].running = false;
+                        self.probing[i].clear = floor.is_some();
+                        if floor.is_some() {
+                            self.merge.push(i, Vec::new(), floor);
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    /// Adds a read of shard `i` to the merge.
+    fn take(&mut self, i: usize, batch: Batch) {
+        if let Some((awaited, left)) = self.first.get_mut(i) {
+            if *awaited {
+                *awaited = false;
+                *left = batch.entries.len();
+            }
+        }
+        let newest = batch
+            .entries
+            .iter()
+            .filter_map(|e| e.raw.id.parse::<Offset>().ok())
+            .max();
+        if let Some(newest) = newest {
+            let received = &mut self.probing[i].received;
+            *received = (*received).max(newest);
+        }
+        self.merge.push(i, keyed(batch.entries), batch.floor);
+    }
+
+    /// Probes shard `i` if the merge's `head` waits on it while its live
+    /// read is in flight (see [`probe`]): once for a new head, again a
+    /// millisecond later while the last probe found nothing on its way
+    /// (up to [`PROBES_PER_HEAD`]).
+    fn probe(&mut self, i: usize, head: Offset) {
+        let waiting = self.shards[i].is_none() && self.merge.holds_back(i, head);
+        let state = &mut self.probing[i];
+        if !waiting || !state.live || state.running {
+            return;
+        }
+        let sent = match state.asked_for {
+            Some((asked, sent)) if asked == head => sent,
+            _ => 0,
+        };
+        if sent >= PROBES_PER_HEAD || (sent > 0 && !state.clear) {
+            return;
+        }
+        let Some(control) = state.control.clone() else {
+            return;
+        };
+        state.running = true;
+        state.asked_for = Some((head, sent + 1));
+        let (session, received) = (self.session, state.received);
+        let key = self.config.shard_key(i);
+        let group = self.config.group.clone();
+        let pause = std::time::Duration::from_millis(u64::from(sent.min(1)));
+        self.work.push(Box::pin(async move {
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            Done::Probe(session, i, probe(control, key, group, received).await)
+        }));
     }
 
     /// Counts one released entry of shard `i` against its first batch;
