@@ -247,6 +247,38 @@ async fn sharded_stream_round_trip(base: RedisConfig) {
     stop(task_b).await;
 }
 
+/// Reads that block for two minutes on idle shards do not hold the other
+/// shards' events back that long: while a read waits, a probe of its
+/// shard (no lag, nothing handed to the read) lets the merge go on. The
+/// events arrive well within the test's give-up bound of 30 s, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_shards_do_not_hold_events_for_their_block_time() {
+    let Some(urls) = redis_cluster_urls() else {
+        return;
+    };
+    let mut config = sharded(
+        cluster_config(&urls, RedisMode::Streams),
+        &unique("idle"),
+        &unique("group"),
+        4,
+    );
+    config.block = std::time::Duration::from_secs(120);
+    let hub = hub(OffsetMode::External);
+    let mut conn = client(&hub, None);
+    let task = start(&hub, config.clone()).await;
+    let publisher = RedisPublisher::new(&config).unwrap();
+    let good = public(12);
+    let mut sent = Vec::new();
+    for event in &good {
+        // One at a time: three of the four shards idle at every event.
+        sent.extend(publish(&publisher, std::slice::from_ref(event), 1).await);
+        let seen = collect(&mut conn.frames, 1).await;
+        assert_eq!(offsets(&seen), [*sent.last().unwrap()]);
+    }
+    assert_eq!(stats(&hub).duplicates, 0);
+    stop(task).await;
+}
+
 /// A master of the cluster SIGKILLed and restarted (empty: the test
 /// cluster keeps no data), in both modes: the source reconnects by itself
 /// and delivers what is published once the cluster is whole again.
