@@ -44,8 +44,9 @@ use crate::link::LinkError;
 
 /// What a future in flight comes back with.
 enum Done {
-    /// Shard `.0`'s read, giving its consumer back.
-    Read(usize, StreamConsumer, Result<Batch, LinkError>),
+    /// Shard `.0`'s read, giving its consumer back (boxed: a consumer is
+    /// large, a probe's answer small).
+    Read(usize, Box<StreamConsumer>, Result<Batch, LinkError>),
     /// A probe of shard `.1` in session `.0`: a floor, if it found one.
     Probe(u64, usize, Option<Offset>),
 }
@@ -163,7 +164,7 @@ impl ShardedConsumer {
         // back; what they read is pending at the server, read again below.
         while let Some(done) = self.work.next().await {
             if let Done::Read(i, shard, _) = done {
-                self.shards[i] = Some(shard);
+                self.shards[i] = Some(*shard);
             }
         }
         self.session = self.session.wrapping_add(1);
@@ -219,8 +220,9 @@ impl ShardedConsumer {
             }
             let starving: Vec<usize> = self.merge.starving().collect();
             for &i in &starving {
-                if let Some(mut shard) = self.shards[i].take() {
+                if let Some(shard) = self.shards[i].take() {
                     self.probing[i].live = shard.reads_live();
+                    let mut shard = Box::new(shard);
                     self.work.push(Box::pin(async move {
                         let batch = shard.next_batch().await;
                         Done::Read(i, shard, batch)
@@ -234,7 +236,7 @@ impl ShardedConsumer {
             }
             match self.work.next().await.ok_or(LinkError::Closed)? {
                 Done::Read(i, shard, batch) => {
-                    self.shards[i] = Some(shard);
+                    self.shards[i] = Some(*shard);
                     self.take(i, batch?);
                 }
                 Done::Probe(session, i, floor) => {
