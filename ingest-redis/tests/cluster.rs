@@ -247,6 +247,69 @@ async fn sharded_stream_round_trip(base: RedisConfig) {
     stop(task_b).await;
 }
 
+/// Entries this node's consumer read from every shard but never
+/// acknowledged (a crash between read and hand-off) are delivered live by
+/// the next start, merged in offset order across shards, and acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_entries_of_every_shard_are_recovered_in_order() {
+    let Some(urls) = redis_cluster_urls() else {
+        return;
+    };
+    let config = sharded(
+        cluster_config(&urls, RedisMode::Streams),
+        &unique("pending"),
+        &unique("group"),
+        3,
+    );
+    let client_of_cluster = redis::cluster::ClusterClient::new(urls.clone()).unwrap();
+    let mut redis = client_of_cluster.get_async_connection().await.unwrap();
+    for i in 0..3 {
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(config.shard_key(i))
+            .arg(&config.group)
+            .arg("$")
+            .arg("MKSTREAM")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    let good = public(30);
+    let publisher = RedisPublisher::new(&config).unwrap();
+    let mut sent = publish(&publisher, &good, 4).await;
+    // The crashed run: read as this node's consumer, never acknowledged.
+    for i in 0..3 {
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&config.group)
+            .arg(&config.consumer)
+            .arg("COUNT")
+            .arg(100)
+            .arg("STREAMS")
+            .arg(config.shard_key(i))
+            .arg(">")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    assert_eq!(pending_total(&config).await, 30);
+
+    let hub = hub(OffsetMode::External);
+    let mut conn = client(&hub, None);
+    let task = start(&hub, config.clone()).await;
+    let events = by_offset(collect(&mut conn.frames, 30).await);
+    sent.sort();
+    assert_eq!(offsets(&events), sent, "each pending entry once");
+    wait_until("all taken in order", || stats(&hub).accepted == 30).await;
+    assert_eq!(stats(&hub).duplicates, 0);
+    wait_until_async("every entry acknowledged", || {
+        let config = config.clone();
+        async move { pending_total(&config).await == 0 }
+    })
+    .await;
+    stop(task).await;
+}
+
 /// Reads that block for two minutes on idle shards do not hold the other
 /// shards' events back that long: while a read waits, a probe of its
 /// shard (no lag, nothing handed to the read) lets the merge go on. The
