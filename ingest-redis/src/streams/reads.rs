@@ -38,7 +38,10 @@ pub(crate) async fn read_group(
 /// pipeline: one round trip per batch instead of two. Redis runs the XACK
 /// before the read blocks. With `clock`, a `TIME` goes just before the
 /// read, and its answer (the master's clock in ms) comes back too: a
-/// sharded stream's floor (see `shards`).
+/// sharded stream's floor (see `shards`); and an `XLEN` just after it, so
+/// a read that waited on a key the cluster moved away meanwhile (the read
+/// runs out empty, but entries went to the key's new master) fails with
+/// the redirect instead of vouching for a floor.
 pub(crate) async fn ack_and_read_new(
     conn: &mut MultiplexedConnection,
     config: &RedisConfig,
@@ -68,6 +71,9 @@ pub(crate) async fn ack_and_read_new(
         .arg("STREAMS")
         .arg(&config.stream)
         .arg(">");
+    if clock {
+        pipe.cmd("XLEN").arg(&config.stream).ignore();
+    }
     // Owned values, taken apart by hand: converting the pipeline's reply
     // to `StreamReadReply` would copy every entry (bodies included).
     let mut replies: Vec<Value> = pipe.query_async(conn).await?;
