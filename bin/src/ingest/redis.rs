@@ -59,3 +59,34 @@ fn settings(section: &RedisIngest, config: &Config) -> RedisConfig {
         ..RedisConfig::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_keys_reach_the_crate_and_block_follows_the_shards() {
+        let config = Config::default();
+        let one = settings(&RedisIngest::default(), &config);
+        assert!(one.cluster.is_empty());
+        assert_eq!(one.stream_shards, 1);
+        assert_eq!(one.block, Duration::from_millis(BLOCK_MS_ONE_SHARD));
+
+        let section = RedisIngest {
+            cluster: vec!["redis://10.0.0.1:7000".into()],
+            mode: config::RedisMode::Streams,
+            stream_shards: 4,
+            ..RedisIngest::default()
+        };
+        let sharded = settings(&section, &config);
+        assert_eq!(sharded.cluster, ["redis://10.0.0.1:7000"]);
+        assert_eq!(sharded.stream_shards, 4);
+        assert_eq!(sharded.block, Duration::from_millis(BLOCK_MS_SHARDED));
+
+        let chosen = RedisIngest {
+            stream_block_ms: Some(250),
+            ..section
+        };
+        assert_eq!(settings(&chosen, &config).block, Duration::from_millis(250));
+    }
+}
