@@ -9,6 +9,12 @@
 #   scripts/brokers.sh stop      stop both (by pid file)
 #   scripts/brokers.sh status    say what runs where
 #   scripts/brokers.sh env       print the variables the tests read
+#   scripts/brokers.sh cluster start|stop|status|env
+#                                a Redis Cluster of its own: 3 masters (no
+#                                replicas) from Debian's redis-server on
+#                                TESTKIT_REDIS_CLUSTER_PORT.. (7100-7102),
+#                                under target/brokers/cluster/<port>/; env
+#                                prints TESTKIT_REDIS_CLUSTER_URLS
 #
 # Ports: TESTKIT_REDIS_PORT (6390), TESTKIT_AMQP_PORT (5682). RabbitMQ's
 # Erlang distribution port is picked free at each start (RabbitMQ's default,
@@ -27,6 +33,8 @@ DIR="${TESTKIT_BROKER_DIR:-$ROOT/target/brokers}"
 case "$DIR" in /*) ;; *) DIR="$PWD/$DIR" ;; esac
 REDIS_PORT="${TESTKIT_REDIS_PORT:-6390}"
 AMQP_PORT="${TESTKIT_AMQP_PORT:-5682}"
+CLUSTER_PORT="${TESTKIT_REDIS_CLUSTER_PORT:-7100}"
+CLUSTER_MASTERS="${TESTKIT_REDIS_CLUSTER_MASTERS:-3}"
 RABBIT_NODE="tickcast-test-$AMQP_PORT@localhost"
 RABBIT_BIN=/usr/lib/rabbitmq/bin
 
@@ -133,6 +141,83 @@ stop() {
   stop_pid rabbitmq-server "$RABBITMQ_PID_FILE"
 }
 
+cluster_ports() {
+  seq "$CLUSTER_PORT" $((CLUSTER_PORT + CLUSTER_MASTERS - 1))
+}
+
+# One redis-server per port, cluster-enabled, each with its own nodes.conf
+# under its own directory; then `redis-cli --cluster create` splits the
+# slots over them (only when they are fresh: a restarted cluster keeps its
+# nodes.conf and finds its slots again).
+start_cluster() {
+  local addrs=() fresh=0
+  for port in $(cluster_ports); do
+    local dir="$DIR/cluster/$port"
+    mkdir -p "$dir"
+    addrs+=("127.0.0.1:$port")
+    if redis-cli -p "$port" ping >/dev/null 2>&1; then
+      continue
+    fi
+    [ -s "$dir/nodes.conf" ] || fresh=1
+    redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --save '' \
+      --appendonly no --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" \
+      --cluster-node-timeout 5000 --dir "$dir" --pidfile "$dir/redis.pid" \
+      --logfile "$dir/redis.log"
+  done
+  for port in $(cluster_ports); do
+    local up=0
+    for _ in $(seq 1 50); do
+      redis-cli -p "$port" ping >/dev/null 2>&1 && { up=1; break; }
+      sleep 0.1
+    done
+    [ "$up" -eq 1 ] || { echo "redis-server did not start on $port; see $DIR/cluster/$port/redis.log" >&2; return 1; }
+  done
+  if [ "$fresh" -eq 1 ] || ! redis-cli -p "$CLUSTER_PORT" cluster info | grep -q '^cluster_state:ok'; then
+    if ! redis-cli -p "$CLUSTER_PORT" cluster info | grep -q '^cluster_slots_assigned:16384'; then
+      redis-cli --cluster create "${addrs[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/cluster/create.log" 2>&1 \
+        || { cat "$DIR/cluster/create.log" >&2; return 1; }
+    fi
+  fi
+  for _ in $(seq 1 100); do
+    local ok=1
+    for port in $(cluster_ports); do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || ok=0
+    done
+    [ "$ok" -eq 1 ] && { echo "redis cluster on ${addrs[*]}"; return; }
+    sleep 0.1
+  done
+  echo "redis cluster did not reach cluster_state:ok; see $DIR/cluster/*/redis.log" >&2
+  return 1
+}
+
+# Stopped by pid, and forgotten: the next start creates a fresh cluster
+# (the instances keep no data).
+stop_cluster() {
+  for port in $(cluster_ports); do
+    stop_pid "redis-server (cluster $port)" "$DIR/cluster/$port/redis.pid"
+    rm -f "$DIR/cluster/$port/nodes.conf"
+  done
+}
+
+cluster_status() {
+  for port in $(cluster_ports); do
+    if redis-cli -p "$port" ping >/dev/null 2>&1; then
+      echo "redis cluster $port: up, $(redis-cli -p "$port" cluster info | grep '^cluster_state' | tr -d '\r')"
+    else
+      echo "redis cluster $port: down"
+    fi
+  done
+}
+
+cluster_env() {
+  local urls=()
+  for port in $(cluster_ports); do
+    urls+=("redis://127.0.0.1:$port")
+  done
+  local IFS=,
+  echo "export TESTKIT_REDIS_CLUSTER_URLS=${urls[*]}"
+}
+
 print_env() {
   echo "export TESTKIT_REDIS_URL=redis://127.0.0.1:$REDIS_PORT"
   echo "export TESTKIT_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/%2f"
@@ -148,5 +233,14 @@ case "${1:-}" in
     "$RABBIT_BIN/rabbitmqctl" -n "$RABBIT_NODE" status >/dev/null 2>&1 && echo "rabbitmq: up on $AMQP_PORT" || echo "rabbitmq: down"
     ;;
   env) print_env ;;
-  *) echo "usage: $0 install|start|stop|status|env" >&2; exit 2 ;;
+  cluster)
+    case "${2:-}" in
+      start) start_cluster ;;
+      stop) stop_cluster ;;
+      status) cluster_status ;;
+      env) cluster_env ;;
+      *) echo "usage: $0 cluster start|stop|status|env" >&2; exit 2 ;;
+    esac
+    ;;
+  *) echo "usage: $0 install|start|stop|status|env|cluster start|stop|status|env" >&2; exit 2 ;;
 esac

@@ -24,8 +24,15 @@ pub enum RedisMode {
 /// the `[ingest.redis]` default of the design.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// Server URL (`redis://host:port/db`, `rediss://`, `unix://`).
+    /// Server URL (`redis://host:port/db`, `rediss://`, `unix://`). Not
+    /// used when `cluster` names seed nodes.
     pub url: String,
+    /// Redis Cluster: URLs of some of its nodes (`redis://host:port`), the
+    /// seeds the slot map is asked from; empty: one server at `url`. In a
+    /// cluster, pub/sub is sharded (SSUBSCRIBE / SPUBLISH, Redis >= 7), so
+    /// `channels` must be plain channel names, and each stream shard is
+    /// read from the master that owns its slot.
+    pub cluster: Vec<String>,
     /// Pub/sub or Streams.
     pub mode: RedisMode,
     /// Pub/sub mode: channels to consume. An entry with a glob character
@@ -37,6 +44,15 @@ pub struct RedisConfig {
     /// (gives the event type like a pub/sub channel) and field `body` (the
     /// event bytes exactly as published on a channel).
     pub stream: String,
+    /// Streams mode: how many stream keys the events are spread over. 1
+    /// (the default) is the single key `stream`; `n > 1` are the keys
+    /// `<stream>:{0}` .. `<stream>:{n-1}` (hash tags, so in a cluster they
+    /// fall in different slots), which the publisher fills in turn and
+    /// the source reads all of, merged into one order (see
+    /// [`shard_key`](Self::shard_key) and the offsets of
+    /// `docs/architecture.md`). `stream_maxlen` and `backfill` apply to
+    /// each key.
+    pub stream_shards: usize,
     /// Streams mode: the publisher trims the stream to about this many
     /// entries with every XADD (`MAXLEN ~ n`, trimmed in whole radix-tree
     /// nodes, so the stream may hold a little more), and the source with
@@ -85,12 +101,14 @@ impl Default for RedisConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".to_owned(),
+            cluster: Vec::new(),
             mode: RedisMode::PubSub,
             channels: tickcast_core::model::KNOWN_CHANNELS
                 .iter()
                 .map(|(channel, _)| (*channel).to_owned())
                 .collect(),
             stream: "tickstock:events".to_owned(),
+            stream_shards: 1,
             stream_maxlen: Some(1_000_000),
             group: "tickcast".to_owned(),
             consumer: "tickcast".to_owned(),
@@ -117,9 +135,71 @@ pub enum ConfigError {
         /// What the Redis client said.
         reason: String,
     },
+    /// Cluster mode with a glob pattern among the channels.
+    #[error(
+        "channel {pattern:?} is a glob pattern: Redis Cluster has no sharded pattern \
+         subscription (SSUBSCRIBE takes channel names only, and a cluster-wide PSUBSCRIBE \
+         could not tell a publisher whether any node received an event), so list the \
+         channels by name"
+    )]
+    PatternInCluster {
+        /// The pattern given.
+        pattern: String,
+    },
+    /// `stream_shards` is 0, or the stream name cannot carry a shard's
+    /// hash tag.
+    #[error("invalid stream sharding: {0}")]
+    Shards(String),
 }
 
 impl RedisConfig {
+    /// Everything [`RedisSource`](crate::RedisSource) and
+    /// [`RedisPublisher`](crate::RedisPublisher) refuse up front: a URL
+    /// that does not parse, a pattern in cluster mode, no shards, a
+    /// sharded stream name with a `{` (its own hash tag would put every
+    /// shard in one slot).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.cluster.is_empty() {
+            self.client()?;
+        } else {
+            self.seeds()?;
+            if self.mode == RedisMode::PubSub {
+                if let Some(pattern) = self.channels.iter().find(|c| is_pattern(c)) {
+                    return Err(ConfigError::PatternInCluster {
+                        pattern: pattern.clone(),
+                    });
+                }
+            }
+        }
+        if self.stream_shards == 0 {
+            return Err(ConfigError::Shards(
+                "stream_shards must be at least 1".into(),
+            ));
+        }
+        if self.stream_shards > 1 && self.stream.contains(['{', '}']) {
+            return Err(ConfigError::Shards(format!(
+                "stream {:?} has a brace: a sharded stream's keys are <stream>:{{<i>}}, \
+                 whose hash tag must be the shard number",
+                self.stream
+            )));
+        }
+        Ok(())
+    }
+
+    /// True when `cluster` names seed nodes.
+    pub fn is_cluster(&self) -> bool {
+        !self.cluster.is_empty()
+    }
+
+    /// The stream key of shard `index`: `stream` itself when there is one
+    /// shard, `<stream>:{<index>}` otherwise.
+    pub fn shard_key(&self, index: usize) -> String {
+        match self.stream_shards {
+            0 | 1 => self.stream.clone(),
+            _ => format!("{}:{{{index}}}", self.stream),
+        }
+    }
+
     /// The Redis client for `url`; checked once at construction so a typo
     /// fails at start instead of looping in reconnects.
     pub(crate) fn client(&self) -> Result<redis::Client, ConfigError> {
@@ -127,6 +207,22 @@ impl RedisConfig {
             url: self.url.clone(),
             reason: e.to_string(),
         })
+    }
+
+    /// The parsed seed nodes of `cluster`.
+    pub(crate) fn seeds(&self) -> Result<Vec<redis::ConnectionInfo>, ConfigError> {
+        use redis::IntoConnectionInfo;
+        self.cluster
+            .iter()
+            .map(|url| {
+                url.as_str()
+                    .into_connection_info()
+                    .map_err(|e| ConfigError::InvalidUrl {
+                        url: url.clone(),
+                        reason: e.to_string(),
+                    })
+            })
+            .collect()
     }
 
     /// `channels` split into plain channels and glob patterns.
@@ -176,6 +272,62 @@ mod tests {
         assert_eq!(config.channels.len(), 4);
         assert_eq!(config.stream, "tickstock:events");
         assert!(config.client().is_ok());
+    }
+
+    #[test]
+    fn cluster_mode_refuses_patterns_and_bad_seeds() {
+        let cluster = RedisConfig {
+            cluster: vec!["redis://127.0.0.1:7100".into()],
+            channels: vec!["a.b".into(), "tickstock.*".into()],
+            ..RedisConfig::default()
+        };
+        assert!(matches!(
+            cluster.check(),
+            Err(ConfigError::PatternInCluster { pattern }) if pattern == "tickstock.*"
+        ));
+        let streams = RedisConfig {
+            mode: RedisMode::Streams,
+            ..cluster.clone()
+        };
+        assert!(streams.check().is_ok(), "streams mode ignores channels");
+        let bad_seed = RedisConfig {
+            cluster: vec!["redis://127.0.0.1:7100".into(), "http://x".into()],
+            channels: vec!["a.b".into()],
+            ..cluster
+        };
+        assert!(matches!(
+            bad_seed.check(),
+            Err(ConfigError::InvalidUrl { url, .. }) if url == "http://x"
+        ));
+        // Outside a cluster a pattern is a PSUBSCRIBE, as before.
+        let single = RedisConfig {
+            channels: vec!["tickstock.*".into()],
+            ..RedisConfig::default()
+        };
+        assert!(single.check().is_ok());
+    }
+
+    #[test]
+    fn shard_keys_carry_the_shard_as_hash_tag() {
+        let one = RedisConfig::default();
+        assert_eq!(one.shard_key(0), "tickstock:events");
+        let four = RedisConfig {
+            stream_shards: 4,
+            ..RedisConfig::default()
+        };
+        assert_eq!(four.shard_key(0), "tickstock:events:{0}");
+        assert_eq!(four.shard_key(3), "tickstock:events:{3}");
+        assert!(four.check().is_ok());
+        let braced = RedisConfig {
+            stream: "s{x}".into(),
+            ..four.clone()
+        };
+        assert!(matches!(braced.check(), Err(ConfigError::Shards(_))));
+        let none = RedisConfig {
+            stream_shards: 0,
+            ..four
+        };
+        assert!(matches!(none.check(), Err(ConfigError::Shards(_))));
     }
 
     #[test]

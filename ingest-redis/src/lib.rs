@@ -14,9 +14,14 @@
 //!   reconnect; the same for both modes.
 //! - `pubsub`: SUBSCRIBE / PSUBSCRIBE on a dedicated connection, with a
 //!   keepalive PING.
+//! - `sharded_pubsub`: pub/sub in a Redis Cluster: SSUBSCRIBE through a
+//!   cluster connection, each channel on its shard.
+//! - `cluster`: a cluster's slot map, for reading each stream shard from
+//!   its master.
 //! - `streams`: one consumer group per node: group creation, backfill
 //!   merged with pending entries at start, pending re-reads after a
-//!   reconnect, batched XACKs, lag.
+//!   reconnect, batched XACKs, lag; a sharded stream (several keys, or a
+//!   cluster) merged into one offset order.
 //! - `publisher`: [`RedisPublisher`]: PUBLISH or XADD, pipelined for a
 //!   burst.
 //! - `backoff`, `link`, `connect`: reconnect delays, why a session ended,
@@ -46,11 +51,13 @@
 //! ```
 #![warn(missing_docs)]
 
+mod cluster;
 mod config;
 mod connect;
 mod link;
 mod publisher;
 mod pubsub;
+mod sharded_pubsub;
 mod source;
 mod streams;
 

@@ -22,6 +22,10 @@ pub(crate) enum LinkError {
     /// connection to send on).
     #[error("the connection closed")]
     Closed,
+    /// The cluster's shape changed under the session (a node dropped, a
+    /// slot moved) or does not cover a key it needs.
+    #[error("redis cluster: {0}")]
+    Topology(String),
 }
 
 /// Runs `future` with a deadline, mapping both failure kinds to

@@ -10,7 +10,8 @@ use tickcast_core::ingest::{IngestItem, IngestSource, SourceCounters};
 use crate::config::{ConfigError, RedisConfig, RedisMode};
 use crate::link::LinkError;
 use crate::pubsub::PubSubConsumer;
-use crate::streams::StreamConsumer;
+use crate::sharded_pubsub::ShardedPubSub;
+use crate::streams::{ShardedConsumer, StreamConsumer};
 use tickcast_core::ingest::Backoff;
 
 /// The source's name in stats and logs.
@@ -19,28 +20,38 @@ pub const SOURCE_NAME: &str = "redis";
 /// One mode's consumer: both connect, yield items and disconnect alike.
 enum Consumer {
     PubSub(PubSubConsumer),
+    /// Pub/sub in a cluster: SSUBSCRIBE.
+    ShardedPubSub(ShardedPubSub),
     Streams(StreamConsumer),
+    /// Several stream keys, or a stream in a cluster.
+    ShardedStreams(ShardedConsumer),
 }
 
 impl Consumer {
     async fn connect(&mut self) -> Result<(), LinkError> {
         match self {
             Self::PubSub(c) => c.connect().await,
+            Self::ShardedPubSub(c) => c.connect().await,
             Self::Streams(c) => c.connect().await,
+            Self::ShardedStreams(c) => c.connect().await,
         }
     }
 
     async fn next_item(&mut self) -> Result<IngestItem, LinkError> {
         match self {
             Self::PubSub(c) => c.next_item().await,
+            Self::ShardedPubSub(c) => c.next_item().await,
             Self::Streams(c) => c.next_item().await,
+            Self::ShardedStreams(c) => c.next_item().await,
         }
     }
 
     fn disconnect(&mut self) {
         match self {
             Self::PubSub(c) => c.disconnect(),
+            Self::ShardedPubSub(c) => c.disconnect(),
             Self::Streams(c) => c.disconnect(),
+            Self::ShardedStreams(c) => c.disconnect(),
         }
     }
 
@@ -49,8 +60,9 @@ impl Consumer {
     /// than as soon as it is connected.
     fn reports_connected_later(&self) -> bool {
         match self {
-            Self::PubSub(_) => false,
+            Self::PubSub(_) | Self::ShardedPubSub(_) => false,
             Self::Streams(c) => c.is_reloading(),
+            Self::ShardedStreams(c) => c.is_reloading(),
         }
     }
 }
@@ -102,14 +114,26 @@ impl std::fmt::Debug for RedisSource {
 
 impl RedisSource {
     /// A source for `config`; nothing connects until the first `next()`.
-    /// Fails only on a URL that does not parse.
+    /// Fails only on what [`RedisConfig::check`] refuses.
+    ///
+    /// In a cluster (`config.cluster`), pub/sub SSUBSCRIBEs to each channel
+    /// on its shard, and Streams reads each of the `stream_shards` keys
+    /// from the master that owns it; several keys (in a cluster or not)
+    /// are merged into one offset order.
     pub fn new(config: RedisConfig) -> Result<Self, ConfigError> {
-        let client = config.client()?;
+        config.check()?;
         let backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
         let stable_after = config.reconnect_max;
+        let sharded = config.is_cluster() || config.stream_shards > 1;
         let consumer = match config.mode {
-            RedisMode::PubSub => Consumer::PubSub(PubSubConsumer::new(client, config)),
-            RedisMode::Streams => Consumer::Streams(StreamConsumer::new(client, config)),
+            RedisMode::PubSub if config.is_cluster() => {
+                Consumer::ShardedPubSub(ShardedPubSub::new(config.seeds()?, config))
+            }
+            RedisMode::PubSub => Consumer::PubSub(PubSubConsumer::new(config.client()?, config)),
+            RedisMode::Streams if sharded => {
+                Consumer::ShardedStreams(ShardedConsumer::new(config)?)
+            }
+            RedisMode::Streams => Consumer::Streams(StreamConsumer::new(config.client()?, config)),
         };
         Ok(Self {
             consumer,
@@ -124,8 +148,11 @@ impl RedisSource {
     /// date, checked at most once a second while reading. Pass
     /// `hub.source("redis")`. No effect in pub/sub mode, which has no lag.
     pub fn with_lag_reporting(mut self, counters: Arc<SourceCounters>) -> Self {
-        if let Consumer::Streams(consumer) = &mut self.consumer {
-            consumer.report_lag(counters);
+        match &mut self.consumer {
+            Consumer::Streams(consumer) => consumer.report_lag(counters),
+            // The sum over the shards.
+            Consumer::ShardedStreams(consumer) => consumer.report_lag(counters),
+            Consumer::PubSub(_) | Consumer::ShardedPubSub(_) => {}
         }
         self
     }

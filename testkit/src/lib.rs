@@ -6,7 +6,9 @@
 //! when `CI=true`: then it fails, so CI never passes without the brokers.
 //!
 //! Fault tests that kill a broker get a private one of their own
-//! ([`RedisServer`], [`RabbitNode`]), so other tests keep theirs.
+//! ([`RedisServer`], [`RedisCluster`], [`RabbitNode`]), so other tests keep
+//! theirs. The shared Redis Cluster (`scripts/brokers.sh cluster start`)
+//! is found through [`redis_cluster_urls`].
 //!
 //! [`fixtures`] reads the fixture files committed under
 //! `testdata/fixtures/` ([`good_events`], [`bad_events`]).
@@ -18,11 +20,13 @@ pub mod io;
 pub mod jwt;
 mod rabbit;
 mod redis;
+mod redis_cluster;
 pub mod ws;
 
 pub use fixtures::{bad_events, fixtures_dir, good_events, BadEvent, GoodEvent};
 pub use rabbit::RabbitNode;
 pub use redis::RedisServer;
+pub use redis_cluster::{redis_cluster_urls, RedisCluster, CLUSTER_URLS_VAR};
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;

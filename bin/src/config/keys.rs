@@ -102,7 +102,10 @@ pub(crate) fn populated() -> Config {
     config.auth.jwt_public_key_file = Some(PathBuf::new());
     config.api.key = Some(String::new());
     config.http.max_pending_connections = Some(0);
-    config.ingest.redis = Some(RedisIngest::default());
+    config.ingest.redis = Some(RedisIngest {
+        stream_block_ms: Some(0),
+        ..RedisIngest::default()
+    });
     config.ingest.amqp = Some(AmqpIngest {
         queue: Some(String::new()),
         ..AmqpIngest::default()

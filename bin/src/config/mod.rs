@@ -321,8 +321,14 @@ impl Default for IngestSection {
 #[serde(deny_unknown_fields, default)]
 pub struct RedisIngest {
     /// Server URL (`redis://`, `redis+unix://`, `unix://`; TLS `rediss://`
-    /// is not built in).
+    /// is not built in). Not used when `cluster` is set.
     pub url: String,
+    /// Redis Cluster: `redis://host:port` of some of its nodes (seeds for
+    /// the slot map); empty (the default): the one server at `url`. Pub/sub
+    /// becomes sharded (SSUBSCRIBE / SPUBLISH, Redis >= 7; plain channel
+    /// names only), and each stream key is read from its master.
+    #[serde(deserialize_with = "one_or_many")]
+    pub cluster: Vec<String>,
     /// Pub/sub channels or one stream.
     pub mode: RedisMode,
     /// Channels to subscribe to (pub/sub mode).
@@ -331,9 +337,21 @@ pub struct RedisIngest {
     /// Stream key (streams mode); each entry has fields `channel` and
     /// `body` (and `id`, an idempotency key, when given).
     pub stream: String,
+    /// Streams mode: the stream is spread over this many keys,
+    /// `<stream>:{0}` .. `<stream>:{n-1}` (1, the default: the single key
+    /// `stream`); every node reads them all, merged in offset order.
+    pub stream_shards: usize,
+    /// Streams mode: how long one blocking read waits for new entries, in
+    /// ms; unset: 5000 with one shard, 1000 with several (an idle shard
+    /// whose probes cannot tell holds the others' entries back for up to
+    /// this long; each idle shard costs every node `1000 / n` reads a
+    /// second).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_block_ms: Option<u64>,
     /// Streams mode: `POST /api/publish` trims the stream to about this
     /// many entries (`XADD ... MAXLEN ~ n`); at least `history.capacity`,
-    /// so a restarted node can reload its whole history.
+    /// so a restarted node can reload its whole history. Applies to each
+    /// shard key.
     pub stream_maxlen: u64,
 }
 
@@ -341,12 +359,15 @@ impl Default for RedisIngest {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".to_owned(),
+            cluster: Vec::new(),
             mode: RedisMode::PubSub,
             channels: KNOWN_CHANNELS
                 .iter()
                 .map(|(c, _)| (*c).to_owned())
                 .collect(),
             stream: "tickstock:events".to_owned(),
+            stream_shards: 1,
+            stream_block_ms: None,
             stream_maxlen: 1_000_000,
         }
     }

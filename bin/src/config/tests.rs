@@ -110,6 +110,69 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(amqp.queue_overflow, AmqpOverflow::DropHead);
 }
 
+/// `[ingest.redis] cluster` seeds and `stream_shards` load from a file and
+/// the environment; a glob channel in cluster pub/sub, a non-`redis://`
+/// seed, zero shards and a braced sharded stream are refused by key.
+#[test]
+fn redis_cluster_and_shards_load_and_validate() {
+    let file = TempFile::new(
+        "cluster",
+        r#"
+        [ingest.redis]
+        cluster = ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]
+        mode = "streams"
+        stream_shards = 4
+        "#,
+    );
+    let config = load_with(Some(file.path()), &[], Overrides::default()).unwrap();
+    let redis = config.ingest.redis.unwrap();
+    assert_eq!(redis.cluster.len(), 2);
+    assert_eq!(redis.stream_shards, 4);
+    assert_eq!(redis.stream_block_ms, None);
+
+    let config = load_env(&[
+        ("TICKCAST_INGEST__REDIS__CLUSTER", "redis://10.0.0.1:7000"),
+        ("TICKCAST_INGEST__REDIS__CHANNELS", "[a.b, c.d]"),
+    ])
+    .config;
+    let redis = config.ingest.redis.unwrap();
+    assert_eq!(redis.cluster, ["redis://10.0.0.1:7000"]);
+    assert_eq!(redis.stream_shards, 1, "one key unless asked");
+
+    let file = TempFile::new(
+        "cluster-bad",
+        r#"
+        [ingest.redis]
+        cluster = ["redis://10.0.0.1:7000", "unix:///tmp/r.sock"]
+        channels = ["tickstock.events.patterns", "tickstock.*"]
+        "#,
+    );
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    assert!(text.contains("`ingest.redis.cluster`"), "{text}");
+    assert!(text.contains("`ingest.redis.channels`"), "{text}");
+    assert!(text.contains("glob pattern"), "{text}");
+
+    let file = TempFile::new(
+        "shards-bad",
+        r#"
+        [ingest.redis]
+        mode = "streams"
+        stream = "events{x}"
+        stream_shards = 2
+        stream_block_ms = 0
+        "#,
+    );
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    assert!(text.contains("`ingest.redis.stream`"), "{text}");
+    assert!(text.contains("`ingest.redis.stream_block_ms`"), "{text}");
+    let file = TempFile::new(
+        "shards-zero",
+        "[ingest.redis]\nmode = \"streams\"\nstream_shards = 0\n",
+    );
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    assert!(text.contains("`ingest.redis.stream_shards`"), "{text}");
+}
+
 #[test]
 fn broker_bounds_and_the_dedup_window_load_and_validate() {
     let file = TempFile::new(

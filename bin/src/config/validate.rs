@@ -233,6 +233,10 @@ fn validate_redis(redis: &RedisIngest, history: usize, checks: &mut Checks) {
         // rediss:// would need the redis crate's TLS stack; not built in.
         &["redis", "redis+unix", "unix"],
     );
+    for seed in &redis.cluster {
+        // Cluster nodes are reached over TCP.
+        checks.scheme("ingest.redis.cluster", seed, &["redis"]);
+    }
     match redis.mode {
         RedisMode::PubSub => {
             if redis.channels.is_empty() {
@@ -241,9 +245,32 @@ fn validate_redis(redis: &RedisIngest, history: usize, checks: &mut Checks) {
             if redis.channels.iter().any(|c| c.trim().is_empty()) {
                 checks.fail("ingest.redis.channels", "must not contain an empty channel");
             }
+            let pattern = redis.channels.iter().find(|c| c.contains(['*', '?', '[']));
+            if let (false, Some(pattern)) = (redis.cluster.is_empty(), pattern) {
+                checks.fail(
+                    "ingest.redis.channels",
+                    format!(
+                        "{pattern:?} is a glob pattern, which Redis Cluster cannot subscribe \
+                         to by shard (there is no sharded PSUBSCRIBE, and a cluster-wide \
+                         PUBLISH could not tell whether any node received an event): list \
+                         the channels by name"
+                    ),
+                );
+            }
         }
         RedisMode::Streams => {
             checks.non_blank("ingest.redis.stream", &redis.stream);
+            checks.at_least("ingest.redis.stream_shards", redis.stream_shards as u64, 1);
+            if redis.stream_shards > 1 && redis.stream.contains(['{', '}']) {
+                checks.fail(
+                    "ingest.redis.stream",
+                    "must not contain `{` or `}` when stream_shards > 1: the shard keys \
+                     are <stream>:{<i>}, whose hash tag must be the shard number",
+                );
+            }
+            if let Some(block) = redis.stream_block_ms {
+                checks.at_least("ingest.redis.stream_block_ms", block, 1);
+            }
             // A restarted node reloads up to history.capacity entries from
             // the stream: trimming below that would cut resumes short.
             let needed = (history as u64).max(1);

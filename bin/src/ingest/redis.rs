@@ -1,6 +1,7 @@
 //! `[ingest.redis]` -> [`RedisSource`] and [`RedisPublisher`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tickcast_core::ingest::BrokerPublisher;
 use tickcast_core::Hub;
@@ -24,11 +25,26 @@ pub(super) fn source(
     Ok((source, Arc::new(publisher)))
 }
 
+/// BLOCK of a stream's reads when `stream_block_ms` is unset: long for one
+/// stream (nothing waits on it), shorter for several (an idle shard whose
+/// probes cannot tell holds the merge back until its read returns).
+const BLOCK_MS_ONE_SHARD: u64 = 5000;
+const BLOCK_MS_SHARDED: u64 = 1000;
+
 /// The crate's settings: the section's keys, the node's consumer group
 /// and name, the body limit, and as much backfill as the history holds.
 fn settings(section: &RedisIngest, config: &Config) -> RedisConfig {
+    let block_ms = section
+        .stream_block_ms
+        .unwrap_or(match section.stream_shards {
+            0 | 1 => BLOCK_MS_ONE_SHARD,
+            _ => BLOCK_MS_SHARDED,
+        });
     RedisConfig {
         url: section.url.clone(),
+        cluster: section.cluster.clone(),
+        stream_shards: section.stream_shards,
+        block: Duration::from_millis(block_ms),
         mode: match section.mode {
             config::RedisMode::PubSub => RedisMode::PubSub,
             config::RedisMode::Streams => RedisMode::Streams,
@@ -41,5 +57,36 @@ fn settings(section: &RedisIngest, config: &Config) -> RedisConfig {
         max_body_bytes: config.limits.max_publish_bytes,
         backfill: config.history.capacity,
         ..RedisConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_keys_reach_the_crate_and_block_follows_the_shards() {
+        let config = Config::default();
+        let one = settings(&RedisIngest::default(), &config);
+        assert!(one.cluster.is_empty());
+        assert_eq!(one.stream_shards, 1);
+        assert_eq!(one.block, Duration::from_millis(BLOCK_MS_ONE_SHARD));
+
+        let section = RedisIngest {
+            cluster: vec!["redis://10.0.0.1:7000".into()],
+            mode: config::RedisMode::Streams,
+            stream_shards: 4,
+            ..RedisIngest::default()
+        };
+        let sharded = settings(&section, &config);
+        assert_eq!(sharded.cluster, ["redis://10.0.0.1:7000"]);
+        assert_eq!(sharded.stream_shards, 4);
+        assert_eq!(sharded.block, Duration::from_millis(BLOCK_MS_SHARDED));
+
+        let chosen = RedisIngest {
+            stream_block_ms: Some(250),
+            ..section
+        };
+        assert_eq!(settings(&chosen, &config).block, Duration::from_millis(250));
     }
 }

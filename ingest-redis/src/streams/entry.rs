@@ -10,6 +10,7 @@ use tickcast_core::ingest::{decode_body, Incoming, IngestItem};
 use tickcast_core::model::{DecodeError, Offset};
 
 use super::ack::{AckQueue, StreamAcker};
+use super::shard::Shard;
 
 /// The field holding the event's channel (gives its type).
 pub(crate) const CHANNEL_FIELD: &str = "channel";
@@ -33,18 +34,29 @@ pub(crate) enum Delivery {
 pub(crate) struct Entry {
     pub(crate) raw: StreamId,
     pub(crate) delivery: Delivery,
+    /// The shard it was read from, which makes its offset.
+    pub(crate) shard: Shard,
 }
 
 impl Entry {
-    /// Wraps a read entry.
+    /// Wraps a read entry of an unsharded stream.
     pub(crate) fn new(raw: StreamId, delivery: Delivery) -> Self {
-        Self { raw, delivery }
+        Self {
+            raw,
+            delivery,
+            shard: Shard::SOLE,
+        }
     }
 
-    /// The entry id as an offset; `None` only for an id Redis would never
-    /// produce.
+    /// The same entry, read from `shard`.
+    pub(crate) fn in_shard(self, shard: Shard) -> Self {
+        Self { shard, ..self }
+    }
+
+    /// The entry's offset (its id, spread by its shard); `None` only for
+    /// an id Redis would never produce.
     pub(crate) fn offset(&self) -> Option<Offset> {
-        self.raw.id.parse().ok()
+        self.shard.offset(&self.raw.id)
     }
 
     /// The item for the hub, or `None` for a pending entry that was
@@ -55,13 +67,14 @@ impl Entry {
         let Self {
             raw: StreamId { id, mut map, .. },
             delivery,
+            shard,
         } = self;
         if map.is_empty() && delivery == Delivery::Live {
             tracing::debug!(entry = %id, "pending stream entry was deleted; acknowledging it");
             acks.push(id);
             return None;
         }
-        let offset = id.parse().ok();
+        let offset = shard.offset(&id);
         if offset.is_none() {
             tracing::warn!(entry = %id, "stream entry id is not <ms>-<seq>; no offset");
         }

@@ -15,11 +15,22 @@
 //! Two connections: `reader` may sit in a blocking XREADGROUP, so acks,
 //! group management and lag queries go over `control`, which never waits
 //! behind it.
+//!
+//! A sharded stream (`stream_shards > 1`, or any stream in a cluster) is
+//! read by [`ShardedConsumer`]: one `StreamConsumer` per shard key, on the
+//! shard's master, each handing its reads over as batches
+//! ([`StreamConsumer::next_batch`]) to a [`merge::Merge`] that puts them
+//! in one offset order.
 
 mod ack;
 mod entry;
 mod group;
+mod lag;
+mod merge;
+mod probe;
 mod reads;
+mod shard;
+mod shards;
 mod start;
 
 use std::collections::VecDeque;
@@ -29,15 +40,21 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use tickcast_core::ingest::{IngestItem, SourceCounters};
 
+use tickcast_core::model::Offset;
+
 use self::ack::AckQueue;
 use self::entry::{Delivery, Entry};
 use self::group::{ensure_group, group_info, is_no_group, GroupStart};
+use self::lag::LagSink;
 use self::reads::{ack_and_read_new, read_group};
+use self::shard::Shard;
 use crate::config::RedisConfig;
 use crate::connect::multiplexed;
 use crate::link::LinkError;
 
 pub(crate) use self::entry::{BODY_FIELD, CHANNEL_FIELD, ID_FIELD};
+pub(crate) use self::shard::Shard as StreamShard;
+pub(crate) use self::shards::ShardedConsumer;
 
 /// How often at most the stream is trimmed and the group's lag asked for.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -81,9 +98,25 @@ pub(crate) struct StreamConsumer {
     /// next read means the caller dropped `next()` mid-read (a `select!`):
     /// the entries Redis delivered are pending, so they are re-read.
     reading: bool,
+    /// The start entries loaded by `connect` are still to be handed out as
+    /// one batch (`next_batch`), even when there are none: a sharded
+    /// consumer counts them before it reports `Connected`.
+    start_pending: bool,
     /// Where to report the group's lag, if anywhere.
-    lag: Option<Arc<SourceCounters>>,
+    lag: Option<LagSink>,
     upkept: Option<Instant>,
+    /// The shard this consumer reads (`Shard::SOLE` unsharded): it makes
+    /// the entries' offsets, and a sharded read asks the clock too.
+    shard: Shard,
+}
+
+/// One read of a shard, for the merge.
+pub(crate) struct Batch {
+    /// The entries, in id order.
+    pub(crate) entries: Vec<Entry>,
+    /// Every entry of the shard not read yet has an offset at or above
+    /// this, when the read could tell (see `shards`).
+    pub(crate) floor: Option<Offset>,
 }
 
 impl StreamConsumer {
@@ -99,8 +132,10 @@ impl StreamConsumer {
             group_seen: false,
             backfilled: false,
             reading: false,
+            start_pending: false,
             lag: None,
             upkept: None,
+            shard: Shard::SOLE,
         }
     }
 
@@ -110,10 +145,53 @@ impl StreamConsumer {
         !self.backfilled
     }
 
+    /// A consumer of one shard: `config.stream` is the shard's key,
+    /// `client` its master.
+    pub(crate) fn for_shard(client: redis::Client, config: RedisConfig, shard: Shard) -> Self {
+        let mut consumer = Self::new(client, config);
+        consumer.shard = shard;
+        consumer
+    }
+
     /// Reports the group's lag (Redis 7: entries not yet delivered to it)
     /// into `counters`.
     pub(crate) fn report_lag(&mut self, counters: Arc<SourceCounters>) {
-        self.lag = Some(counters);
+        self.lag = Some(LagSink::Whole(counters));
+    }
+
+    /// Reports the lag into `sink` (a shard's part of the sum).
+    pub(crate) fn report_lag_to(&mut self, sink: LagSink) {
+        self.lag = Some(sink);
+    }
+
+    /// The server to connect to from the next session on (a shard's
+    /// master moved).
+    pub(crate) fn set_client(&mut self, client: redis::Client) {
+        self.client = client;
+    }
+
+    /// Whether the next session skips backfill: a sharded consumer decides
+    /// it for all its shards, once the merge has released every first
+    /// entry.
+    pub(crate) fn set_backfilled(&mut self, done: bool) {
+        self.backfilled = done;
+    }
+
+    /// The queue of acknowledgements its entries' ackers fill.
+    pub(crate) fn acks(&self) -> &Arc<AckQueue> {
+        &self.acks
+    }
+
+    /// The session's control connection (never blocked), for a sharded
+    /// consumer's probes while a read is in flight.
+    pub(crate) fn control(&self) -> Option<MultiplexedConnection> {
+        self.conns.as_ref().map(|c| c.control.clone())
+    }
+
+    /// The next read is a live one (`>`), not a re-read of pending entries
+    /// or the entries queued at connect.
+    pub(crate) fn reads_live(&self) -> bool {
+        self.phase == Phase::Live && self.queue.is_empty()
     }
 
     /// Starts a session (see the module docs).
@@ -129,9 +207,13 @@ impl StreamConsumer {
         if self.backfilled {
             self.phase = Phase::Pending("0".to_owned());
         } else {
+            let shard = self.shard;
             self.queue = start::first_entries(&mut control, &self.config)
                 .await?
-                .into();
+                .into_iter()
+                .map(|entry| entry.in_shard(shard))
+                .collect();
+            self.start_pending = true;
             self.phase = Phase::Live;
         }
         self.reading = false;
@@ -143,6 +225,7 @@ impl StreamConsumer {
     /// are pending at the server and the next session re-reads them.
     pub(crate) fn disconnect(&mut self) {
         self.queue.clear();
+        self.start_pending = false;
         self.conns = None;
     }
 
@@ -169,12 +252,41 @@ impl StreamConsumer {
         }
     }
 
+    /// The entries queued at connect (backfill and pending), or else the
+    /// next read's, with the floor the read tells (for the merge of a
+    /// sharded stream). Sends the acks first when a read batch's worth
+    /// has piled up.
+    pub(crate) async fn next_batch(&mut self) -> Result<Batch, LinkError> {
+        if self.acks.len() >= self.config.count() {
+            self.flush_acks().await?;
+        }
+        let start = std::mem::take(&mut self.start_pending);
+        let floor = match self.queue.is_empty() && !start {
+            true => {
+                self.upkeep();
+                self.read().await?
+            }
+            false => None,
+        };
+        Ok(Batch {
+            entries: self.queue.drain(..).collect(),
+            floor,
+        })
+    }
+
     /// Reads the next batch into the queue (possibly none: BLOCK ran out).
-    async fn read(&mut self) -> Result<(), LinkError> {
+    /// For a shard of a sharded stream, a live read also answers a floor
+    /// for the shard's entries not read yet, from the master's clock
+    /// (`TIME`) just before the read: entries added after a read that
+    /// found the shard caught up have ids at or above that clock (auto ids
+    /// are `max(now, last + 1)`), and after a read whose BLOCK ran out
+    /// (nothing came for `block`) at or above that clock plus `block`.
+    async fn read(&mut self) -> Result<Option<Offset>, LinkError> {
         if self.phase == Phase::Live && self.reading {
             self.phase = Phase::Pending("0".to_owned());
         }
         let conns = self.conns.as_mut().ok_or(LinkError::Closed)?;
+        let mut floor = None;
         let result = match &self.phase {
             Phase::Pending(after) => {
                 self.acks
@@ -185,13 +297,20 @@ impl StreamConsumer {
             Phase::Live => {
                 self.reading = true;
                 let acks = self.acks.take();
-                let read = ack_and_read_new(&mut conns.reader, &self.config, &acks).await;
-                if read.is_err() {
-                    // Sent again on the next connection (an XACK that did
-                    // get through is harmless to repeat).
-                    self.acks.put_back(acks);
+                let clock = self.shard != Shard::SOLE;
+                let read = ack_and_read_new(&mut conns.reader, &self.config, &acks, clock).await;
+                match read {
+                    Ok((entries, time)) => {
+                        floor = time.and_then(|ms| self.floor(ms, entries.len()));
+                        Ok(entries)
+                    }
+                    Err(error) => {
+                        // Sent again on the next connection (an XACK that
+                        // did get through is harmless to repeat).
+                        self.acks.put_back(acks);
+                        Err(error)
+                    }
                 }
-                read
             }
         };
         self.reading = false;
@@ -213,7 +332,7 @@ impl StreamConsumer {
                 )
                 .await?;
                 self.phase = Phase::Pending("0".to_owned());
-                return Ok(());
+                return Ok(None);
             }
             Err(error) => return Err(error.into()),
         };
@@ -223,9 +342,26 @@ impl StreamConsumer {
                 None => self.phase = Phase::Live,
             }
         }
-        self.queue
-            .extend(entries.into_iter().map(|e| Entry::new(e, Delivery::Live)));
-        Ok(())
+        let shard = self.shard;
+        self.queue.extend(
+            entries
+                .into_iter()
+                .map(|e| Entry::new(e, Delivery::Live).in_shard(shard)),
+        );
+        Ok(floor)
+    }
+
+    /// The floor after a live read of `read` entries that began at the
+    /// master's `now_ms`: that clock if the read found the shard caught up
+    /// (fewer than COUNT), that clock plus BLOCK if nothing came at all
+    /// (BLOCK ran out), nothing more than its last entry otherwise.
+    fn floor(&self, now_ms: u64, read: usize) -> Option<Offset> {
+        let block_ms = u64::try_from(self.config.block.as_millis()).unwrap_or(u64::MAX);
+        match read {
+            0 => Some(Offset::new(now_ms.saturating_add(block_ms.max(1)), 0)),
+            n if n < self.config.count() => Some(Offset::new(now_ms, 0)),
+            _ => None,
+        }
     }
 
     /// Creates the group if needed: from `$` the first time this node
@@ -288,7 +424,7 @@ impl StreamConsumer {
             match group_info(&mut control, &stream, &group).await {
                 Ok(info) => {
                     if let Some(lag) = info.and_then(|g| g.lag) {
-                        counters.set_lag(lag as u64);
+                        counters.set(lag as u64);
                     }
                 }
                 Err(error) => tracing::debug!(stream, "lag query failed: {error}"),

@@ -36,12 +36,18 @@ pub(crate) async fn read_group(
 
 /// XACK of `acks` (if any) and a blocking `XREADGROUP ... >` in one
 /// pipeline: one round trip per batch instead of two. Redis runs the XACK
-/// before the read blocks.
+/// before the read blocks. With `clock`, a `TIME` goes just before the
+/// read, and its answer (the master's clock in ms) comes back too: a
+/// sharded stream's floor (see `shards`); and an `XLEN` just after it, so
+/// a read that waited on a key the cluster moved away meanwhile (the read
+/// runs out empty, but entries went to the key's new master) fails with
+/// the redirect instead of vouching for a floor.
 pub(crate) async fn ack_and_read_new(
     conn: &mut MultiplexedConnection,
     config: &RedisConfig,
     acks: &[String],
-) -> redis::RedisResult<Vec<StreamId>> {
+    clock: bool,
+) -> redis::RedisResult<(Vec<StreamId>, Option<u64>)> {
     let block_ms = config.block.as_millis().clamp(1, usize::MAX as u128) as usize;
     let mut pipe = redis::pipe();
     if !acks.is_empty() {
@@ -50,6 +56,9 @@ pub(crate) async fn ack_and_read_new(
             .arg(&config.group)
             .arg(acks)
             .ignore();
+    }
+    if clock {
+        pipe.cmd("TIME");
     }
     pipe.cmd("XREADGROUP")
         .arg("GROUP")
@@ -62,13 +71,27 @@ pub(crate) async fn ack_and_read_new(
         .arg("STREAMS")
         .arg(&config.stream)
         .arg(">");
+    if clock {
+        pipe.cmd("XLEN").arg(&config.stream).ignore();
+    }
     // Owned values, taken apart by hand: converting the pipeline's reply
     // to `StreamReadReply` would copy every entry (bodies included).
     let mut replies: Vec<Value> = pipe.query_async(conn).await?;
-    match replies.pop() {
-        Some(reply) => entries_of(reply),
-        None => Ok(Vec::new()),
-    }
+    let entries = match replies.pop() {
+        Some(reply) => entries_of(reply)?,
+        None => Vec::new(),
+    };
+    let time = match (clock, replies.pop()) {
+        (true, Some(time)) => Some(millis_of(time)?),
+        _ => None,
+    };
+    Ok((entries, time))
+}
+
+/// A `TIME` reply (`[seconds, microseconds]`) in milliseconds.
+pub(crate) fn millis_of(reply: Value) -> redis::RedisResult<u64> {
+    let (seconds, micros): (u64, u64) = redis::from_redis_value(reply)?;
+    Ok(seconds.saturating_mul(1000).saturating_add(micros / 1000))
 }
 
 /// The entries of an XREADGROUP reply, moved out of it: `nil` (BLOCK ran
@@ -224,6 +247,8 @@ mod tests {
             assert!(got[1].map.is_empty());
         }
         assert!(entries_of(Value::Nil).unwrap().is_empty());
+        let time = Value::Array(vec![bulk("1700000000"), bulk("123456")]);
+        assert_eq!(millis_of(time).unwrap(), 1_700_000_000_123);
         assert!(entries_of(Value::Int(1)).is_err());
         assert!(entries_of(Value::Array(vec![Value::Array(vec![
             bulk("s"),
