@@ -1,0 +1,203 @@
+// The client against the real server: network cuts, a server restart and
+// token renewal while events are published, over WebSocket and SSE.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { EventSource } from "eventsource";
+import WebSocket from "ws";
+
+import { TickcastClient, compareOffsets } from "../dist/tickcast.js";
+import {
+  aaplIds,
+  detections,
+  exactlyOnce,
+  hs256,
+  publish,
+  recorder,
+  sleep,
+  startProxy,
+  startServer,
+  until,
+} from "./helpers.mjs";
+
+const FAST = { initialMs: 50, maxMs: 300 };
+
+function newClient(t, options) {
+  const client = new TickcastClient({ WebSocket, EventSource, backoff: FAST, ...options });
+  const errors = [];
+  client.on("error", (error) => errors.push(error));
+  t.after(() => client.close());
+  return { client, errors };
+}
+
+/** Publishes one more AAPL event and waits for it: anything a replay repeated would have come before it. */
+async function settle(serverUrl, record, expected) {
+  const [last] = detections(1, "sentinel");
+  await publish(serverUrl, [last]);
+  expected.push(last.event_id);
+  await until(() => record.ids.includes(last.event_id), "the sentinel event");
+}
+
+function assertOffsetOrder(offsets) {
+  for (let i = 1; i < offsets.length; i++) {
+    assert.ok(compareOffsets(offsets[i - 1], offsets[i]) < 0, `offsets out of order at ${i}: ${offsets[i - 1]} then ${offsets[i]}`);
+  }
+}
+
+for (const transport of ["ws", "sse"]) {
+  test(`network cuts mid-stream lose and repeat nothing (${transport})`, async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const proxy = await startProxy(server);
+    t.after(() => proxy.close());
+    const { client, errors } = newClient(t, { url: proxy.url, transport });
+    const record = recorder();
+    client.subscribe("aapl", { symbols: ["AAPL"], tiers: ["daily"] }, record.handlers);
+    await until(() => record.subscribed.length === 1, "the first subscribed");
+
+    const expected = [];
+    for (let round = 0; round < 3; round++) {
+      const live = detections(200, `live${round}`);
+      expected.push(...aaplIds(live));
+      await publish(server.url, live);
+      // Cut as soon as this round starts arriving: the rest is in flight.
+      const first = aaplIds(live)[0];
+      await until(() => record.ids.includes(first), `round ${round}'s first event`);
+      proxy.cut();
+      // Published while the client cannot connect: only a resume brings these.
+      proxy.refuse(true);
+      const missed = detections(100, `gap${round}`);
+      expected.push(...aaplIds(missed));
+      await publish(server.url, missed);
+      await sleep(100);
+      proxy.refuse(false);
+      await until(() => record.subscribed.length === round + 2, `resubscribed after cut ${round}`);
+      assert.ok(record.subscribed[round + 1] >= aaplIds(missed).length, `recovered ${record.subscribed[round + 1]} after cut ${round}`);
+    }
+    await settle(server.url, record, expected);
+
+    exactlyOnce(assert, record.ids, expected, "across three cuts");
+    assertOffsetOrder(record.offsets);
+    assert.equal(record.historyGone, 0);
+    assert.deepEqual(record.dropped, []);
+    assert.deepEqual(errors, []);
+  });
+}
+
+test("a server restart (no broker) says history_gone, as documented, and goes on live", async (t) => {
+  const first = await startServer();
+  const proxy = await startProxy(first);
+  t.after(() => proxy.close());
+  const { client, errors } = newClient(t, { url: proxy.url, transport: "ws" });
+  const record = recorder();
+  client.subscribe("aapl", { symbols: ["AAPL"] }, record.handlers);
+  await until(() => record.subscribed.length === 1, "subscribed");
+
+  // Accepted (202) just before the shutdown: the drain delivers them.
+  const before = detections(200, "before");
+  await publish(first.url, before);
+  await first.stop();
+  await until(() => record.ids.length === aaplIds(before).length, "the events accepted before the shutdown");
+
+  // The same node again: a new epoch, an empty history (operations.md,
+  // "Which mode gives which guarantee"): the resume offset is gone.
+  const second = await startServer();
+  t.after(() => second.stop());
+  proxy.retarget(second);
+  await until(() => record.historyGone === 1, "history_gone");
+  assert.equal(record.subscribed.length, 2);
+
+  const after = detections(200, "after");
+  await publish(second.url, after);
+  const expected = [...aaplIds(before), ...aaplIds(after)];
+  await settle(second.url, record, expected);
+
+  exactlyOnce(assert, record.ids, expected, "across the restart");
+  assert.equal(record.historyGone, 1);
+  assert.deepEqual(errors, []);
+
+  // Still whole after a cut on the new run: it resumes from the new run's offsets.
+  proxy.cut();
+  const more = detections(50, "more");
+  await publish(second.url, more);
+  expected.push(...aaplIds(more));
+  await settle(second.url, record, expected);
+  exactlyOnce(assert, record.ids, expected, "after a cut on the new run");
+  assert.equal(record.historyGone, 1);
+});
+
+for (const transport of ["ws", "sse"]) {
+  test(`short-lived tokens are renewed before they expire, losing nothing (${transport})`, async (t) => {
+    const secret = "js-client-test-secret";
+    const server = await startServer({
+      TICKCAST_AUTH__JWT_SECRET: secret,
+      TICKCAST_API__ALLOW_ANONYMOUS_PUBLISH: "true",
+    });
+    t.after(() => server.stop());
+    let issued = 0;
+    const getToken = async () => {
+      issued += 1;
+      // exp is whole seconds: 2 to 3 s of life.
+      return hs256(secret, { sub: "u1", exp: Math.floor(Date.now() / 1000) + 3 });
+    };
+    const { client, errors } = newClient(t, { url: server.url, transport, getToken });
+    const closes = [];
+    client.on("reconnect", (info) => closes.push(info.code));
+    const welcomes = [];
+    client.on("welcome", (welcome) => welcomes.push(welcome.user));
+    const record = recorder();
+    client.subscribe("aapl", { symbols: ["AAPL"] }, record.handlers);
+    await until(() => record.subscribed.length === 1, "subscribed");
+
+    const expected = [];
+    // Publish steadily through at least three renewals.
+    const deadline = Date.now() + 30_000;
+    while (issued < 4 && Date.now() < deadline) {
+      const batch = detections(4, "tok");
+      expected.push(...aaplIds(batch));
+      await publish(server.url, batch);
+      await sleep(50);
+    }
+    assert.ok(issued >= 4, `getToken called ${issued} times`);
+    await settle(server.url, record, expected);
+
+    exactlyOnce(assert, record.ids, expected, "across token renewals");
+    // Renewed before expiry: the server never closed for an expired token.
+    assert.ok(!closes.includes(4002) && !closes.includes(4001), `close codes ${closes}`);
+    assert.deepEqual(errors, []);
+    assert.ok(welcomes.length >= 4 && welcomes.every((user) => user === "u1"), `welcomes ${welcomes}`);
+  });
+}
+
+test("auto falls back to SSE when WebSocket upgrades are refused, and resumes there", async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const proxy = await startProxy(server);
+  t.after(() => proxy.close());
+  proxy.block("GET /ws");
+  const { client, errors } = newClient(t, { url: proxy.url });
+  const transports = [];
+  client.on("transport", (kind) => transports.push(kind));
+  const record = recorder();
+  client.subscribe("aapl", { symbols: ["AAPL"] }, record.handlers);
+  await until(() => record.subscribed.length === 1, "subscribed over SSE");
+  assert.deepEqual(transports, ["sse"]);
+  assert.equal(client.currentTransport, "sse");
+
+  const expected = [];
+  const first = detections(100, "auto");
+  expected.push(...aaplIds(first));
+  await publish(server.url, first);
+  await until(() => record.ids.length === expected.length, "the first events");
+  proxy.cut();
+  proxy.refuse(true);
+  const missed = detections(100, "auto-gap");
+  expected.push(...aaplIds(missed));
+  await publish(server.url, missed);
+  proxy.refuse(false);
+  await settle(server.url, record, expected);
+  exactlyOnce(assert, record.ids, expected, "after the fallback and a cut");
+  assert.equal(client.currentTransport, "sse", "an SSE stream that was open is kept");
+  assert.deepEqual(errors, []);
+});
