@@ -73,7 +73,9 @@ export class WsLink {
         this.socket.onopen = null;
         this.socket.onmessage = null;
         this.socket.onclose = null;
-        this.socket.onerror = null;
+        // Kept, not cleared: the `ws` package reports closing a socket that is
+        // still connecting as an error event, and one without a listener throws.
+        this.socket.onerror = () => { };
         // readyState 0 (CONNECTING) or 1 (OPEN): close it; closing an already
         // closing socket is harmless.
         try {

@@ -488,6 +488,9 @@ export class TickcastClient {
       return;
     }
     if (id !== undefined) return; // about a subscription already gone
+    // A server shutting down says so before its close 1001; the client
+    // reconnects (to another node, or the same one restarted) as after any close.
+    if (code === "shutting_down") return;
     this.report(new TickcastError(code, text));
   }
 

@@ -201,3 +201,35 @@ test("auto falls back to SSE when WebSocket upgrades are refused, and resumes th
   assert.equal(client.currentTransport, "sse", "an SSE stream that was open is kept");
   assert.deepEqual(errors, []);
 });
+
+for (const transport of ["ws", "sse"]) {
+  test(`a cut while a resume is replaying loses and repeats nothing (${transport})`, async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const proxy = await startProxy(server);
+    t.after(() => proxy.close());
+    const { client, errors } = newClient(t, { url: proxy.url, transport });
+    const record = recorder();
+    client.subscribe("aapl", { symbols: ["AAPL"] }, record.handlers);
+    await until(() => record.subscribed.length === 1, "subscribed");
+
+    const expected = [];
+    for (let round = 0; round < 3; round++) {
+      proxy.cut();
+      proxy.refuse(true);
+      const missed = detections(4000, `replay${round}`);
+      expected.push(...aaplIds(missed));
+      await publish(server.url, missed);
+      const received = record.ids.length;
+      proxy.refuse(false);
+      // The replay has begun: cut it short. The next resume must pick up
+      // exactly where the received part of the replay ends.
+      await until(() => record.ids.length > received, `round ${round}'s replay`);
+      proxy.cut();
+    }
+    await settle(server.url, record, expected);
+    exactlyOnce(assert, record.ids, expected, "across cut replays");
+    assertOffsetOrder(record.offsets);
+    assert.deepEqual(errors, []);
+  });
+}

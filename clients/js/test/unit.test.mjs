@@ -42,3 +42,23 @@ test("a token's exp is read without verifying it; refresh comes before it", () =
   // Already expired: soon, not in a loop.
   assert.equal(refreshAt(now - 5_000, now, 60_000), now + 1_000);
 });
+
+test("a subscription hands each offset on once, whatever the server repeats", async () => {
+  const { Subscription } = await import("../dist/subscription.js");
+  const got = [];
+  const sub = new Subscription("s1", {}, { onEvent: (event) => got.push(event.offset) });
+  const event = (offset) => ({ offset, subs: ["s1"], priority: "high", event_type: "pattern_detected", data: {} });
+  sub.restart("7-10");
+  // At or before the resume point: already had.
+  assert.equal(sub.deliver(event("7-10")), false);
+  // Above it, received out of a rate-limit hold, then sent again by a
+  // replay from a resume that lagged them (protocol.md, "since and resume").
+  for (const offset of ["7-12", "7-11", "7-13"]) assert.equal(sub.deliver(event(offset)), true);
+  sub.advance("7-11");
+  for (const offset of ["7-11", "7-12", "7-13"]) assert.equal(sub.deliver(event(offset)), false);
+  assert.equal(sub.deliver(event("7-14")), true);
+  // A restart of the server: a later epoch passes.
+  assert.equal(sub.deliver(event("8-1")), true);
+  assert.deepEqual(got, ["7-12", "7-11", "7-13", "7-14", "8-1"]);
+  assert.equal(sub.since, "7-11");
+});
