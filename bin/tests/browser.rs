@@ -268,3 +268,21 @@ async fn the_demo_page_resumes_without_gap_or_repeat_after_a_cut_over_websocket(
 async fn the_demo_page_resumes_without_gap_or_repeat_after_a_cut_over_sse() {
     resume_after_a_cut("sse").await;
 }
+
+#[tokio::test]
+async fn the_client_modules_are_served_as_javascript_to_any_origin() {
+    let server = TestServer::start(test_config()).await;
+    let answer = server.get("/client/tickcast.js").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.headers["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    // Module scripts are fetched with CORS: other origins' pages import it too.
+    assert_eq!(answer.headers["access-control-allow-origin"], "*");
+    assert!(answer.text().contains("export class TickcastClient"));
+    for path in ["/client/nope.js", "/client/", "/client/tickcast.d.ts"] {
+        assert_eq!(server.get(path).await.status, 404, "{path}");
+    }
+    server.stop().await;
+}

@@ -1,10 +1,10 @@
 //! `GET /client/<module>.js`: the JavaScript client (clients/js), its
 //! compiled ES modules built into the binary, so that the demo page and
-//! any page on the same origin can `import { TickcastClient } from
-//! "/client/tickcast.js"` without npm.
+//! any web page can `import { TickcastClient } from
+//! "<server>/client/tickcast.js"` without npm.
 
 use warp::filters::BoxedFilter;
-use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use warp::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE};
 use warp::http::HeaderValue;
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -64,6 +64,10 @@ pub fn route() -> BoxedFilter<(Response,)> {
                 HeaderValue::from_static("text/javascript; charset=utf-8"),
             );
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            // Browsers fetch module scripts with CORS: pages of any origin
+            // may import this public, static code (whether they may then
+            // connect is `http.allowed_origins`' business).
+            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
             Ok::<_, warp::Rejection>(response)
         })
         .boxed()

@@ -200,8 +200,12 @@ export class TickcastClient {
         catch (error) {
             if (this.closed || generation !== channel.generation)
                 return;
-            this.report(error instanceof TickcastError ? error : new TickcastError("transport", String(error)));
-            this.retry(channel, null, String(error));
+            const failure = error instanceof TickcastError ? error : new TickcastError("transport", String(error));
+            this.report(failure);
+            if (failure.code === "token_expired")
+                this.close();
+            else
+                this.retry(channel, null, failure.message);
             return;
         }
         channel.link = link;
@@ -456,8 +460,15 @@ export class TickcastClient {
     }
     /** The token to connect with: the current one, or a fresh one from `getToken`. */
     currentToken() {
-        if (!this.options.getToken)
+        if (!this.options.getToken) {
+            const expiry = this.token === null ? null : tokenExpiryMs(this.token);
+            // The server would refuse it (SSE: a 401 EventSource cannot tell
+            // from a network error, retried forever): stop here instead.
+            if (expiry !== null && expiry <= Date.now()) {
+                return Promise.reject(new TickcastError("token_expired", "the token has expired and no getToken was given"));
+            }
             return Promise.resolve(this.token);
+        }
         const expiry = this.token === null ? null : tokenExpiryMs(this.token);
         if (this.token !== null && (expiry === null || expiry > Date.now() + 1000))
             return Promise.resolve(this.token);

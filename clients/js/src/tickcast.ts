@@ -300,8 +300,10 @@ export class TickcastClient {
       }
     } catch (error) {
       if (this.closed || generation !== channel.generation) return;
-      this.report(error instanceof TickcastError ? error : new TickcastError("transport", String(error)));
-      this.retry(channel, null, String(error));
+      const failure = error instanceof TickcastError ? error : new TickcastError("transport", String(error));
+      this.report(failure);
+      if (failure.code === "token_expired") this.close();
+      else this.retry(channel, null, failure.message);
       return;
     }
     channel.link = link;
@@ -533,7 +535,15 @@ export class TickcastClient {
 
   /** The token to connect with: the current one, or a fresh one from `getToken`. */
   private currentToken(): Promise<string | null> {
-    if (!this.options.getToken) return Promise.resolve(this.token);
+    if (!this.options.getToken) {
+      const expiry = this.token === null ? null : tokenExpiryMs(this.token);
+      // The server would refuse it (SSE: a 401 EventSource cannot tell
+      // from a network error, retried forever): stop here instead.
+      if (expiry !== null && expiry <= Date.now()) {
+        return Promise.reject(new TickcastError("token_expired", "the token has expired and no getToken was given"));
+      }
+      return Promise.resolve(this.token);
+    }
     const expiry = this.token === null ? null : tokenExpiryMs(this.token);
     if (this.token !== null && (expiry === null || expiry > Date.now() + 1000)) return Promise.resolve(this.token);
     return this.fetchToken();

@@ -233,3 +233,21 @@ for (const transport of ["ws", "sse"]) {
     assert.deepEqual(errors, []);
   });
 }
+
+test("a fixed token that expires ends the client with token_expired (it cannot be renewed)", async (t) => {
+  const secret = "js-client-test-secret";
+  const server = await startServer({ TICKCAST_AUTH__JWT_SECRET: secret });
+  t.after(() => server.stop());
+  const token = hs256(secret, { sub: "u1", exp: Math.floor(Date.now() / 1000) + 2 });
+  const { client, errors } = newClient(t, { url: server.url, transport: "ws", token });
+  const states = [];
+  client.on("state", (state) => states.push(state));
+  const record = recorder();
+  client.subscribe("all", {}, record.handlers);
+  await until(() => record.subscribed.length === 1, "subscribed");
+  // The server closes 4002 when exp passes; the client does not retry with
+  // the same token.
+  await until(() => client.connectionState === "closed", "closed", 10_000);
+  assert.ok(errors.some((error) => error.code === "token_expired"), `errors ${errors.map(String)}`);
+  assert.equal(states.at(-1), "closed");
+});
