@@ -20,6 +20,12 @@ export interface SubscriptionHandlers<D = EventData> {
 /** The client's record of one subscription (internal). */
 export declare class Subscription<D = EventData> {
     readonly id: string;
+    /**
+     * The id the server knows it by: `id`, or `id#n` when `id` was used
+     * before by this client, since events queued for the old subscription
+     * may still arrive listing the old one.
+     */
+    readonly wire: string;
     readonly filter: Filter;
     readonly handlers: SubscriptionHandlers<D>;
     /**
@@ -32,7 +38,13 @@ export declare class Subscription<D = EventData> {
     confirmed: boolean;
     /** Offsets handed to the app above `since`: a replay may send them again. */
     private readonly seen;
-    constructor(id: string, filter: Filter, handlers: SubscriptionHandlers<D>);
+    constructor(id: string, 
+    /**
+     * The id the server knows it by: `id`, or `id#n` when `id` was used
+     * before by this client, since events queued for the old subscription
+     * may still arrive listing the old one.
+     */
+    wire: string, filter: Filter, handlers: SubscriptionHandlers<D>);
     /** Hands `event` to the app unless it already had it; whether it did. */
     deliver(event: TickcastEvent<unknown>): boolean;
     /** A frame's safe resume offset was received on a connection holding this subscription. */

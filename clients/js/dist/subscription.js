@@ -4,8 +4,15 @@
 import { compareOffsets, laterOffset } from "./offset.js";
 /** The client's record of one subscription (internal). */
 export class Subscription {
-    constructor(id, filter, handlers) {
+    constructor(id, 
+    /**
+     * The id the server knows it by: `id`, or `id#n` when `id` was used
+     * before by this client, since events queued for the old subscription
+     * may still arrive listing the old one.
+     */
+    wire, filter, handlers) {
         this.id = id;
+        this.wire = wire;
         this.filter = filter;
         this.handlers = handlers;
         /**

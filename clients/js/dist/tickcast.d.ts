@@ -95,6 +95,8 @@ export declare class TickcastClient {
     private tokenPromise;
     private refreshTimer;
     private readonly broadcasts;
+    /** Every wire id used so far: a reused id gets a fresh one. */
+    private readonly wires;
     constructor(options?: ClientOptions);
     /** The connection state now. */
     get connectionState(): ConnectionState;
@@ -115,6 +117,7 @@ export declare class TickcastClient {
     connect(): void;
     /** Closes every connection and ends every subscription. */
     close(): void;
+    private wireId;
     private newChannel;
     private wsChannel;
     private openSse;
@@ -127,6 +130,7 @@ export declare class TickcastClient {
     private maybeFallBack;
     private retry;
     private subsOn;
+    /** The subscription `wire` names on `channel`. */
     private subOn;
     private onMessage;
     private onEvents;

@@ -32,6 +32,8 @@ export class TickcastClient {
         this.tokenPromise = null;
         this.refreshTimer = null;
         this.broadcasts = new Set();
+        /** Every wire id used so far: a reused id gets a fresh one. */
+        this.wires = new Set();
         this.options = options;
         const origin = globalThis.location?.href;
         if (!options.url && !origin)
@@ -71,7 +73,7 @@ export class TickcastClient {
             throw new Error("TickcastClient: closed");
         if (this.subs.has(id))
             throw new Error(`TickcastClient: subscription ${id} exists; unsubscribe it first`);
-        const sub = new Subscription(id, { ...filter }, handlers);
+        const sub = new Subscription(id, this.wireId(id), { ...filter }, handlers);
         this.subs.set(id, sub);
         if (this.transport === "ws") {
             const ws = this.wsChannel();
@@ -94,11 +96,13 @@ export class TickcastClient {
     }
     /** Ends subscription `id` (no-op when it does not exist). */
     unsubscribe(id) {
-        if (!this.subs.delete(id))
+        const sub = this.subs.get(id);
+        if (!sub)
             return;
+        this.subs.delete(id);
         if (this.transport === "ws") {
             if (this.ws?.link && this.ws.welcomed)
-                this.ws.link.send({ op: "unsubscribe", id });
+                this.ws.link.send({ op: "unsubscribe", id: sub.wire });
         }
         else {
             const channel = this.sse.get(id);
@@ -130,6 +134,13 @@ export class TickcastClient {
         this.subs.clear();
         this.setState("closed");
     }
+    wireId(id) {
+        let wire = id;
+        for (let n = 1; this.wires.has(wire); n++)
+            wire = `${id}#${n}`;
+        this.wires.add(wire);
+        return wire;
+    }
     // ---- channels --------------------------------------------------------
     newChannel(kind, subscription) {
         return {
@@ -152,7 +163,7 @@ export class TickcastClient {
         return this.ws;
     }
     openSse(sub) {
-        const channel = this.newChannel("sse", sub.id);
+        const channel = this.newChannel("sse", sub.wire);
         this.sse.set(sub.id, channel);
         void this.open(channel);
     }
@@ -187,14 +198,14 @@ export class TickcastClient {
                 });
             }
             else {
-                const sub = channel.subscription === null ? undefined : this.subs.get(channel.subscription);
+                const sub = this.subsOn(channel)[0];
                 if (!sub)
                     return;
                 const EventSourceImpl = this.options.EventSource ?? (await eventSourceImpl());
                 if (this.closed || generation !== channel.generation)
                     return;
                 const types = new Set([...KNOWN_EVENT_TYPES, ...(sub.filter.event_types ?? []), ...(this.options.eventTypes ?? [])]);
-                link = new SseLink(this.sseUrl(sub, token), EventSourceImpl, this.linkEvents(channel, generation), types, sub.id);
+                link = new SseLink(this.sseUrl(sub, token), EventSourceImpl, this.linkEvents(channel, generation), types, sub.wire);
             }
         }
         catch (error) {
@@ -290,13 +301,17 @@ export class TickcastClient {
     subsOn(channel) {
         if (channel.kind === "ws")
             return channel === this.ws ? [...this.subs.values()] : [];
-        const sub = channel.subscription === null ? undefined : this.subs.get(channel.subscription);
-        return sub && this.sse.get(sub.id) === channel ? [sub] : [];
+        for (const sub of this.subs.values()) {
+            if (sub.wire === channel.subscription)
+                return this.sse.get(sub.id) === channel ? [sub] : [];
+        }
+        return [];
     }
-    subOn(channel, id) {
-        if (channel.kind === "sse" && channel.subscription !== id)
+    /** The subscription `wire` names on `channel`. */
+    subOn(channel, wire) {
+        if (channel.kind === "sse" && channel.subscription !== wire)
             return undefined;
-        return this.subsOn(channel).find((sub) => sub.id === id);
+        return this.subsOn(channel).find((sub) => sub.wire === wire);
     }
     onMessage(channel, message) {
         switch (message.type) {
@@ -360,11 +375,15 @@ export class TickcastClient {
                 sub.advance(resume);
     }
     deliver(channel, event) {
-        const subs = Array.isArray(event.subs) ? event.subs : [];
+        const wires = Array.isArray(event.subs) ? event.subs : [];
+        const mine = wires.map((wire) => this.subOn(channel, wire));
+        // The app sees its own ids in `subs`, whatever the wire ids.
+        if (mine.some((sub, i) => sub !== undefined && sub.id !== wires[i])) {
+            event = { ...event, subs: wires.map((wire, i) => mine[i]?.id ?? wire) };
+        }
         let fresh = false;
         let ours = false;
-        for (const id of subs) {
-            const sub = this.subOn(channel, id);
+        for (const sub of mine) {
             if (!sub)
                 continue;
             ours = true;
@@ -422,7 +441,7 @@ export class TickcastClient {
         this.report(new TickcastError(code, text));
     }
     sendSubscribe(channel, sub) {
-        const op = { op: "subscribe", id: sub.id, filter: sub.filter };
+        const op = { op: "subscribe", id: sub.wire, filter: sub.filter };
         if (sub.since !== null)
             op.since = sub.since;
         sub.confirmed = false;
@@ -451,7 +470,7 @@ export class TickcastClient {
                 continue;
             url.searchParams.set(key, Array.isArray(value) ? value.join(",") : String(value));
         }
-        url.searchParams.set("id", sub.id);
+        url.searchParams.set("id", sub.wire);
         if (token)
             url.searchParams.set("token", token);
         if (sub.since !== null)

@@ -39,6 +39,12 @@ export class Subscription<D = EventData> {
 
   constructor(
     readonly id: string,
+    /**
+     * The id the server knows it by: `id`, or `id#n` when `id` was used
+     * before by this client, since events queued for the old subscription
+     * may still arrive listing the old one.
+     */
+    readonly wire: string,
     readonly filter: Filter,
     readonly handlers: SubscriptionHandlers<D>,
   ) {}

@@ -104,7 +104,7 @@ type ChannelState = "connecting" | "open" | "reconnecting";
 /** One connection slot and its reconnect loop. */
 interface Channel {
   kind: TransportKind;
-  /** The subscription an SSE channel carries; `null` for the WebSocket. */
+  /** The wire id of the subscription an SSE channel carries; `null` for the WebSocket. */
   subscription: string | null;
   link: Link | null;
   state: ChannelState;
@@ -142,6 +142,8 @@ export class TickcastClient {
   private tokenPromise: Promise<string | null> | null = null;
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly broadcasts = new Set<Offset>();
+  /** Every wire id used so far: a reused id gets a fresh one. */
+  private readonly wires = new Set<string>();
 
   constructor(options: ClientOptions = {}) {
     this.options = options;
@@ -182,7 +184,7 @@ export class TickcastClient {
   subscribe<D = EventData>(id: string, filter: Filter, handlers: SubscriptionHandlers<D>): SubscriptionHandle {
     if (this.closed) throw new Error("TickcastClient: closed");
     if (this.subs.has(id)) throw new Error(`TickcastClient: subscription ${id} exists; unsubscribe it first`);
-    const sub = new Subscription<D>(id, { ...filter }, handlers);
+    const sub = new Subscription<D>(id, this.wireId(id), { ...filter }, handlers);
     this.subs.set(id, sub as Subscription<unknown>);
     if (this.transport === "ws") {
       const ws = this.wsChannel();
@@ -204,9 +206,11 @@ export class TickcastClient {
 
   /** Ends subscription `id` (no-op when it does not exist). */
   unsubscribe(id: string): void {
-    if (!this.subs.delete(id)) return;
+    const sub = this.subs.get(id);
+    if (!sub) return;
+    this.subs.delete(id);
     if (this.transport === "ws") {
-      if (this.ws?.link && this.ws.welcomed) this.ws.link.send({ op: "unsubscribe", id });
+      if (this.ws?.link && this.ws.welcomed) this.ws.link.send({ op: "unsubscribe", id: sub.wire });
     } else {
       const channel = this.sse.get(id);
       if (channel) this.stopChannel(channel);
@@ -231,6 +235,13 @@ export class TickcastClient {
     this.sse.clear();
     this.subs.clear();
     this.setState("closed");
+  }
+
+  private wireId(id: string): string {
+    let wire = id;
+    for (let n = 1; this.wires.has(wire); n++) wire = `${id}#${n}`;
+    this.wires.add(wire);
+    return wire;
   }
 
   // ---- channels --------------------------------------------------------
@@ -258,7 +269,7 @@ export class TickcastClient {
   }
 
   private openSse(sub: Subscription<unknown>): void {
-    const channel = this.newChannel("sse", sub.id);
+    const channel = this.newChannel("sse", sub.wire);
     this.sse.set(sub.id, channel);
     void this.open(channel);
   }
@@ -291,12 +302,12 @@ export class TickcastClient {
           timeoutMs: this.options.pongTimeoutMs ?? 10_000,
         });
       } else {
-        const sub = channel.subscription === null ? undefined : this.subs.get(channel.subscription);
+        const sub = this.subsOn(channel)[0];
         if (!sub) return;
         const EventSourceImpl = this.options.EventSource ?? (await eventSourceImpl());
         if (this.closed || generation !== channel.generation) return;
         const types = new Set([...KNOWN_EVENT_TYPES, ...(sub.filter.event_types ?? []), ...(this.options.eventTypes ?? [])]);
-        link = new SseLink(this.sseUrl(sub, token), EventSourceImpl, this.linkEvents(channel, generation), types, sub.id);
+        link = new SseLink(this.sseUrl(sub, token), EventSourceImpl, this.linkEvents(channel, generation), types, sub.wire);
       }
     } catch (error) {
       if (this.closed || generation !== channel.generation) return;
@@ -378,13 +389,16 @@ export class TickcastClient {
 
   private subsOn(channel: Channel): Subscription<unknown>[] {
     if (channel.kind === "ws") return channel === this.ws ? [...this.subs.values()] : [];
-    const sub = channel.subscription === null ? undefined : this.subs.get(channel.subscription);
-    return sub && this.sse.get(sub.id) === channel ? [sub] : [];
+    for (const sub of this.subs.values()) {
+      if (sub.wire === channel.subscription) return this.sse.get(sub.id) === channel ? [sub] : [];
+    }
+    return [];
   }
 
-  private subOn(channel: Channel, id: string): Subscription<unknown> | undefined {
-    if (channel.kind === "sse" && channel.subscription !== id) return undefined;
-    return this.subsOn(channel).find((sub) => sub.id === id);
+  /** The subscription `wire` names on `channel`. */
+  private subOn(channel: Channel, wire: string): Subscription<unknown> | undefined {
+    if (channel.kind === "sse" && channel.subscription !== wire) return undefined;
+    return this.subsOn(channel).find((sub) => sub.wire === wire);
   }
 
   private onMessage(channel: Channel, message: ServerMessage): void {
@@ -442,11 +456,15 @@ export class TickcastClient {
   }
 
   private deliver(channel: Channel, event: TickcastEvent<unknown>): void {
-    const subs = Array.isArray(event.subs) ? event.subs : [];
+    const wires = Array.isArray(event.subs) ? event.subs : [];
+    const mine = wires.map((wire) => this.subOn(channel, wire));
+    // The app sees its own ids in `subs`, whatever the wire ids.
+    if (mine.some((sub, i) => sub !== undefined && sub.id !== wires[i])) {
+      event = { ...event, subs: wires.map((wire, i) => mine[i]?.id ?? wire) };
+    }
     let fresh = false;
     let ours = false;
-    for (const id of subs) {
-      const sub = this.subOn(channel, id);
+    for (const sub of mine) {
       if (!sub) continue;
       ours = true;
       this.guard(() => {
@@ -497,7 +515,7 @@ export class TickcastClient {
   }
 
   private sendSubscribe(channel: Channel, sub: Subscription<unknown>): void {
-    const op: { op: string; id: string; filter: Filter; since?: Offset } = { op: "subscribe", id: sub.id, filter: sub.filter };
+    const op: { op: string; id: string; filter: Filter; since?: Offset } = { op: "subscribe", id: sub.wire, filter: sub.filter };
     if (sub.since !== null) op.since = sub.since;
     sub.confirmed = false;
     channel.link?.send(op);
@@ -527,7 +545,7 @@ export class TickcastClient {
       if (value === undefined || value === null) continue;
       url.searchParams.set(key, Array.isArray(value) ? value.join(",") : String(value));
     }
-    url.searchParams.set("id", sub.id);
+    url.searchParams.set("id", sub.wire);
     if (token) url.searchParams.set("token", token);
     if (sub.since !== null) url.searchParams.set("last_event_id", sub.since);
     return url.href;

@@ -251,3 +251,34 @@ test("a fixed token that expires ends the client with token_expired (it cannot b
   assert.ok(errors.some((error) => error.code === "token_expired"), `errors ${errors.map(String)}`);
   assert.equal(states.at(-1), "closed");
 });
+
+test("an id reused right after unsubscribing gets none of the old subscription's events", async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const { client, errors } = newClient(t, { url: server.url, transport: "ws" });
+  const old = recorder();
+  const handle = client.subscribe("s", { symbols: ["MSFT"] }, old.handlers);
+  await until(() => old.subscribed.length === 1, "the first subscribed");
+  // Queued for the old subscription, then replaced at once: the server
+  // may still send some of these (unsubscribed overtakes queued events).
+  const msft = detections(2000, "old");
+  await publish(server.url, msft);
+  handle.unsubscribe();
+  const fresh = recorder();
+  const subs = [];
+  client.subscribe("s", { symbols: ["AAPL"] }, {
+    ...fresh.handlers,
+    onEvent: (event) => {
+      subs.push(event.subs);
+      fresh.handlers.onEvent(event);
+    },
+  });
+  await until(() => fresh.subscribed.length === 1, "the second subscribed");
+  const aapl = detections(20, "new");
+  const expected = aaplIds(aapl);
+  await publish(server.url, aapl);
+  await settle(server.url, fresh, expected);
+  exactlyOnce(assert, fresh.ids, expected, "the new subscription's events only");
+  assert.ok(subs.every((list) => list.length === 1 && list[0] === "s"), "the app sees its own id");
+  assert.deepEqual(errors, []);
+});
