@@ -46,7 +46,7 @@ test("a token's exp is read without verifying it; refresh comes before it", () =
 test("a subscription hands each offset on once, whatever the server repeats", async () => {
   const { Subscription } = await import("../dist/subscription.js");
   const got = [];
-  const sub = new Subscription("s1", {}, { onEvent: (event) => got.push(event.offset) });
+  const sub = new Subscription("s1", "s1", {}, { onEvent: (event) => got.push(event.offset) });
   const event = (offset) => ({ offset, subs: ["s1"], priority: "high", event_type: "pattern_detected", data: {} });
   sub.restart("7-10");
   // At or before the resume point: already had.
