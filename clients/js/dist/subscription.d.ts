@@ -36,6 +36,8 @@ export declare class Subscription<D = EventData> {
     since: Offset | null;
     /** Whether the current connection's server confirmed it (`subscribed`). */
     confirmed: boolean;
+    /** Whether a server ever confirmed it: from then on, a resume without `since` may miss events. */
+    wasLive: boolean;
     /** Offsets handed to the app above `since`: a replay may send them again. */
     private readonly seen;
     constructor(id: string, 

@@ -23,6 +23,8 @@ export class Subscription {
         this.since = null;
         /** Whether the current connection's server confirmed it (`subscribed`). */
         this.confirmed = false;
+        /** Whether a server ever confirmed it: from then on, a resume without `since` may miss events. */
+        this.wasLive = false;
         /** Offsets handed to the app above `since`: a replay may send them again. */
         this.seen = new Set();
     }

@@ -34,6 +34,8 @@ export class Subscription<D = EventData> {
   since: Offset | null = null;
   /** Whether the current connection's server confirmed it (`subscribed`). */
   confirmed = false;
+  /** Whether a server ever confirmed it: from then on, a resume without `since` may miss events. */
+  wasLive = false;
   /** Offsets handed to the app above `since`: a replay may send them again. */
   private readonly seen = new Set<Offset>();
 

@@ -417,10 +417,16 @@ export class TickcastClient {
         if (!sub) break;
         sub.confirmed = true;
         channel.backoff.reset();
-        // A first confirmation: every event for it after what this
-        // connection has seen is still to come, so that is where it resumes.
+        // Resubscribed without `since` (no offset was known: the server's
+        // history was empty when it first confirmed, and no event came
+        // since): what was published meanwhile cannot be replayed.
+        const unresumable = sub.since === null && sub.wasLive;
+        sub.wasLive = true;
+        // From here every event for it after what this connection has
+        // seen is still to come, so that is where it resumes.
         if (sub.since === null) sub.restart(channel.latest);
         this.guard(() => sub.handlers.onSubscribed?.({ recovered: message.recovered }));
+        if (unresumable) this.guard(() => sub.handlers.onHistoryGone?.());
         break;
       }
       case "event":

@@ -282,3 +282,28 @@ test("an id reused right after unsubscribing gets none of the old subscription's
   assert.ok(subs.every((list) => list.length === 1 && list[0] === "s"), "the app sees its own id");
   assert.deepEqual(errors, []);
 });
+
+test("a cut before the first event resumes from the welcome's offset", async (t) => {
+  // A node's welcome names an offset (`<epoch>-0` before its first event):
+  // a client cut before it received anything still resumes from there.
+  const server = await startServer();
+  t.after(() => server.stop());
+  const proxy = await startProxy(server);
+  t.after(() => proxy.close());
+  const { client, errors } = newClient(t, { url: proxy.url, transport: "ws" });
+  const record = recorder();
+  client.subscribe("aapl", { symbols: ["AAPL"] }, record.handlers);
+  await until(() => record.subscribed.length === 1, "subscribed");
+  proxy.cut();
+  proxy.refuse(true);
+  const missed = detections(10, "unseen");
+  const expected = aaplIds(missed);
+  await publish(server.url, missed);
+  proxy.refuse(false);
+  await until(() => record.subscribed.length === 2, "resubscribed");
+  assert.equal(record.subscribed[1], expected.length);
+  await settle(server.url, record, expected);
+  exactlyOnce(assert, record.ids, expected, "published before the first event arrived");
+  assert.equal(record.historyGone, 0);
+  assert.deepEqual(errors, []);
+});
