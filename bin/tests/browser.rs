@@ -286,3 +286,69 @@ async fn the_client_modules_are_served_as_javascript_to_any_origin() {
     }
     server.stop().await;
 }
+
+/// Serves `page` to every request on an ephemeral port: a web page of an
+/// origin other than the server's.
+async fn serve_page(page: String) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the page server");
+    let addr = listener.local_addr().expect("page server address");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let page = page.clone();
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = socket.read(&mut head).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// The README's five lines, as written there, in a page of another origin
+/// that imports the client from the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_snippet_subscribes_from_another_origin() {
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    let server = TestServer::start(test_config()).await;
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md");
+    let snippet = readme
+        .split("```html\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("an html block in README.md")
+        .replace("127.0.0.1:8080", &server.addr().to_string());
+    let page = format!(
+        "<!doctype html><script>window.logged = []; \
+         console.log = (...args) => window.logged.push(args);</script>{snippet}"
+    );
+    let origin = serve_page(page).await;
+    let url = format!("http://{origin}/");
+    browser.navigate(&url).await;
+    for _ in 0..100 {
+        if server.stats().await["subscriptions"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    publish(&server, "MSFT", 0.9).await;
+    publish(&server, "AAPL", 0.9).await;
+    browser.wait_for("window.logged.length === 1").await;
+    assert_eq!(
+        browser.eval("window.logged[0][0].symbol").await,
+        json!("AAPL")
+    );
+    server.stop().await;
+}
