@@ -28,7 +28,11 @@ export interface ClientOptions {
     getToken?: () => Promise<string> | string;
     /** How long before expiry to renew, ms (default 60000; at most a quarter of the token's remaining life). */
     refreshMarginMs?: number;
-    /** `ws` (default `auto`: WebSocket, falling back to SSE when WebSocket connections keep failing before they open). */
+    /**
+     * `ws`, `sse`, or `auto` (the default): WebSocket, switching to SSE for
+     * good when WebSocket connections keep failing before they open while
+     * the server answers HTTP (a proxy that refuses upgrades).
+     */
     transport?: TransportKind | "auto";
     /** WebSocket failures before `auto` switches to SSE (default 2). */
     fallbackAfter?: number;
@@ -61,7 +65,7 @@ export interface ClientEvents {
         code: number | null;
         reason: string;
     }) => void;
-    /** The transport in use changed (`auto` fell back, or came back). */
+    /** `auto` switched to SSE. */
     transport: (transport: TransportKind) => void;
     /** Errors that concern no single subscription (refused tokens, server errors, exceptions thrown by handlers). */
     error: (error: TickcastError) => void;
@@ -105,8 +109,8 @@ export declare class TickcastClient {
     /** Listens to a client-wide notification; returns a function that stops listening. */
     on<K extends keyof ClientEvents>(name: K, listener: ClientEvents[K]): () => void;
     /**
-     * Subscribes `id` (letters, digits, `-`, `_`, `.`, `:`) to the events
-     * `filter` selects. Connects when needed. The subscription lasts until
+     * Subscribes `id` (1 to 128 characters, unique among this client's
+     * subscriptions) to the events `filter` selects. Connects when needed. The subscription lasts until
      * `unsubscribe()` or `close()`, across reconnects: each resumes where the
      * last left off.
      */
@@ -126,8 +130,14 @@ export declare class TickcastClient {
     private open;
     private linkEvents;
     private onClosed;
-    /** In `auto`, after repeated failures before open, switch transports; whether it did. */
+    /**
+     * In `auto`, after repeated WebSocket failures before open, switch to
+     * SSE for good, but only if the server answers plain HTTP: a server
+     * that is down (restarting) fails both, and is waited for on WebSocket.
+     */
     private maybeFallBack;
+    /** Whether `GET /health` gets any answer (opaque across origins: only reachability counts). */
+    private reachable;
     private retry;
     private subsOn;
     /** The subscription `wire` names on `channel`. */

@@ -63,8 +63,8 @@ export class TickcastClient {
         };
     }
     /**
-     * Subscribes `id` (letters, digits, `-`, `_`, `.`, `:`) to the events
-     * `filter` selects. Connects when needed. The subscription lasts until
+     * Subscribes `id` (1 to 128 characters, unique among this client's
+     * subscriptions) to the events `filter` selects. Connects when needed. The subscription lasts until
      * `unsubscribe()` or `close()`, across reconnects: each resumes where the
      * last left off.
      */
@@ -250,36 +250,45 @@ export class TickcastClient {
             }
             this.token = null; // fetch a fresh one before the next attempt
         }
-        if (this.maybeFallBack())
-            return;
         this.retry(channel, code, reason);
+        if (channel.kind === "ws" && !opened)
+            void this.maybeFallBack(channel);
     }
-    /** In `auto`, after repeated failures before open, switch transports; whether it did. */
-    maybeFallBack() {
+    /**
+     * In `auto`, after repeated WebSocket failures before open, switch to
+     * SSE for good, but only if the server answers plain HTTP: a server
+     * that is down (restarting) fails both, and is waited for on WebSocket.
+     */
+    async maybeFallBack(channel) {
         if (this.options.transport !== undefined && this.options.transport !== "auto")
-            return false;
+            return;
         if (this.failuresBeforeOpen < Math.max(1, this.options.fallbackAfter ?? 2))
-            return false;
+            return;
+        if (!(await this.reachable()))
+            return;
+        // A connection may have opened meanwhile, or the client closed.
+        if (this.closed || this.ws !== channel || channel.welcomed)
+            return;
         this.failuresBeforeOpen = 0;
-        const next = this.transport === "ws" ? "sse" : "ws";
-        if (this.ws)
-            this.stopChannel(this.ws);
+        this.stopChannel(channel);
         this.ws = null;
-        for (const channel of this.sse.values())
-            this.stopChannel(channel);
-        this.sse.clear();
-        this.transport = next;
-        this.emit("transport", next);
-        if (next === "ws") {
-            if (this.subs.size > 0)
-                this.wsChannel();
-        }
-        else {
-            for (const sub of this.subs.values())
-                this.openSse(sub);
-        }
+        this.transport = "sse";
+        this.emit("transport", "sse");
+        for (const sub of this.subs.values())
+            this.openSse(sub);
         this.updateState();
-        return true;
+    }
+    /** Whether `GET /health` gets any answer (opaque across origins: only reachability counts). */
+    async reachable() {
+        if (typeof fetch !== "function")
+            return true;
+        try {
+            await fetch(this.endpoint("/health", "http").href, { mode: "no-cors", cache: "no-store" });
+            return true;
+        }
+        catch {
+            return false;
+        }
     }
     retry(channel, code, reason) {
         if (this.closed)

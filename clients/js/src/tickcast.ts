@@ -53,7 +53,11 @@ export interface ClientOptions {
   getToken?: () => Promise<string> | string;
   /** How long before expiry to renew, ms (default 60000; at most a quarter of the token's remaining life). */
   refreshMarginMs?: number;
-  /** `ws` (default `auto`: WebSocket, falling back to SSE when WebSocket connections keep failing before they open). */
+  /**
+   * `ws`, `sse`, or `auto` (the default): WebSocket, switching to SSE for
+   * good when WebSocket connections keep failing before they open while
+   * the server answers HTTP (a proxy that refuses upgrades).
+   */
   transport?: TransportKind | "auto";
   /** WebSocket failures before `auto` switches to SSE (default 2). */
   fallbackAfter?: number;
@@ -83,7 +87,7 @@ export interface ClientEvents {
   dropped: (notice: DroppedNotice) => void;
   /** A connection was lost; the next attempt is in `delayMs`. */
   reconnect: (info: { delayMs: number; code: number | null; reason: string }) => void;
-  /** The transport in use changed (`auto` fell back, or came back). */
+  /** `auto` switched to SSE. */
   transport: (transport: TransportKind) => void;
   /** Errors that concern no single subscription (refused tokens, server errors, exceptions thrown by handlers). */
   error: (error: TickcastError) => void;
@@ -176,8 +180,8 @@ export class TickcastClient {
   }
 
   /**
-   * Subscribes `id` (letters, digits, `-`, `_`, `.`, `:`) to the events
-   * `filter` selects. Connects when needed. The subscription lasts until
+   * Subscribes `id` (1 to 128 characters, unique among this client's
+   * subscriptions) to the events `filter` selects. Connects when needed. The subscription lasts until
    * `unsubscribe()` or `close()`, across reconnects: each resumes where the
    * last left off.
    */
@@ -346,29 +350,39 @@ export class TickcastClient {
       }
       this.token = null; // fetch a fresh one before the next attempt
     }
-    if (this.maybeFallBack()) return;
     this.retry(channel, code, reason);
+    if (channel.kind === "ws" && !opened) void this.maybeFallBack(channel);
   }
 
-  /** In `auto`, after repeated failures before open, switch transports; whether it did. */
-  private maybeFallBack(): boolean {
-    if (this.options.transport !== undefined && this.options.transport !== "auto") return false;
-    if (this.failuresBeforeOpen < Math.max(1, this.options.fallbackAfter ?? 2)) return false;
+  /**
+   * In `auto`, after repeated WebSocket failures before open, switch to
+   * SSE for good, but only if the server answers plain HTTP: a server
+   * that is down (restarting) fails both, and is waited for on WebSocket.
+   */
+  private async maybeFallBack(channel: Channel): Promise<void> {
+    if (this.options.transport !== undefined && this.options.transport !== "auto") return;
+    if (this.failuresBeforeOpen < Math.max(1, this.options.fallbackAfter ?? 2)) return;
+    if (!(await this.reachable())) return;
+    // A connection may have opened meanwhile, or the client closed.
+    if (this.closed || this.ws !== channel || channel.welcomed) return;
     this.failuresBeforeOpen = 0;
-    const next: TransportKind = this.transport === "ws" ? "sse" : "ws";
-    if (this.ws) this.stopChannel(this.ws);
+    this.stopChannel(channel);
     this.ws = null;
-    for (const channel of this.sse.values()) this.stopChannel(channel);
-    this.sse.clear();
-    this.transport = next;
-    this.emit("transport", next);
-    if (next === "ws") {
-      if (this.subs.size > 0) this.wsChannel();
-    } else {
-      for (const sub of this.subs.values()) this.openSse(sub);
-    }
+    this.transport = "sse";
+    this.emit("transport", "sse");
+    for (const sub of this.subs.values()) this.openSse(sub);
     this.updateState();
-    return true;
+  }
+
+  /** Whether `GET /health` gets any answer (opaque across origins: only reachability counts). */
+  private async reachable(): Promise<boolean> {
+    if (typeof fetch !== "function") return true;
+    try {
+      await fetch(this.endpoint("/health", "http").href, { mode: "no-cors", cache: "no-store" });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private retry(channel: Channel, code: number | null, reason: string): void {

@@ -307,3 +307,33 @@ test("a cut before the first event resumes from the welcome's offset", async (t)
   assert.equal(record.historyGone, 0);
   assert.deepEqual(errors, []);
 });
+
+test("auto stays on WebSocket while the server is unreachable, and resumes there", async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const proxy = await startProxy(server);
+  t.after(() => proxy.close());
+  const { client, errors } = newClient(t, { url: proxy.url });
+  const transports = [];
+  client.on("transport", (kind) => transports.push(kind));
+  let refusals = 0;
+  client.on("reconnect", () => {
+    refusals += 1;
+  });
+  const record = recorder();
+  client.subscribe("aapl", { symbols: ["AAPL"] }, record.handlers);
+  await until(() => record.subscribed.length === 1, "subscribed");
+  // Down for many attempts: neither WebSocket nor HTTP gets through.
+  proxy.cut();
+  proxy.refuse(true);
+  const missed = detections(20, "down");
+  const expected = aaplIds(missed);
+  await publish(server.url, missed);
+  await until(() => refusals >= 5, "five failed attempts");
+  proxy.refuse(false);
+  await settle(server.url, record, expected);
+  exactlyOnce(assert, record.ids, expected, "after the outage");
+  assert.deepEqual(transports, []);
+  assert.equal(client.currentTransport, "ws");
+  assert.deepEqual(errors, []);
+});
