@@ -78,6 +78,7 @@ export async function startServer(env = {}) {
  */
 export async function startProxy(target) {
   const pairs = new Set();
+  const stalled = [];
   let refusing = false;
   let blockedPrefix = null;
   let connections = 0;
@@ -131,6 +132,21 @@ export async function startProxy(target) {
       }
       pairs.clear();
     },
+    /**
+     * Stops forwarding on every connection without closing any: a path that
+     * died silently (no FIN, no RST), as behind a dead NAT entry.
+     */
+    stall() {
+      for (const { client, upstream } of pairs) {
+        client.unpipe();
+        upstream.unpipe();
+        client.pause();
+        upstream.pause();
+        client.removeAllListeners("data");
+        stalled.push(client, upstream);
+      }
+      pairs.clear();
+    },
     /** While true, new connections are reset at once. */
     refuse(value) {
       refusing = value;
@@ -145,6 +161,7 @@ export async function startProxy(target) {
     },
     close() {
       this.cut();
+      for (const socket of stalled) socket.destroy();
       return new Promise((ok) => server.close(ok));
     },
   };

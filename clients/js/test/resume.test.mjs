@@ -337,3 +337,46 @@ test("auto stays on WebSocket while the server is unreachable, and resumes there
   assert.equal(client.currentTransport, "ws");
   assert.deepEqual(errors, []);
 });
+
+test("a connection that goes silent is given up after an unanswered ping, and resumed", async (t) => {
+  const server = await startServer();
+  t.after(() => server.stop());
+  const proxy = await startProxy(server);
+  t.after(() => proxy.close());
+  const { client, errors } = newClient(t, { url: proxy.url, transport: "ws", pingIntervalMs: 300, pongTimeoutMs: 300 });
+  const reasons = [];
+  client.on("reconnect", (info) => reasons.push(info.reason));
+  const record = recorder();
+  client.subscribe("aapl", { symbols: ["AAPL"] }, record.handlers);
+  await until(() => record.subscribed.length === 1, "subscribed");
+  proxy.stall();
+  const stuck = detections(20, "stuck");
+  const expected = aaplIds(stuck);
+  await publish(server.url, stuck);
+  await until(() => record.subscribed.length === 2, "resubscribed after the silence");
+  assert.deepEqual(reasons, ["no answer to ping"]);
+  await settle(server.url, record, expected);
+  exactlyOnce(assert, record.ids, expected, "after the silent path");
+  assert.deepEqual(errors, []);
+});
+
+test("events the server drops are reported to the subscription and the client", async (t) => {
+  // 5 events/s per connection; events without a symbol have no
+  // conflation key, so those over the limit are dropped and reported.
+  const server = await startServer({ TICKCAST_DELIVERY__RATE_LIMIT_PER_USER: "5" });
+  t.after(() => server.stop());
+  const { client, errors } = newClient(t, { url: server.url, transport: "ws" });
+  const notices = [];
+  client.on("dropped", (notice) => notices.push(notice));
+  const record = recorder();
+  client.subscribe("all", { event_types: ["backtest_progress"] }, record.handlers);
+  await until(() => record.subscribed.length === 1, "subscribed");
+  const events = Array.from({ length: 50 }, (_, i) => ({ event_id: `drop-${i}`, event_type: "backtest_progress", progress: i / 50 }));
+  await publish(server.url, events);
+  const count = (list) => list.reduce((sum, notice) => sum + notice.count, 0);
+  await until(() => record.ids.length + count(record.dropped) === events.length, "every event delivered or reported dropped");
+  assert.ok(record.dropped.length > 0 && count(record.dropped) > 0);
+  assert.deepEqual(notices, record.dropped);
+  assert.ok(record.dropped.every((notice) => typeof notice.since === "string"));
+  assert.deepEqual(errors, []);
+});
