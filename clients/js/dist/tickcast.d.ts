@@ -34,7 +34,7 @@ export interface ClientOptions {
      * the server answers HTTP (a proxy that refuses upgrades).
      */
     transport?: TransportKind | "auto";
-    /** WebSocket failures before `auto` switches to SSE (default 2). */
+    /** WebSocket failures in a row, each while `/health` answers, before `auto` switches to SSE (default 2). */
     fallbackAfter?: number;
     /** The WebSocket constructor (default: the global one; in Node < 22, pass the `ws` package's, or it is imported). */
     WebSocket?: WebSocketConstructor;
@@ -92,7 +92,8 @@ export declare class TickcastClient {
     private transport;
     private ws;
     private readonly sse;
-    private failuresBeforeOpen;
+    /** WebSocket connections in a row that failed before open while `/health` answered. */
+    private blockedFailures;
     private state;
     private closed;
     private token;

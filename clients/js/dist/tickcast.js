@@ -25,7 +25,8 @@ export class TickcastClient {
         this.listeners = new Map();
         this.ws = null;
         this.sse = new Map();
-        this.failuresBeforeOpen = 0;
+        /** WebSocket connections in a row that failed before open while `/health` answered. */
+        this.blockedFailures = 0;
         this.state = "idle";
         this.closed = false;
         this.token = null;
@@ -240,8 +241,6 @@ export class TickcastClient {
         channel.welcomed = false;
         for (const sub of this.subsOn(channel))
             sub.confirmed = false;
-        if (!opened)
-            this.failuresBeforeOpen += 1;
         if (code !== null && TOKEN_REFUSED.has(code)) {
             if (!this.options.getToken) {
                 this.report(new TickcastError(code === 4002 ? "token_expired" : "unauthorized", "the token was refused and no getToken was given", { closeCode: code }));
@@ -262,14 +261,16 @@ export class TickcastClient {
     async maybeFallBack(channel) {
         if (this.options.transport !== undefined && this.options.transport !== "auto")
             return;
-        if (this.failuresBeforeOpen < Math.max(1, this.options.fallbackAfter ?? 2))
-            return;
-        if (!(await this.reachable()))
-            return;
+        const reachable = await this.reachable();
         // A connection may have opened meanwhile, or the client closed.
         if (this.closed || this.ws !== channel || channel.welcomed)
             return;
-        this.failuresBeforeOpen = 0;
+        // Each failure counts only if HTTP got through right after it: a
+        // server coming back up between a failure and its probe counts once.
+        this.blockedFailures = reachable ? this.blockedFailures + 1 : 0;
+        if (this.blockedFailures < Math.max(1, this.options.fallbackAfter ?? 2))
+            return;
+        this.blockedFailures = 0;
         this.stopChannel(channel);
         this.ws = null;
         this.transport = "sse";
@@ -328,7 +329,7 @@ export class TickcastClient {
                 channel.welcomed = true;
                 channel.latest = message.offset;
                 channel.state = "open";
-                this.failuresBeforeOpen = 0;
+                this.blockedFailures = 0;
                 this.updateState();
                 this.emit("welcome", message);
                 if (channel.kind === "ws")

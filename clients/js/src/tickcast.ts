@@ -59,7 +59,7 @@ export interface ClientOptions {
    * the server answers HTTP (a proxy that refuses upgrades).
    */
   transport?: TransportKind | "auto";
-  /** WebSocket failures before `auto` switches to SSE (default 2). */
+  /** WebSocket failures in a row, each while `/health` answers, before `auto` switches to SSE (default 2). */
   fallbackAfter?: number;
   /** The WebSocket constructor (default: the global one; in Node < 22, pass the `ws` package's, or it is imported). */
   WebSocket?: WebSocketConstructor;
@@ -139,7 +139,8 @@ export class TickcastClient {
   private transport: TransportKind;
   private ws: Channel | null = null;
   private readonly sse = new Map<string, Channel>();
-  private failuresBeforeOpen = 0;
+  /** WebSocket connections in a row that failed before open while `/health` answered. */
+  private blockedFailures = 0;
   private state: ConnectionState = "idle";
   private closed = false;
   private token: string | null = null;
@@ -341,7 +342,6 @@ export class TickcastClient {
     const opened = channel.welcomed;
     channel.welcomed = false;
     for (const sub of this.subsOn(channel)) sub.confirmed = false;
-    if (!opened) this.failuresBeforeOpen += 1;
     if (code !== null && TOKEN_REFUSED.has(code)) {
       if (!this.options.getToken) {
         this.report(new TickcastError(code === 4002 ? "token_expired" : "unauthorized", "the token was refused and no getToken was given", { closeCode: code }));
@@ -361,11 +361,14 @@ export class TickcastClient {
    */
   private async maybeFallBack(channel: Channel): Promise<void> {
     if (this.options.transport !== undefined && this.options.transport !== "auto") return;
-    if (this.failuresBeforeOpen < Math.max(1, this.options.fallbackAfter ?? 2)) return;
-    if (!(await this.reachable())) return;
+    const reachable = await this.reachable();
     // A connection may have opened meanwhile, or the client closed.
     if (this.closed || this.ws !== channel || channel.welcomed) return;
-    this.failuresBeforeOpen = 0;
+    // Each failure counts only if HTTP got through right after it: a
+    // server coming back up between a failure and its probe counts once.
+    this.blockedFailures = reachable ? this.blockedFailures + 1 : 0;
+    if (this.blockedFailures < Math.max(1, this.options.fallbackAfter ?? 2)) return;
+    this.blockedFailures = 0;
     this.stopChannel(channel);
     this.ws = null;
     this.transport = "sse";
@@ -421,7 +424,7 @@ export class TickcastClient {
         channel.welcomed = true;
         channel.latest = message.offset;
         channel.state = "open";
-        this.failuresBeforeOpen = 0;
+        this.blockedFailures = 0;
         this.updateState();
         this.emit("welcome", message);
         if (channel.kind === "ws") for (const sub of this.subs.values()) this.sendSubscribe(channel, sub);
