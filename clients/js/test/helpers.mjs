@@ -1,7 +1,7 @@
 // Test helpers: the real tickcast binary, a TCP proxy whose sockets the
 // tests cut, HS256 tokens, publishing, and waiting for conditions.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { existsSync } from "node:fs";
 import net from "node:net";
@@ -250,4 +250,58 @@ export function exactlyOnce(assert, ids, expected, label) {
   const extra = [...counts.keys()].filter((id) => !expected.includes(id));
   assert.deepEqual({ duplicates, missing, extra }, { duplicates: [], missing: [], extra: [] }, label);
   assert.equal(ids.length, expected.length, label);
+}
+
+/** A free TCP port on 127.0.0.1 (free when asked; the caller binds it soon). */
+export async function freePort() {
+  const server = net.createServer();
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const { port } = server.address();
+  await new Promise((ok) => server.close(ok));
+  return port;
+}
+
+/**
+ * A private redis-server for one test (no data on disk), or `null` when
+ * redis-server is not installed: the test then skips, except under CI
+ * (`CI=true`), where that is a failure (as in the Rust tests).
+ */
+export async function startRedis() {
+  const found = spawnSync("redis-server", ["--version"], { stdio: "ignore" });
+  if (found.error) {
+    if (process.env.CI === "true" || process.env.CI === "1") {
+      throw new Error("CI=true and redis-server is not installed; run `scripts/brokers.sh install`");
+    }
+    return null;
+  }
+  const port = await freePort();
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore",
+  });
+  const exited = new Promise((ok) => child.once("exit", ok));
+  for (let attempt = 0; ; attempt++) {
+    const up = await new Promise((ok) => {
+      const socket = net.connect(port, "127.0.0.1", () => {
+        socket.destroy();
+        ok(true);
+      });
+      socket.on("error", () => ok(false));
+    });
+    if (up) break;
+    if (attempt > 200) throw new Error(`redis-server did not start on ${port}`);
+    await sleep(25);
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    /** Runs `redis-cli` against it; its stdout. */
+    cli(...args) {
+      const run = spawnSync("redis-cli", ["-p", String(port), ...args], { encoding: "utf8" });
+      if (run.status !== 0) throw new Error(`redis-cli ${args.join(" ")}: ${run.stderr}`);
+      return run.stdout;
+    },
+    async stop() {
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
 }

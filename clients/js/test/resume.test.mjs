@@ -17,6 +17,7 @@ import {
   recorder,
   sleep,
   startProxy,
+  startRedis,
   startServer,
   until,
 } from "./helpers.mjs";
@@ -378,5 +379,59 @@ test("events the server drops are reported to the subscription and the client", 
   assert.ok(record.dropped.length > 0 && count(record.dropped) > 0);
   assert.deepEqual(notices, record.dropped);
   assert.ok(record.dropped.every((notice) => typeof notice.since === "string"));
+  assert.deepEqual(errors, []);
+});
+
+test("a server restart in Redis Streams mode resumes with nothing missing or repeated", async (t) => {
+  const redis = await startRedis();
+  if (!redis) {
+    t.skip("redis-server is not installed; run `scripts/brokers.sh install`");
+    return;
+  }
+  t.after(() => redis.stop());
+  const stream = `tickcast:js-client:${process.pid}`;
+  const env = {
+    TICKCAST_INGEST__REDIS__URL: redis.url,
+    TICKCAST_INGEST__REDIS__MODE: "streams",
+    TICKCAST_INGEST__REDIS__STREAM: stream,
+  };
+  const ready = async (server) => {
+    for (let attempt = 0; attempt < 400; attempt++) {
+      if ((await fetch(`${server.url}/ready`)).status === 200) return;
+      await sleep(25);
+    }
+    throw new Error("the server never became ready");
+  };
+  const first = await startServer(env);
+  await ready(first);
+  const proxy = await startProxy(first);
+  t.after(() => proxy.close());
+  const { client, errors } = newClient(t, { url: proxy.url, transport: "ws" });
+  const record = recorder();
+  client.subscribe("aapl", { symbols: ["AAPL"] }, record.handlers);
+  await until(() => record.subscribed.length === 1, "subscribed");
+
+  const before = detections(100, "streams-before");
+  await publish(first.url, before);
+  await until(() => record.ids.includes(aaplIds(before)[0]), "the first events");
+  await first.stop();
+
+  // Published while no node runs: the stream keeps them.
+  const down = detections(20, "streams-down");
+  for (const event of down) redis.cli("XADD", stream, "*", "channel", "tickstock.events.patterns", "body", JSON.stringify(event));
+
+  const second = await startServer(env);
+  t.after(() => second.stop());
+  await ready(second);
+  proxy.retarget(second);
+  await until(() => record.subscribed.length === 2, "resubscribed to the restarted node");
+  const after = detections(100, "streams-after");
+  await publish(second.url, after);
+  const expected = [...aaplIds(before), ...aaplIds(down), ...aaplIds(after)];
+  await settle(second.url, record, expected);
+
+  exactlyOnce(assert, record.ids, expected, "across the restart");
+  assertOffsetOrder(record.offsets);
+  assert.equal(record.historyGone, 0);
   assert.deepEqual(errors, []);
 });
