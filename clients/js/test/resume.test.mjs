@@ -435,3 +435,21 @@ test("a server restart in Redis Streams mode resumes with nothing missing or rep
   assert.equal(record.historyGone, 0);
   assert.deepEqual(errors, []);
 });
+
+for (const transport of ["ws", "sse"]) {
+  // Node 20 has neither global: the client imports the `ws` / `eventsource` packages.
+  test(`without constructors passed in, the client finds its own (${transport})`, async (t) => {
+    const server = await startServer();
+    t.after(() => server.stop());
+    const client = new TickcastClient({ url: server.url, transport });
+    t.after(() => client.close());
+    const record = recorder();
+    client.subscribe("aapl", { symbols: ["AAPL"] }, record.handlers);
+    await until(() => record.subscribed.length === 1, "subscribed");
+    const events = detections(10, `lazy-${transport}`);
+    const expected = aaplIds(events);
+    await publish(server.url, events);
+    await settle(server.url, record, expected);
+    exactlyOnce(assert, record.ids, expected, "through the imported implementation");
+  });
+}
