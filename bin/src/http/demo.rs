@@ -1,14 +1,15 @@
-//! `GET /`: the demo page, one self-contained HTML file (no external
-//! resources: it must work on machines without internet), built into the
-//! binary.
+//! `GET /`: the demo page, one HTML file built into the binary with no
+//! external resources (it must work on machines without internet). Its
+//! script runs on the JavaScript client the server also serves
+//! ([`super::client_js`], `/client/tickcast.js`).
 
 use warp::filters::BoxedFilter;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
-/// The page: a filter form, a live table, WebSocket or SSE with reconnect
-/// and resume.
+/// The page: a filter form, a live table, WebSocket or SSE through the
+/// JavaScript client (reconnect, resume, SSE fallback).
 pub const PAGE: &str = include_str!("demo/index.html");
 
 /// The route.

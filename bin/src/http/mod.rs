@@ -7,6 +7,7 @@
 //! too.
 
 pub mod auth;
+pub mod client_js;
 pub mod cors;
 pub mod demo;
 pub mod error;
@@ -94,6 +95,8 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .boxed();
     let pages = cors::wrap(state.cors.clone(), api)
         .or(demo::route())
+        .unify()
+        .or(client_js::route())
         .unify()
         .boxed();
     mount_transports(pages, state)
