@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tickcast_testkit::{RabbitNode, RedisServer};
 
-use common::durable_redis::DurableRedis;
 use common::group::{Group, Mode};
 use common::keepalive::{http, KeepAlive};
 use common::nodes::Node;
@@ -288,7 +287,7 @@ fn assert_all_exactly_once(clients: &[Roamer], ledger: &Ledger, last: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_broker_killed_under_load_every_202_reaches_every_client_once() {
-    let mut redis = DurableRedis::start();
+    let mut redis = RedisServer::start_durable();
     let url = redis.url();
     let group =
         Group::new(Mode::Streams, &url, "redis-crash").with("DELIVERY__BATCH_WINDOW_MS", 20);

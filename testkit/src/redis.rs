@@ -12,16 +12,30 @@ pub struct RedisServer {
     port: u16,
     dir: TempDir,
     child: Option<Child>,
+    durable: bool,
 }
 
 impl RedisServer {
-    /// Starts one on a free port; panics (with why) when it cannot.
+    /// Starts one on a free port; panics (with why) when it cannot. It
+    /// keeps no data: a restart starts empty.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts one that keeps its data on disk the way a production one
+    /// would (append-only file, fsynced before each reply), so a SIGKILL
+    /// loses nothing it answered.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut server = Self {
             port: super::free_port(),
             dir,
             child: None,
+            durable,
         };
         server.restart();
         server
@@ -41,10 +55,10 @@ impl RedisServer {
     }
 
     /// Starts it again on the same port (killing it first if it runs).
-    /// Data does not survive: the server keeps none on disk.
+    /// Data survives only for a [`start_durable`](Self::start_durable) one.
     pub fn restart(&mut self) {
         self.kill();
-        let child = spawn(self.port, self.dir.path());
+        let child = spawn(self.port, self.dir.path(), self.durable);
         self.child = Some(child);
         let addr = format!("127.0.0.1:{}", self.port);
         assert!(
@@ -54,10 +68,15 @@ impl RedisServer {
     }
 }
 
-fn spawn(port: u16, dir: &Path) -> Child {
+fn spawn(port: u16, dir: &Path, durable: bool) -> Child {
+    let persistence: &[&str] = match durable {
+        true => &["--appendonly", "yes", "--appendfsync", "always"],
+        false => &["--appendonly", "no"],
+    };
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
+        .args(["--save", ""])
+        .args(persistence)
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())

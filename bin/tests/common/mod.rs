@@ -17,7 +17,6 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 pub mod browser;
-pub mod durable_redis;
 pub mod group;
 pub mod keepalive;
 pub mod nodes;
