@@ -13,7 +13,7 @@ use crate::hub::{Burst, Hub, PublishError};
 /// of its own, up to that many items ahead, so reading and decoding (one
 /// core) overlap with routing and queueing (another); the hub still takes
 /// the items in order, each acknowledged only once the hub has it, up to
-/// [`BURST`] already read at a time as one [`Burst`] (writers woken once
+/// 256 already read at a time as one [`Burst`] (writers woken once
 /// per burst). Dropping the returned future (aborting its task) drops the
 /// source.
 pub async fn run_source<S: IngestSource + 'static>(hub: Hub, mut source: S) {
