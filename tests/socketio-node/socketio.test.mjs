@@ -145,6 +145,19 @@ async function until(predicate, what) {
   }
 }
 
+/// `promise`, or a failure naming `what` after WAIT_MS.
+async function within(promise, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), WAIT_MS);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function connected(socket) {
   return new Promise((resolve, reject) => {
     socket.once("connect", resolve);
@@ -195,10 +208,7 @@ test("websocket only: a forced reconnect while publishing is recovered, nothing 
     await until(() => offsets.length >= after, `${after} events`);
     const reconnected = new Promise((resolve) => socket.once("connect", resolve));
     socket.io.engine.close();
-    await Promise.race([
-      reconnected,
-      new Promise((_, reject) => setTimeout(() => reject(new Error("no reconnect")), WAIT_MS)),
-    ]);
+    await within(reconnected, "the reconnect");
   }
   const wanted = await publishing;
   await until(() => offsets.length >= wanted.length, `${wanted.length} events`);
