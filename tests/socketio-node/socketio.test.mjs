@@ -219,3 +219,26 @@ test("websocket only: a forced reconnect while publishing is recovered, nothing 
   assert.deepEqual(offsets, wanted, "nothing missing, in order");
   socket.close();
 });
+
+test("default transports: a forced reconnect after the upgrade is recovered too", async () => {
+  const socket = io(base, { reconnectionDelay: 50, reconnectionDelayMax: 100 });
+  const offsets = collect(socket);
+  await connected(socket);
+  await socket.timeout(WAIT_MS).emitWithAck("subscribe", { id: "s1", filter: FILTER });
+  await until(() => socket.io.engine.transport.name === "websocket", "the upgrade");
+
+  const reconnects = [];
+  socket.on("connect", () => reconnects.push(socket.recovered));
+  const publishing = publish(fixtures(2000), 10);
+  await until(() => offsets.length >= 30, "30 events");
+  const reconnected = new Promise((resolve) => socket.once("connect", resolve));
+  socket.io.engine.close();
+  await within(reconnected, "the reconnect");
+  const wanted = await publishing;
+  await until(() => offsets.length >= wanted.length, `${wanted.length} events`);
+  await new Promise((r) => setTimeout(r, 200));
+
+  assert.deepEqual(reconnects, [true]);
+  assert.deepEqual(offsets, wanted, "nothing missing, nothing twice, in order");
+  socket.close();
+});

@@ -93,8 +93,9 @@ impl Pending {
         self.total() - self.written
     }
 
-    /// What is left to write, in order (empty slices skipped by the caller).
-    fn slices<'a>(&'a self, out: &mut Vec<IoSlice<'a>>) {
+    /// Puts what is left to write, in order, into `out` from `used` on;
+    /// returns the new count.
+    fn slices<'a>(&'a self, out: &mut [IoSlice<'a>], mut used: usize) -> usize {
         let mut skip = self.written;
         let [head, body, tail] = self.packet.parts();
         for part in [self.header.as_bytes(), head, body, tail] {
@@ -102,9 +103,13 @@ impl Pending {
                 skip -= part.len();
                 continue;
             }
-            out.push(IoSlice::new(&part[skip..]));
+            if let Some(slot) = out.get_mut(used) {
+                *slot = IoSlice::new(&part[skip..]);
+                used += 1;
+            }
             skip = 0;
         }
+        used
     }
 
     /// Marks up to `n` bytes written; returns what `n` had beyond this frame.
@@ -144,12 +149,13 @@ impl<W: AsyncWrite + Unpin> RawSink<W> {
     /// Writes until nothing is pending.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.pending.is_empty() {
-            let mut slices = Vec::with_capacity(4 * FRAMES_PER_WRITE.min(self.pending.len()));
+            // On the stack: no allocation per write.
+            let mut slices = [IoSlice::new(&[]); 4 * FRAMES_PER_WRITE];
+            let mut used = 0;
             for frame in self.pending.iter().take(FRAMES_PER_WRITE) {
-                frame.slices(&mut slices);
+                used = frame.slices(&mut slices, used);
             }
-            let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices))?;
-            drop(slices);
+            let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..used]))?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }

@@ -294,3 +294,21 @@ async fn a_silent_client_is_gone_after_ping_interval_plus_timeout() {
     }
     assert!(pings >= 1);
 }
+
+/// The filter mounted in a plain `warp::serve`: warp's WebSocket, no lean
+/// path.
+#[tokio::test]
+async fn the_filter_serves_in_any_warp_app_too() {
+    let hub = Hub::new(hub_config());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let route = tickcast_transport_socketio::socketio_route(hub.clone(), SocketIoConfig::default());
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    let (mut eio, _) = Eio::open(addr).await;
+    eio.welcomed(json!({})).await;
+    eio.subscribe(1, json!({"id":"s1","filter":{}})).await;
+    let offset = hub.publish(pattern("AAPL", 0.85)).unwrap();
+    let args = eio.event().await;
+    assert_eq!(args[1]["offset"], offset.to_string());
+    assert_eq!(args[2], offset.to_string());
+}
