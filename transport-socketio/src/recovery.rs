@@ -8,12 +8,21 @@
 //! history after that offset (core's `since`): the offset is the
 //! connection's safe resume offset, so nothing is missing and nothing comes
 //! twice. The store is bounded: past its capacity the oldest entry goes.
+//!
+//! A client may come back before the server noticed it left (a network
+//! cut: the client's heartbeat deadline can pass before the server's). The
+//! sessions still served are registered here too, by `pid`: a CONNECT for
+//! one of them (same user) ends it, waits until it is saved, and recovers
+//! it.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hashlink::LinkedHashMap;
 use parking_lot::Mutex;
 use tickcast_core::model::{Filter, UserId};
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 /// A disconnected session.
@@ -32,12 +41,33 @@ struct Entry {
     until: Instant,
 }
 
+/// A session being served.
+#[derive(Debug)]
+struct Live {
+    user: Option<UserId>,
+    /// Ends the session (its client came back on another connection).
+    kick: Arc<Notify>,
+    /// True once the session ended and was saved.
+    ended: watch::Receiver<bool>,
+}
+
+/// A served session's registration: [`Recovery::ended`] takes it back.
+#[derive(Debug)]
+pub(crate) struct Serving {
+    pid: String,
+    /// Fires when a reconnecting client takes the session over.
+    pub kick: Arc<Notify>,
+    ended: watch::Sender<bool>,
+}
+
 /// The store of disconnected sessions, by `pid`.
 #[derive(Debug)]
 pub(crate) struct Recovery {
     window: Duration,
     capacity: usize,
     entries: Mutex<LinkedHashMap<String, Entry>>,
+    /// Sessions served now, by `pid`; one per `pid`.
+    live: Mutex<HashMap<String, Live>>,
 }
 
 impl Recovery {
@@ -48,7 +78,58 @@ impl Recovery {
             window,
             capacity,
             entries: Mutex::new(LinkedHashMap::new()),
+            live: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Registers the session served under `pid` for `user`.
+    pub(crate) fn serving(&self, pid: &str, user: Option<UserId>) -> Serving {
+        let kick = Arc::new(Notify::new());
+        let (ended, watched) = watch::channel(false);
+        self.live.lock().insert(
+            pid.to_owned(),
+            Live {
+                user,
+                kick: kick.clone(),
+                ended: watched,
+            },
+        );
+        Serving {
+            pid: pid.to_owned(),
+            kick,
+            ended,
+        }
+    }
+
+    /// The session of `serving` ended (and was saved, if it is to be).
+    pub(crate) fn ended(&self, serving: Serving) {
+        let mut live = self.live.lock();
+        if live
+            .get(&serving.pid)
+            .is_some_and(|l| Arc::ptr_eq(&l.kick, &serving.kick))
+        {
+            live.remove(&serving.pid);
+        }
+        drop(live);
+        let _ = serving.ended.send(true);
+    }
+
+    /// When `user`'s session `pid` is still served (its client came back
+    /// before the server noticed it left), ends it and waits, at most
+    /// `wait`, until it is saved.
+    pub(crate) async fn take_over(&self, pid: &str, user: Option<&str>, wait: Duration) {
+        let mut ended = {
+            let live = self.live.lock();
+            let Some(session) = live.get(pid) else {
+                return;
+            };
+            if session.user.as_deref() != user {
+                return;
+            }
+            session.kick.notify_one();
+            session.ended.clone()
+        };
+        let _ = tokio::time::timeout(wait, ended.wait_for(|done| *done)).await;
     }
 
     /// Whether sessions are kept at all (and clients get a `pid`).

@@ -98,7 +98,7 @@ pub(crate) async fn run<K, S>(
         }
     };
     let shared = Arc::new(Shared::default());
-    let pid = recover(&endpoint, &request, &mut opened, &shared);
+    let pid = recover(&endpoint, &request, &mut opened, &shared).await;
     let answer = connect_ok_packet(&new_id(), pid.as_deref());
     let written = tokio::time::timeout(
         endpoint.session.write_timeout,
@@ -112,9 +112,22 @@ pub(crate) async fn run<K, S>(
         return;
     }
     let user = opened.connection.handle.user().cloned();
+    let serving = pid
+        .as_deref()
+        .map(|pid| endpoint.recovery.serving(pid, user.clone()));
     let max_frame_bytes = endpoint.session.max_frame_bytes;
     let reader = shared.clone();
-    let inbound = packets.map(move |packet| inbound::map(&reader, max_frame_bytes, packet));
+    // A client back on another connection ends this one: its reading stops.
+    let kick = serving.as_ref().map(|s| s.kick.clone());
+    let kicked = Box::pin(async move {
+        match kick {
+            Some(kick) => kick.notified().await,
+            None => std::future::pending().await,
+        }
+    });
+    let inbound = packets
+        .map(move |packet| inbound::map(&reader, max_frame_bytes, packet))
+        .take_until(kicked);
     let transport = Transport {
         codec: SioCodec::new(shared.clone()),
         sink,
@@ -130,6 +143,9 @@ pub(crate) async fn run<K, S>(
             };
             endpoint.recovery.save(pid, saved);
         }
+    }
+    if let Some(serving) = serving {
+        endpoint.recovery.ended(serving);
     }
 }
 
@@ -189,7 +205,7 @@ where
 /// user's and the history holds every event after its offset; returns the
 /// connection's `pid` (`None` with recovery off): the old one when
 /// recovered, a new one otherwise.
-fn recover(
+async fn recover(
     endpoint: &Endpoint,
     request: &ConnectRequest,
     opened: &mut Opened,
@@ -202,7 +218,13 @@ fn recover(
     let (Some(pid), Some(offset)) = (&request.pid, &request.offset) else {
         return Some(new_id());
     };
-    let Some(saved) = endpoint.recovery.take(pid, handle.user().map(|u| &**u)) else {
+    let user = handle.user().map(|u| &**u);
+    // Its old connection may still be served: the client saw it die first.
+    endpoint
+        .recovery
+        .take_over(pid, user, endpoint.session.write_timeout)
+        .await;
+    let Some(saved) = endpoint.recovery.take(pid, user) else {
         return Some(new_id());
     };
     let offset = offset.parse::<Offset>().ok();

@@ -312,3 +312,35 @@ async fn the_filter_serves_in_any_warp_app_too() {
     assert_eq!(args[1]["offset"], offset.to_string());
     assert_eq!(args[2], offset.to_string());
 }
+
+/// A client may come back before the server noticed it left (a network
+/// cut): its old connection is ended and its session recovered.
+#[tokio::test]
+async fn a_client_back_before_its_old_connection_ended_takes_it_over() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), auth_config()).await;
+    let token = user_token(SECRET, "u1");
+    let (mut old, _) = Eio::open(addr).await;
+    let (answer, _) = old.welcomed(json!({ "token": token })).await;
+    let pid = answer["pid"].as_str().unwrap().to_owned();
+    old.subscribe(1, json!({"id":"a","filter":{"symbols":["AAPL"]}}))
+        .await;
+    hub.publish(pattern("AAPL", 0.85)).unwrap();
+    let (_, resume) = patterns(&mut old, 1).await;
+    // Delivered to the old socket, never read: lost with it.
+    let unread: Vec<String> = (0..2)
+        .map(|_| hub.publish(pattern("AAPL", 0.85)).unwrap().to_string())
+        .collect();
+
+    let (mut eio, _) = Eio::open(addr).await;
+    let (answer, _) = eio
+        .welcomed(json!({"token": token, "pid": pid, "offset": resume}))
+        .await;
+    assert_eq!(answer["pid"], pid);
+    let args = eio.event().await;
+    assert_eq!(args[0], "subscribed");
+    assert_eq!(args[1]["recovered"], 2);
+    let (replayed, _) = patterns(&mut eio, 2).await;
+    assert_eq!(replayed, unread);
+    assert_eq!(hub.connection_count(), 1, "the old connection is gone");
+}
