@@ -85,6 +85,8 @@ pub struct SocketIoConfig {
     /// Most HTTP long-polling sessions open at once; a handshake beyond
     /// it is answered 503.
     pub max_polling_sessions: usize,
+    /// A polling POST body must arrive within this (408 otherwise).
+    pub body_timeout: Duration,
     /// Browser origins allowed (`Origin` header); others get 403. Default:
     /// any.
     pub allowed_origins: AllowedOrigins,
@@ -103,6 +105,7 @@ impl Default for SocketIoConfig {
             recovery_window: Duration::from_secs(120),
             recovery_capacity: 10_000,
             max_polling_sessions: 10_000,
+            body_timeout: Duration::from_secs(30),
             allowed_origins: AllowedOrigins::default(),
         }
     }
@@ -401,11 +404,15 @@ pub fn socketio_route(
     let poll_post = base
         .and(warp::post())
         .and(warp::body::content_length_limit(max_payload))
-        .and(warp::body::bytes())
+        .and(warp::body::stream())
         .then(
-            move |query: Option<String>, origin: Option<HeaderValue>, body: bytes::Bytes| {
+            move |query: Option<String>, origin: Option<HeaderValue>, body| {
                 let endpoint = post_endpoint.clone();
                 async move {
+                    let Some(body) = read_body(body, &endpoint.config).await else {
+                        let timeout = StatusCode::REQUEST_TIMEOUT;
+                        return engine_error_with(timeout, 3, "Bad request");
+                    };
                     if let Some(refusal) =
                         origin_refusal(&endpoint.config.allowed_origins, origin.as_ref())
                     {
@@ -424,6 +431,38 @@ pub fn socketio_route(
             },
         );
     websocket.or(poll_get).unify().or(poll_post).unify()
+}
+
+/// A POST body, read within [`SocketIoConfig::body_timeout`] and at most
+/// `max_payload` bytes (its `Content-Length` was checked already);
+/// `None` when it is late, too long or cut.
+async fn read_body<S, B>(body: S, config: &SocketIoConfig) -> Option<bytes::Bytes>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt;
+    let read = async {
+        let mut body = std::pin::pin!(body);
+        let mut out = bytes::BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let mut chunk = chunk.ok()?;
+            if out.len().saturating_add(chunk.remaining()) > config.max_payload {
+                return None;
+            }
+            while chunk.has_remaining() {
+                let part = chunk.chunk();
+                let n = part.len();
+                out.extend_from_slice(part);
+                chunk.advance(n);
+            }
+        }
+        Some(out.freeze())
+    };
+    tokio::time::timeout(config.body_timeout, read)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Finishes the upgrade in the background and serves the socket.

@@ -165,3 +165,27 @@ async fn a_second_concurrent_get_is_refused_and_closes_the_connection() {
     }
     assert_eq!(hub.connection_count(), 0);
 }
+
+#[tokio::test]
+async fn a_post_body_that_does_not_arrive_in_time_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = Hub::new(hub_config());
+    let config = SocketIoConfig {
+        body_timeout: Duration::from_millis(200),
+        ..SocketIoConfig::default()
+    };
+    let addr = server(hub, config).await;
+    let sid = handshake(addr).await;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n40",
+        path(&sid)
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut answer))
+        .await
+        .expect("an answer before the client sends the rest")
+        .unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 408");
+}

@@ -153,6 +153,7 @@ fn socketio_config(state: &AppState) -> tickcast_transport_socketio::SocketIoCon
         recovery_window: Duration::from_secs(sio.recovery_window_s),
         recovery_capacity: sio.recovery_capacity,
         max_polling_sessions: sio.max_polling_sessions,
+        body_timeout: Duration::from_millis(state.config.http.body_timeout_ms),
         ..tickcast_transport_socketio::SocketIoConfig::default()
     };
     config.session.ping_interval = Duration::from_millis(sio.ping_interval_ms);
