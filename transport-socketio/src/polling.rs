@@ -100,7 +100,9 @@ struct State {
 /// One polling connection.
 pub(crate) struct Connection {
     state: Mutex<State>,
-    /// Wakes the waiting `GET`.
+    /// Wakes the waiting `GET` (and the end's `linger`): every waiter
+    /// makes its `notified()` before it looks at the state, and every
+    /// change is announced with `notify_waiters`, so none is missed.
     readable: Notify,
     inbound: mpsc::Sender<EngineIn>,
 }
@@ -200,7 +202,8 @@ pub(crate) async fn get(endpoint: &Endpoint, sid: &str) -> Response {
         let notified = connection.readable.notified();
         {
             let mut state = connection.state.lock();
-            let upgrading = matches!(state.carrier, Carrier::Upgrading);
+            // Upgrading (or upgraded): the client is to stop polling.
+            let upgrading = !matches!(state.carrier, Carrier::Polling);
             if !state.buffer.is_empty() || state.ended || upgrading {
                 break take(&mut state);
             }
@@ -215,7 +218,7 @@ pub(crate) async fn get(endpoint: &Endpoint, sid: &str) -> Response {
         Connection::wake_writer(&mut state);
     }
     // `linger` waits for this answer.
-    connection.readable.notify_one();
+    connection.readable.notify_waiters();
     text_answer(body)
 }
 
@@ -310,7 +313,7 @@ where
         let _ = tokio::time::timeout(endpoint.session.write_timeout, ws.close()).await;
         return;
     }
-    connection.readable.notify_one();
+    connection.readable.notify_waiters();
     let answered = tokio::time::timeout(
         endpoint.session.write_timeout,
         ws.send(Out::Packet(Packet::fixed("3probe"))),
@@ -336,7 +339,7 @@ where
         state.carrier = Carrier::WebSocket(ws);
         Connection::wake_writer(&mut state);
     }
-    connection.readable.notify_one();
+    connection.readable.notify_waiters();
     endpoint.polling.remove(sid);
     // The client's packets now come over the WebSocket.
     while let Some(packet) = packets.next().await {
@@ -414,7 +417,7 @@ impl Sink<Out> for PollSink {
         state.buffered += packets.iter().map(Packet::len).sum::<usize>();
         state.buffer.extend(packets);
         drop(state);
-        self.connection.readable.notify_one();
+        self.connection.readable.notify_waiters();
         Ok(())
     }
 
@@ -443,7 +446,7 @@ impl Sink<Out> for PollSink {
             }
         };
         drop(state);
-        self.connection.readable.notify_one();
+        self.connection.readable.notify_waiters();
         result
     }
 }
