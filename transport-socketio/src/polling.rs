@@ -154,10 +154,28 @@ pub(crate) fn open(endpoint: &Arc<Endpoint>, token: Option<String>) -> Response 
     let task_sid = sid.clone();
     tokio::spawn(async move {
         session::run(task_endpoint.clone(), sink, Box::pin(packets), token).await;
+        finish(&connection);
         linger(&task_endpoint, &task_sid, &connection).await;
     });
     let open = endpoint.open_packet(&sid, true);
     text_answer(open.to_bytes())
+}
+
+/// Marks the connection ended, with Engine.IO's close for its client, even
+/// when the session could not close its sink (dropped at the write
+/// deadline).
+fn finish(connection: &Connection) {
+    {
+        let mut state = connection.state.lock();
+        state.ended = true;
+        let polling = !matches!(state.carrier, Carrier::WebSocket(_));
+        if polling && !state.close_sent {
+            state.close_sent = true;
+            state.buffered += 1;
+            state.buffer.push(Packet::fixed("1"));
+        }
+    }
+    connection.readable.notify_waiters();
 }
 
 /// Keeps an ended connection until its client has polled what is left

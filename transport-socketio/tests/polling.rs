@@ -189,3 +189,45 @@ async fn a_post_body_that_does_not_arrive_in_time_is_refused() {
         .unwrap();
     assert_eq!(&answer, b"HTTP/1.1 408");
 }
+
+#[tokio::test]
+async fn a_client_that_stops_polling_is_dropped_and_its_next_poll_says_so() {
+    let hub = Hub::new(hub_config());
+    let mut config = SocketIoConfig::default();
+    config.session.write_timeout = Duration::from_millis(200);
+    let addr = server(hub.clone(), config).await;
+    let sid = handshake(addr).await;
+    http(
+        addr,
+        "POST",
+        &path(&sid),
+        b"40\x1e421[\"subscribe\",{\"id\":\"s1\",\"filter\":{}}]",
+    )
+    .await;
+    poll(addr, &sid, 3).await;
+    // Far more than a polling connection buffers, never polled.
+    let padding = "x".repeat(2000);
+    for _ in 0..400 {
+        hub.publish(common::event(
+            json!({"symbol": "AAPL", "pattern": "Doji", "tier": "daily", "confidence": 0.5, "note": padding}),
+        ))
+        .unwrap();
+    }
+    for _ in 0..500 {
+        if hub.connection_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hub.connection_count(), 0, "dropped at the write deadline");
+    let (status, body) = http(addr, "GET", &path(&sid), b"").await;
+    assert_eq!(status, 200);
+    let got = packets(&body);
+    assert_eq!(got.last().map(String::as_str), Some("1"));
+    assert!(body.len() < 2 * polling_buffer(), "{} bytes", body.len());
+}
+
+/// What a polling connection buffers at most (docs/protocol.md).
+fn polling_buffer() -> usize {
+    256 * 1024
+}
