@@ -344,3 +344,43 @@ async fn a_client_back_before_its_old_connection_ended_takes_it_over() {
     assert_eq!(replayed, unread);
     assert_eq!(hub.connection_count(), 1, "the old connection is gone");
 }
+
+/// A server close is an `error` and a `close` event, then the WebSocket
+/// close with the code, and no Socket.IO DISCONNECT (the client reconnects
+/// by itself, here with a fresh token, and recovers).
+#[tokio::test]
+async fn an_expired_token_closes_with_events_then_4002_and_the_session_recovers() {
+    let hub = Hub::new(hub_config());
+    let addr = server(hub.clone(), auth_config()).await;
+    let short = tickcast_testkit::jwt::hs256(
+        SECRET,
+        &json!({"sub":"u1","exp": tickcast_testkit::jwt::now_s() + 2}),
+    );
+    let (mut eio, _) = Eio::open(addr).await;
+    let (answer, offset) = eio.welcomed(json!({ "token": short })).await;
+    eio.subscribe(1, json!({"id":"a","filter":{}})).await;
+    let error = eio.event().await;
+    assert_eq!(error[0], "error");
+    assert_eq!(error[1]["code"], "token_expired");
+    let close = eio.event().await;
+    assert_eq!(close[0], "close");
+    assert_eq!(close[1], json!({"code":4002,"reason":"token expired"}));
+    assert_eq!(eio.next().await, "close 4002");
+
+    for _ in 0..100 {
+        if hub.connection_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let missed = hub.publish(pattern("AAPL", 0.85)).unwrap().to_string();
+    let fresh = user_token(SECRET, "u1");
+    let (mut eio, _) = Eio::open(addr).await;
+    let (again, _) = eio
+        .welcomed(json!({"token": fresh, "pid": answer["pid"], "offset": offset}))
+        .await;
+    assert_eq!(again["pid"], answer["pid"]);
+    assert_eq!(eio.event().await[0], "subscribed");
+    let (replayed, _) = patterns(&mut eio, 1).await;
+    assert_eq!(replayed, [missed]);
+}
