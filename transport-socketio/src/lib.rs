@@ -1,6 +1,6 @@
 //! tickcast-transport-socketio: the Socket.IO endpoint of tickcast
 //! (`/socket.io/`, Engine.IO v4, Socket.IO protocol v5) as a warp
-//! [`Filter`], for the unmodified `socket.io-client` (v4) over WebSocket
+//! [`Filter`](warp::Filter), for the unmodified `socket.io-client` (v4) over WebSocket
 //! and over HTTP long-polling with upgrade.
 //!
 //! Implemented from the protocols' specifications on core's
@@ -11,9 +11,10 @@
 //!
 //! # Layout
 //!
-//! - [`socketio_route`]: `/socket.io/`, the filter: the Engine.IO handshake
-//!   (`EIO=4`, `transport`, `sid`), the `Origin` check, the WebSocket
-//!   upgrade, polling `GET` and `POST`.
+//! - [`socketio_route`] (`route`): `/socket.io/`, the filter: the
+//!   WebSocket upgrade, polling `GET` and `POST`.
+//! - `handshake`: the Engine.IO query (`EIO=4`, `transport`, `sid`), its
+//!   error answers, the `Origin` check.
 //! - [`prepare_upgrade`]: the lean WebSocket path for servers that run
 //!   their own hyper accept loop (small buffers, frames written straight
 //!   to the socket).
@@ -35,27 +36,27 @@
 #![warn(missing_docs)]
 
 mod codec;
+mod handshake;
 mod inbound;
 mod packet;
 mod polling;
 mod raw;
 mod recovery;
+mod route;
 mod session;
 mod state;
 mod ws;
+
+pub use route::socketio_route;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use tickcast_core::auth::{presented_token, AllowedOrigins};
-use tickcast_core::protocol::ErrorCode;
+use tickcast_core::auth::AllowedOrigins;
 use tickcast_core::session::SessionConfig;
 use tickcast_core::Hub;
-use warp::http::{HeaderValue, StatusCode};
 use warp::hyper::upgrade::OnUpgrade;
-use warp::reply::Response;
-use warp::{Filter, Rejection, Reply};
 
 use crate::packet::Packet;
 use crate::recovery::Recovery;
@@ -122,7 +123,7 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    fn new(hub: Hub, config: SocketIoConfig) -> Self {
+    pub(crate) fn new(hub: Hub, config: SocketIoConfig) -> Self {
         let mut session = config.session.clone();
         session.idle_timeout = Some(session.ping_interval.saturating_add(config.ping_timeout));
         Self {
@@ -170,7 +171,7 @@ pub(crate) fn new_id() -> String {
 pub struct UpgradeSlot(Arc<Mutex<Option<OnUpgrade>>>);
 
 impl UpgradeSlot {
-    fn take(&self) -> Option<OnUpgrade> {
+    pub(crate) fn take(&self) -> Option<OnUpgrade> {
         match self.0.lock() {
             Ok(mut pending) => pending.take(),
             Err(poisoned) => poisoned.into_inner().take(),
@@ -202,312 +203,9 @@ pub fn prepare_upgrade<B>(request: &mut warp::http::Request<B>) -> bool {
     true
 }
 
-/// The Engine.IO query: `EIO`, `transport`, `sid`, and the token.
-#[derive(Debug, Default)]
-struct Handshake {
-    eio: Option<String>,
-    transport: Option<String>,
-    sid: Option<String>,
-}
-
-impl Handshake {
-    fn parse(query: Option<&str>) -> Self {
-        let mut out = Self::default();
-        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            let slot = match &*key {
-                "EIO" => &mut out.eio,
-                "transport" => &mut out.transport,
-                "sid" => &mut out.sid,
-                _ => continue,
-            };
-            slot.get_or_insert_with(|| value.into_owned());
-        }
-        out
-    }
-
-    /// Engine.IO's answer to a request it cannot serve, if this is one.
-    fn refusal(&self, websocket: bool) -> Option<Response> {
-        if self.eio.as_deref() != Some("4") {
-            return Some(engine_error(5, "Unsupported protocol version"));
-        }
-        match (self.transport.as_deref(), websocket) {
-            (Some("websocket"), true) | (Some("polling"), false) => None,
-            (Some("websocket"), false) => Some(engine_error(3, "Bad request")),
-            _ => Some(engine_error(0, "Transport unknown")),
-        }
-    }
-}
-
-/// `400 {"code":<code>,"message":"<message>"}`, Engine.IO's error answer.
-pub(crate) fn engine_error(code: u8, message: &str) -> Response {
-    engine_error_with(StatusCode::BAD_REQUEST, code, message)
-}
-
-pub(crate) fn engine_error_with(status: StatusCode, code: u8, message: &str) -> Response {
-    let body = serde_json::json!({ "code": code, "message": message });
-    warp::reply::with_status(warp::reply::json(&body), status).into_response()
-}
-
-/// The 403 answer for a refused `Origin`; `None` when it may proceed.
-fn origin_refusal(allowed: &AllowedOrigins, origin: Option<&HeaderValue>) -> Option<Response> {
-    let origin = origin.map(|v| String::from_utf8_lossy(v.as_bytes()));
-    if allowed.allows(origin.as_deref()) {
-        return None;
-    }
-    let shown: String = origin
-        .as_deref()
-        .unwrap_or_default()
-        .chars()
-        .take(128)
-        .collect();
-    let body = serde_json::json!({
-        "error": ErrorCode::Forbidden.as_str(),
-        "message": format!("origin {shown} is not allowed"),
-    });
-    Some(warp::reply::with_status(warp::reply::json(&body), StatusCode::FORBIDDEN).into_response())
-}
-
-/// Lets the allowed page that sent `origin` read the answer (polling from
-/// a browser on another origin).
-fn with_cors(mut response: Response, origin: Option<&HeaderValue>) -> Response {
-    if let Some(origin) = origin {
-        let headers = response.headers_mut();
-        headers.insert("access-control-allow-origin", origin.clone());
-        headers.insert(
-            "access-control-allow-credentials",
-            HeaderValue::from_static("true"),
-        );
-        headers.insert("vary", HeaderValue::from_static("origin"));
-    }
-    response
-}
-
-/// A header's raw value, if present; never rejects.
-fn optional_header(
-    name: &'static str,
-) -> impl Filter<Extract = (Option<HeaderValue>,), Error = std::convert::Infallible> + Clone {
-    warp::header::value(name)
-        .map(Some)
-        .or(warp::any().map(|| None))
-        .unify()
-}
-
-/// The raw query string, if any; never rejects.
-fn optional_query(
-) -> impl Filter<Extract = (Option<String>,), Error = std::convert::Infallible> + Clone {
-    warp::query::raw()
-        .map(Some)
-        .or(warp::any().map(|| None))
-        .unify()
-}
-
-/// `/socket.io/`: Engine.IO v4 over WebSocket (`GET` with an upgrade,
-/// `transport=websocket`, with `sid` to upgrade a polling session) and
-/// HTTP long-polling (`GET` and `POST`, `transport=polling`), serving
-/// Socket.IO v5 against `hub`. An `Origin` not in
-/// [`SocketIoConfig::allowed_origins`] gets 403 before anything else.
-/// Upgrades passed through [`prepare_upgrade`] take the lean path.
-pub fn socketio_route(
-    hub: Hub,
-    config: SocketIoConfig,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let endpoint = Arc::new(Endpoint::new(hub, config));
-    let base = warp::path("socket.io")
-        .and(warp::path::end())
-        .and(optional_query())
-        .and(optional_header("origin"));
-    let ws_endpoint = endpoint.clone();
-    let websocket = base
-        .clone()
-        .and(warp::get())
-        .and(warp::ws())
-        .and(optional_header("authorization"))
-        .and(warp::ext::optional::<UpgradeSlot>())
-        .map(
-            move |query: Option<String>,
-                  origin: Option<HeaderValue>,
-                  ws: warp::ws::Ws,
-                  authorization: Option<HeaderValue>,
-                  slot: Option<UpgradeSlot>| {
-                let endpoint = ws_endpoint.clone();
-                if let Some(refusal) =
-                    origin_refusal(&endpoint.config.allowed_origins, origin.as_ref())
-                {
-                    return refusal;
-                }
-                let handshake = Handshake::parse(query.as_deref());
-                if let Some(refusal) = handshake.refusal(true) {
-                    return refusal;
-                }
-                if let Some(sid) = &handshake.sid {
-                    if !endpoint.polling.contains(sid) {
-                        return engine_error(1, "Session ID unknown");
-                    }
-                }
-                let token = presented_token(
-                    query.as_deref(),
-                    authorization.as_ref().map(HeaderValue::as_bytes),
-                );
-                let sid = handshake.sid;
-                match slot.and_then(|s| s.take()) {
-                    Some(pending) => {
-                        spawn_lean(pending, endpoint, sid, token);
-                        // warp still checks the handshake and answers it.
-                        ws.on_upgrade(|_| async {}).into_response()
-                    }
-                    None => {
-                        let limit = endpoint.config.max_payload.max(1024);
-                        ws.max_message_size(limit)
-                            .max_frame_size(limit)
-                            .on_upgrade(move |socket| ws::run_warp(socket, endpoint, sid, token))
-                            .into_response()
-                    }
-                }
-            },
-        );
-    let get_endpoint = endpoint.clone();
-    let poll_get = base
-        .clone()
-        .and(warp::get())
-        .and(optional_header("authorization"))
-        .then(
-            move |query: Option<String>,
-                  origin: Option<HeaderValue>,
-                  authorization: Option<HeaderValue>| {
-                let endpoint = get_endpoint.clone();
-                async move {
-                    if let Some(refusal) =
-                        origin_refusal(&endpoint.config.allowed_origins, origin.as_ref())
-                    {
-                        return refusal;
-                    }
-                    let handshake = Handshake::parse(query.as_deref());
-                    if let Some(refusal) = handshake.refusal(false) {
-                        return with_cors(refusal, origin.as_ref());
-                    }
-                    let response = match handshake.sid {
-                        Some(sid) => polling::get(&endpoint, &sid).await,
-                        None => {
-                            let token = presented_token(
-                                query.as_deref(),
-                                authorization.as_ref().map(HeaderValue::as_bytes),
-                            );
-                            polling::open(&endpoint, token)
-                        }
-                    };
-                    with_cors(response, origin.as_ref())
-                }
-            },
-        );
-    let post_endpoint = endpoint;
-    let max_payload = u64::try_from(post_endpoint.config.max_payload).unwrap_or(u64::MAX);
-    let poll_post = base
-        .and(warp::post())
-        .and(warp::body::content_length_limit(max_payload))
-        .and(warp::body::stream())
-        .then(
-            move |query: Option<String>, origin: Option<HeaderValue>, body| {
-                let endpoint = post_endpoint.clone();
-                async move {
-                    let Some(body) = read_body(body, &endpoint.config).await else {
-                        let timeout = StatusCode::REQUEST_TIMEOUT;
-                        return engine_error_with(timeout, 3, "Bad request");
-                    };
-                    if let Some(refusal) =
-                        origin_refusal(&endpoint.config.allowed_origins, origin.as_ref())
-                    {
-                        return refusal;
-                    }
-                    let handshake = Handshake::parse(query.as_deref());
-                    if let Some(refusal) = handshake.refusal(false) {
-                        return with_cors(refusal, origin.as_ref());
-                    }
-                    let response = match handshake.sid {
-                        Some(sid) => polling::post(&endpoint, &sid, body).await,
-                        None => engine_error(1, "Session ID unknown"),
-                    };
-                    with_cors(response, origin.as_ref())
-                }
-            },
-        );
-    websocket.or(poll_get).unify().or(poll_post).unify()
-}
-
-/// A POST body, read within [`SocketIoConfig::body_timeout`] and at most
-/// `max_payload` bytes (its `Content-Length` was checked already);
-/// `None` when it is late, too long or cut.
-async fn read_body<S, B>(body: S, config: &SocketIoConfig) -> Option<bytes::Bytes>
-where
-    S: futures_util::Stream<Item = Result<B, warp::Error>>,
-    B: bytes::Buf,
-{
-    use futures_util::StreamExt;
-    let read = async {
-        let mut body = std::pin::pin!(body);
-        let mut out = bytes::BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            let mut chunk = chunk.ok()?;
-            if out.len().saturating_add(chunk.remaining()) > config.max_payload {
-                return None;
-            }
-            while chunk.has_remaining() {
-                let part = chunk.chunk();
-                let n = part.len();
-                out.extend_from_slice(part);
-                chunk.advance(n);
-            }
-        }
-        Some(out.freeze())
-    };
-    tokio::time::timeout(config.body_timeout, read)
-        .await
-        .ok()
-        .flatten()
-}
-
-/// Finishes the upgrade in the background and serves the socket.
-fn spawn_lean(
-    pending: OnUpgrade,
-    endpoint: Arc<Endpoint>,
-    sid: Option<String>,
-    token: Option<String>,
-) {
-    tokio::spawn(async move {
-        let upgraded = match pending.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => {
-                tracing::debug!("socket.io upgrade failed: {e}");
-                return;
-            }
-        };
-        let io = hyper_util::rt::TokioIo::new(upgraded);
-        ws::run_lean(io, endpoint, sid, token).await;
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn handshakes_are_checked_like_engine_io_does() {
-        let ok = Handshake::parse(Some("EIO=4&transport=polling&t=x"));
-        assert!(ok.refusal(false).is_none());
-        assert!(ok.sid.is_none());
-        let ws = Handshake::parse(Some("EIO=4&transport=websocket&sid=abc"));
-        assert!(ws.refusal(true).is_none());
-        assert_eq!(ws.sid.as_deref(), Some("abc"));
-        for bad in [
-            "EIO=3&transport=polling",
-            "transport=polling",
-            "EIO=4&transport=flash",
-        ] {
-            assert!(
-                Handshake::parse(Some(bad)).refusal(false).is_some(),
-                "{bad}"
-            );
-        }
-    }
 
     #[test]
     fn ids_are_random_and_url_safe() {

@@ -36,8 +36,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::Reply;
 
+use crate::handshake::{engine_error, engine_error_with};
 use crate::packet::{EngineIn, Out, Packet, SEPARATOR};
-use crate::{engine_error, engine_error_with, new_id, session, Endpoint};
+use crate::{new_id, session, Endpoint};
 
 /// Bytes a polling connection buffers for its client before the session
 /// waits for a `GET`.
