@@ -21,7 +21,7 @@ use crate::{polling, ws, Endpoint, SocketIoConfig, UpgradeSlot};
 /// HTTP long-polling (`GET` and `POST`, `transport=polling`), serving
 /// Socket.IO v5 against `hub`. An `Origin` not in
 /// [`SocketIoConfig::allowed_origins`] gets 403 before anything else.
-/// Upgrades passed through [`prepare_upgrade`] take the lean path.
+/// Upgrades passed through [`prepare_upgrade`](crate::prepare_upgrade) take the lean path.
 pub fn socketio_route(
     hub: Hub,
     config: SocketIoConfig,
