@@ -154,7 +154,10 @@ pub(crate) fn open(endpoint: &Arc<Endpoint>, token: Option<String>) -> Response 
     let task_endpoint = endpoint.clone();
     let task_sid = sid.clone();
     tokio::spawn(async move {
-        session::run(task_endpoint.clone(), sink, Box::pin(packets), token).await;
+        let session = session::run(task_endpoint.clone(), sink, Box::pin(packets), token).await;
+        if let Some(session) = session {
+            let _ = session.await;
+        }
         finish(&connection);
         linger(&task_endpoint, &task_sid, &connection).await;
     });

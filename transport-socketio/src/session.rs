@@ -10,6 +10,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::Value;
 use tickcast_core::model::Offset;
 use tickcast_core::session::{self, Opened, Transport};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::codec::SioCodec;
@@ -55,13 +56,16 @@ enum Waited {
 /// Serves one Engine.IO connection whose open packet is sent: `sink`
 /// takes what the server writes, `packets` is what the client sends;
 /// `handshake_token` is the token of the request that opened it (query or
-/// `Authorization`), used when the CONNECT's `auth` has none.
+/// `Authorization`), used when the CONNECT's `auth` has none. Once the
+/// client is connected, its session runs in the task returned (`None`:
+/// the connection ended before).
 pub(crate) async fn run<K, S>(
     endpoint: Arc<Endpoint>,
     mut sink: K,
     mut packets: S,
     handshake_token: Option<String>,
-) where
+) -> Option<JoinHandle<()>>
+where
     K: Sink<Out> + Unpin + Send + 'static,
     K::Error: Send,
     S: Stream<Item = EngineIn> + Unpin + Send + 'static,
@@ -70,7 +74,7 @@ pub(crate) async fn run<K, S>(
         Waited::Connect(request) => request,
         Waited::Gone => {
             end(&endpoint, &mut sink, Out::Close(1000, "")).await;
-            return;
+            return None;
         }
         Waited::Unsupported => {
             end(
@@ -79,7 +83,7 @@ pub(crate) async fn run<K, S>(
                 Out::Close(1003, "binary packets are not supported"),
             )
             .await;
-            return;
+            return None;
         }
     };
     let token = request.token.clone().or(handshake_token);
@@ -94,7 +98,7 @@ pub(crate) async fn run<K, S>(
                 sink.close().await
             };
             let _ = tokio::time::timeout(endpoint.session.write_timeout, write).await;
-            return;
+            return None;
         }
     };
     let shared = Arc::new(Shared::default());
@@ -109,7 +113,7 @@ pub(crate) async fn run<K, S>(
         if let Some(pid) = pid {
             save(&endpoint, pid, &opened, &shared);
         }
-        return;
+        return None;
     }
     let user = opened.connection.handle.user().cloned();
     let serving = pid
@@ -134,19 +138,24 @@ pub(crate) async fn run<K, S>(
         inbound: Some(inbound),
         abort: None,
     };
-    session::serve(opened, transport, &endpoint.session).await;
-    if let Some(pid) = pid {
-        if !shared.said_goodbye() {
-            let saved = Saved {
-                user,
-                subscriptions: shared.subscriptions(),
-            };
-            endpoint.recovery.save(pid, saved);
+    let serve = session::serve(opened, transport, &endpoint.session);
+    // A task of its own: what the handshake held is freed, and an idle
+    // connection keeps only the session and what its end needs.
+    Some(tokio::spawn(async move {
+        serve.await;
+        if let Some(pid) = pid {
+            if !shared.said_goodbye() {
+                let saved = Saved {
+                    user,
+                    subscriptions: shared.subscriptions(),
+                };
+                endpoint.recovery.save(pid, saved);
+            }
         }
-    }
-    if let Some(serving) = serving {
-        endpoint.recovery.ended(serving);
-    }
+        if let Some(serving) = serving {
+            endpoint.recovery.ended(serving);
+        }
+    }))
 }
 
 /// Leaves a session that never started serving for recovery, as it was.

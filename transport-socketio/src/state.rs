@@ -10,8 +10,6 @@
 //! Replies the reader makes itself (to a packet core never sees) wait here
 //! for the writer.
 
-use std::collections::{HashMap, VecDeque};
-
 use parking_lot::Mutex;
 use tickcast_core::model::Filter;
 
@@ -33,16 +31,31 @@ struct Pending {
     filter: Option<Filter>,
 }
 
+/// Plain vectors, searched linearly: both are short (the subscription
+/// limit, [`MAX_PENDING`]), and an idle connection keeps no spare capacity.
 #[derive(Debug, Default)]
 struct State {
-    pending: HashMap<String, VecDeque<Pending>>,
-    pending_count: usize,
+    /// Requests in the order they were sent.
+    pending: Vec<(String, Pending)>,
     /// The connection's subscriptions, as core confirmed them.
-    active: HashMap<String, Filter>,
+    active: Vec<(String, Filter)>,
     direct: Vec<Packet>,
     /// The client left on purpose (Socket.IO DISCONNECT, Engine.IO close):
     /// nothing to recover.
     goodbye: bool,
+}
+
+impl State {
+    fn activate(&mut self, id: &str, filter: Filter) {
+        match self.active.iter_mut().find(|(held, _)| held == id) {
+            Some(entry) => entry.1 = filter,
+            None => self.active.push((id.to_owned(), filter)),
+        }
+    }
+
+    fn deactivate(&mut self, id: &str) {
+        self.active.retain(|(held, _)| held != id);
+    }
 }
 
 /// One connection's shared bookkeeping.
@@ -65,15 +78,10 @@ impl Shared {
     /// to core; false when too many are (the request is refused).
     pub(crate) fn expect(&self, id: &str, ack: Option<u64>, filter: Option<Filter>) -> bool {
         let mut state = self.state.lock();
-        if state.pending_count >= MAX_PENDING {
+        if state.pending.len() >= MAX_PENDING {
             return false;
         }
-        state.pending_count += 1;
-        state
-            .pending
-            .entry(id.to_owned())
-            .or_default()
-            .push_back(Pending { ack, filter });
+        state.pending.push((id.to_owned(), Pending { ack, filter }));
         true
     }
 
@@ -81,25 +89,17 @@ impl Shared {
     /// `unsubscribed`) or not (`error`). Returns how to send the answer.
     pub(crate) fn answered(&self, id: &str, ok: bool) -> Answer {
         let mut state = self.state.lock();
-        let state = &mut *state;
-        let Some(queue) = state.pending.get_mut(id) else {
+        let Some(at) = state.pending.iter().position(|(asked, _)| asked == id) else {
             return Answer::Event;
         };
-        let Some(pending) = queue.pop_front() else {
-            return Answer::Event;
-        };
-        if queue.is_empty() {
-            state.pending.remove(id);
+        let (_, pending) = state.pending.remove(at);
+        if state.pending.is_empty() {
+            state.pending = Vec::new();
         }
-        state.pending_count = state.pending_count.saturating_sub(1);
         if ok {
             match pending.filter {
-                Some(filter) => {
-                    state.active.insert(id.to_owned(), filter);
-                }
-                None => {
-                    state.active.remove(id);
-                }
+                Some(filter) => state.activate(id, filter),
+                None => state.deactivate(id),
             }
         }
         pending.ack.map_or(Answer::Event, Answer::Ack)
@@ -108,22 +108,17 @@ impl Shared {
     /// A subscription the client did not ask for here: restored at
     /// recovery.
     pub(crate) fn restored(&self, id: &str, filter: Filter) {
-        self.state.lock().active.insert(id.to_owned(), filter);
+        self.state.lock().activate(id, filter);
     }
 
     /// Core removed `id` without a request (a server-side unsubscribe).
     pub(crate) fn removed(&self, id: &str) {
-        self.state.lock().active.remove(id);
+        self.state.lock().deactivate(id);
     }
 
     /// The connection's subscriptions and their filters.
     pub(crate) fn subscriptions(&self) -> Vec<(String, Filter)> {
-        let state = self.state.lock();
-        state
-            .active
-            .iter()
-            .map(|(id, f)| (id.clone(), f.clone()))
-            .collect()
+        self.state.lock().active.clone()
     }
 
     /// Queues a reply for the writer; false when too many wait (a client

@@ -87,7 +87,8 @@ where
     if !matches!(sent.await, Ok(Ok(()))) {
         return;
     }
-    session::run(endpoint, sink, packets, token).await;
+    // The session goes on in a task of its own.
+    let _ = session::run(endpoint, sink, packets, token).await;
 }
 
 /// Serves a socket warp upgraded (an app that mounts the filter without
