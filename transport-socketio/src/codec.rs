@@ -29,11 +29,27 @@ use crate::state::{Answer, Shared};
 /// The Socket.IO codec of one connection.
 pub(crate) struct SioCodec {
     shared: Arc<Shared>,
+    /// Dropped with the codec, when the session ends: what must happen
+    /// then (the session left for recovery) without a task of its own
+    /// waiting for the end.
+    _on_end: Option<Box<dyn Send>>,
 }
 
 impl SioCodec {
+    #[cfg(test)]
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+        Self {
+            shared,
+            _on_end: None,
+        }
+    }
+
+    /// A codec that drops `on_end` when the session ends.
+    pub(crate) fn with_end(shared: Arc<Shared>, on_end: impl Send + 'static) -> Self {
+        Self {
+            shared,
+            _on_end: Some(Box::new(on_end)),
+        }
     }
 
     fn message(&self, message: &ServerMessage) -> Packet {

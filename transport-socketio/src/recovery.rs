@@ -21,8 +21,10 @@ use std::time::Duration;
 
 use hashlink::LinkedHashMap;
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tickcast_core::model::{Filter, UserId};
-use tokio::sync::{watch, Notify};
+
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// A disconnected session.
@@ -41,23 +43,30 @@ struct Entry {
     until: Instant,
 }
 
+/// The signals of a served session, in one allocation (a `watch` channel
+/// would cost a few hundred bytes per connection).
+#[derive(Debug, Default)]
+pub(crate) struct Signals {
+    /// Ends the session (its client came back on another connection).
+    pub kick: Notify,
+    /// Set once the session ended and was saved, then `ended` notified.
+    done: AtomicBool,
+    ended: Notify,
+}
+
 /// A session being served.
 #[derive(Debug)]
 struct Live {
     user: Option<UserId>,
-    /// Ends the session (its client came back on another connection).
-    kick: Arc<Notify>,
-    /// True once the session ended and was saved.
-    ended: watch::Receiver<bool>,
+    signals: Arc<Signals>,
 }
 
 /// A served session's registration: [`Recovery::ended`] takes it back.
 #[derive(Debug)]
 pub(crate) struct Serving {
     pid: String,
-    /// Fires when a reconnecting client takes the session over.
-    pub kick: Arc<Notify>,
-    ended: watch::Sender<bool>,
+    /// `kick` fires when a reconnecting client takes the session over.
+    pub signals: Arc<Signals>,
 }
 
 /// The store of disconnected sessions, by `pid`.
@@ -84,20 +93,17 @@ impl Recovery {
 
     /// Registers the session served under `pid` for `user`.
     pub(crate) fn serving(&self, pid: &str, user: Option<UserId>) -> Serving {
-        let kick = Arc::new(Notify::new());
-        let (ended, watched) = watch::channel(false);
+        let signals = Arc::new(Signals::default());
         self.live.lock().insert(
             pid.to_owned(),
             Live {
                 user,
-                kick: kick.clone(),
-                ended: watched,
+                signals: signals.clone(),
             },
         );
         Serving {
             pid: pid.to_owned(),
-            kick,
-            ended,
+            signals,
         }
     }
 
@@ -106,19 +112,20 @@ impl Recovery {
         let mut live = self.live.lock();
         if live
             .get(&serving.pid)
-            .is_some_and(|l| Arc::ptr_eq(&l.kick, &serving.kick))
+            .is_some_and(|l| Arc::ptr_eq(&l.signals, &serving.signals))
         {
             live.remove(&serving.pid);
         }
         drop(live);
-        let _ = serving.ended.send(true);
+        serving.signals.done.store(true, Ordering::Release);
+        serving.signals.ended.notify_waiters();
     }
 
     /// When `user`'s session `pid` is still served (its client came back
     /// before the server noticed it left), ends it and waits, at most
     /// `wait`, until it is saved.
     pub(crate) async fn take_over(&self, pid: &str, user: Option<&str>, wait: Duration) {
-        let mut ended = {
+        let signals = {
             let live = self.live.lock();
             let Some(session) = live.get(pid) else {
                 return;
@@ -126,10 +133,20 @@ impl Recovery {
             if session.user.as_deref() != user {
                 return;
             }
-            session.kick.notify_one();
-            session.ended.clone()
+            session.signals.kick.notify_one();
+            session.signals.clone()
         };
-        let _ = tokio::time::timeout(wait, ended.wait_for(|done| *done)).await;
+        let saved = async {
+            loop {
+                // Made before the check: `notify_waiters` reaches it.
+                let notified = signals.ended.notified();
+                if signals.done.load(Ordering::Acquire) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(wait, saved).await;
     }
 
     /// Whether sessions are kept at all (and clients get a `pid`).

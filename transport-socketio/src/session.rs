@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::Value;
-use tickcast_core::model::Offset;
-use tickcast_core::session::{self, Opened, Transport};
+use tickcast_core::model::{Offset, UserId};
+use tickcast_core::session::{self, Opened, SessionEnd, Transport};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::codec::SioCodec;
 use crate::packet::{connect_error_packet, connect_ok_packet, parse_sio, EngineIn, Out, SioKind};
-use crate::recovery::Saved;
+use crate::recovery::{Saved, Serving};
 use crate::state::Shared;
 use crate::{inbound, new_id, Endpoint};
 
@@ -64,7 +64,7 @@ pub(crate) async fn run<K, S>(
     mut sink: K,
     mut packets: S,
     handshake_token: Option<String>,
-) -> Option<JoinHandle<()>>
+) -> Option<JoinHandle<SessionEnd>>
 where
     K: Sink<Out> + Unpin + Send + 'static,
     K::Error: Send,
@@ -122,40 +122,64 @@ where
     let max_frame_bytes = endpoint.session.max_frame_bytes;
     let reader = shared.clone();
     // A client back on another connection ends this one: its reading stops.
-    let kick = serving.as_ref().map(|s| s.kick.clone());
+    let signals = serving.as_ref().map(|s| s.signals.clone());
     let kicked = Box::pin(async move {
-        match kick {
-            Some(kick) => kick.notified().await,
+        match signals {
+            Some(signals) => signals.kick.notified().await,
             None => std::future::pending().await,
         }
     });
     let inbound = packets
         .map(move |packet| inbound::map(&reader, max_frame_bytes, packet))
         .take_until(kicked);
+    let on_end = Ended {
+        endpoint: endpoint.clone(),
+        pid,
+        user,
+        shared: shared.clone(),
+        serving,
+    };
     let transport = Transport {
-        codec: SioCodec::new(shared.clone()),
+        codec: SioCodec::with_end(shared, on_end),
         sink,
         inbound: Some(inbound),
         abort: None,
     };
-    let serve = session::serve(opened, transport, &endpoint.session);
-    // A task of its own: what the handshake held is freed, and an idle
-    // connection keeps only the session and what its end needs.
-    Some(tokio::spawn(async move {
-        serve.await;
-        if let Some(pid) = pid {
-            if !shared.said_goodbye() {
+    // A task of its own, holding only the session: what the handshake held
+    // is freed.
+    Some(tokio::spawn(session::serve(
+        opened,
+        transport,
+        &endpoint.session,
+    )))
+}
+
+/// What a served session's end does (run when its codec is dropped): the
+/// session is left for recovery unless the client said goodbye, and a
+/// reconnecting client waiting for it is told.
+struct Ended {
+    endpoint: Arc<Endpoint>,
+    pid: Option<String>,
+    user: Option<UserId>,
+    shared: Arc<Shared>,
+    serving: Option<Serving>,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            if !self.shared.said_goodbye() {
                 let saved = Saved {
-                    user,
-                    subscriptions: shared.subscriptions(),
+                    user: self.user.take(),
+                    subscriptions: self.shared.subscriptions(),
                 };
-                endpoint.recovery.save(pid, saved);
+                self.endpoint.recovery.save(pid, saved);
             }
         }
-        if let Some(serving) = serving {
-            endpoint.recovery.ended(serving);
+        if let Some(serving) = self.serving.take() {
+            self.endpoint.recovery.ended(serving);
         }
-    }))
+    }
 }
 
 /// Leaves a session that never started serving for recovery, as it was.

@@ -49,7 +49,12 @@ impl State {
     fn activate(&mut self, id: &str, filter: Filter) {
         match self.active.iter_mut().find(|(held, _)| held == id) {
             Some(entry) => entry.1 = filter,
-            None => self.active.push((id.to_owned(), filter)),
+            None => {
+                // Exactly as long as it needs to be: it is kept as long as
+                // the connection.
+                self.active.reserve_exact(1);
+                self.active.push((id.to_owned(), filter));
+            }
         }
     }
 
