@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the tickcast binary with one cargo feature alone and checks that it
 # works: it starts, answers /health, and the feature's part answers too
-# (ws: /ws refuses a plain GET; sse: /sse streams; redis/amqp: the source
-# reaches the broker of scripts/brokers.sh, so /ready is 200).
+# (ws: /ws refuses a plain GET; sse: /sse streams; socketio: /socket.io/
+# answers an Engine.IO handshake; redis/amqp: the source reaches the broker
+# of scripts/brokers.sh, so /ready is 200).
 #
-#   scripts/feature-check.sh ws|sse|redis|amqp
+#   scripts/feature-check.sh ws|sse|socketio|redis|amqp
 set -euo pipefail
 cd "$(dirname "$0")/.."
 feature="$1"
@@ -49,6 +50,14 @@ case "$feature" in
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url/sse" || true)
     [ "$code" = 200 ] || { echo "sse: /sse answered $code"; exit 1; }
     expect_status 400 '/sse?tiers=weekly'
+    expect_status 404 /ws ;;
+  socketio)
+    body=$(curl -s --max-time 2 "$url/socket.io/?EIO=4&transport=polling" || true)
+    case "$body" in
+      '0{"'*) ;;
+      *) echo "socketio: the polling handshake answered: $body"; cat "target/feature-$feature.log"; exit 1 ;;
+    esac
+    expect_status 400 '/socket.io/?EIO=3&transport=polling'
     expect_status 404 /ws ;;
   redis|amqp)
     for _ in $(seq 1 100); do

@@ -218,6 +218,24 @@ fn since_replays_what_was_missed_then_continues_live() {
 }
 
 #[test]
+fn can_replay_says_whether_a_since_would_be_history_gone() {
+    let mut config = config();
+    config.history.capacity = 2;
+    let hub = Hub::new(config);
+    let first = hub.publish(pattern("AAPL", 0.5)).unwrap();
+    let second = hub.publish(pattern("AAPL", 0.5)).unwrap();
+    assert!(hub.can_replay(first));
+    assert!(hub.can_replay(second));
+    hub.publish(pattern("AAPL", 0.5)).unwrap();
+    hub.publish(pattern("AAPL", 0.5)).unwrap();
+    // Evicted, from another epoch, or newer than the latest.
+    assert!(!hub.can_replay(first));
+    assert!(!hub.can_replay(Offset::new(1, 1)));
+    assert!(!hub.can_replay(Offset::new(u64::MAX, 0)));
+    assert!(hub.can_replay(hub.latest_offset().unwrap()));
+}
+
+#[test]
 fn a_stale_offset_is_history_gone_and_the_subscription_stays_live() {
     let mut config = config();
     config.history.capacity = 2;

@@ -56,6 +56,8 @@ pub struct Config {
     pub http: HttpSection,
     /// Broker ingest; none by default (HTTP publish only).
     pub ingest: IngestSection,
+    /// The Socket.IO endpoint `/socket.io/` (cargo feature `socketio`).
+    pub socketio: SocketIoSection,
 }
 
 impl Default for Config {
@@ -72,6 +74,7 @@ impl Default for Config {
             api: ApiSection::default(),
             http: HttpSection::default(),
             ingest: IngestSection::default(),
+            socketio: SocketIoSection::default(),
         }
     }
 }
@@ -283,6 +286,43 @@ impl Default for HttpSection {
             write_timeout_ms: 10_000,
             max_pending_connections: None,
             allowed_origins: vec!["*".to_owned()],
+        }
+    }
+}
+
+/// `[socketio]`: the Socket.IO endpoint (Engine.IO heartbeat, payload
+/// limit, connection state recovery). Token, limits, queues and
+/// `http.allowed_origins` are those of every transport.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SocketIoSection {
+    /// Engine.IO `pingInterval`: the server pings every this many ms.
+    pub ping_interval_ms: u64,
+    /// Engine.IO `pingTimeout`: a client silent for `ping_interval_ms` +
+    /// this many ms is gone (also the deadline of its CONNECT).
+    pub ping_timeout_ms: u64,
+    /// Engine.IO `maxPayload`: the largest POST body or WebSocket message a
+    /// client may send, at most 16 x `limits.max_frame_bytes`.
+    pub max_payload_bytes: usize,
+    /// How long a disconnected session is kept for connection state
+    /// recovery, in seconds; 0 turns recovery off.
+    pub recovery_window_s: u64,
+    /// Most disconnected sessions kept (oldest dropped first); 0 turns
+    /// recovery off.
+    pub recovery_capacity: usize,
+    /// Most HTTP long-polling connections open at once.
+    pub max_polling_sessions: usize,
+}
+
+impl Default for SocketIoSection {
+    fn default() -> Self {
+        Self {
+            ping_interval_ms: 25_000,
+            ping_timeout_ms: 20_000,
+            max_payload_bytes: 64 * 1024,
+            recovery_window_s: 120,
+            recovery_capacity: 10_000,
+            max_polling_sessions: 10_000,
         }
     }
 }

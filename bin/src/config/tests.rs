@@ -108,6 +108,47 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(amqp.queue_expires_s, 3600);
     assert_eq!(amqp.queue_max_length, 1_000_000);
     assert_eq!(amqp.queue_overflow, AmqpOverflow::DropHead);
+    let sio = &config.socketio;
+    assert_eq!(sio.ping_interval_ms, 25_000);
+    assert_eq!(sio.ping_timeout_ms, 20_000);
+    assert_eq!(sio.max_payload_bytes, 65_536);
+    assert_eq!(sio.recovery_window_s, 120);
+    assert_eq!(sio.recovery_capacity, 10_000);
+    assert_eq!(sio.max_polling_sessions, 10_000);
+}
+
+#[test]
+fn socketio_keys_load_and_validate() {
+    let config = load_env(&[
+        ("TICKCAST_SOCKETIO__PING_INTERVAL_MS", "5000"),
+        ("TICKCAST_SOCKETIO__RECOVERY_WINDOW_S", "0"),
+    ])
+    .config;
+    assert_eq!(config.socketio.ping_interval_ms, 5000);
+    assert_eq!(config.socketio.recovery_window_s, 0);
+    assert!(config.validate().is_ok());
+    let file = TempFile::new(
+        "socketio",
+        r#"
+        [limits]
+        max_frame_bytes = 1024
+        [socketio]
+        ping_interval_ms = 0
+        ping_timeout_ms = 0
+        max_payload_bytes = 16385
+        max_polling_sessions = 0
+        "#,
+    );
+    let text = error_text(load_with(Some(file.path()), &[], Overrides::default()));
+    for key in [
+        "`socketio.ping_interval_ms`",
+        "`socketio.ping_timeout_ms`",
+        "`socketio.max_payload_bytes`",
+        "`socketio.max_polling_sessions`",
+    ] {
+        assert!(text.contains(key), "{key} not in {text}");
+    }
+    assert!(text.contains("16384"), "{text}");
 }
 
 /// `[ingest.redis] cluster` seeds and `stream_shards` load from a file and

@@ -153,6 +153,30 @@ impl Config {
             checks.at_least("http.max_pending_connections", max as u64, 1);
         }
         checks.origins("http.allowed_origins", &h.allowed_origins);
+
+        let sio = &self.socketio;
+        checks.at_least("socketio.ping_interval_ms", sio.ping_interval_ms, 1);
+        checks.at_least("socketio.ping_timeout_ms", sio.ping_timeout_ms, 1);
+        checks.at_least(
+            "socketio.max_payload_bytes",
+            sio.max_payload_bytes as u64,
+            1024,
+        );
+        let hard_limit = l.max_frame_bytes.saturating_mul(16);
+        if sio.max_payload_bytes > hard_limit {
+            checks.fail(
+                "socketio.max_payload_bytes",
+                format!(
+                    "must be at most 16 x limits.max_frame_bytes = {hard_limit} (got {})",
+                    sio.max_payload_bytes
+                ),
+            );
+        }
+        checks.at_least(
+            "socketio.max_polling_sessions",
+            sio.max_polling_sessions as u64,
+            1,
+        );
         checks.origins("api.cors_origins", &self.api.cors_origins);
 
         checks.at_least("history.max_age_s", self.history.max_age_s, 1);

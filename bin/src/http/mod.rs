@@ -130,9 +130,40 @@ pub fn mount_transports(
         ))
         .unify()
         .boxed();
-    #[cfg(not(any(feature = "ws", feature = "sse")))]
+    #[cfg(feature = "socketio")]
+    let routes = routes
+        .or(tickcast_transport_socketio::socketio_route(
+            state.hub.clone(),
+            socketio_config(state),
+        ))
+        .unify()
+        .boxed();
+    #[cfg(not(any(feature = "ws", feature = "sse", feature = "socketio")))]
     let _ = state;
     routes
+}
+
+/// The Socket.IO endpoint's settings from the configuration (`[socketio]`,
+/// and what every transport shares).
+#[cfg(feature = "socketio")]
+fn socketio_config(state: &AppState) -> tickcast_transport_socketio::SocketIoConfig {
+    use std::time::Duration;
+    let sio = &state.config.socketio;
+    let mut config = tickcast_transport_socketio::SocketIoConfig {
+        allowed_origins: state.config.transport_origins(),
+        ping_timeout: Duration::from_millis(sio.ping_timeout_ms),
+        max_payload: sio.max_payload_bytes,
+        recovery_window: Duration::from_secs(sio.recovery_window_s),
+        recovery_capacity: sio.recovery_capacity,
+        max_polling_sessions: sio.max_polling_sessions,
+        body_timeout: Duration::from_millis(state.config.http.body_timeout_ms),
+        ..tickcast_transport_socketio::SocketIoConfig::default()
+    };
+    config.session.ping_interval = Duration::from_millis(sio.ping_interval_ms);
+    config.session.max_frame_bytes = state.config.limits.max_frame_bytes;
+    config.session.auth = state.auth.clone();
+    config.session.write_timeout = state.config.write_timeout();
+    config
 }
 
 /// The SSE endpoint's settings from the configuration (the `/sse` filter's

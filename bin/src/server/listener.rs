@@ -19,7 +19,8 @@
 //!   and the connection is dropped here, since hyper, blocked on the full
 //!   socket, would never poll the stream again.
 //! - With the `ws` feature every request first passes the WebSocket
-//!   transport's lean upgrade path.
+//!   transport's lean upgrade path (with `socketio`, upgrades to
+//!   `/socket.io/` pass Socket.IO's instead).
 //! - With the `sse` feature a connection whose first request is
 //!   `GET /sse` (HTTP/1.x, the path exactly, with or without a query) never
 //!   reaches hyper: [`LeanSse`](tickcast_transport_sse::LeanSse) reads its
@@ -334,11 +335,17 @@ fn arrived(waiting: &Waiting) {
     }
 }
 
-/// With the `ws` feature, moves a WebSocket upgrade onto the transport's
-/// lean path (small buffers per connection).
+/// With the `ws` or `socketio` feature, moves a WebSocket upgrade onto the
+/// transport's lean path (small buffers per connection): `/socket.io/`'s
+/// to Socket.IO's, any other to the WebSocket transport's.
 fn lean_upgrade<B>(
-    #[cfg_attr(not(feature = "ws"), allow(unused_mut))] mut request: warp::http::Request<B>,
+    #[cfg_attr(not(any(feature = "ws", feature = "socketio")), allow(unused_mut))]
+    mut request: warp::http::Request<B>,
 ) -> warp::http::Request<B> {
+    #[cfg(feature = "socketio")]
+    if tickcast_transport_socketio::prepare_upgrade(&mut request) {
+        return request;
+    }
     #[cfg(feature = "ws")]
     tickcast_transport_ws::prepare_upgrade(&mut request);
     request

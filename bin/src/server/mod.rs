@@ -124,10 +124,11 @@ where
         node_id = %config.node_id,
         auth = auth.is_some(),
         publish = PublishAccess::of(&config).describe(),
-        "tickcast {} listening: GET / (demo page), {}{}POST /api/publish, GET /health /ready /metrics /api/stats",
+        "tickcast {} listening: GET / (demo page), {}{}{}POST /api/publish, GET /health /ready /metrics /api/stats",
         env!("CARGO_PKG_VERSION"),
         if cfg!(feature = "ws") { "GET /ws (WebSocket), " } else { "" },
         if cfg!(feature = "sse") { "GET /sse (Server-Sent Events), " } else { "" },
+        if cfg!(feature = "socketio") { "/socket.io/ (Socket.IO), " } else { "" },
     );
     let brokers = Brokers::start(&config, &hub)?;
     let state = AppState::new(hub.clone(), config, auth, brokers.publisher.clone());

@@ -486,6 +486,16 @@ impl Hub {
         self.inner.sequencer.lock().history.latest()
     }
 
+    /// True when a subscribe with `since` would replay the history after
+    /// it completely now (no `history_gone`): what a transport checks
+    /// before telling a reconnecting client its session was recovered.
+    pub fn can_replay(&self, since: Offset) -> bool {
+        let mut seq = self.inner.sequencer.lock();
+        seq.history.expire(Instant::now());
+        let complete = seq.history.since(since).is_ok();
+        complete
+    }
+
     /// Stops accepting connections and events and closes every connection
     /// after its queued frames are sent (close 1001).
     pub fn shutdown(&self) {
