@@ -3,7 +3,8 @@
 // exactly as its filter selects them, over the default transports (HTTP
 // long-polling, then the upgrade to WebSocket) and over WebSocket only, and
 // a forced reconnect while publishing is recovered (`socket.recovered`)
-// with nothing missing and nothing duplicated.
+// with nothing missing and nothing duplicated; the same in headless
+// Chromium, with the client's browser bundle on a page of another origin.
 //
 // The server binary: $TICKCAST_TEST_BIN, else ../../target/debug/tickcast
 // (build it first: `cargo build -p tickcast`).
@@ -12,10 +13,12 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { io } from "socket.io-client";
+import { chromiumOrSkip, openPage } from "./browser.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
@@ -241,4 +244,77 @@ test("default transports: a forced reconnect after the upgrade is recovered too"
   assert.deepEqual(reconnects, [true]);
   assert.deepEqual(offsets, wanted, "nothing missing, nothing twice, in order");
   socket.close();
+});
+
+/// A page on an origin of its own that loads the socket.io-client browser
+/// bundle and subscribes through it; what it receives is in `window`.
+function servePage() {
+  const bundle = readFileSync(
+    path.join(here, "node_modules/socket.io-client/dist/socket.io.min.js"),
+  );
+  const page = `<!doctype html><meta charset="utf-8"><title>socket.io-client</title>
+<script src="/socket.io.min.js"></script>
+<script>
+  window.offsets = [];
+  window.reconnects = [];
+  const socket = io(${JSON.stringify(base)}, { reconnectionDelay: 50, reconnectionDelayMax: 100 });
+  window.socket = socket;
+  socket.onAny((name, object) => {
+    if (object && object.type === "event" && name === object.event_type) {
+      window.offsets.push(object.offset);
+    }
+  });
+  socket.on("connect", async () => {
+    window.reconnects.push(socket.recovered);
+    if (!window.subscribed) {
+      window.subscribed = await socket
+        .timeout(20000)
+        .emitWithAck("subscribe", { id: "s1", filter: ${JSON.stringify(FILTER)} });
+    }
+  });
+</script>`;
+  const http = createServer((request, response) => {
+    if (request.url === "/socket.io.min.js") {
+      response.writeHead(200, { "content-type": "text/javascript" });
+      response.end(bundle);
+    } else {
+      response.writeHead(200, { "content-type": "text/html" });
+      response.end(page);
+    }
+  });
+  return new Promise((resolve) => {
+    http.listen(0, "127.0.0.1", () => resolve(http));
+  });
+}
+
+test("headless Chromium: polling then upgrade, a forced reconnect recovered", async (t) => {
+  if (!chromiumOrSkip(t)) return;
+  const http = await servePage();
+  const browser = await openPage(`http://127.0.0.1:${http.address().port}/`, WAIT_MS);
+  const page = (expression) => browser.evaluate(expression);
+  const poll = async (expression, what) => {
+    const deadline = Date.now() + WAIT_MS;
+    while (!(await page(expression))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  try {
+    await poll(
+      "window.subscribed?.type === 'subscribed' && socket.io.engine.transport.name === 'websocket'",
+      "the subscription and the upgrade from polling",
+    );
+    const publishing = publish(fixtures(2000), 10);
+    await poll("window.offsets.length >= 30", "30 events");
+    await page("socket.io.engine.close(), true");
+    await poll("window.reconnects.length === 2", "the reconnect");
+    const wanted = await publishing;
+    await poll(`window.offsets.length >= ${wanted.length}`, `${wanted.length} events`);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(await page("window.reconnects"), [false, true], "recovered");
+    assert.deepEqual(await page("window.offsets"), wanted, "nothing missing, nothing twice");
+  } finally {
+    browser.close();
+    http.close();
+  }
 });
