@@ -60,18 +60,10 @@ pub(crate) fn origin_refusal(
     origin: Option<&HeaderValue>,
 ) -> Option<Response> {
     let origin = origin.map(|v| String::from_utf8_lossy(v.as_bytes()));
-    if allowed.allows(origin.as_deref()) {
-        return None;
-    }
-    let shown: String = origin
-        .as_deref()
-        .unwrap_or_default()
-        .chars()
-        .take(128)
-        .collect();
+    let message = allowed.refusal(origin.as_deref())?;
     let body = serde_json::json!({
         "error": ErrorCode::Forbidden.as_str(),
-        "message": format!("origin {shown} is not allowed"),
+        "message": message,
     });
     Some(warp::reply::with_status(warp::reply::json(&body), StatusCode::FORBIDDEN).into_response())
 }

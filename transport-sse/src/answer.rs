@@ -111,12 +111,11 @@ fn admit(
     raw_query: &str,
     headers: &HeaderMap,
 ) -> Result<Opened, HttpError> {
-    if !config.allowed_origins.allows(origin) {
-        let shown: String = origin.unwrap_or_default().chars().take(128).collect();
+    if let Some(message) = config.allowed_origins.refusal(origin) {
         return Err(HttpError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::Forbidden.as_str(),
-            format!("origin {shown} is not allowed"),
+            message,
         ));
     }
     if raw_query.len() > config.max_query_bytes {

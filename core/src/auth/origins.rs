@@ -138,6 +138,17 @@ impl AllowedOrigins {
         }
     }
 
+    /// Why a request with this `Origin` is refused (the message every
+    /// transport's 403 carries, the origin cut to 128 characters); `None`
+    /// when it may be served.
+    pub fn refusal(&self, origin: Option<&str>) -> Option<String> {
+        if self.allows(origin) {
+            return None;
+        }
+        let shown: String = origin.unwrap_or_default().chars().take(128).collect();
+        Some(format!("origin {shown} is not allowed"))
+    }
+
     /// The origin to echo in `Access-Control-Allow-Origin`: the request's
     /// normalized origin when it is listed; `None` for [`AllowedOrigins::Any`]
     /// (which grants no cross-origin reads by itself), a missing header or
@@ -169,6 +180,24 @@ impl From<AllowedOrigins> for Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_names_the_origin_cut_to_128_characters() {
+        let list = AllowedOrigins::List(vec!["https://a.example".parse().unwrap()]);
+        assert_eq!(list.refusal(Some("https://a.example")), None);
+        assert_eq!(list.refusal(None), None);
+        assert_eq!(
+            list.refusal(Some("https://b.example")).as_deref(),
+            Some("origin https://b.example is not allowed")
+        );
+        let long = "x".repeat(300);
+        let message = list.refusal(Some(&long)).unwrap();
+        assert_eq!(
+            message,
+            format!("origin {} is not allowed", "x".repeat(128))
+        );
+        assert_eq!(AllowedOrigins::Any.refusal(Some("null")), None);
+    }
 
     #[test]
     fn origins_normalize_scheme_host_and_default_ports() {
