@@ -18,6 +18,7 @@ use tickcast_benches::latency::LatencySummary;
 use tickcast_benches::population::PopulationSpec;
 use tickcast_benches::universe::PROBE_SYMBOL;
 use tickcast_core::index::{InvertedIndex, SubscriptionIndex};
+use tickcast_core::model::schema::tickstock;
 use tickcast_core::model::{Event, Filter, Subscription};
 
 /// The pattern of every benched event.
@@ -123,13 +124,12 @@ fn insert_remove(c: &mut Criterion, spec: &PopulationSpec, index: &mut InvertedI
     let template = spec.subscriptions().next().expect("a population");
     let mut sub = Some(Subscription {
         id: "s-bench".into(),
-        filter: Filter {
-            symbols: vec![
-                universe.hottest().to_owned(),
-                universe.symbol(42).to_owned(),
-            ],
-            ..Default::default()
-        },
+        filter: tickstock::schema()
+            .criteria(
+                &Filter::new().values("symbols", [universe.hottest(), universe.symbol(42)]),
+                16,
+            )
+            .expect("a valid filter"),
         ..template
     });
     c.bench_function("index/insert_remove", |b| {

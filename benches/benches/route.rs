@@ -23,7 +23,11 @@ const STREAM_LEN: usize = 50_000;
 const STREAM_SEED: u64 = 7;
 
 fn router(spec: &PopulationSpec, cache: CacheConfig) -> IndexRouter<InvertedIndex> {
-    let router = IndexRouter::new(InvertedIndex::new(), RoutingRules::default(), cache);
+    let router = IndexRouter::new(
+        InvertedIndex::new(&tickcast_core::model::schema::tickstock::schema()),
+        RoutingRules::default(),
+        cache,
+    );
     for sub in spec.subscriptions() {
         router.subscribe(sub);
     }

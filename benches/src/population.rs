@@ -21,8 +21,9 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use tickcast_core::index::{InvertedIndex, SubscriptionIndex};
+use tickcast_core::model::schema::tickstock::{self, TickStockFilter};
 use tickcast_core::model::{
-    ConnId, Filter, MarketRegime, Priority, Subscription, Tier, UserId, DEFAULT_MAX_VALUES_PER_LIST,
+    ConnId, MarketRegime, Priority, Subscription, Tier, UserId, DEFAULT_MAX_VALUES_PER_LIST,
 };
 
 use crate::universe::{SymbolUniverse, PATTERNS, PROBE_SYMBOL};
@@ -114,7 +115,7 @@ impl PopulationSpec {
 
     /// An [`InvertedIndex`] holding the whole population.
     pub fn build_index(&self) -> InvertedIndex {
-        let mut index = InvertedIndex::new();
+        let mut index = InvertedIndex::new(&tickstock::schema());
         for sub in self.subscriptions() {
             index.insert(sub);
         }
@@ -147,19 +148,19 @@ impl Subscriptions {
         }
     }
 
-    fn subscription(&mut self, user: usize, id: String, filter: Filter) -> Subscription {
+    fn subscription(&mut self, user: usize, id: String, filter: TickStockFilter) -> Subscription {
         Subscription {
             conn: ConnId(user as u64),
             user: Some(self.user_id(user)),
             id: id.into(),
-            filter: filter
-                .normalized(DEFAULT_MAX_VALUES_PER_LIST)
+            filter: tickstock::schema()
+                .criteria(&filter.into(), DEFAULT_MAX_VALUES_PER_LIST)
                 .expect("generated filters are valid"),
-            allowed_tiers: None,
+            entitled: None,
         }
     }
 
-    fn filter(&mut self) -> Filter {
+    fn filter(&mut self) -> TickStockFilter {
         let spec = &self.spec;
         let rng = &mut self.rng;
         let kind: f64 = rng.random();
@@ -190,9 +191,9 @@ impl Iterator for Subscriptions {
         }
         // Probes: spread evenly over the users.
         let user = (n - regular) * self.spec.users / self.spec.probe_audience;
-        let filter = Filter {
+        let filter = TickStockFilter {
             symbols: vec![PROBE_SYMBOL.to_owned()],
-            ..Filter::default()
+            ..TickStockFilter::default()
         };
         Some(self.subscription(user, "probe".to_owned(), filter))
     }
@@ -209,26 +210,26 @@ impl ExactSizeIterator for Subscriptions {}
 /// broad subscriptions: a confidence floor of 0.7 or more, and a priority
 /// floor (high or critical) on a quarter of them. Public so that
 /// `tickcast-load` draws the same shapes.
-pub fn pattern_only<R: Rng + ?Sized>(rng: &mut R) -> Filter {
+pub fn pattern_only<R: Rng + ?Sized>(rng: &mut R) -> TickStockFilter {
     let patterns = some_of(rng, &PATTERNS, 1..=3);
     broad(
         rng,
-        Filter {
+        TickStockFilter {
             patterns: patterns.into_iter().map(String::from).collect(),
-            ..Filter::default()
+            ..TickStockFilter::default()
         },
     )
 }
 
 /// A broad subscription on 1 or 2 tiers (no symbol, no pattern), with the
 /// floors of broad subscriptions (see [`pattern_only`]).
-pub fn tier_only<R: Rng + ?Sized>(rng: &mut R) -> Filter {
+pub fn tier_only<R: Rng + ?Sized>(rng: &mut R) -> TickStockFilter {
     let tiers = some_of(rng, &Tier::ALL, 1..=2);
     broad(
         rng,
-        Filter {
+        TickStockFilter {
             tiers,
-            ..Filter::default()
+            ..TickStockFilter::default()
         },
     )
 }
@@ -236,7 +237,7 @@ pub fn tier_only<R: Rng + ?Sized>(rng: &mut R) -> Filter {
 /// A watchlist subscription: 1 to 3 symbols (50/30/20 %), narrowed by
 /// patterns (25 %), tiers (30 %), market regimes (5 %), a confidence floor
 /// (30 %) or a priority floor (3 %).
-pub fn watchlist<R: Rng + ?Sized>(rng: &mut R, universe: &SymbolUniverse) -> Filter {
+pub fn watchlist<R: Rng + ?Sized>(rng: &mut R, universe: &SymbolUniverse) -> TickStockFilter {
     let count = match rng.random_range(0..10) {
         0..5 => 1,
         5..8 => 2,
@@ -269,27 +270,27 @@ pub fn watchlist<R: Rng + ?Sized>(rng: &mut R, universe: &SymbolUniverse) -> Fil
     let min_priority = rng
         .random_bool(0.03)
         .then(|| *Priority::ALL[1..].choose(rng).expect("non-empty"));
-    Filter {
+    TickStockFilter {
         symbols,
         patterns,
         tiers,
         market_regimes,
         min_confidence,
         min_priority,
-        ..Filter::default()
+        ..TickStockFilter::default()
     }
 }
 
 /// Adds a broad subscription's floors: always a confidence floor of 0.7 or
 /// more, and a priority floor (high or critical) on a quarter of them.
-fn broad<R: Rng + ?Sized>(rng: &mut R, filter: Filter) -> Filter {
+fn broad<R: Rng + ?Sized>(rng: &mut R, filter: TickStockFilter) -> TickStockFilter {
     let min_confidence = Some(*BROAD_CONFIDENCE_FLOORS.choose(rng).expect("non-empty"));
     let min_priority = rng.random_bool(0.25).then(|| {
         *[Priority::High, Priority::Critical]
             .choose(rng)
             .expect("non-empty")
     });
-    Filter {
+    TickStockFilter {
         min_confidence,
         min_priority,
         ..filter

@@ -129,7 +129,7 @@ impl MetricsExporter {
                     counter!(
                         "tickcast_ingest_rejected_total",
                         "source" => name.clone(),
-                        "reason" => *reason
+                        "reason" => reason.to_string()
                     )
                     .absolute(*count);
                 }

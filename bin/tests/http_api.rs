@@ -179,7 +179,7 @@ async fn every_bad_fixture_is_refused_and_counted_under_its_reason() {
         let reason =
             match Event::from_json(Bytes::from(event.raw.clone()), Some(&event.channel), max) {
                 Ok(_) => panic!("fixture {:?} decodes", event.why),
-                Err(error) => error.reason(),
+                Err(error) => error.reason().to_owned(),
             };
         let path = format!("/api/publish?channel={}", event.channel);
         let answer = server.post(&path, event.raw.clone()).await;

@@ -323,7 +323,7 @@ fn limits_and_entitlements_are_enforced() {
     config.limits.max_subscriptions_per_connection = 2;
     let hub = Hub::new(config);
     let limits = ConnectionLimits {
-        allowed_tiers: Some(vec![tickcast_core::model::Tier::Daily]),
+        entitled: hub.config().schema.entitled(&["daily".into()]).unwrap(),
         ..hub.default_limits()
     };
     let mut c1 = hub.connect(Some("u".into()), limits.clone()).unwrap();

@@ -105,7 +105,7 @@ fn unsubscribe_user_removes_it_everywhere() {
 fn a_connection_not_entitled_to_the_tiers_gets_an_error_and_others_still_subscribe() {
     let hub = hub();
     let limits = ConnectionLimits {
-        allowed_tiers: Some(vec![Tier::Daily]),
+        entitled: Some(1 << Tier::Daily as u8),
         ..hub.default_limits()
     };
     let mut limited = hub.connect(Some(user("u1")), limits).unwrap();

@@ -58,6 +58,7 @@ pub(crate) fn content_type_of(body: &[u8]) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tickcast_core::model::schema::tickstock::TickStockEvent as _;
 
     const MAX: usize = 1 << 20;
     const PATTERNS: &str = "tickstock.events.patterns";

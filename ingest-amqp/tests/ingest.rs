@@ -70,9 +70,9 @@ async fn fixtures_are_delivered_in_order_and_bad_ones_dead_lettered() {
     .await;
     let stats = counters.snapshot();
     assert_eq!(stats.accepted, GOOD as u64);
-    let mut reasons: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut reasons: BTreeMap<Box<str>, u64> = BTreeMap::new();
     for bad in &bad {
-        *reasons.entry(bad.expected_reason()).or_default() += 1;
+        *reasons.entry(bad.expected_reason().into()).or_default() += 1;
     }
     assert_eq!(stats.rejected, reasons);
     assert!(stats.connected);

@@ -103,7 +103,7 @@ impl Default for RedisConfig {
             url: "redis://127.0.0.1:6379".to_owned(),
             cluster: Vec::new(),
             mode: RedisMode::PubSub,
-            channels: tickcast_core::model::KNOWN_CHANNELS
+            channels: tickcast_core::model::schema::tickstock::KNOWN_CHANNELS
                 .iter()
                 .map(|(channel, _)| (*channel).to_owned())
                 .collect(),

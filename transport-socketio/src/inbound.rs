@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(op["since"], "1-2");
         assert_eq!(op["filter"]["symbols"][0], "AAPL");
         assert_eq!(shared.answered("s1", true), crate::state::Answer::Ack(3));
-        assert_eq!(shared.subscriptions()[0].1.symbols, vec!["AAPL"]);
+        assert_eq!(shared.subscriptions()[0].1.list("symbols"), ["AAPL"]);
     }
 
     #[test]

@@ -128,7 +128,7 @@ fn admit(
             ),
         ));
     }
-    let query = SseQuery::parse(raw_query)?;
+    let query = SseQuery::parse(raw_query, &hub.config().schema)?;
     let since = match header_str(headers, "last-event-id")? {
         Some(value) if !value.trim().is_empty() => Some(query::parse_offset(value)?),
         _ => query.last_event_id,

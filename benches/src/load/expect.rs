@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
+use tickcast_core::model::schema::tickstock::TickStockEvent;
 use tickcast_core::model::Event;
 
 use super::filters::Filters;
@@ -49,10 +50,11 @@ impl Audience {
                 }
                 subscriptions += 1;
                 let entry = (conn as u32, (first + k) as u32);
-                if filter.symbols.is_empty() {
+                let symbols = filter.list("symbols");
+                if symbols.is_empty() {
                     any_symbol.push(entry);
                 }
-                for symbol in &filter.symbols {
+                for symbol in symbols {
                     by_symbol
                         .entry(symbol.to_uppercase().into_boxed_str())
                         .or_default()
@@ -240,7 +242,13 @@ mod tests {
             let event = detection.to_event();
             audience.recipients(&event, &mut out);
             let brute: Vec<u32> = (0..400u32)
-                .filter(|&c| c != 3 && filters.of(c as usize).iter().any(|f| f.matches(&event)))
+                .filter(|&c| {
+                    c != 3
+                        && filters
+                            .criteria_of(c as usize)
+                            .iter()
+                            .any(|f| f.matches(&event))
+                })
                 .collect();
             let mut sorted = out.clone();
             sorted.sort_unstable();
@@ -249,9 +257,10 @@ mod tests {
         let mut rare = PatternDetection::new("NOBODY", "Doji");
         rare.tier = Tier::Combo;
         audience.recipients(&rare.to_event(), &mut out);
-        assert!(out
+        assert!(out.iter().all(|&c| filters
+            .of(c as usize)
             .iter()
-            .all(|&c| filters.of(c as usize).iter().any(|f| f.symbols.is_empty())));
+            .any(|f| f.list("symbols").is_empty())));
     }
 
     #[test]

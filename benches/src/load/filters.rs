@@ -3,7 +3,9 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tickcast_core::model::{Filter, DEFAULT_MAX_VALUES_PER_LIST, PATTERN_DETECTED};
+use tickcast_core::model::schema::tickstock::{self, TickStockFilter, PATTERN_DETECTED};
+use tickcast_core::model::schema::Criteria;
+use tickcast_core::model::{Filter, DEFAULT_MAX_VALUES_PER_LIST};
 
 use super::scenario::Scenario;
 use crate::population::{pattern_only, tier_only, watchlist};
@@ -14,6 +16,8 @@ use crate::universe::SymbolUniverse;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filters {
     all: Vec<Filter>,
+    /// `all` resolved with TickStock's schema: the oracle's semantics.
+    criteria: Vec<Criteria>,
     starts: Vec<u32>,
 }
 
@@ -31,12 +35,13 @@ impl Filters {
         let count = scenario.connections.count;
         let mut all = Vec::with_capacity(count * (min + max) / 2);
         let mut starts = Vec::with_capacity(count + 1);
+        let schema = tickstock::schema();
         for _ in 0..count {
             starts.push(all.len() as u32);
             let subs = rng.random_range(min..=max);
             for k in 0..subs {
                 if k == 0 && f.firehose_first {
-                    all.push(firehose());
+                    all.push(Filter::from(firehose()));
                     continue;
                 }
                 let mut pick = rng.random::<f64>() * total;
@@ -54,15 +59,23 @@ impl Filters {
                     2 => tier_only(&mut rng),
                     _ => firehose(),
                 };
-                all.push(
-                    filter
-                        .normalized(DEFAULT_MAX_VALUES_PER_LIST)
-                        .expect("generated filters are valid"),
-                );
+                all.push(Filter::from(filter));
             }
         }
         starts.push(all.len() as u32);
-        Self { all, starts }
+        let criteria = all
+            .iter()
+            .map(|f| {
+                schema
+                    .criteria(f, DEFAULT_MAX_VALUES_PER_LIST)
+                    .expect("generated filters are valid")
+            })
+            .collect();
+        Self {
+            all,
+            criteria,
+            starts,
+        }
     }
 
     /// Number of connections.
@@ -90,9 +103,14 @@ impl Filters {
         self.starts[conn] as usize
     }
 
-    /// A subscription by its index in the flat list.
-    pub fn get(&self, index: usize) -> &Filter {
-        &self.all[index]
+    /// The criteria of connection `conn`'s subscriptions, `s0` first.
+    pub fn criteria_of(&self, conn: usize) -> &[Criteria] {
+        &self.criteria[self.starts[conn] as usize..self.starts[conn + 1] as usize]
+    }
+
+    /// A subscription's criteria by its index in the flat list.
+    pub fn get(&self, index: usize) -> &Criteria {
+        &self.criteria[index]
     }
 
     /// The `subscribe` frame of subscription `k` of connection `conn`.
@@ -103,10 +121,10 @@ impl Filters {
 }
 
 /// Every pattern detection.
-fn firehose() -> Filter {
-    Filter {
+fn firehose() -> TickStockFilter {
+    TickStockFilter {
         event_types: vec![PATTERN_DETECTED.to_owned()],
-        ..Filter::default()
+        ..TickStockFilter::default()
     }
 }
 
@@ -130,7 +148,7 @@ mod tests {
         assert!(a
             .of(0)
             .iter()
-            .all(|f| !f.tiers.is_empty() && f.symbols.is_empty()));
+            .all(|f| !f.list("tiers").is_empty() && f.list("symbols").is_empty()));
         let op: serde_json::Value = serde_json::from_str(&a.subscribe_op(7, 1)).unwrap();
         assert_eq!(op["op"], "subscribe");
         assert_eq!(op["id"], "s1");

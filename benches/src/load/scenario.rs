@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tickcast_core::model::PATTERN_DETECTED;
+use tickcast_core::model::schema::tickstock::{self, PATTERN_DETECTED};
 
 use super::LoadError;
 
@@ -383,7 +383,8 @@ impl Scenario {
         if p.channel.is_empty() {
             return Err("publish.channel must not be empty".into());
         }
-        if tickcast_core::model::event_type_for_channel(&p.channel)
+        if tickstock::schema()
+            .event_type_for_channel(&p.channel)
             .is_some_and(|t| t != PATTERN_DETECTED)
         {
             return Err(format!(

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use tickcast_core::model::Filter;
+use tickcast_core::model::{Filter, FilterValue};
 use tokio::net::TcpStream;
 
 /// An open SSE response: its body, and what was read but not yet split
@@ -114,32 +114,16 @@ impl SseStream {
 /// The query of a filter: lists comma-separated, as `/sse` reads them.
 fn query(id: &str, filter: &Filter) -> String {
     let mut q = format!("id={}", encode(id));
-    let mut list = |key: &str, values: Vec<String>| {
-        if !values.is_empty() {
-            let joined: Vec<String> = values.iter().map(|v| encode(v)).collect();
-            let _ = write!(q, "&{key}={}", joined.join(","));
-        }
-    };
-    list("event_types", filter.event_types.clone());
-    list(
-        "tiers",
-        filter.tiers.iter().map(|t| t.as_str().to_owned()).collect(),
-    );
-    list("symbols", filter.symbols.clone());
-    list("patterns", filter.patterns.clone());
-    list(
-        "market_regimes",
-        filter
-            .market_regimes
-            .iter()
-            .map(|r| r.as_str().to_owned())
-            .collect(),
-    );
-    if let Some(c) = filter.min_confidence {
-        let _ = write!(q, "&min_confidence={c}");
-    }
-    if let Some(p) = filter.min_priority {
-        let _ = write!(q, "&min_priority={}", p.as_str());
+    for (key, value) in filter.iter() {
+        let _ = match value {
+            FilterValue::Values(values) if values.is_empty() => Ok(()),
+            FilterValue::Values(values) => {
+                let joined: Vec<String> = values.iter().map(|v| encode(v)).collect();
+                write!(q, "&{key}={}", joined.join(","))
+            }
+            FilterValue::Number(n) => write!(q, "&{key}={n}"),
+            FilterValue::Text(t) => write!(q, "&{key}={}", encode(t)),
+        };
     }
     q
 }

@@ -28,6 +28,8 @@ impl Config {
             .as_ref()
             .is_some_and(|r| r.mode == RedisMode::Streams);
         HubConfig {
+            // `validate` refused a schema that does not build.
+            schema: self.schema().unwrap_or_else(|_| defaults.schema.clone()),
             queue: QueueSettings {
                 capacity: d.queue_capacity,
                 capacity_bytes: d.queue_capacity_bytes,

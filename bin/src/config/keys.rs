@@ -110,5 +110,6 @@ pub(crate) fn populated() -> Config {
         queue: Some(String::new()),
         ..AmqpIngest::default()
     });
+    config.schema = Some(tickcast_core::model::schema::tickstock::declaration());
     config
 }

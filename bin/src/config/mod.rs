@@ -25,7 +25,9 @@ pub use warning::ConfigWarning;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use tickcast_core::model::{DEFAULT_MAX_BODY_BYTES, KNOWN_CHANNELS};
+use tickcast_core::model::schema::tickstock::KNOWN_CHANNELS;
+use tickcast_core::model::schema::{tickstock, Schema, SchemaDecl, SchemaError};
+use tickcast_core::model::DEFAULT_MAX_BODY_BYTES;
 use tickcast_core::routing::RoutingRules;
 
 /// The whole configuration. `Config::default()` is what tickcast runs with
@@ -58,6 +60,10 @@ pub struct Config {
     pub ingest: IngestSection,
     /// The Socket.IO endpoint `/socket.io/` (cargo feature `socketio`).
     pub socketio: SocketIoSection,
+    /// The event schema: the dimensions filters may constrain. Absent:
+    /// TickStock's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaDecl>,
 }
 
 impl Default for Config {
@@ -75,6 +81,17 @@ impl Default for Config {
             http: HttpSection::default(),
             ingest: IngestSection::default(),
             socketio: SocketIoSection::default(),
+            schema: None,
+        }
+    }
+}
+
+impl Config {
+    /// The schema the hub serves: the `[schema]` section, else TickStock's.
+    pub fn schema(&self) -> Result<std::sync::Arc<Schema>, SchemaError> {
+        match &self.schema {
+            Some(decl) => decl.build(),
+            None => Ok(tickstock::schema()),
         }
     }
 }

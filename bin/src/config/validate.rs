@@ -89,6 +89,9 @@ impl Config {
         if let Err(invalid) = self.listen_addr() {
             checks.0.push(invalid);
         }
+        if let Err(e) = self.schema() {
+            checks.fail("schema", e.to_string());
+        }
         checks.token("node_id", &self.node_id);
         if self.node_id.len() > MAX_NODE_ID_BYTES {
             checks.fail(

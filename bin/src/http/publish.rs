@@ -16,6 +16,7 @@
 //! `[ingest] dedup_window_s`; published straight to this node's hub, a
 //! repeat answers 202 with the first one's offset (`duplicates` counts it).
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tickcast_core::hub::PublishError;
 use tickcast_core::ingest::{BrokerError, BrokerPublisher, Outgoing, SourceCounters};
-use tickcast_core::model::{channel_for_event_type, DecodeError, Event, KNOWN_CHANNELS};
+use tickcast_core::model::schema::Schema;
+use tickcast_core::model::{DecodeError, Event};
 use tickcast_core::Hub;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -210,7 +212,7 @@ struct ItemError {
     /// What is wrong.
     error: String,
     /// Stable code ([`DecodeError::reason`], or `shutting_down`).
-    reason: &'static str,
+    reason: Cow<'static, str>,
 }
 
 impl Publisher {
@@ -320,7 +322,7 @@ impl Publisher {
                     good.push(event);
                     items.push(None);
                 }
-                Err(e) => items.push(Some((e.to_string(), e.reason()))),
+                Err(e) => items.push(Some((e.to_string(), Cow::Owned(e.reason().to_owned())))),
             }
         }
         let published = match &self.broker {
@@ -368,7 +370,12 @@ impl Publisher {
         })?;
         Ok(items
             .into_iter()
-            .map(|raw| Event::from_json(raw, channel, self.max_bytes))
+            .map(|raw| {
+                self.hub
+                    .config()
+                    .schema
+                    .decode(raw, channel, self.max_bytes)
+            })
             .collect())
     }
 
@@ -400,7 +407,7 @@ impl Publisher {
     /// results of the good ones, in request order, and counts them.
     fn account(
         &self,
-        items: Vec<Option<(String, &'static str)>>,
+        items: Vec<Option<(String, Cow<'static, str>)>>,
         published: Vec<Published>,
     ) -> Outcome {
         let mut published = published.into_iter();
@@ -424,10 +431,10 @@ impl Publisher {
                     outcome.offsets.extend(accepted.offset);
                 }
                 Err((error, reason)) => {
-                    if UNAVAILABLE.contains(&reason) {
+                    if UNAVAILABLE.contains(&&*reason) {
                         outcome.unavailable = true;
                     } else {
-                        self.counters.rejected(reason);
+                        self.counters.rejected(&reason);
                     }
                     if outcome.errors.len() < MAX_LISTED_ERRORS {
                         outcome.errors.push(ItemError {
@@ -446,7 +453,7 @@ impl Publisher {
                 source = SOURCE,
                 rejected = outcome.errors.len() + outcome.errors_omitted,
                 accepted = outcome.accepted,
-                reason = first.reason,
+                reason = &*first.reason,
                 "rejected published event(s); first at index {}: {}",
                 first.index,
                 first.error
@@ -458,7 +465,7 @@ impl Publisher {
 
 /// The result of publishing one good event, or the error text and reason
 /// code.
-type Published = Result<Accepted, (String, &'static str)>;
+type Published = Result<Accepted, (String, Cow<'static, str>)>;
 
 /// A good event taken by the hub or the broker.
 #[derive(Debug)]
@@ -484,7 +491,7 @@ const NO_RECEIVER: &str = "no_receiver";
 /// Reasons that are the server's state, not the item's fault (503).
 const UNAVAILABLE: [&str; 3] = [SHUTTING_DOWN, BROKER_UNAVAILABLE, NO_RECEIVER];
 
-fn hub_error(error: PublishError) -> (String, &'static str) {
+fn hub_error(error: PublishError) -> (String, Cow<'static, str>) {
     let reason = match error {
         PublishError::ShuttingDown => SHUTTING_DOWN,
         // The server runs its hub with node offsets when it publishes
@@ -496,7 +503,7 @@ fn hub_error(error: PublishError) -> (String, &'static str) {
         // Answered as accepted before it gets here.
         PublishError::Duplicate { .. } => "duplicate",
     };
-    (error.to_string(), reason)
+    (error.to_string(), Cow::Borrowed(reason))
 }
 
 /// Publishes the good events' bodies, byte for byte, through the broker,
@@ -512,9 +519,7 @@ async fn forward(
     let items = good
         .iter()
         .map(|event| {
-            let channel = channel
-                .or_else(|| channel_for_event_type(event.event_type()))
-                .unwrap_or(KNOWN_CHANNELS[0].0);
+            let channel = channel.unwrap_or_else(|| broker_channel(event.schema(), event));
             Outgoing {
                 channel: channel.to_owned(),
                 body: event.body().clone(),
@@ -535,7 +540,7 @@ async fn forward(
                         BrokerError::Refused(_) => "broker_refused",
                         BrokerError::NoReceiver(_) => NO_RECEIVER,
                     };
-                    (format!("{}: {error}", broker.name()), reason)
+                    (format!("{}: {error}", broker.name()), Cow::Borrowed(reason))
                 })
         })
         .collect()
@@ -550,6 +555,16 @@ fn is_array(body: &[u8]) -> bool {
 /// `max_items`), else the whole body (which [`Event::from_json`] then
 /// judges, so a body that is not JSON, not UTF-8 or too deep is a rejected
 /// item 0 with its reason).
+/// The channel an event goes out on through a broker when the request
+/// names none: its type's channel in the schema, else the schema's first
+/// channel (the body names its own type, which wins), else the type itself.
+fn broker_channel<'a>(schema: &'a Schema, event: &'a Event) -> &'a str {
+    schema
+        .channel_for_event_type(event.event_type())
+        .or_else(|| schema.channels().next().map(|(c, _)| c))
+        .unwrap_or(event.event_type())
+}
+
 fn split(body: &Bytes, max_items: usize) -> Result<Vec<Bytes>, ApiError> {
     if !is_array(body) {
         return Ok(vec![body.clone()]);
@@ -576,10 +591,11 @@ fn split(body: &Bytes, max_items: usize) -> Result<Vec<Bytes>, ApiError> {
                 "too_many_items",
                 format!("an array of more than limits.max_publish_items = {max_items} events"),
             ),
-            false => {
-                let error = DecodeError::NotJson(e.to_string());
-                ApiError::new(StatusCode::BAD_REQUEST, error.reason(), error.to_string())
-            }
+            false => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "not_json",
+                DecodeError::NotJson(e.to_string()).to_string(),
+            ),
         })?;
     Ok(items
         .into_iter()

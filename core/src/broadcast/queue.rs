@@ -30,7 +30,7 @@ use super::counters::DeliveryCounters;
 use super::frame::{json_len, EventFrame, PreparedEvent};
 use super::rate::RateLimiter;
 use super::settings::QueueSettings;
-use super::state::{ConflationKey, Held, State};
+use super::state::{Held, State};
 use super::wakeup::Wakeup;
 use crate::model::{Priority, SubId};
 use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
@@ -141,18 +141,20 @@ impl ConnectionQueue {
     }
 
     fn push_normal(&self, state: &mut State, frame: EventFrame) -> PushOutcome {
-        let key = frame.prepared.event.conflation_key();
+        let event = &frame.prepared.event;
+        let conflates = event.conflates();
         if let Some(wait) = self.limiter.as_ref().and_then(|l| l.check().err()) {
             DeliveryCounters::add(&self.counters.rate_limited, 1);
             // Held events wait for quota; one that would wait long (an
             // hourly quota used up) is dropped instead of going out stale.
-            let held = key.filter(|_| wait <= MAX_CONFLATION_WAIT);
-            let Some((symbol, pattern, tier)) = held else {
+            let held = (conflates && wait <= MAX_CONFLATION_WAIT)
+                .then(|| event.conflation_key())
+                .flatten();
+            let Some(key) = held else {
                 DeliveryCounters::add(&self.counters.dropped_rate_limit, 1);
                 state.note_drop(frame.offset());
                 return PushOutcome::Dropped;
             };
-            let key: ConflationKey = (symbol.into(), pattern.into(), tier);
             // The newer event takes the older one's place, and is admitted
             // like any other: the older one may have been smaller.
             if state.supersede(&key) {
@@ -164,10 +166,9 @@ impl ConnectionQueue {
             state.hold(key, frame);
             return PushOutcome::Conflated;
         }
-        if let Some((symbol, pattern, tier)) = key {
-            // A newer event supersedes one still held for the same key.
-            if state.has_held() {
-                let key: ConflationKey = (symbol.into(), pattern.into(), tier);
+        // A newer event supersedes one still held for the same key.
+        if conflates && state.has_held() {
+            if let Some(key) = event.conflation_key() {
                 if state.supersede(&key) {
                     DeliveryCounters::add(&self.counters.conflated, 1);
                 }

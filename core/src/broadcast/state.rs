@@ -10,12 +10,8 @@ use tokio::time::Instant;
 
 use super::frame::{json_len, EventFrame, PreparedEvent};
 use super::settings::QueueSettings;
-use crate::model::{Offset, SubId, Tier};
+use crate::model::{ConflationKey, Offset, SubId};
 use crate::protocol::{CloseCode, ServerMessage};
-
-/// Symbol, pattern and tier: the events of one key supersede each other
-/// while held for the rate limit.
-pub(super) type ConflationKey = (Box<str>, Box<str>, Tier);
 
 /// A queue's contents; every field behind the queue's one lock.
 #[derive(Default)]
@@ -254,8 +250,8 @@ impl State {
     pub(super) fn take_oldest_held(&mut self) -> Option<EventFrame> {
         let (_, frame) = self.conflated.pop_first()?;
         self.conflated_bytes -= frame.bytes.len();
-        if let Some((s, p, t)) = frame.prepared.event.conflation_key() {
-            self.conflated_keys.remove(&(Box::from(s), Box::from(p), t));
+        if let Some(key) = frame.prepared.event.conflation_key() {
+            self.conflated_keys.remove(&key);
         }
         Some(frame)
     }

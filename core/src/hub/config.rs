@@ -1,17 +1,21 @@
 //! [`HubConfig`]: everything a [`Hub`](super::Hub) can be tuned with.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::dedup::DedupConfig;
 use crate::broadcast::QueueSettings;
 use crate::history::HistoryConfig;
-use crate::model::{Tier, DEFAULT_MAX_VALUES_PER_LIST};
+use crate::model::schema::{tickstock, Schema};
+use crate::model::DEFAULT_MAX_VALUES_PER_LIST;
 use crate::routing::{CacheConfig, RoutingRules};
 
 /// Settings of a hub. `HubConfig::default()` is the documented default
 /// configuration of tickcast.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HubConfig {
+    /// What events carry and filters may ask for; TickStock's by default.
+    pub schema: Arc<Schema>,
     /// Per-connection queues and batching.
     pub queue: QueueSettings,
     /// Events per second per user (per connection for anonymous users);
@@ -47,6 +51,7 @@ pub struct HubConfig {
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
+            schema: tickstock::schema(),
             queue: QueueSettings::default(),
             rate_limit_per_user: 100,
             limits: Limits::default(),
@@ -102,8 +107,10 @@ pub struct ConnectionLimits {
     pub max_subscriptions: usize,
     /// Values in one filter list.
     pub max_values_per_list: usize,
-    /// Tiers its user is entitled to (`None`: all).
-    pub allowed_tiers: Option<Vec<Tier>>,
+    /// The values of the schema's entitlement dimension its user may
+    /// receive, as choice bits ([`Schema::entitled`] of the token's claim);
+    /// `None`: all.
+    pub entitled: Option<u64>,
 }
 
 impl From<&Limits> for ConnectionLimits {
@@ -111,7 +118,7 @@ impl From<&Limits> for ConnectionLimits {
         Self {
             max_subscriptions: limits.max_subscriptions_per_connection,
             max_values_per_list: limits.max_values_per_list,
-            allowed_tiers: None,
+            entitled: None,
         }
     }
 }

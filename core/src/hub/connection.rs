@@ -9,8 +9,9 @@ use rustc_hash::FxHashSet;
 use super::config::ConnectionLimits;
 use super::Hub;
 use crate::broadcast::{ConnectionQueue, FrameReceiver};
+use crate::model::schema::{Criteria, Schema, Test};
 use crate::model::MAX_NAME_CHARS;
-use crate::model::{ConnId, Filter, FilterError, Offset, SubId, Subscription, Tier, UserId};
+use crate::model::{ConnId, Filter, FilterError, Offset, SubId, Subscription, UserId};
 use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
 
 /// A registered connection: the handle to act with and the receiver its
@@ -32,9 +33,10 @@ pub enum SubscribeError {
     /// The subscription id is empty or too long.
     #[error("subscription id must be 1 to {MAX_NAME_CHARS} characters")]
     BadId,
-    /// The filter asks for tiers the user is not entitled to.
-    #[error("tiers {0:?} are not granted to this user")]
-    Forbidden(Vec<Tier>),
+    /// The filter asks for values of the entitlement dimension (tiers)
+    /// the user is not entitled to.
+    #[error("{0:?} are not granted to this user")]
+    Forbidden(Vec<String>),
     /// The connection holds the most subscriptions allowed.
     #[error("at most {0} subscriptions per connection")]
     LimitExceeded(usize),
@@ -73,7 +75,6 @@ pub(crate) struct ConnShared {
     id: ConnId,
     user: Option<UserId>,
     limits: ConnectionLimits,
-    allowed_tiers: Option<Arc<[Tier]>>,
     queue: Arc<ConnectionQueue>,
     subs: Mutex<FxHashSet<SubId>>,
     /// Its subscriptions in the hub's waitlist (see `waiting`): only a
@@ -99,7 +100,6 @@ impl ConnectionHandle {
         queue: Arc<ConnectionQueue>,
     ) -> Self {
         let shared = Arc::new(ConnShared {
-            allowed_tiers: limits.allowed_tiers.as_deref().map(Arc::from),
             id,
             user,
             limits,
@@ -189,7 +189,7 @@ impl ConnShared {
         filter: Filter,
         since: Option<Offset>,
     ) -> Result<usize, SubscribeError> {
-        let sub = self.validate(id, filter)?;
+        let sub = self.validate(hub, id, filter)?;
         let id = sub.id.clone();
         let inner = &*hub.inner;
         // Under the publish lock no event can fall between the replay and
@@ -252,19 +252,18 @@ impl ConnShared {
         }
     }
 
-    fn validate(&self, id: &str, filter: Filter) -> Result<Subscription, SubscribeError> {
+    fn validate(
+        &self,
+        hub: &Hub,
+        id: &str,
+        filter: Filter,
+    ) -> Result<Subscription, SubscribeError> {
         validate_id(id)?;
-        let filter = filter.normalized(self.limits.max_values_per_list)?;
-        if let Some(allowed) = &self.allowed_tiers {
-            let denied: Vec<Tier> = filter
-                .tiers
-                .iter()
-                .filter(|t| !allowed.contains(t))
-                .copied()
-                .collect();
-            if !denied.is_empty() {
-                return Err(SubscribeError::Forbidden(denied));
-            }
+        let schema = &hub.inner.config.schema;
+        let filter = schema.criteria(&filter, self.limits.max_values_per_list)?;
+        let denied = not_entitled(schema, &filter, self.limits.entitled);
+        if !denied.is_empty() {
+            return Err(SubscribeError::Forbidden(denied));
         }
         let id = SubId::from(id);
         let mut subs = self.subs.lock();
@@ -277,7 +276,7 @@ impl ConnShared {
             user: self.user.clone(),
             id,
             filter,
-            allowed_tiers: self.allowed_tiers.clone(),
+            entitled: self.limits.entitled,
         })
     }
 
@@ -315,6 +314,22 @@ impl ConnShared {
 }
 
 /// A subscription id is 1 to [`MAX_NAME_CHARS`] characters.
+/// The values `criteria` ask for in the schema's entitlement dimension that
+/// `entitled` does not grant, by name.
+fn not_entitled(schema: &Schema, criteria: &Criteria, entitled: Option<u64>) -> Vec<String> {
+    let (Some(mask), Some(ent)) = (entitled, schema.entitlement()) else {
+        return Vec::new();
+    };
+    let Some(Test::Choices(asked)) = criteria.condition(ent.dim) else {
+        return Vec::new();
+    };
+    let dim = schema.dimension(ent.dim);
+    (0..64u8)
+        .filter(|b| asked & !mask & (1 << b) != 0)
+        .filter_map(|b| dim.choice_name(b).map(str::to_owned))
+        .collect()
+}
+
 pub(crate) fn validate_id(id: &str) -> Result<(), SubscribeError> {
     if id.is_empty() || id.chars().count() > MAX_NAME_CHARS {
         return Err(SubscribeError::BadId);

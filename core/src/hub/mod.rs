@@ -189,7 +189,11 @@ impl Hub {
     /// are awaited with timers (batch windows), as usual.
     pub fn new(config: HubConfig) -> Self {
         let counters = Arc::new(DeliveryCounters::default());
-        let router = IndexRouter::new(InvertedIndex::new(), config.rules.clone(), config.cache);
+        let router = IndexRouter::new(
+            InvertedIndex::new(&config.schema),
+            config.rules.clone(),
+            config.cache,
+        );
         let broadcaster = ShardedBroadcaster::new(config.shards, counters.clone());
         Self::with_parts(config, Box::new(router), Box::new(broadcaster), counters)
     }
@@ -425,7 +429,13 @@ impl Hub {
         filter: Filter,
     ) -> Result<usize, SubscribeError> {
         connection::validate_id(id)?;
-        let filter = filter.normalized(self.inner.config.limits.max_values_per_list)?;
+        // Checked here so a bad filter is the caller's error; each
+        // connection resolves it again under its own entitlement.
+        let limits = &self.inner.config.limits;
+        self.inner
+            .config
+            .schema
+            .criteria(&filter, limits.max_values_per_list)?;
         let connections = self
             .inner
             .users

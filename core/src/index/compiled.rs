@@ -1,59 +1,110 @@
-//! [`CompiledFilter`]: a subscription's filter in the form the index
-//! verifies candidates with: interned ids and bit masks in one small
-//! struct, so checking a candidate touches one or two cache lines and
-//! compares integers, never strings.
+//! [`CompiledFilter`]: a subscription's criteria in the form the index
+//! verifies candidates with: interned ids, bit masks and bounds in one
+//! small struct, so checking a candidate compares integers, never strings.
 
 use smallvec::SmallVec;
 
 use super::interner::{Atom, Interner};
-use crate::model::{ConnId, Event, MarketRegime, Priority, SubId, Subscription, Tier};
+use crate::model::schema::{DimId, Test};
+use crate::model::{ConnId, Event, Priority, SubId, Subscription, Value};
 
-/// The interned vocabularies of an index.
+/// The interned text values of an index, one interner per dimension.
 #[derive(Debug, Default)]
-pub(crate) struct Vocabulary {
-    pub(crate) symbols: Interner,
-    pub(crate) patterns: Interner,
-    pub(crate) event_types: Interner,
+pub(crate) struct Vocabulary(Vec<Interner>);
+
+impl Vocabulary {
+    pub(crate) fn get(&self, dim: DimId, text: &str) -> Option<Atom> {
+        self.0.get(dim.index())?.get(text)
+    }
+
+    fn acquire(&mut self, dim: DimId, text: &str) -> Atom {
+        let i = dim.index();
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, Interner::default);
+        }
+        self.0[i].acquire(text)
+    }
+
+    fn release(&mut self, dim: DimId, atom: Atom) {
+        if let Some(interner) = self.0.get_mut(dim.index()) {
+            interner.release(atom);
+        }
+    }
 }
 
-/// An event's dimensions as ids; `None` for a value no subscription names
-/// (it can then only satisfy filters that do not constrain it).
+/// One dimension of an event, as the index compares it.
 #[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyValue {
+    /// The event lacks the dimension.
+    Absent,
+    /// A text value's id; `None` when no subscription names the value (it
+    /// can then only satisfy criteria that do not constrain it).
+    Text(Option<Atom>),
+    /// A choice's code.
+    Choice(u8),
+    /// A number.
+    Number(f64),
+}
+
+impl KeyValue {
+    /// The posting-list id this value is found under, if any.
+    pub(crate) fn list_id(self) -> Option<u32> {
+        match self {
+            Self::Text(atom) => atom,
+            Self::Choice(c) => Some(c as u32),
+            Self::Absent | Self::Number(_) => None,
+        }
+    }
+}
+
+/// An event's dimensions as ids.
+#[derive(Debug, Clone)]
 pub(crate) struct EventKey {
-    pub(crate) event_type: Option<Atom>,
-    pub(crate) symbol: Option<Atom>,
-    pub(crate) pattern: Option<Atom>,
-    pub(crate) tier: Option<Tier>,
-    pub(crate) regime: Option<MarketRegime>,
-    pub(crate) confidence: Option<f64>,
+    pub(crate) values: SmallVec<[KeyValue; 8]>,
+    /// The event's choice in the entitlement dimension, if any.
+    entitled_choice: Option<u8>,
     pub(crate) priority: Priority,
 }
 
 impl EventKey {
     pub(crate) fn of(event: &Event, vocab: &Vocabulary) -> Self {
+        let values = event
+            .values()
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                None => KeyValue::Absent,
+                Some(Value::Text(t)) => KeyValue::Text(vocab.get(DimId::at(i), t)),
+                Some(Value::Choice(c)) => KeyValue::Choice(*c),
+                Some(Value::Number(n)) => KeyValue::Number(*n),
+            })
+            .collect();
+        let entitled_choice = event
+            .schema()
+            .entitlement()
+            .and_then(|e| event.value(e.dim))
+            .and_then(Value::choice);
         Self {
-            event_type: vocab.event_types.get(event.event_type()),
-            symbol: event.symbol().and_then(|s| vocab.symbols.get(s)),
-            pattern: event.pattern().and_then(|p| vocab.patterns.get(p)),
-            tier: event.tier(),
-            regime: event.market_regime(),
-            confidence: event.confidence(),
+            values,
+            entitled_choice,
             priority: event.priority(),
         }
     }
+
+    pub(crate) fn value(&self, dim: DimId) -> KeyValue {
+        self.values
+            .get(dim.index())
+            .copied()
+            .unwrap_or(KeyValue::Absent)
+    }
 }
 
-/// Bit set of enum values; empty means "any".
-fn mask<T: Copy>(values: &[T], bit: impl Fn(T) -> u8) -> u8 {
-    values.iter().fold(0, |m, v| m | (1 << bit(*v)))
-}
-
-fn mask_allows(mask: u8, bit: Option<u8>) -> bool {
-    mask == 0 || bit.is_some_and(|b| mask & (1 << b) != 0)
-}
-
-fn ids_allow(ids: &[Atom], value: Option<Atom>) -> bool {
-    ids.is_empty() || value.is_some_and(|v| ids.contains(&v))
+/// A condition with its text values interned.
+#[derive(Debug, Clone)]
+enum Check {
+    Atoms(SmallVec<[Atom; 4]>),
+    Mask(u64),
+    Range(Option<f64>, Option<f64>),
 }
 
 /// A subscription ready for verification.
@@ -61,61 +112,56 @@ fn ids_allow(ids: &[Atom], value: Option<Atom>) -> bool {
 pub(crate) struct CompiledFilter {
     pub(crate) conn: ConnId,
     pub(crate) id: SubId,
-    pub(crate) event_types: SmallVec<[Atom; 2]>,
-    pub(crate) symbols: SmallVec<[Atom; 4]>,
-    pub(crate) patterns: SmallVec<[Atom; 4]>,
-    tiers: u8,
-    regimes: u8,
-    /// Tiers the user is entitled to; 0 = all.
-    entitled: u8,
+    checks: SmallVec<[(DimId, Check); 3]>,
+    /// Entitlement bits; `None` = all.
+    entitled: Option<u64>,
     min_priority: Priority,
-    min_confidence: Option<f64>,
 }
 
 impl CompiledFilter {
     /// Compiles `sub`, taking references on its strings in `vocab`.
     pub(crate) fn compile(sub: &Subscription, vocab: &mut Vocabulary) -> Self {
         let f = &sub.filter;
+        let checks = f
+            .conditions()
+            .iter()
+            .map(|c| {
+                let check = match &c.test {
+                    Test::Texts(list) => {
+                        Check::Atoms(list.iter().map(|t| vocab.acquire(c.dim, t)).collect())
+                    }
+                    Test::Choices(mask) => Check::Mask(*mask),
+                    Test::Range { min, max } => Check::Range(*min, *max),
+                };
+                (c.dim, check)
+            })
+            .collect();
         Self {
             conn: sub.conn,
             id: sub.id.clone(),
-            event_types: f
-                .event_types
-                .iter()
-                .map(|t| vocab.event_types.acquire(t))
-                .collect(),
-            symbols: f
-                .symbols
-                .iter()
-                .map(|s| vocab.symbols.acquire(&s.to_uppercase()))
-                .collect(),
-            patterns: f
-                .patterns
-                .iter()
-                .map(|p| vocab.patterns.acquire(p))
-                .collect(),
-            tiers: mask(&f.tiers, |t| t as u8),
-            regimes: mask(&f.market_regimes, |r| r as u8),
-            entitled: sub
-                .allowed_tiers
-                .as_deref()
-                .map_or(0, |t| mask(t, |t| t as u8) | 0x80),
-            min_priority: f.min_priority.unwrap_or(Priority::Low),
-            min_confidence: f.min_confidence,
+            checks,
+            entitled: sub.entitled,
+            min_priority: f.min_priority().unwrap_or(Priority::Low),
+        }
+    }
+
+    /// The ids this filter is posted under in `dim`'s lists (its atoms or
+    /// choices there); empty when it does not constrain `dim`.
+    pub(crate) fn list_ids(&self, dim: DimId) -> SmallVec<[u32; 4]> {
+        match self.checks.iter().find(|(d, _)| *d == dim) {
+            Some((_, Check::Atoms(atoms))) => atoms.clone(),
+            Some((_, Check::Mask(mask))) => (0..64).filter(|b| mask & (1 << b) != 0).collect(),
+            _ => SmallVec::new(),
         }
     }
 
     /// Gives back the references taken by [`CompiledFilter::compile`].
     pub(crate) fn release(&self, vocab: &mut Vocabulary) {
-        self.event_types
-            .iter()
-            .for_each(|&a| _ = vocab.event_types.release(a));
-        self.symbols
-            .iter()
-            .for_each(|&a| _ = vocab.symbols.release(a));
-        self.patterns
-            .iter()
-            .for_each(|&a| _ = vocab.patterns.release(a));
+        for (dim, check) in &self.checks {
+            if let Check::Atoms(atoms) = check {
+                atoms.iter().for_each(|&a| vocab.release(*dim, a));
+            }
+        }
     }
 
     /// Same answer as [`Subscription::accepts`] for a public event, or for
@@ -123,13 +169,22 @@ impl CompiledFilter {
     pub(crate) fn accepts(&self, e: &EventKey) -> bool {
         e.priority >= self.min_priority
             && self
-                .min_confidence
-                .is_none_or(|min| e.confidence.is_some_and(|c| c >= min))
-            && mask_allows(self.tiers, e.tier.map(|t| t as u8))
-            && mask_allows(self.regimes, e.regime.map(|r| r as u8))
-            && (self.entitled == 0 || e.tier.is_none_or(|t| self.entitled & (1 << t as u8) != 0))
-            && ids_allow(&self.symbols, e.symbol)
-            && ids_allow(&self.patterns, e.pattern)
-            && ids_allow(&self.event_types, e.event_type)
+                .entitled
+                .is_none_or(|mask| e.entitled_choice.is_none_or(|c| mask & (1 << c) != 0))
+            && self
+                .checks
+                .iter()
+                .all(|(dim, check)| passes(check, e.value(*dim)))
+    }
+}
+
+fn passes(check: &Check, value: KeyValue) -> bool {
+    match (check, value) {
+        (Check::Atoms(ids), KeyValue::Text(Some(v))) => ids.contains(&v),
+        (Check::Mask(mask), KeyValue::Choice(c)) => mask & (1 << c) != 0,
+        (Check::Range(min, max), KeyValue::Number(v)) => {
+            min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m)
+        }
+        _ => false,
     }
 }

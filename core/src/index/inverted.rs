@@ -11,19 +11,24 @@
 //! the number of subscriptions. Private events are matched from the user's
 //! own subscriptions only.
 
+use std::sync::Arc;
+
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 use super::compiled::{CompiledFilter, EventKey, Vocabulary};
-use super::postings::{Anchor, Buckets, DensePostings, Slot};
+use super::postings::{Buckets, DensePostings, Slot};
 use super::versions::{ListKind, Versions};
 use super::{Recipient, Recipients, SubscriptionIndex};
+use crate::model::schema::{DimId, Schema, Test};
 use crate::model::{ConnId, Event, Priority, Subscription, UserId};
 
 /// The production subscription index.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InvertedIndex {
+    /// Dimensions a subscription may be posted under, most selective first.
+    anchors: Vec<DimId>,
     /// Subscriptions by slot; `None` marks a free slot.
     slots: Vec<Option<Subscription>>,
     /// The same subscriptions, compiled for matching (stale where free).
@@ -34,20 +39,31 @@ pub struct InvertedIndex {
     by_conn: FxHashMap<ConnId, SmallVec<[Slot; 4]>>,
     /// Each user's slots: the candidates of that user's private events.
     by_user: FxHashMap<UserId, RoaringBitmap>,
-    symbols: DensePostings,
-    patterns: DensePostings,
-    event_types: DensePostings,
-    regimes: DensePostings,
-    tiers: DensePostings,
+    /// Posting lists by dimension (only anchors are filled), by value id.
+    lists: Vec<DensePostings>,
     any: Buckets,
     versions: Versions,
     len: usize,
 }
 
 impl InvertedIndex {
-    /// An empty index.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty index over `schema`'s dimensions.
+    pub fn new(schema: &Arc<Schema>) -> Self {
+        Self {
+            anchors: schema.anchors().to_vec(),
+            slots: Vec::new(),
+            compiled: Vec::new(),
+            free: Vec::new(),
+            vocab: Vocabulary::default(),
+            by_conn: FxHashMap::default(),
+            by_user: FxHashMap::default(),
+            lists: (0..schema.dimensions().len())
+                .map(|_| DensePostings::default())
+                .collect(),
+            any: Buckets::default(),
+            versions: Versions::default(),
+            len: 0,
+        }
     }
 
     fn slot_of(&self, conn: ConnId, id: &str) -> Option<Slot> {
@@ -58,77 +74,52 @@ impl InvertedIndex {
         })
     }
 
+    /// The first anchor dimension `sub` constrains, if any.
+    fn anchor_of(&self, sub: &Subscription) -> Option<DimId> {
+        self.anchors
+            .iter()
+            .copied()
+            .find(|&dim| sub.filter.condition(dim).is_some())
+    }
+
     /// Adds (`add`) or removes `slot` in the posting lists of its anchor and
     /// of its user, bumping the versions of the lists it changes.
     fn post(&mut self, slot: Slot, sub: &Subscription, compiled: &CompiledFilter, add: bool) {
-        let f = &sub.filter;
-        let floor = f.min_priority.unwrap_or(Priority::Low);
-        let (postings, ids, kind): (&mut DensePostings, SmallVec<[u32; 4]>, ListKind) =
-            match Anchor::of(f) {
-                Anchor::Symbol => (
-                    &mut self.symbols,
-                    compiled.symbols.clone(),
-                    ListKind::Symbol,
-                ),
-                Anchor::Pattern => (
-                    &mut self.patterns,
-                    compiled.patterns.clone(),
-                    ListKind::Pattern,
-                ),
-                Anchor::EventType => (
-                    &mut self.event_types,
-                    compiled.event_types.iter().copied().collect(),
-                    ListKind::EventType,
-                ),
-                Anchor::MarketRegime => (
-                    &mut self.regimes,
-                    f.market_regimes.iter().map(|r| *r as u32).collect(),
-                    ListKind::Regime,
-                ),
-                Anchor::Tier => (
-                    &mut self.tiers,
-                    f.tiers.iter().map(|t| *t as u32).collect(),
-                    ListKind::Tier,
-                ),
-                Anchor::Any => {
+        let floor = sub.filter.min_priority().unwrap_or(Priority::Low);
+        match self.anchor_of(sub) {
+            Some(dim) => {
+                let postings = &mut self.lists[dim.index()];
+                for id in compiled.list_ids(dim) {
                     if add {
-                        self.any.insert(floor, slot);
+                        postings.insert(id, floor, slot);
                     } else {
-                        self.any.remove(floor, slot);
+                        postings.remove(id, floor, slot);
                     }
-                    self.versions.bump(ListKind::Any, ());
-                    self.post_user(slot, sub, add);
-                    return;
                 }
-            };
-        for &id in &ids {
-            if add {
-                postings.insert(id, floor, slot);
-            } else {
-                postings.remove(id, floor, slot);
+                self.bump_anchor_versions(dim, sub);
+            }
+            None => {
+                if add {
+                    self.any.insert(floor, slot);
+                } else {
+                    self.any.remove(floor, slot);
+                }
+                self.versions.bump(ListKind::Any, ());
             }
         }
-        self.bump_anchor_versions(kind, f);
         self.post_user(slot, sub, add);
     }
 
-    /// Bumps the versions of the lists named by the anchor field's values,
-    /// keyed the way [`Versions::of`] reads them.
-    fn bump_anchor_versions(&mut self, kind: ListKind, f: &crate::model::Filter) {
-        let v = &mut self.versions;
-        match kind {
-            ListKind::Symbol => f
-                .symbols
-                .iter()
-                .for_each(|s| v.bump(kind, Some(s.to_uppercase().as_str()))),
-            ListKind::Pattern => f
-                .patterns
-                .iter()
-                .for_each(|p| v.bump(kind, Some(p.as_str()))),
-            ListKind::EventType => f.event_types.iter().for_each(|t| v.bump(kind, t.as_str())),
-            ListKind::Regime => f.market_regimes.iter().for_each(|r| v.bump(kind, Some(*r))),
-            ListKind::Tier => f.tiers.iter().for_each(|t| v.bump(kind, Some(*t))),
-            ListKind::Any | ListKind::User => {}
+    /// Bumps the versions of the lists named by the anchor's values, keyed
+    /// the way [`Versions::of`] reads them.
+    fn bump_anchor_versions(&mut self, dim: DimId, sub: &Subscription) {
+        let kind = ListKind::Dim(dim);
+        match sub.filter.condition(dim) {
+            Some(Test::Texts(list)) => list.iter().for_each(|t| self.versions.bump(kind, &**t)),
+            Some(Test::Choices(mask)) => (0..64u32)
+                .filter(|b| mask & (1 << b) != 0)
+                .for_each(|b| self.versions.bump(kind, b)),
+            _ => {}
         }
     }
 
@@ -165,16 +156,13 @@ impl InvertedIndex {
         self.take_slot(slot)
     }
 
-    /// The posting lists an event can match through, one per anchor field.
-    fn candidate_lists<'a>(&'a self, key: &EventKey) -> [Option<&'a Buckets>; 6] {
-        [
-            self.symbols.get(key.symbol),
-            self.patterns.get(key.pattern),
-            self.event_types.get(key.event_type),
-            self.regimes.get(key.regime.map(|r| r as u32)),
-            self.tiers.get(key.tier.map(|t| t as u32)),
-            Some(&self.any),
-        ]
+    /// The posting lists an event can match through: its value's list in
+    /// each anchor dimension, and the unanchored subscriptions.
+    fn candidate_lists<'a>(&'a self, key: &'a EventKey) -> impl Iterator<Item = &'a Buckets> {
+        self.anchors
+            .iter()
+            .filter_map(|&dim| self.lists[dim.index()].get(key.value(dim).list_id()))
+            .chain(std::iter::once(&self.any))
     }
 
     fn verify(&self, slot: Slot, key: &EventKey, out: &mut Vec<(ConnId, Slot)>) {
@@ -251,7 +239,7 @@ impl SubscriptionIndex for InvertedIndex {
             }
             return self.group(matches);
         }
-        for list in self.candidate_lists(&key).into_iter().flatten() {
+        for list in self.candidate_lists(&key) {
             for slot in list.up_to(key.priority) {
                 self.verify(slot, &key, &mut matches);
             }
@@ -291,7 +279,7 @@ impl SubscriptionIndex for InvertedIndex {
     }
 
     fn version(&self, event: &Event) -> u64 {
-        self.versions.of(event)
+        self.versions.of(event, &self.anchors)
     }
 
     fn version_all(&self) -> u64 {
@@ -307,69 +295,12 @@ impl SubscriptionIndex for InvertedIndex {
 mod tests {
     use super::*;
     use crate::index::BruteForceIndex;
-    use crate::model::{Filter, MarketRegime, SubId, Tier};
-    use bytes::Bytes;
+    use crate::model::schema::arbitrary::{
+        arb_event, arb_filter, arb_schema, entitlement_of, USERS,
+    };
+    use crate::model::schema::tickstock;
+    use crate::model::{Filter, SubId};
     use proptest::prelude::*;
-
-    const SYMBOLS: [&str; 4] = ["AAPL", "MSFT", "TSLA", "NVDA"];
-    const PATTERNS: [&str; 3] = ["Doji", "BreakoutBO", "Hammer"];
-    const TYPES: [&str; 3] = ["pattern_detected", "system_health", "backtest_progress"];
-    const USERS: [&str; 3] = ["u0", "u1", "u2"];
-
-    fn pick<T: Clone + std::fmt::Debug + 'static>(
-        all: &'static [T],
-    ) -> impl Strategy<Value = Vec<T>> {
-        proptest::sample::subsequence(all, 0..=2)
-    }
-
-    fn arb_filter() -> impl Strategy<Value = Filter> {
-        (
-            pick(&TYPES),
-            pick(&Tier::ALL),
-            pick(&SYMBOLS),
-            pick(&PATTERNS),
-            pick(&MarketRegime::ALL),
-            proptest::option::of(0.0f64..1.0),
-            proptest::option::of(proptest::sample::select(&Priority::ALL[..])),
-        )
-            .prop_map(|(t, tiers, s, p, regimes, c, prio)| Filter {
-                event_types: t.iter().map(|x| x.to_string()).collect(),
-                tiers,
-                symbols: s.iter().map(|x| x.to_string()).collect(),
-                patterns: p.iter().map(|x| x.to_string()).collect(),
-                market_regimes: regimes,
-                min_confidence: c,
-                min_priority: prio,
-            })
-    }
-
-    fn arb_event() -> impl Strategy<Value = Event> {
-        (
-            proptest::sample::select(&TYPES[..]),
-            proptest::option::of(proptest::sample::select(&Tier::ALL[..])),
-            proptest::sample::select(&SYMBOLS[..]),
-            proptest::sample::select(&PATTERNS[..]),
-            proptest::option::of(proptest::sample::select(&MarketRegime::ALL[..])),
-            proptest::option::of(0.0f64..1.0),
-            proptest::option::of(proptest::sample::select(&USERS[..])),
-        )
-            .prop_map(|(t, tier, s, p, regime, c, user)| {
-                let mut body = serde_json::json!({"event_type": t, "symbol": s, "pattern": p});
-                if let Some(tier) = tier {
-                    body["tier"] = tier.as_str().into();
-                }
-                if let Some(r) = regime {
-                    body["market_regime"] = r.as_str().into();
-                }
-                if let Some(c) = c {
-                    body["confidence"] = c.into();
-                }
-                if let Some(u) = user {
-                    body["user_id"] = u.into();
-                }
-                Event::from_json(Bytes::from(body.to_string()), None, 1 << 20).unwrap()
-            })
-    }
 
     #[derive(Debug, Clone)]
     enum Op {
@@ -389,82 +320,110 @@ mod tests {
         Match(Event),
     }
 
-    fn arb_op() -> impl Strategy<Value = Op> {
+    fn arb_op(schema: &Arc<Schema>) -> impl Strategy<Value = Op> {
         prop_oneof![
-            4 => (0u64..6, 0u8..3, proptest::option::of(0usize..3), arb_filter())
+            4 => (0u64..6, 0u8..3, proptest::option::of(0usize..3), arb_filter(schema))
                 .prop_map(|(conn, id, user, filter)| Op::Insert { conn, id, user, filter }),
             1 => (0u64..6, 0u8..3).prop_map(|(conn, id)| Op::Remove { conn, id }),
             1 => (0u64..6).prop_map(|conn| Op::Disconnect { conn }),
-            4 => arb_event().prop_map(Op::Match),
+            4 => arb_event(schema).prop_map(Op::Match),
         ]
+    }
+
+    fn ops(schema: Arc<Schema>) -> impl Strategy<Value = (Arc<Schema>, Vec<Op>)> {
+        let ops = proptest::collection::vec(arb_op(&schema), 1..80);
+        (Just(schema), ops)
+    }
+
+    /// Runs `ops` on both indexes, checking every answer is the same.
+    fn same_answers(schema: &Arc<Schema>, ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let mut fast = InvertedIndex::new(schema);
+        let mut slow = BruteForceIndex::new();
+        // A connection belongs to one user for its whole life.
+        let mut owner: FxHashMap<u64, Option<UserId>> = FxHashMap::default();
+        for op in ops {
+            match op {
+                Op::Insert {
+                    conn,
+                    id,
+                    user,
+                    filter,
+                } => {
+                    let user = owner
+                        .entry(conn)
+                        .or_insert_with(|| user.map(|u| UserId::from(USERS[u])))
+                        .clone();
+                    let Ok(filter) = schema.criteria(&filter, 16) else {
+                        continue;
+                    };
+                    let sub = Subscription {
+                        conn: ConnId(conn),
+                        user,
+                        id: SubId::from(format!("s{id}")),
+                        filter,
+                        // Entitlements are per user: odd connections get some.
+                        entitled: entitlement_of(schema, conn),
+                    };
+                    prop_assert_eq!(fast.insert(sub.clone()), slow.insert(sub));
+                }
+                Op::Remove { conn, id } => {
+                    let id = format!("s{id}");
+                    prop_assert_eq!(
+                        fast.remove(ConnId(conn), &id),
+                        slow.remove(ConnId(conn), &id)
+                    );
+                }
+                Op::Disconnect { conn } => {
+                    prop_assert_eq!(
+                        fast.remove_connection(ConnId(conn)),
+                        slow.remove_connection(ConnId(conn))
+                    );
+                }
+                Op::Match(event) => {
+                    prop_assert_eq!(fast.match_event(&event), slow.match_event(&event));
+                    let user = event.user_id();
+                    prop_assert_eq!(
+                        fast.subscribed_connections(user),
+                        slow.subscribed_connections(user)
+                    );
+                }
+            }
+            prop_assert_eq!(fast.len(), slow.len());
+        }
+        Ok(())
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
-        /// The inverted index answers exactly like the brute-force matcher
-        /// under any interleaving of inserts, removals and matches.
+        /// With TickStock's schema, the inverted index answers exactly like
+        /// the brute-force matcher under any interleaving of inserts,
+        /// removals and matches.
         #[test]
-        fn equals_brute_force(ops in proptest::collection::vec(arb_op(), 1..80)) {
-            let mut fast = InvertedIndex::new();
-            let mut slow = BruteForceIndex::new();
-            // A connection belongs to one user for its whole life.
-            let mut owner: FxHashMap<u64, Option<UserId>> = FxHashMap::default();
-            for op in ops {
-                match op {
-                    Op::Insert { conn, id, user, filter } => {
-                        let user = owner
-                            .entry(conn)
-                            .or_insert_with(|| user.map(|u| UserId::from(USERS[u])))
-                            .clone();
-                        let sub = Subscription {
-                            conn: ConnId(conn),
-                            user,
-                            id: SubId::from(format!("s{id}")),
-                            filter,
-                            // Entitlements are per user: odd connections get some.
-                            allowed_tiers: (conn % 2 == 1)
-                                .then(|| vec![Tier::Daily, Tier::Combo].into()),
-                        };
-                        prop_assert_eq!(fast.insert(sub.clone()), slow.insert(sub));
-                    }
-                    Op::Remove { conn, id } => {
-                        let id = format!("s{id}");
-                        prop_assert_eq!(fast.remove(ConnId(conn), &id), slow.remove(ConnId(conn), &id));
-                    }
-                    Op::Disconnect { conn } => {
-                        prop_assert_eq!(
-                            fast.remove_connection(ConnId(conn)),
-                            slow.remove_connection(ConnId(conn))
-                        );
-                    }
-                    Op::Match(event) => {
-                        prop_assert_eq!(fast.match_event(&event), slow.match_event(&event));
-                        let user = event.user_id();
-                        prop_assert_eq!(
-                            fast.subscribed_connections(user),
-                            slow.subscribed_connections(user)
-                        );
-                    }
-                }
-                prop_assert_eq!(fast.len(), slow.len());
-            }
+        fn equals_brute_force((schema, ops) in ops(tickstock::schema())) {
+            same_answers(&schema, ops)?;
+        }
+
+        /// The same on generated schemas.
+        #[test]
+        fn equals_brute_force_on_any_schema((schema, ops) in arb_schema().prop_flat_map(ops)) {
+            same_answers(&schema, ops)?;
         }
     }
 
     #[test]
     fn freed_slots_are_reused_and_lists_emptied() {
-        let mut index = InvertedIndex::new();
+        let schema = tickstock::schema();
+        let symbol = schema.dim("symbol").unwrap();
+        let mut index = InvertedIndex::new(&schema);
         for i in 0..10 {
+            let filter = Filter::new().values("symbols", [format!("S{i}")]);
             index.insert(Subscription {
                 conn: ConnId(i),
                 user: Some("u".into()),
                 id: "s".into(),
-                filter: Filter {
-                    symbols: vec![format!("S{i}")],
-                    ..Filter::default()
-                },
-                allowed_tiers: None,
+                filter: schema.criteria(&filter, 16).unwrap(),
+                entitled: None,
             });
         }
         for i in 0..10 {
@@ -473,7 +432,7 @@ mod tests {
         assert!(index.is_empty());
         assert!(index.by_conn.is_empty() && index.by_user.is_empty());
         assert_eq!(
-            index.vocab.symbols.get("S3"),
+            index.vocab.get(symbol, "S3"),
             None,
             "unused values are forgotten"
         );
@@ -481,8 +440,8 @@ mod tests {
             conn: ConnId(99),
             user: None,
             id: "s".into(),
-            filter: Filter::default(),
-            allowed_tiers: None,
+            filter: Default::default(),
+            entitled: None,
         });
         assert_eq!(index.slots.len(), 10);
     }

@@ -1,14 +1,15 @@
 //! Posting lists of the inverted index.
 //!
 //! A subscription is posted under one *anchor*: the values of its most
-//! selective constrained field. Each posting list is split by the
+//! selective constrained dimension (the schema's
+//! [`anchors`](crate::model::schema::Schema::anchors) order). Each posting list is split by the
 //! subscription's `min_priority`, so an event never visits subscriptions
 //! whose priority floor it is below.
 
 use roaring::RoaringBitmap;
 
 use super::interner::Atom;
-use crate::model::{Filter, Priority};
+use crate::model::Priority;
 
 /// Slot of a subscription in the index's slab.
 pub(crate) type Slot = u32;
@@ -29,36 +30,6 @@ impl Buckets {
     /// Slots whose floor is at most `priority`.
     pub(crate) fn up_to(&self, priority: Priority) -> impl Iterator<Item = Slot> + '_ {
         self.0[..=priority.index()].iter().flat_map(|b| b.iter())
-    }
-}
-
-/// Which field a subscription is posted under, most selective first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Anchor {
-    Symbol,
-    Pattern,
-    MarketRegime,
-    Tier,
-    EventType,
-    /// No list is constrained: a candidate for every event.
-    Any,
-}
-
-impl Anchor {
-    pub(crate) fn of(filter: &Filter) -> Self {
-        if !filter.symbols.is_empty() {
-            Self::Symbol
-        } else if !filter.patterns.is_empty() {
-            Self::Pattern
-        } else if !filter.market_regimes.is_empty() {
-            Self::MarketRegime
-        } else if !filter.tiers.is_empty() {
-            Self::Tier
-        } else if !filter.event_types.is_empty() {
-            Self::EventType
-        } else {
-            Self::Any
-        }
     }
 }
 

@@ -13,19 +13,19 @@ use std::hash::{BuildHasher, Hash};
 
 use rustc_hash::FxBuildHasher;
 
-use crate::model::Event;
+use crate::model::schema::DimId;
+use crate::model::{Event, Value};
 
 const SLOTS: usize = 1 << 16;
 
 /// One kind of posting list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum ListKind {
-    Symbol,
-    Pattern,
-    EventType,
-    Regime,
-    Tier,
+    /// The lists of one dimension, by value.
+    Dim(DimId),
+    /// Subscriptions that constrain no anchor dimension.
     Any,
+    /// A user's subscriptions (private events).
     User,
 }
 
@@ -60,17 +60,21 @@ impl Versions {
         self.counters[slot(kind, value)]
     }
 
-    /// The version of the answer for `event`.
-    pub(crate) fn of(&self, event: &Event) -> u64 {
+    /// The version of the answer for `event`, which reads the lists of
+    /// its values in the `anchors` dimensions.
+    pub(crate) fn of(&self, event: &Event, anchors: &[DimId]) -> u64 {
         if let Some(user) = event.user_id() {
             return self.get(ListKind::User, user);
         }
-        self.get(ListKind::Symbol, event.symbol())
-            + self.get(ListKind::Pattern, event.pattern())
-            + self.get(ListKind::EventType, event.event_type())
-            + self.get(ListKind::Regime, event.market_regime())
-            + self.get(ListKind::Tier, event.tier())
-            + self.get(ListKind::Any, ())
+        let lists: u64 = anchors
+            .iter()
+            .map(|&dim| match event.value(dim) {
+                Some(Value::Text(t)) => self.get(ListKind::Dim(dim), &**t),
+                Some(Value::Choice(c)) => self.get(ListKind::Dim(dim), u32::from(*c)),
+                _ => 0,
+            })
+            .sum();
+        lists + self.get(ListKind::Any, ())
     }
 
     /// The version of every answer.

@@ -16,7 +16,7 @@ pub struct SourceCounters {
     errors: AtomicU64,
     lag: AtomicU64,
     connected: AtomicBool,
-    rejected: Mutex<BTreeMap<&'static str, u64>>,
+    rejected: Mutex<BTreeMap<Box<str>, u64>>,
 }
 
 impl SourceCounters {
@@ -49,8 +49,12 @@ impl SourceCounters {
     }
 
     /// One malformed message, by [`DecodeError::reason`](crate::model::DecodeError::reason).
-    pub fn rejected(&self, reason: &'static str) {
-        *self.rejected.lock().entry(reason).or_insert(0) += 1;
+    pub fn rejected(&self, reason: &str) {
+        let mut rejected = self.rejected.lock();
+        match rejected.get_mut(reason) {
+            Some(n) => *n += 1,
+            None => _ = rejected.insert(reason.into(), 1),
+        }
     }
 
     /// One broker error (connection lost, command failed).
@@ -103,7 +107,7 @@ pub struct SourceStats {
     /// Malformed messages in all.
     pub rejected_total: u64,
     /// Malformed messages by reason.
-    pub rejected: BTreeMap<&'static str, u64>,
+    pub rejected: BTreeMap<Box<str>, u64>,
     /// Broker errors.
     pub errors: u64,
     /// Messages waiting at the broker.

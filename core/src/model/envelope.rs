@@ -114,7 +114,7 @@ impl Envelope {
         for (key, value) in numbers {
             if let Some(v) = value {
                 let number = serde_json::Number::from_f64(v).ok_or(DecodeError::WrongType {
-                    field: key,
+                    field: key.into(),
                     expected: "a finite number",
                 })?;
                 map.insert(key.into(), Value::Number(number));
@@ -127,6 +127,7 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::schema::tickstock::TickStockEvent;
     use crate::model::{Priority, Tier};
 
     #[test]

@@ -1,6 +1,8 @@
 //! Why an ingested body was rejected.
 
-/// A body that is not a valid TickStockPL event. Every variant names one
+use std::sync::Arc;
+
+/// A body that is not a valid event of its schema. Every variant names one
 /// rule of the event format; [`DecodeError::reason`] gives a stable short
 /// code for metrics labels.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -28,17 +30,22 @@ pub enum DecodeError {
     /// The body is JSON but not an object.
     #[error("event must be a JSON object")]
     NotAnObject,
-    /// A pattern event lacks a required field.
-    #[error("pattern event without `{0}`")]
-    MissingField(&'static str),
+    /// An event lacks a dimension its type requires.
+    #[error("{event_type} event without `{field}`")]
+    MissingField {
+        /// The event's type.
+        event_type: Box<str>,
+        /// The missing dimension.
+        field: Box<str>,
+    },
     /// A field that must not be empty is.
     #[error("`{0}` must not be empty")]
-    EmptyField(&'static str),
+    EmptyField(Box<str>),
     /// A string field is over its length limit (in characters).
     #[error("`{field}` longer than {max} characters")]
     TooLong {
         /// The field.
-        field: &'static str,
+        field: Box<str>,
         /// Its limit.
         max: usize,
     },
@@ -46,14 +53,25 @@ pub enum DecodeError {
     #[error("`{field}` must be {expected}")]
     WrongType {
         /// The field.
-        field: &'static str,
+        field: Box<str>,
         /// What it must be.
         expected: &'static str,
     },
-    /// `confidence` is a number outside 0..=1.
-    #[error("`confidence` {0} is outside 0..1")]
-    ConfidenceOutOfRange(f64),
-    /// `tier`, `priority` or `market_regime` is not one of its values.
+    /// A number dimension's value is outside its range.
+    #[error("`{field}` {value} is outside {min}..{max}")]
+    OutOfRange {
+        /// The dimension.
+        field: Box<str>,
+        /// The value sent.
+        value: f64,
+        /// Smallest accepted.
+        min: f64,
+        /// Largest accepted.
+        max: f64,
+        /// `<field>_out_of_range`.
+        reason: Arc<str>,
+    },
+    /// A choice dimension or `priority` is not one of its values.
     #[error(transparent)]
     UnknownValue(#[from] super::UnknownValue),
     /// A bincode envelope that does not decode.
@@ -64,23 +82,19 @@ pub enum DecodeError {
 impl DecodeError {
     /// Stable snake_case code of the rule that was broken, for metrics labels
     /// and logs (`"not_json"`, `"too_large"`, ...).
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> &str {
         match self {
             Self::TooLarge { .. } => "too_large",
             Self::NotUtf8 => "not_utf8",
             Self::TooDeep { .. } => "too_deep",
             Self::NotJson(_) => "not_json",
             Self::NotAnObject => "not_an_object",
-            Self::MissingField(_) => "missing_field",
+            Self::MissingField { .. } => "missing_field",
             Self::EmptyField(_) => "empty_field",
             Self::TooLong { .. } => "too_long",
             Self::WrongType { .. } => "wrong_type",
-            Self::ConfidenceOutOfRange(_) => "confidence_out_of_range",
-            Self::UnknownValue(v) => match v.kind {
-                "tier" => "unknown_tier",
-                "priority" => "unknown_priority",
-                _ => "unknown_market_regime",
-            },
+            Self::OutOfRange { reason, .. } => reason,
+            Self::UnknownValue(v) => v.reason(),
             Self::Bincode(_) => "bad_bincode",
         }
     }

@@ -1,154 +1,124 @@
 //! [`Event`]: one published event, decoded once at ingest.
 //!
-//! The indexed dimensions are pulled out into typed fields; the body is kept
+//! The schema's dimensions are pulled out into [`Value`]s; the body is kept
 //! as the exact bytes that were published, because clients receive it
-//! verbatim (`data`) and re-serializing it would both cost time and change it.
+//! verbatim (`data`) and re-serializing it would both cost time and change
+//! it.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use smallvec::SmallVec;
 
-use super::channel::{event_type_for_channel, PATTERN_DETECTED};
 use super::error::DecodeError;
-use super::values::{MarketRegime, Priority, Tier};
+use super::schema::{tickstock, DimId, Schema};
+use super::values::{Priority, Value};
 
-/// Longest accepted `symbol`, in characters.
-pub const MAX_SYMBOL_CHARS: usize = 32;
-/// Longest accepted `pattern`, `event_type` or `user_id`, in characters.
+/// Longest accepted `user_id`, and the default longest text value, in
+/// characters.
 pub const MAX_NAME_CHARS: usize = 128;
 /// Deepest accepted nesting of arrays and objects in a body.
 pub const MAX_DEPTH: usize = 64;
 /// Default of `limits.max_publish_bytes`.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 
-/// A decoded event: its routing dimensions plus the body as published.
+/// A decoded event: its dimensions plus the body as published.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    event_type: Box<str>,
+    schema: Arc<Schema>,
+    /// One per dimension of the schema, in [`DimId`] order; the event type
+    /// is always there.
+    values: Box<[Option<Value>]>,
     event_id: Option<Box<str>>,
     /// An idempotency key that travelled beside the body (see
     /// [`Event::with_idempotency_key`]).
     side_key: Option<Box<str>>,
-    symbol: Option<Box<str>>,
-    pattern: Option<Box<str>>,
-    tier: Option<Tier>,
-    market_regime: Option<MarketRegime>,
     user_id: Option<Box<str>>,
-    confidence: Option<f64>,
     priority: Priority,
     body: Bytes,
 }
 
-/// The fields of a body that tickcast reads; everything else is skipped by
-/// the parser and survives in the raw body.
-#[derive(Deserialize)]
-struct KnownFields<'a> {
-    #[serde(borrow)]
-    event_type: Option<&'a RawValue>,
-    #[serde(borrow)]
-    event_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    symbol: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pattern: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pattern_name: Option<&'a RawValue>,
-    #[serde(borrow)]
-    tier: Option<&'a RawValue>,
-    #[serde(borrow)]
-    market_regime: Option<&'a RawValue>,
-    #[serde(borrow)]
-    user_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    confidence: Option<&'a RawValue>,
-    #[serde(borrow)]
-    priority: Option<&'a RawValue>,
+/// What the decoder found besides the body.
+#[derive(Debug, Default)]
+pub(crate) struct EventParts {
+    pub(crate) values: Box<[Option<Value>]>,
+    pub(crate) event_id: Option<Box<str>>,
+    pub(crate) user_id: Option<Box<str>>,
+    pub(crate) priority: Priority,
+}
+
+/// The subject of a rate-limited event: the values of the schema's
+/// conflation dimensions. A newer event with the same key supersedes an
+/// older one still held.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConflationKey(SmallVec<[KeyPart; 3]>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum KeyPart {
+    Text(Box<str>),
+    Choice(u8),
+    Number(u64),
 }
 
 impl Event {
-    /// Decodes a TickStockPL JSON body.
-    ///
-    /// `channel` is the Redis channel, AMQP routing key or `?channel=` the body
-    /// arrived on; it gives the event type when the body has no `event_type`
-    /// (else `pattern_detected`). `max_bytes` is `limits.max_publish_bytes`.
+    /// Decodes a body with the default schema, TickStock's
+    /// ([`tickstock::schema`]); see [`Schema::decode`].
     pub fn from_json(
         body: Bytes,
         channel: Option<&str>,
         max_bytes: usize,
     ) -> Result<Self, DecodeError> {
-        if body.len() > max_bytes {
-            return Err(DecodeError::TooLarge {
-                size: body.len(),
-                max: max_bytes,
-            });
-        }
-        let text = std::str::from_utf8(&body).map_err(|_| DecodeError::NotUtf8)?;
-        if exceeds_depth(text.as_bytes(), MAX_DEPTH) {
-            return Err(DecodeError::TooDeep { max: MAX_DEPTH });
-        }
-        let trimmed = text.trim_start();
-        if !trimmed.starts_with('{') {
-            // Tell "JSON but not an object" from "not JSON at all".
-            return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-                Ok(_) => DecodeError::NotAnObject,
-                Err(e) => DecodeError::NotJson(e.to_string()),
-            });
-        }
-        let known: KnownFields<'_> =
-            serde_json::from_str(text).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-        let event = Self::from_known(&known, channel, body.clone())?;
-        Ok(event)
+        tickstock::schema().decode(body, channel, max_bytes)
     }
 
-    fn from_known(
-        known: &KnownFields<'_>,
-        channel: Option<&str>,
-        body: Bytes,
-    ) -> Result<Self, DecodeError> {
-        let event_type = match name_field(known.event_type, "event_type", MAX_NAME_CHARS)? {
-            Some(t) => t,
-            None => channel
-                .and_then(event_type_for_channel)
-                .unwrap_or(PATTERN_DETECTED)
-                .into(),
-        };
-        let pattern = match known.pattern {
-            Some(_) => name_field(known.pattern, "pattern", MAX_NAME_CHARS)?,
-            None => name_field(known.pattern_name, "pattern", MAX_NAME_CHARS)?,
-        };
-        let symbol = name_field(known.symbol, "symbol", MAX_SYMBOL_CHARS)?
-            .map(|s| s.to_uppercase().into_boxed_str());
-        if &*event_type == PATTERN_DETECTED {
-            if symbol.is_none() {
-                return Err(DecodeError::MissingField("symbol"));
-            }
-            if pattern.is_none() {
-                return Err(DecodeError::MissingField("pattern"));
-            }
-        }
-        let confidence = confidence_field(known.confidence)?;
-        let priority = match enum_field::<Priority>(known.priority, "priority")? {
-            Some(p) => p,
-            None => Priority::from_confidence(confidence),
-        };
-        Ok(Self {
-            event_type,
-            event_id: string_field(known.event_id, "event_id")?.map(String::into_boxed_str),
+    pub(crate) fn from_parts(schema: Arc<Schema>, parts: EventParts, body: Bytes) -> Self {
+        Self {
+            schema,
+            values: parts.values,
+            event_id: parts.event_id,
             side_key: None,
-            symbol,
-            pattern,
-            tier: enum_field(known.tier, "tier")?,
-            market_regime: enum_field(known.market_regime, "market_regime")?,
-            user_id: name_field(known.user_id, "user_id", MAX_NAME_CHARS)?,
-            confidence,
-            priority,
+            user_id: parts.user_id,
+            priority: parts.priority,
             body,
-        })
+        }
+    }
+
+    /// The schema it was decoded with.
+    pub fn schema(&self) -> &Arc<Schema> {
+        &self.schema
+    }
+
+    /// Every dimension's value, in [`DimId`] order.
+    pub fn values(&self) -> &[Option<Value>] {
+        &self.values
+    }
+
+    /// One dimension's value.
+    pub fn value(&self, dim: DimId) -> Option<&Value> {
+        self.values.get(dim.index())?.as_ref()
+    }
+
+    /// The value of the dimension called `name`, as text: a text value, or
+    /// a choice's wire name.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        let dim = self.schema.dim(name)?;
+        match self.value(dim)? {
+            Value::Text(t) => Some(t),
+            Value::Choice(c) => self.schema.dimension(dim).choice_name(*c),
+            Value::Number(_) => None,
+        }
+    }
+
+    /// The value of the number dimension called `name`.
+    pub fn number(&self, name: &str) -> Option<f64> {
+        self.value(self.schema.dim(name)?)?.number()
     }
 
     /// The event type (`pattern_detected`, `system_health`, ...).
     pub fn event_type(&self) -> &str {
-        &self.event_type
+        self.value(DimId::EVENT_TYPE)
+            .and_then(Value::text)
+            .unwrap_or_default()
     }
     /// The producer's event id, if it sent one.
     pub fn event_id(&self) -> Option<&str> {
@@ -174,31 +144,11 @@ impl Event {
             .filter(|id| !id.is_empty())
             .or(self.side_key.as_deref())
     }
-    /// The symbol, upper-cased.
-    pub fn symbol(&self) -> Option<&str> {
-        self.symbol.as_deref()
-    }
-    /// The pattern name (`pattern` or its alias `pattern_name`).
-    pub fn pattern(&self) -> Option<&str> {
-        self.pattern.as_deref()
-    }
-    /// The tier.
-    pub fn tier(&self) -> Option<Tier> {
-        self.tier
-    }
-    /// The market regime.
-    pub fn market_regime(&self) -> Option<MarketRegime> {
-        self.market_regime
-    }
     /// The one user a private event is for; `None` for public events.
     pub fn user_id(&self) -> Option<&str> {
         self.user_id.as_deref()
     }
-    /// Detection confidence in 0..=1.
-    pub fn confidence(&self) -> Option<f64> {
-        self.confidence
-    }
-    /// Priority: as sent, else derived from confidence.
+    /// Priority: as sent, else derived as the schema says.
     pub fn priority(&self) -> Priority {
         self.priority
     }
@@ -206,108 +156,35 @@ impl Event {
     pub fn body(&self) -> &Bytes {
         &self.body
     }
-    /// Conflation key (symbol + pattern + tier) for rate limiting, when the
-    /// event has all three: a newer event with the same key supersedes it.
-    pub fn conflation_key(&self) -> Option<(&str, &str, Tier)> {
-        Some((self.symbol()?, self.pattern()?, self.tier?))
-    }
-}
 
-fn too_long(field: &'static str, max: usize, s: &str) -> Result<(), DecodeError> {
-    // Byte length bounds char count from above: skip counting when short.
-    if s.len() > max && s.chars().count() > max {
-        return Err(DecodeError::TooLong { field, max });
+    /// Whether the event has every conflation dimension of its schema (and
+    /// the schema has some), without building the key.
+    pub fn conflates(&self) -> bool {
+        let dims = self.schema.conflation();
+        !dims.is_empty() && dims.iter().all(|d| self.value(*d).is_some())
     }
-    Ok(())
-}
 
-fn string_field(
-    raw: Option<&RawValue>,
-    field: &'static str,
-) -> Result<Option<String>, DecodeError> {
-    match raw {
-        None => Ok(None),
-        Some(raw) if raw.get() == "null" => Ok(None),
-        Some(raw) => serde_json::from_str::<String>(raw.get())
-            .map(Some)
-            .map_err(|_| DecodeError::WrongType {
-                field,
-                expected: "a string",
-            }),
-    }
-}
-
-fn name_field(
-    raw: Option<&RawValue>,
-    field: &'static str,
-    max: usize,
-) -> Result<Option<Box<str>>, DecodeError> {
-    let Some(s) = string_field(raw, field)? else {
-        return Ok(None);
-    };
-    if s.is_empty() {
-        return Err(DecodeError::EmptyField(field));
-    }
-    too_long(field, max, &s)?;
-    Ok(Some(s.into_boxed_str()))
-}
-
-fn enum_field<T>(raw: Option<&RawValue>, field: &'static str) -> Result<Option<T>, DecodeError>
-where
-    T: std::str::FromStr<Err = super::UnknownValue>,
-{
-    match string_field(raw, field)? {
-        None => Ok(None),
-        Some(s) => Ok(Some(s.parse::<T>()?)),
-    }
-}
-
-fn confidence_field(raw: Option<&RawValue>) -> Result<Option<f64>, DecodeError> {
-    let Some(raw) = raw.filter(|r| r.get() != "null") else {
-        return Ok(None);
-    };
-    let value: f64 = serde_json::from_str(raw.get()).map_err(|_| DecodeError::WrongType {
-        field: "confidence",
-        expected: "a number",
-    })?;
-    if !(0.0..=1.0).contains(&value) {
-        return Err(DecodeError::ConfidenceOutOfRange(value));
-    }
-    Ok(Some(value))
-}
-
-/// True when arrays/objects nest deeper than `max`. A linear scan that skips
-/// string contents, so hostile nesting is refused before the parser recurses.
-fn exceeds_depth(bytes: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
+    /// The event's conflation key, when it [`conflates`](Self::conflates).
+    pub fn conflation_key(&self) -> Option<ConflationKey> {
+        if !self.conflates() {
+            return None;
         }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > max {
-                    return true;
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+        let parts = self.schema.conflation().iter().filter_map(|d| {
+            Some(match self.value(*d)? {
+                Value::Text(t) => KeyPart::Text(t.clone()),
+                Value::Choice(c) => KeyPart::Choice(*c),
+                Value::Number(n) => KeyPart::Number((n + 0.0).to_bits()),
+            })
+        });
+        Some(ConflationKey(parts.collect()))
     }
-    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::schema::tickstock::TickStockEvent;
+    use crate::model::{MarketRegime, Tier};
 
     fn decode(json: &str, channel: Option<&str>) -> Result<Event, DecodeError> {
         Event::from_json(

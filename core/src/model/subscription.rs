@@ -4,8 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::filter::Filter;
-use super::values::Tier;
+use super::schema::Criteria;
+use super::Value;
 
 /// A connection's id, unique for the life of a hub (never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,25 +33,35 @@ pub struct Subscription {
     pub user: Option<UserId>,
     /// The client-chosen id, listed in `subs` of the events it matches.
     pub id: SubId,
-    /// What it matches (normalized).
-    pub filter: Filter,
-    /// The tiers the user is entitled to (the token's `tiers` claim); events
-    /// of other tiers never match. `None`: all tiers.
-    pub allowed_tiers: Option<Arc<[Tier]>>,
+    /// What it matches.
+    pub filter: Criteria,
+    /// The values of the schema's entitlement dimension the user may
+    /// receive, as choice bits (from the token's claim, e.g. `tiers`);
+    /// events with other values never match. `None`: all.
+    pub entitled: Option<u64>,
 }
 
 impl Subscription {
-    /// Whether this subscription receives `event`: its filter matches, and a
-    /// private event is for this subscription's user.
+    /// Whether this subscription receives `event`: its criteria match, the
+    /// user is entitled to it, and a private event is for this
+    /// subscription's user.
     pub fn accepts(&self, event: &crate::model::Event) -> bool {
         let private_ok = match event.user_id() {
             None => true,
             Some(target) => self.user.as_deref() == Some(target),
         };
-        let entitled = match (&self.allowed_tiers, event.tier()) {
-            (Some(allowed), Some(tier)) => allowed.contains(&tier),
-            _ => true,
+        private_ok && self.entitled_to(event) && self.filter.matches(event)
+    }
+
+    /// Whether the entitlement admits `event`: an event without the
+    /// entitlement dimension is for everyone.
+    pub fn entitled_to(&self, event: &crate::model::Event) -> bool {
+        let (Some(mask), Some(ent)) = (self.entitled, event.schema().entitlement()) else {
+            return true;
         };
-        private_ok && entitled && self.filter.matches(event)
+        match event.value(ent.dim) {
+            Some(Value::Choice(c)) => mask & (1 << c) != 0,
+            _ => true,
+        }
     }
 }

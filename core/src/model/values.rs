@@ -1,23 +1,22 @@
-//! The closed vocabularies of the event model: [`Priority`], [`Tier`] and
-//! [`MarketRegime`].
-//!
-//! Each is a small `Copy` enum so that filters and the index compare them as
-//! integers; their wire form is the lower-case name used by TickStockPL.
+//! The values of the event model: [`Priority`], which every schema has,
+//! and [`Value`], one dimension's value in an event.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
+use std::sync::Arc;
 
 /// Delivery priority of an event. Ordered: `Low < Medium < High < Critical`.
 ///
 /// Critical events bypass batching and rate limits; under queue pressure low
 /// events are dropped first, then medium (see `broadcast`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// Informational; first to go under pressure.
     Low,
-    /// The default for events without confidence.
+    /// The default for events that name none.
+    #[default]
     Medium,
     /// Important; never dropped silently (a queue that would drop it is closed).
     High,
@@ -28,19 +27,6 @@ pub enum Priority {
 impl Priority {
     /// All priorities, lowest first.
     pub const ALL: [Priority; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
-
-    /// The priority an event gets when it names none: derived from its
-    /// confidence (>= 0.9 critical, >= 0.8 high, >= 0.6 medium, else low), and
-    /// medium when it has no confidence either.
-    pub fn from_confidence(confidence: Option<f64>) -> Self {
-        match confidence {
-            Some(c) if c >= 0.9 => Self::Critical,
-            Some(c) if c >= 0.8 => Self::High,
-            Some(c) if c >= 0.6 => Self::Medium,
-            Some(_) => Self::Low,
-            None => Self::Medium,
-        }
-    }
 
     /// Wire name (`"low"`, `"medium"`, `"high"`, `"critical"`).
     pub fn as_str(self) -> &'static str {
@@ -58,61 +44,6 @@ impl Priority {
     }
 }
 
-/// TickStock's pattern tiers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    /// End-of-day patterns.
-    Daily,
-    /// Patterns detected during the session.
-    Intraday,
-    /// Patterns confirmed on several timeframes.
-    Combo,
-}
-
-impl Tier {
-    /// All tiers.
-    pub const ALL: [Tier; 3] = [Self::Daily, Self::Intraday, Self::Combo];
-
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Daily => "daily",
-            Self::Intraday => "intraday",
-            Self::Combo => "combo",
-        }
-    }
-}
-
-/// The market regime an event was detected in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MarketRegime {
-    /// Rising market.
-    Bull,
-    /// Falling market.
-    Bear,
-    /// No clear direction.
-    Neutral,
-    /// Range-bound market.
-    Consolidation,
-}
-
-impl MarketRegime {
-    /// All regimes.
-    pub const ALL: [MarketRegime; 4] = [Self::Bull, Self::Bear, Self::Neutral, Self::Consolidation];
-
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Bull => "bull",
-            Self::Bear => "bear",
-            Self::Neutral => "neutral",
-            Self::Consolidation => "consolidation",
-        }
-    }
-}
-
 /// A value that is not one of an enum's wire names.
 ///
 /// The message quotes at most 64 characters of the value: it goes back
@@ -121,10 +52,65 @@ impl MarketRegime {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {kind} {:?}", quoted(.value))]
 pub struct UnknownValue {
-    /// Which vocabulary (`"tier"`, `"priority"`, `"market_regime"`).
-    pub kind: &'static str,
+    /// Which vocabulary (`"tier"`, `"priority"`, a dimension's name).
+    pub kind: Box<str>,
     /// The rejected value.
     pub value: String,
+    /// Stable code for metrics and answers (`unknown_tier`).
+    reason: Arc<str>,
+}
+
+impl UnknownValue {
+    /// `value` is not in the vocabulary `kind`; `reason` is its code.
+    pub fn new(kind: impl Into<Box<str>>, value: &str, reason: Arc<str>) -> Self {
+        Self {
+            kind: kind.into(),
+            value: value.to_owned(),
+            reason,
+        }
+    }
+
+    /// Stable code of the error (`unknown_<kind>`).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// One dimension's value in an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A text value, case-folded as its dimension says.
+    Text(Box<str>),
+    /// The code of a choice (its position in the vocabulary).
+    Choice(u8),
+    /// A number within its dimension's range.
+    Number(f64),
+}
+
+impl Value {
+    /// The text, for text values.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Self::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The choice code, for choice values.
+    pub fn choice(&self) -> Option<u8> {
+        match self {
+            Self::Choice(c) => Some(*c),
+            _ => None,
+        }
+    }
+
+    /// The number, for number values.
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Self::Number(n) => Some(*n),
+            _ => None,
+        }
+    }
 }
 
 /// Most characters of a rejected value that [`UnknownValue`]'s message
@@ -135,23 +121,30 @@ fn quoted(value: &str) -> String {
     value.chars().take(QUOTED_CHARS).collect()
 }
 
+/// `FromStr` (by wire name) and `Display` for a closed enum with `ALL`
+/// and `as_str`.
+#[macro_export]
+#[doc(hidden)]
 macro_rules! wire_enum_traits {
     ($ty:ty, $kind:literal) => {
-        impl FromStr for $ty {
-            type Err = UnknownValue;
+        impl ::std::str::FromStr for $ty {
+            type Err = $crate::model::UnknownValue;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 Self::ALL
                     .into_iter()
                     .find(|v| v.as_str() == s)
-                    .ok_or_else(|| UnknownValue {
-                        kind: $kind,
-                        value: s.to_owned(),
+                    .ok_or_else(|| {
+                        $crate::model::UnknownValue::new(
+                            $kind,
+                            s,
+                            ::std::sync::Arc::from(concat!("unknown_", $kind)),
+                        )
                     })
             }
         }
 
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
@@ -159,8 +152,6 @@ macro_rules! wire_enum_traits {
 }
 
 wire_enum_traits!(Priority, "priority");
-wire_enum_traits!(Tier, "tier");
-wire_enum_traits!(MarketRegime, "market_regime");
 
 #[cfg(test)]
 mod tests {
@@ -168,46 +159,28 @@ mod tests {
 
     #[test]
     fn unknown_values_are_quoted_short() {
-        let err = "weekly".parse::<Tier>().unwrap_err();
-        assert_eq!(err.to_string(), r#"unknown tier "weekly""#);
+        let err = "urgent".parse::<Priority>().unwrap_err();
+        assert_eq!(err.to_string(), r#"unknown priority "urgent""#);
+        assert_eq!(err.reason(), "unknown_priority");
         // Found by the sse_query fuzz target: control characters escape
         // to up to six bytes each, so a value quoted whole answered up to
         // six times its size.
         let hostile = "\u{7f}".repeat(100_000);
-        let err = hostile.parse::<Tier>().unwrap_err();
+        let err = hostile.parse::<Priority>().unwrap_err();
         assert_eq!(err.value.len(), 100_000);
         assert_eq!(
             err.to_string(),
-            format!("unknown tier {:?}", "\u{7f}".repeat(64))
+            format!("unknown priority {:?}", "\u{7f}".repeat(64))
         );
     }
 
     #[test]
-    fn priority_follows_confidence_thresholds() {
-        assert_eq!(Priority::from_confidence(Some(0.95)), Priority::Critical);
-        assert_eq!(Priority::from_confidence(Some(0.9)), Priority::Critical);
-        assert_eq!(Priority::from_confidence(Some(0.85)), Priority::High);
-        assert_eq!(Priority::from_confidence(Some(0.8)), Priority::High);
-        assert_eq!(Priority::from_confidence(Some(0.6)), Priority::Medium);
-        assert_eq!(Priority::from_confidence(Some(0.59)), Priority::Low);
-        assert_eq!(Priority::from_confidence(None), Priority::Medium);
-    }
-
-    #[test]
-    fn priorities_are_ordered() {
+    fn priorities_are_ordered_and_named() {
         assert!(Priority::Low < Priority::Medium);
         assert!(Priority::High < Priority::Critical);
-    }
-
-    #[test]
-    fn wire_names_round_trip() {
-        for t in Tier::ALL {
-            assert_eq!(t.as_str().parse::<Tier>().unwrap(), t);
+        for p in Priority::ALL {
+            assert_eq!(p.as_str().parse::<Priority>().unwrap(), p);
         }
-        for r in MarketRegime::ALL {
-            assert_eq!(r.as_str().parse::<MarketRegime>().unwrap(), r);
-        }
-        assert!("weekly".parse::<Tier>().is_err());
         assert_eq!(
             serde_json::to_string(&Priority::Critical).unwrap(),
             "\"critical\""

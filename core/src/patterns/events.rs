@@ -72,7 +72,7 @@ impl TierPatternEvent {
     }
 
     pub(crate) fn to_event(&self, context: &MarketContext) -> Result<Event, DecodeError> {
-        let mut body = base(crate::model::PATTERN_DETECTED, context);
+        let mut body = base(crate::model::schema::tickstock::PATTERN_DETECTED, context);
         body.insert("pattern".into(), json!(self.pattern));
         body.insert("symbol".into(), json!(self.symbol));
         body.insert("tier".into(), json!(self.tier));
@@ -239,6 +239,7 @@ fn decode(body: Map<String, Value>) -> Result<Event, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::schema::tickstock::TickStockEvent;
 
     fn context() -> MarketContext {
         MarketContext {

@@ -228,17 +228,15 @@ impl TierPatternHub {
         let hub = &self.inner.hub;
         let mut state = self.inner.state.lock();
         let session = MarketSession::at(self.now());
-        let alerts = Filter {
-            event_types: vec![PATTERN_ALERT_EVENT_TYPE.to_owned()],
-            ..Filter::default()
-        };
+        let alerts = Filter::new().values("event_types", [PATTERN_ALERT_EVENT_TYPE]);
         if wants_feed(&preferences, session) {
             hub.subscribe_user(&user, PATTERN_SUBSCRIPTION, preferences.to_filter())?;
         } else {
             // Validate now rather than at the opening bell.
-            preferences
-                .to_filter()
-                .normalized(hub.config().limits.max_values_per_list)
+            let max = hub.config().limits.max_values_per_list;
+            hub.config()
+                .schema
+                .criteria(&preferences.to_filter(), max)
                 .map_err(SubscribeError::from)?;
             hub.unsubscribe_user(&user, PATTERN_SUBSCRIPTION);
         }

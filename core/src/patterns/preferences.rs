@@ -5,10 +5,11 @@ use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::schema::tickstock::TickStockFilter;
 use crate::model::{Filter, Priority, Tier};
 
 /// Event type of tier-pattern detections.
-pub const PATTERN_EVENT_TYPE: &str = crate::model::PATTERN_DETECTED;
+pub const PATTERN_EVENT_TYPE: &str = crate::model::schema::tickstock::PATTERN_DETECTED;
 
 /// Default lowest confidence of a preference.
 pub const DEFAULT_MIN_CONFIDENCE: f64 = 0.6;
@@ -113,7 +114,7 @@ impl UserPreferences {
     /// The subscription filter of the pattern feed: pattern detections
     /// with these tiers, symbols, patterns, confidence and priority.
     pub fn to_filter(&self) -> Filter {
-        Filter {
+        TickStockFilter {
             event_types: vec![PATTERN_EVENT_TYPE.to_owned()],
             tiers: self.tiers.clone(),
             symbols: self.symbols.clone(),
@@ -122,12 +123,15 @@ impl UserPreferences {
             min_confidence: (self.min_confidence > 0.0).then_some(self.min_confidence),
             min_priority: self.min_priority,
         }
+        .into()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::schema::Test;
+    use crate::model::FilterValue;
 
     #[test]
     fn preferences_become_a_pattern_filter() {
@@ -139,17 +143,28 @@ mod tests {
             ..UserPreferences::default()
         };
         let filter = prefs.to_filter();
-        assert_eq!(filter.event_types, ["pattern_detected"]);
-        assert_eq!(filter.tiers, [Tier::Daily, Tier::Combo]);
-        assert_eq!(filter.patterns, ["BreakoutBO"]);
-        assert_eq!(filter.min_confidence, Some(0.6));
-        assert_eq!(filter.min_priority, Some(Priority::High));
-        let normalized = filter.normalized(16).unwrap();
-        assert_eq!(normalized.symbols, ["AAPL"]);
+        assert_eq!(filter.list("event_types"), ["pattern_detected"]);
+        assert_eq!(filter.list("tiers"), ["daily", "combo"]);
+        assert_eq!(filter.list("patterns"), ["BreakoutBO"]);
+        assert_eq!(
+            filter.get("min_confidence"),
+            Some(&FilterValue::Number(0.6))
+        );
+        assert_eq!(
+            filter.get("min_priority"),
+            Some(&FilterValue::Text("high".into()))
+        );
+        let schema = crate::model::schema::tickstock::schema();
+        let criteria = schema.criteria(&filter, 16).unwrap();
+        let symbol = schema.dim("symbol").unwrap();
+        assert_eq!(
+            criteria.condition(symbol),
+            Some(&Test::Texts(vec!["AAPL".into()]))
+        );
         assert_eq!(
             UserPreferences::risk_monitoring()
                 .to_filter()
-                .min_confidence,
+                .get("min_confidence"),
             None
         );
     }

@@ -1,9 +1,11 @@
 //! [`RouteCache`]: recipient sets by event dimensions, LRU with a TTL.
 //!
-//! The key holds every dimension the index reads, with the confidence
-//! replaced by its rank among the distinct `min_confidence` thresholds in
-//! use: two events with equal keys have equal recipients. Entries carry the
-//! version of the subscriptions they were computed from (see
+//! The key is derived from the event's values, every dimension of its
+//! schema, so a dimension cannot be left out of it: text and choice values
+//! as they are, and each number replaced by its rank among the distinct
+//! floors and ceilings in use on its dimension. Two events with equal keys
+//! have equal recipients. Entries carry the version of the subscriptions
+//! they were computed from (see
 //! [`SubscriptionIndex::version`](crate::index::SubscriptionIndex::version));
 //! a subscription change that could alter an answer changes its version, so
 //! a cached answer is never stale, while changes elsewhere leave it valid.
@@ -14,56 +16,78 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quick_cache::{sync::Cache, Equivalent, Weighter};
+use smallvec::SmallVec;
 
 use crate::index::Recipients;
-use crate::model::{Event, MarketRegime, Priority, Tier};
+use crate::model::schema::DimId;
+use crate::model::{Event, Priority, Value};
 
 /// An entry of `n` recipients weighs `1 + n / RECIPIENTS_PER_UNIT` units of
 /// the capacity, which bounds the cache's memory as well as its entries.
 const RECIPIENTS_PER_UNIT: u64 = 64;
 
+/// One dimension of a borrowed key. Hashes like [`Part`] (same variants
+/// in the same order; `&str` and `Box<str>` hash alike).
+#[derive(Debug, Clone, Copy, PartialEq, Hash)]
+enum PartRef<'a> {
+    Absent,
+    Text(&'a str),
+    Choice(u8),
+    /// A number's (floor rank, ceiling rank).
+    Rank(u32, u32),
+}
+
+/// One dimension of an owned key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Part {
+    Absent,
+    Text(Box<str>),
+    Choice(u8),
+    Rank(u32, u32),
+}
+
 /// Owned cache key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct RouteKey {
     broadcast: bool,
-    event_type: Box<str>,
-    symbol: Option<Box<str>>,
-    pattern: Option<Box<str>>,
     user: Option<Box<str>>,
-    tier: Option<Tier>,
-    regime: Option<MarketRegime>,
     priority: Priority,
-    confidence_rank: usize,
+    parts: Box<[Part]>,
 }
 
 /// Borrowed form of [`RouteKey`], hashed identically, so a lookup does not
 /// allocate.
-#[derive(Debug, Clone, Copy, PartialEq, Hash)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub(crate) struct RouteKeyRef<'a> {
     broadcast: bool,
-    event_type: &'a str,
-    symbol: Option<&'a str>,
-    pattern: Option<&'a str>,
     user: Option<&'a str>,
-    tier: Option<Tier>,
-    regime: Option<MarketRegime>,
     priority: Priority,
-    confidence_rank: usize,
+    parts: SmallVec<[PartRef<'a>; 8]>,
 }
 
 impl<'a> RouteKeyRef<'a> {
-    /// The key of a content-based route.
-    pub(crate) fn content(event: &'a Event, confidence_rank: usize) -> Self {
+    /// The key of a content-based route; `rank` gives a number's (floor,
+    /// ceiling) ranks on its dimension.
+    pub(crate) fn content(event: &'a Event, rank: impl Fn(DimId, f64) -> (u32, u32)) -> Self {
+        let parts = event
+            .values()
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                None => PartRef::Absent,
+                Some(Value::Text(t)) => PartRef::Text(t),
+                Some(Value::Choice(c)) => PartRef::Choice(*c),
+                Some(Value::Number(n)) => {
+                    let (floor, ceiling) = rank(DimId::at(i), *n);
+                    PartRef::Rank(floor, ceiling)
+                }
+            })
+            .collect();
         Self {
             broadcast: false,
-            event_type: event.event_type(),
-            symbol: event.symbol(),
-            pattern: event.pattern(),
             user: event.user_id(),
-            tier: event.tier(),
-            regime: event.market_regime(),
             priority: event.priority(),
-            confidence_rank,
+            parts,
         }
     }
 
@@ -71,28 +95,24 @@ impl<'a> RouteKeyRef<'a> {
     pub(crate) fn broadcast(event: &'a Event) -> Self {
         Self {
             broadcast: true,
-            event_type: "",
-            symbol: None,
-            pattern: None,
             user: event.user_id(),
-            tier: None,
-            regime: None,
             priority: Priority::Low,
-            confidence_rank: 0,
+            parts: SmallVec::new(),
         }
     }
 
-    fn to_owned(self) -> RouteKey {
+    fn to_owned(&self) -> RouteKey {
+        let parts = self.parts.iter().map(|p| match *p {
+            PartRef::Absent => Part::Absent,
+            PartRef::Text(t) => Part::Text(t.into()),
+            PartRef::Choice(c) => Part::Choice(c),
+            PartRef::Rank(f, c) => Part::Rank(f, c),
+        });
         RouteKey {
             broadcast: self.broadcast,
-            event_type: self.event_type.into(),
-            symbol: self.symbol.map(Into::into),
-            pattern: self.pattern.map(Into::into),
             user: self.user.map(Into::into),
-            tier: self.tier,
-            regime: self.regime,
             priority: self.priority,
-            confidence_rank: self.confidence_rank,
+            parts: parts.collect(),
         }
     }
 }
@@ -100,14 +120,20 @@ impl<'a> RouteKeyRef<'a> {
 impl Equivalent<RouteKey> for RouteKeyRef<'_> {
     fn equivalent(&self, key: &RouteKey) -> bool {
         self.broadcast == key.broadcast
-            && self.event_type == &*key.event_type
-            && self.symbol == key.symbol.as_deref()
-            && self.pattern == key.pattern.as_deref()
             && self.user == key.user.as_deref()
-            && self.tier == key.tier
-            && self.regime == key.regime
             && self.priority == key.priority
-            && self.confidence_rank == key.confidence_rank
+            && self.parts.len() == key.parts.len()
+            && self
+                .parts
+                .iter()
+                .zip(key.parts.iter())
+                .all(|(a, b)| match (a, b) {
+                    (PartRef::Absent, Part::Absent) => true,
+                    (PartRef::Text(a), Part::Text(b)) => *a == &**b,
+                    (PartRef::Choice(a), Part::Choice(b)) => a == b,
+                    (PartRef::Rank(a, b), Part::Rank(c, d)) => a == c && b == d,
+                    _ => false,
+                })
     }
 }
 
@@ -174,7 +200,7 @@ impl RouteCache {
     /// answer, which is then cached.
     pub(crate) fn get_or_compute(
         &self,
-        key: RouteKeyRef<'_>,
+        key: &RouteKeyRef<'_>,
         version: u64,
         compute: impl FnOnce() -> Recipients,
     ) -> Arc<Recipients> {
@@ -183,7 +209,7 @@ impl RouteCache {
             return Arc::new(compute());
         };
         let now = Instant::now();
-        if let Some(entry) = cache.get(&key) {
+        if let Some(entry) = cache.get(key) {
             if entry.version == version && entry.expires > now {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return entry.recipients;
@@ -221,7 +247,7 @@ mod tests {
 
     fn event() -> Event {
         Event::from_json(
-            Bytes::from_static(br#"{"symbol":"A","pattern":"P"}"#),
+            Bytes::from_static(br#"{"symbol":"A","pattern":"P","confidence":0.5}"#),
             None,
             1024,
         )
@@ -232,16 +258,31 @@ mod tests {
     fn entries_expire_and_versions_invalidate() {
         let e = event();
         let fresh = RouteCache::new(100, Duration::from_secs(60));
-        fresh.get_or_compute(RouteKeyRef::content(&e, 0), 1, Vec::new);
-        fresh.get_or_compute(RouteKeyRef::content(&e, 0), 1, Vec::new);
-        fresh.get_or_compute(RouteKeyRef::content(&e, 0), 2, Vec::new);
-        fresh.get_or_compute(RouteKeyRef::content(&e, 1), 2, Vec::new);
+        let rank = |r: u32| move |_: DimId, _: f64| (r, 0);
+        let key = |r| RouteKeyRef::content(&e, rank(r));
+        fresh.get_or_compute(&key(0), 1, Vec::new);
+        fresh.get_or_compute(&key(0), 1, Vec::new);
+        fresh.get_or_compute(&key(0), 2, Vec::new);
+        fresh.get_or_compute(&key(1), 2, Vec::new);
         assert_eq!(fresh.counts(), CacheCounts { hits: 1, misses: 3 });
 
         let expired = RouteCache::new(100, Duration::ZERO);
-        expired.get_or_compute(RouteKeyRef::content(&e, 0), 1, Vec::new);
-        expired.get_or_compute(RouteKeyRef::content(&e, 0), 1, Vec::new);
+        expired.get_or_compute(&key(0), 1, Vec::new);
+        expired.get_or_compute(&key(0), 1, Vec::new);
         assert_eq!(expired.counts(), CacheCounts { hits: 0, misses: 2 });
         assert_eq!(expired.len(), 1);
+    }
+
+    #[test]
+    fn borrowed_and_owned_keys_hash_alike() {
+        use std::hash::BuildHasher;
+        let e = event();
+        let key = RouteKeyRef::content(&e, |_, _| (1, 2));
+        let owned = key.to_owned();
+        let h = rustc_hash::FxBuildHasher;
+        assert_eq!(h.hash_one(&key), h.hash_one(&owned));
+        assert!(key.equivalent(&owned));
+        let other = RouteKeyRef::content(&e, |_, _| (2, 2));
+        assert!(!other.equivalent(&owned));
     }
 }

@@ -8,7 +8,7 @@ use parking_lot::RwLock;
 
 use super::cache::{CacheCounts, RouteCache, RouteKeyRef};
 use super::strategy::{RoutingRules, Strategy};
-use super::thresholds::Thresholds;
+use super::thresholds::Bounds;
 use crate::index::{Recipients, SubscriptionIndex};
 use crate::model::{ConnId, Event, Subscription};
 use crate::stats::{LatencyHistogram, LatencySummary};
@@ -65,12 +65,12 @@ impl Default for CacheConfig {
 }
 
 /// The subscriptions and what the cache key derives from them. A cached
-/// route carries the index's version for its event plus the thresholds'
-/// epoch (what a confidence rank means): both only grow, so the sum moves
+/// route carries the index's version for its event plus the bounds'
+/// epoch (what a number's rank means): both only grow, so the sum moves
 /// whenever either does.
 struct State<I> {
     index: I,
-    thresholds: Thresholds,
+    bounds: Bounds,
 }
 
 /// A [`Router`] over any [`SubscriptionIndex`], with rules and a route cache.
@@ -87,7 +87,7 @@ impl<I: SubscriptionIndex> IndexRouter<I> {
         Self {
             state: RwLock::new(State {
                 index,
-                thresholds: Thresholds::default(),
+                bounds: Bounds::default(),
             }),
             cache: RouteCache::new(cache.capacity, cache.ttl),
             rules,
@@ -119,17 +119,16 @@ impl<I: SubscriptionIndex> Router for IndexRouter<I> {
         let state = self.state.read();
         let recipients = if strategy == Strategy::BroadcastAll {
             self.cache.get_or_compute(
-                RouteKeyRef::broadcast(event),
+                &RouteKeyRef::broadcast(event),
                 state.index.version_all(),
                 || self.timed(|| state.index.subscribed_connections(event.user_id())),
             )
         } else {
-            let rank = state.thresholds.rank(event.confidence());
-            let version = state.index.version(event) + state.thresholds.epoch();
-            self.cache
-                .get_or_compute(RouteKeyRef::content(event, rank), version, || {
-                    self.timed(|| state.index.match_event(event))
-                })
+            let key = RouteKeyRef::content(event, |dim, v| state.bounds.rank(dim, v));
+            let version = state.index.version(event) + state.bounds.epoch();
+            self.cache.get_or_compute(&key, version, || {
+                self.timed(|| state.index.match_event(event))
+            })
         };
         Route {
             strategy,
@@ -139,10 +138,10 @@ impl<I: SubscriptionIndex> Router for IndexRouter<I> {
 
     fn subscribe(&self, sub: Subscription) -> Option<Subscription> {
         self.change(|s| {
-            s.thresholds.add(sub.filter.min_confidence);
+            s.bounds.count(&sub.filter, true);
             let old = s.index.insert(sub);
             if let Some(old) = &old {
-                s.thresholds.remove(old.filter.min_confidence);
+                s.bounds.count(&old.filter, false);
             }
             old
         })
@@ -152,7 +151,7 @@ impl<I: SubscriptionIndex> Router for IndexRouter<I> {
         self.change(|s| {
             let old = s.index.remove(conn, id);
             if let Some(old) = &old {
-                s.thresholds.remove(old.filter.min_confidence);
+                s.bounds.count(&old.filter, false);
             }
             old
         })
@@ -161,7 +160,7 @@ impl<I: SubscriptionIndex> Router for IndexRouter<I> {
     fn disconnect(&self, conn: ConnId) -> usize {
         self.change(|s| {
             for sub in s.index.connection_subscriptions(conn) {
-                s.thresholds.remove(sub.filter.min_confidence);
+                s.bounds.count(&sub.filter, false);
             }
             s.index.remove_connection(conn)
         })
@@ -188,10 +187,14 @@ impl<I: SubscriptionIndex> Router for IndexRouter<I> {
 mod tests {
     use super::*;
     use crate::index::{BruteForceIndex, InvertedIndex};
+    use crate::model::schema::arbitrary::{arb_event, arb_filter, arb_schema, entitlement_of};
+    use crate::model::schema::tickstock::{self, TickStockFilter};
+    use crate::model::schema::Schema;
     use crate::model::{Filter, MarketRegime, Priority, Tier};
     use bytes::Bytes;
     use proptest::prelude::{prop_assert_eq, prop_oneof, proptest};
     use proptest::strategy::Strategy as Gen;
+    use std::sync::Arc;
 
     fn event(symbol: &str, tier: Tier, confidence: f64, user: Option<&str>) -> Event {
         let pattern = if confidence > 0.6 { "Doji" } else { "Hammer" };
@@ -208,7 +211,7 @@ mod tests {
             conn: ConnId(conn),
             user: Some(format!("u{}", conn % 3).into()),
             id: format!("s{id}").into(),
-            filter: Filter {
+            filter: criteria(TickStockFilter {
                 symbols: symbols.into_iter().map(String::from).collect(),
                 min_confidence,
                 market_regimes: if id.is_multiple_of(2) {
@@ -222,10 +225,37 @@ mod tests {
                 } else {
                     vec![]
                 },
-                ..Filter::default()
-            },
-            allowed_tiers: (conn == 4).then(|| vec![Tier::Intraday].into()),
+                ..TickStockFilter::default()
+            }),
+            entitled: (conn == 4).then_some(1 << Tier::Intraday as u8),
         }
+    }
+
+    fn criteria(filter: TickStockFilter) -> crate::model::schema::Criteria {
+        tickstock::schema().criteria(&filter.into(), 16).unwrap()
+    }
+
+    fn index() -> InvertedIndex {
+        InvertedIndex::new(&tickstock::schema())
+    }
+
+    #[derive(Debug, Clone)]
+    enum AnyOp {
+        Subscribe(u64, u8, Filter),
+        Unsubscribe(u64, u8),
+        Route(Event),
+    }
+
+    fn any_ops(schema: Arc<Schema>) -> impl Gen<Value = (Arc<Schema>, Vec<AnyOp>)> {
+        let op = prop_oneof![
+            3 => (0u64..5, 0u8..3, arb_filter(&schema)).prop_map(|(c, i, f)| AnyOp::Subscribe(c, i, f)),
+            1 => (0u64..5, 0u8..3).prop_map(|(c, i)| AnyOp::Unsubscribe(c, i)),
+            6 => arb_event(&schema).prop_map(AnyOp::Route),
+        ];
+        (
+            proptest::strategy::Just(schema),
+            proptest::collection::vec(op, 1..100),
+        )
     }
 
     #[derive(Debug, Clone)]
@@ -262,7 +292,7 @@ mod tests {
                 strategy: Strategy::BroadcastAll,
                 ..Default::default()
             }]);
-            let cached = IndexRouter::new(InvertedIndex::new(), rules.clone(), CacheConfig::default());
+            let cached = IndexRouter::new(index(), rules.clone(), CacheConfig::default());
             let mut reference = BruteForceIndex::new();
             for op in ops {
                 match op {
@@ -290,15 +320,44 @@ mod tests {
                 }
             }
         }
+
+        /// The same on generated schemas: the cache key, derived from the
+        /// event's values, never confuses two events of different audiences.
+        #[test]
+        fn cached_equals_uncached_on_any_schema(
+            (schema, ops) in arb_schema().prop_flat_map(any_ops)
+        ) {
+            let cached = IndexRouter::new(InvertedIndex::new(&schema), RoutingRules::default(), CacheConfig::default());
+            let mut reference = BruteForceIndex::new();
+            for op in ops {
+                match op {
+                    AnyOp::Subscribe(c, i, f) => {
+                        let Ok(filter) = schema.criteria(&f, 16) else { continue };
+                        let sub = Subscription {
+                            conn: ConnId(c),
+                            user: Some(format!("u{}", c % 3).into()),
+                            id: format!("s{i}").into(),
+                            filter,
+                            entitled: entitlement_of(&schema, c),
+                        };
+                        cached.subscribe(sub.clone());
+                        reference.insert(sub);
+                    }
+                    AnyOp::Unsubscribe(c, i) => {
+                        let id = format!("s{i}");
+                        prop_assert_eq!(cached.unsubscribe(ConnId(c), &id), reference.remove(ConnId(c), &id));
+                    }
+                    AnyOp::Route(e) => {
+                        prop_assert_eq!(&*cached.route(&e).recipients, &reference.match_event(&e));
+                    }
+                }
+            }
+        }
     }
 
     #[test]
     fn repeated_routes_hit_and_changes_invalidate() {
-        let router = IndexRouter::new(
-            InvertedIndex::new(),
-            RoutingRules::default(),
-            CacheConfig::default(),
-        );
+        let router = IndexRouter::new(index(), RoutingRules::default(), CacheConfig::default());
         router.subscribe(sub(1, 1, vec!["A"], None));
         let e = event("A", Tier::Daily, 0.7, None);
         assert_eq!(router.route(&e).recipients.len(), 1);
@@ -315,7 +374,7 @@ mod tests {
             capacity: 0,
             ..CacheConfig::default()
         };
-        let router = IndexRouter::new(InvertedIndex::new(), RoutingRules::default(), config);
+        let router = IndexRouter::new(index(), RoutingRules::default(), config);
         let e = event("A", Tier::Daily, 0.7, None);
         router.route(&e);
         router.route(&e);

@@ -52,7 +52,9 @@ pub struct RoutingRule {
 impl RoutingRule {
     fn applies_to(&self, event: &Event) -> bool {
         (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event.event_type()))
-            && (self.tiers.is_empty() || event.tier().is_some_and(|t| self.tiers.contains(&t)))
+            && (self.tiers.is_empty()
+                || (event.text("tier").and_then(|t| t.parse::<Tier>().ok()))
+                    .is_some_and(|t| self.tiers.contains(&t)))
             && (self.priorities.is_empty() || self.priorities.contains(&event.priority()))
     }
 }

@@ -1,9 +1,63 @@
-//! The distinct `min_confidence` thresholds in use, so the route cache can
-//! key on a confidence's rank instead of its exact value.
+//! The distinct floors and ceilings in use on each number dimension
+//! ([`Bounds`]), so the route cache can key on a number's rank among them
+//! instead of its exact value.
 
 use std::collections::BTreeMap;
 
-/// Multiset of thresholds with a sorted list of the distinct values.
+use crate::model::schema::{Bound, Criteria, DimId};
+
+/// The thresholds of every (dimension, floor or ceiling) in use.
+#[derive(Debug, Default)]
+pub(crate) struct Bounds {
+    lists: Vec<((DimId, Bound), Thresholds)>,
+    epoch: u64,
+}
+
+impl Bounds {
+    /// Counts the bounds of `criteria` in (`add`) or out.
+    pub(crate) fn count(&mut self, criteria: &Criteria, add: bool) {
+        for (dim, bound, value) in criteria.bounds() {
+            let at = match self.lists.iter().position(|(k, _)| *k == (dim, bound)) {
+                Some(at) => at,
+                None => {
+                    self.lists.push(((dim, bound), Thresholds::default()));
+                    self.lists.len() - 1
+                }
+            };
+            let t = &mut self.lists[at].1;
+            let before = t.epoch();
+            if add {
+                t.add(Some(value));
+            } else {
+                t.remove(Some(value));
+            }
+            self.epoch += t.epoch() - before;
+        }
+    }
+
+    /// Counts changes of any set of distinct thresholds.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// `value`'s (floor, ceiling) ranks on `dim`: events of equal ranks
+    /// pass exactly the same bounds.
+    pub(crate) fn rank(&self, dim: DimId, value: f64) -> (u32, u32) {
+        let mut out = (0, 0);
+        for ((d, bound), t) in &self.lists {
+            if *d == dim {
+                match bound {
+                    Bound::Floor => out.0 = t.rank(Some(value)) as u32,
+                    Bound::Ceiling => out.1 = t.rank_below(value) as u32,
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Multiset of thresholds of one (dimension, bound), with a sorted list of
+/// the distinct values.
 #[derive(Debug, Default)]
 pub(crate) struct Thresholds {
     counts: BTreeMap<u64, usize>,
@@ -53,6 +107,12 @@ impl Thresholds {
     /// passes none, like rank 0.
     pub(crate) fn rank(&self, confidence: Option<f64>) -> usize {
         confidence.map_or(0, |c| self.sorted.partition_point(|t| *t <= c))
+    }
+
+    /// How many distinct thresholds lie strictly below `value`: events of
+    /// equal rank pass exactly the same ceilings.
+    pub(crate) fn rank_below(&self, value: f64) -> usize {
+        self.sorted.partition_point(|t| *t < value)
     }
 }
 

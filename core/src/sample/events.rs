@@ -152,6 +152,7 @@ impl Iterator for DetectionStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::schema::tickstock::TickStockEvent;
     use crate::model::Priority;
 
     #[test]

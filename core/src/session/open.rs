@@ -75,8 +75,11 @@ pub fn open(hub: &Hub, config: &SessionConfig, token: Option<&str>) -> Result<Op
         .limits
         .clone()
         .unwrap_or_else(|| hub.default_limits());
-    if let Some(tiers) = identity.as_ref().and_then(|i| i.tiers.clone()) {
-        limits.allowed_tiers = Some(tiers);
+    if let Some(tiers) = identity.as_ref().and_then(|i| i.tiers.as_ref()) {
+        let names: Vec<String> = tiers.iter().map(|t| t.as_str().to_owned()).collect();
+        // The token's tiers were checked against TickStock's vocabulary;
+        // a schema without tiers narrows nothing.
+        limits.entitled = hub.config().schema.entitled(&names).ok().flatten();
     }
     let user = identity.as_ref().map(|i| i.user.clone());
     let connection = hub.connect(user, limits)?;

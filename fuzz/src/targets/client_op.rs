@@ -101,7 +101,11 @@ pub fn run(data: &[u8]) {
                         let chars = id.chars().count();
                         assert!((1..=tickcast_core::model::MAX_NAME_CHARS).contains(&chars));
                         let max = hub.config().limits.max_values_per_list;
-                        assert!(filter.normalized(max).is_ok(), "accepted a bad filter");
+                        let schema = &hub.config().schema;
+                        assert!(
+                            schema.criteria(&filter, max).is_ok(),
+                            "accepted a bad filter"
+                        );
                     }
                     Err(SubscribeError::LimitExceeded(limit)) => assert!(held >= limit),
                     Err(SubscribeError::BadFilter(_) | SubscribeError::BadId) => {}

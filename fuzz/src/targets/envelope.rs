@@ -14,6 +14,7 @@ use arbitrary::{Result, Unstructured};
 use bytes::Bytes;
 use serde_json::Value;
 use tickcast_core::ingest::decode_body;
+use tickcast_core::model::schema::tickstock::TickStockEvent;
 use tickcast_core::model::{Envelope, Event, BINCODE_MARKER};
 
 use super::event_json::{self, JSON_REASONS, MAX_BYTES};

@@ -15,9 +15,10 @@ use bytes::Bytes;
 use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
-use tickcast_core::model::{
-    Event, MarketRegime, Priority, Tier, MAX_NAME_CHARS, MAX_SYMBOL_CHARS, PATTERN_DETECTED,
+use tickcast_core::model::schema::tickstock::{
+    self, priority_from_confidence, TickStockEvent, MAX_SYMBOL_CHARS, PATTERN_DETECTED,
 };
+use tickcast_core::model::{Event, MarketRegime, Tier, MAX_NAME_CHARS};
 
 use super::{sample, FIXTURE_SAMPLE};
 use crate::gen::{self, Field};
@@ -126,12 +127,11 @@ pub(crate) fn check_event(event: &Event, data: &[u8], channel: Option<&str>) {
     assert!((1..=MAX_NAME_CHARS).contains(&chars(event_type)));
     match text("event_type") {
         Some(named) => assert_eq!(event_type, named),
-        None => assert_eq!(
-            event_type,
-            channel
-                .and_then(tickcast_core::model::event_type_for_channel)
-                .unwrap_or(PATTERN_DETECTED)
-        ),
+        None => {
+            let schema = tickstock::schema();
+            let implied = channel.and_then(|c| schema.event_type_for_channel(c));
+            assert_eq!(event_type, implied.unwrap_or(PATTERN_DETECTED));
+        }
     }
     if let Some(symbol) = event.symbol() {
         // The limit applies to the symbol as sent; upper-casing may
@@ -170,7 +170,7 @@ pub(crate) fn check_event(event: &Event, data: &[u8], channel: Option<&str>) {
         Some(sent) => assert_eq!(event.priority().as_str(), sent),
         None => assert_eq!(
             event.priority(),
-            Priority::from_confidence(event.confidence())
+            priority_from_confidence(event.confidence())
         ),
     }
 }

@@ -11,6 +11,8 @@
 
 use arbitrary::{Result, Unstructured};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use tickcast_core::model::schema::tickstock;
+use tickcast_core::model::FilterValue;
 use tickcast_transport_sse::SseQuery;
 
 use crate::gen;
@@ -54,7 +56,8 @@ const MAX_MESSAGE_BYTES: usize = 1024;
 /// Runs one input.
 pub fn run(data: &[u8]) {
     let raw = String::from_utf8_lossy(data);
-    let query = match SseQuery::parse(&raw) {
+    let schema = tickstock::schema();
+    let query = match SseQuery::parse(&raw, &schema) {
         Ok(query) => query,
         Err(error) => {
             let bytes = error.0.len();
@@ -62,17 +65,11 @@ pub fn run(data: &[u8]) {
             return;
         }
     };
-    let filter = &query.filter;
-    let names = [&filter.event_types, &filter.symbols, &filter.patterns];
-    let enums: [Vec<&str>; 2] = [
-        filter.tiers.iter().map(|t| t.as_str()).collect(),
-        filter.market_regimes.iter().map(|r| r.as_str()).collect(),
-    ];
-    for item in names
-        .iter()
-        .flat_map(|l| l.iter().map(String::as_str))
-        .chain(enums.iter().flatten().copied())
-    {
+    let items = query.filter.iter().flat_map(|(_, value)| match value {
+        FilterValue::Values(values) => values.as_slice(),
+        _ => &[],
+    });
+    for item in items {
         assert!(!item.is_empty(), "empty item in {raw:?}");
         assert_eq!(item, item.trim(), "untrimmed item in {raw:?}");
         assert!(!item.contains(','), "item {item:?} holds a comma: {raw:?}");
@@ -84,7 +81,7 @@ pub fn run(data: &[u8]) {
         );
     }
     let written = write(&query);
-    match SseQuery::parse(&written) {
+    match SseQuery::parse(&written, &schema) {
         // Debug, not ==: a `min_confidence` of NaN is not equal to itself.
         Ok(again) => assert_eq!(
             format!("{again:?}"),
@@ -104,32 +101,16 @@ fn write(query: &SseQuery) -> String {
     let encode = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
     let mut pairs = Vec::new();
     let filter = &query.filter;
-    let mut list = |key: &str, items: Vec<String>| {
-        if !items.is_empty() {
-            let items: Vec<String> = items.iter().map(|i| encode(i)).collect();
-            pairs.push(format!("{key}={}", items.join(",")));
+    for (key, value) in filter.iter() {
+        match value {
+            FilterValue::Values(items) if items.is_empty() => {}
+            FilterValue::Values(items) => {
+                let items: Vec<String> = items.iter().map(|i| encode(i)).collect();
+                pairs.push(format!("{key}={}", items.join(",")));
+            }
+            FilterValue::Number(n) => pairs.push(format!("{key}={}", encode(&n.to_string()))),
+            FilterValue::Text(t) => pairs.push(format!("{key}={}", encode(t))),
         }
-    };
-    list("event_types", filter.event_types.clone());
-    list("symbols", filter.symbols.clone());
-    list("patterns", filter.patterns.clone());
-    list(
-        "tiers",
-        filter.tiers.iter().map(|t| t.as_str().to_owned()).collect(),
-    );
-    list(
-        "market_regimes",
-        filter
-            .market_regimes
-            .iter()
-            .map(|r| r.as_str().to_owned())
-            .collect(),
-    );
-    if let Some(c) = filter.min_confidence {
-        pairs.push(format!("min_confidence={}", encode(&c.to_string())));
-    }
-    if let Some(p) = filter.min_priority {
-        pairs.push(format!("min_priority={}", p.as_str()));
     }
     if let Some(t) = &query.token {
         pairs.push(format!("token={}", encode(t)));

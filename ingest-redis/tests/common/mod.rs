@@ -45,7 +45,7 @@ pub fn rejected(stats: &SourceStats) -> BTreeMap<String, u64> {
     stats
         .rejected
         .iter()
-        .map(|(k, v)| ((*k).to_owned(), *v))
+        .map(|(k, v)| (k.to_string(), *v))
         .collect()
 }
 

@@ -41,10 +41,10 @@ impl FloorPlan {
         for &conn in recipients {
             let mask = active.get(conn as usize).copied().unwrap_or(0);
             let subs = filters
-                .of(conn as usize)
+                .criteria_of(conn as usize)
                 .iter()
                 .enumerate()
-                .filter(|(k, filter)| mask & (1 << k) != 0 && filter.matches(event))
+                .filter(|(k, criteria)| mask & (1 << k) != 0 && criteria.matches(event))
                 .fold(0u64, |subs, (k, _)| subs | 1 << k);
             let at = *by_subs.entry(subs).or_insert_with(|| {
                 groups.push(Group {
@@ -128,7 +128,7 @@ mod tests {
             for group in plan.groups(seq as u32) {
                 assert_ne!(group.subs, 0);
                 for &conn in &group.conns {
-                    for (k, filter) in filters.of(conn as usize).iter().enumerate() {
+                    for (k, filter) in filters.criteria_of(conn as usize).iter().enumerate() {
                         let listed = group.subs & (1 << k) != 0;
                         let active = active[conn as usize] & (1 << k) != 0;
                         assert_eq!(listed, active && filter.matches(event), "{seq} {conn} s{k}");
