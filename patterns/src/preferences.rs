@@ -5,10 +5,10 @@ use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Filter, Priority, Tier};
+use tickcast_core::model::{Filter, Priority, Tier};
 
 /// Event type of tier-pattern detections.
-pub const PATTERN_EVENT_TYPE: &str = crate::model::PATTERN_DETECTED;
+pub const PATTERN_EVENT_TYPE: &str = tickcast_core::model::PATTERN_DETECTED;
 
 /// Default lowest confidence of a preference.
 pub const DEFAULT_MIN_CONFIDENCE: f64 = 0.6;
