@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 feature="$1"
 
 cargo build -q -p tickcast --no-default-features --features "$feature"
-bin=target/debug/tickcast
+bin="${CARGO_TARGET_DIR:-target}/debug/tickcast"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 eval "$(scripts/brokers.sh env)"
 case "$feature" in

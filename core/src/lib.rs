@@ -63,7 +63,6 @@ pub mod hub;
 pub mod index;
 pub mod ingest;
 pub mod model;
-pub mod patterns;
 pub mod protocol;
 pub mod routing;
 #[cfg(feature = "sample")]

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -125,7 +126,7 @@ async fn other_namespaces_get_connect_error_and_binary_closes() {
 
 fn auth_config() -> SocketIoConfig {
     let mut config = SocketIoConfig::default();
-    config.session.auth = Some(Authenticator::hs256(SECRET));
+    config.session.auth = Some(Arc::new(Authenticator::hs256(SECRET)));
     config
 }
 

@@ -291,7 +291,9 @@ mod tests {
             allowed_origins: AllowedOrigins::parse(["https://app.example"]).unwrap(),
             ..SseConfig::default()
         };
-        config.session.auth = Some(tickcast_core::auth::Authenticator::hs256(b"k"));
+        config.session.auth = Some(std::sync::Arc::new(
+            tickcast_core::auth::Authenticator::hs256(b"k"),
+        ));
         let mut headers = HeaderMap::new();
         headers.insert(
             header::ORIGIN,

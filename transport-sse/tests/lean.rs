@@ -7,6 +7,7 @@
 mod client;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -86,7 +87,7 @@ async fn answers_are_the_filters_byte_for_byte_but_the_date() {
         allowed_origins: AllowedOrigins::parse(["https://app.example"]).unwrap(),
         ..SseConfig::default()
     };
-    config.session.auth = Some(Authenticator::hs256(SECRET));
+    config.session.auth = Some(Arc::new(Authenticator::hs256(SECRET)));
     let claims = json!({"sub": "u1", "exp": u64::MAX >> 2});
     let token = tickcast_testkit::jwt::hs256(SECRET, &claims);
 

@@ -135,7 +135,7 @@ fn now() -> u64 {
 
 fn auth_config() -> SseConfig {
     let mut config = SseConfig::default();
-    config.session.auth = Some(Authenticator::hs256(SECRET));
+    config.session.auth = Some(Arc::new(Authenticator::hs256(SECRET)));
     config
 }
 

@@ -2,6 +2,7 @@
 //! ephemeral port, tokio-tungstenite clients.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -367,7 +368,7 @@ fn now() -> u64 {
 fn auth_config() -> WsConfig {
     WsConfig {
         session: SessionConfig {
-            auth: Some(Authenticator::hs256(SECRET)),
+            auth: Some(Arc::new(Authenticator::hs256(SECRET))),
             ..SessionConfig::default()
         },
         ..WsConfig::default()

@@ -18,7 +18,7 @@ pub mod stats;
 
 use std::sync::Arc;
 
-use tickcast_core::auth::Authenticator;
+use tickcast_core::auth::TokenVerifier;
 use tickcast_core::ingest::BrokerPublisher;
 use tickcast_core::Hub;
 use warp::filters::BoxedFilter;
@@ -45,7 +45,7 @@ pub struct AppState {
     /// Renders `/metrics`.
     pub metrics: Arc<MetricsExporter>,
     /// Verifies client tokens of the transports; `None`: anonymous access.
-    pub auth: Option<Authenticator>,
+    pub auth: Option<Arc<dyn TokenVerifier>>,
     /// The broker `POST /api/publish` goes through, when one is configured.
     pub broker: Option<Arc<dyn BrokerPublisher>>,
 }
@@ -65,7 +65,7 @@ impl AppState {
     pub fn new(
         hub: Hub,
         config: Config,
-        auth: Option<Authenticator>,
+        auth: Option<Arc<dyn TokenVerifier>>,
         broker: Option<Arc<dyn BrokerPublisher>>,
     ) -> Self {
         Self {

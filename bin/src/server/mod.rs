@@ -170,17 +170,18 @@ fn hub_config(config: &Config) -> HubConfig {
 /// The token verifier of `[auth]`, if one is configured.
 fn authenticator(
     auth: &crate::config::AuthSection,
-) -> Result<Option<tickcast_core::auth::Authenticator>, ServeError> {
+) -> Result<Option<std::sync::Arc<dyn tickcast_core::auth::TokenVerifier>>, ServeError> {
+    use std::sync::Arc;
     use tickcast_core::auth::Authenticator;
     if let Some(secret) = &auth.jwt_secret {
-        return Ok(Some(Authenticator::hs256(secret.as_bytes())));
+        return Ok(Some(Arc::new(Authenticator::hs256(secret.as_bytes()))));
     }
     let Some(file) = &auth.jwt_public_key_file else {
         return Ok(None);
     };
     let pem = std::fs::read(file)
         .map_err(|e| ServeError::Auth(format!("cannot read {}: {e}", file.display())))?;
-    Authenticator::from_public_key_pem(&pem)
-        .map(Some)
-        .map_err(|e| ServeError::Auth(format!("{}: {e}", file.display())))
+    let verifier = Authenticator::from_public_key_pem(&pem)
+        .map_err(|e| ServeError::Auth(format!("{}: {e}", file.display())))?;
+    Ok(Some(Arc::new(verifier)))
 }

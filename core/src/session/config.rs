@@ -1,16 +1,19 @@
 //! [`SessionConfig`]: the settings every transport's sessions share.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::Authenticator;
+use crate::auth::TokenVerifier;
 use crate::hub::ConnectionLimits;
 
 /// How a connection is identified, limited and kept alive, the same on
 /// every transport.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// Token verification; `None` serves everyone as anonymous.
-    pub auth: Option<Authenticator>,
+    /// Token verification (the JWT `Authenticator` of cargo feature `jwt`,
+    /// or a verifier of the embedder's); `None` serves everyone as
+    /// anonymous.
+    pub auth: Option<Arc<dyn TokenVerifier>>,
     /// What one connection may do; `None`: the hub's defaults
     /// ([`Hub::default_limits`](crate::Hub::default_limits)). A token's
     /// `tiers` claim replaces `allowed_tiers`.

@@ -91,9 +91,20 @@ pub fn open(hub: &Hub, config: &SessionConfig, token: Option<&str>) -> Result<Op
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use super::*;
-    use crate::auth::Authenticator;
+    use crate::auth::verifier::fixed::FixedTokens;
+    use crate::model::Tier;
     use crate::HubConfig;
+
+    fn with_auth(verifier: FixedTokens) -> SessionConfig {
+        SessionConfig {
+            auth: Some(Arc::new(verifier)),
+            ..SessionConfig::default()
+        }
+    }
 
     #[test]
     fn anonymous_when_auth_is_off() {
@@ -106,15 +117,32 @@ mod tests {
 
     #[test]
     fn a_missing_token_is_refused_with_4001() {
-        let config = SessionConfig {
-            auth: Some(Authenticator::hs256(b"k")),
-            ..SessionConfig::default()
-        };
+        let config = with_auth(FixedTokens::default());
         let hub = Hub::new(HubConfig::immediate());
         let err = open(&hub, &config, None).unwrap_err();
         assert_eq!(err, OpenError::Auth(AuthError::Missing));
         assert_eq!(err.close_code(), CloseCode::Unauthorized);
         assert_eq!(err.error_code(), ErrorCode::Unauthorized);
+        let unknown = open(&hub, &config, Some("nobody")).unwrap_err();
+        assert_eq!(unknown.close_code(), CloseCode::Unauthorized);
+    }
+
+    #[test]
+    fn the_verified_user_owns_the_connection_and_its_tiers_narrow_the_limits() {
+        let verifier = FixedTokens::default().with(
+            "t1",
+            "u1",
+            Duration::from_secs(60),
+            Some(vec![Tier::Daily]),
+        );
+        let config = with_auth(verifier);
+        let hub = Hub::new(HubConfig::immediate());
+        let opened = open(&hub, &config, Some("t1")).unwrap();
+        assert_eq!(opened.connection.handle.user().map(|u| &**u), Some("u1"));
+        assert_eq!(
+            opened.identity.map(|i| i.tiers),
+            Some(Some(vec![Tier::Daily]))
+        );
     }
 
     #[test]

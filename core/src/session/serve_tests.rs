@@ -198,23 +198,17 @@ async fn idle_is_counted_while_a_write_is_pending() {
 #[tokio::test(start_paused = true)]
 async fn an_expired_token_closes_4002_and_a_stream_without_inbound_is_never_idle() {
     let hub = Hub::new(HubConfig::immediate());
-    let secret = b"k";
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 30;
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &serde_json::json!({"sub": "u1", "exp": exp}),
-        &jsonwebtoken::EncodingKey::from_secret(secret),
-    )
-    .unwrap();
+    let verifier = crate::auth::verifier::fixed::FixedTokens::default().with(
+        "t",
+        "u1",
+        Duration::from_secs(30),
+        None,
+    );
     let config = SessionConfig {
-        auth: Some(crate::auth::Authenticator::hs256(secret)),
+        auth: Some(std::sync::Arc::new(verifier)),
         ..config()
     };
-    let opened = open(&hub, &config, Some(&token)).unwrap();
+    let opened = open(&hub, &config, Some("t")).unwrap();
     let socket = Socket::default();
     // No inbound (SSE): silent for 30 s, never idle; the token ends it.
     let end = serve(opened, transport(&socket, None), &config).await;

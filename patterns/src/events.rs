@@ -5,8 +5,10 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::market::MarketSession;
-use crate::model::{DecodeError, Event, MarketRegime, Priority, Tier, DEFAULT_MAX_BODY_BYTES};
+use crate::market::MarketSession;
+use tickcast_core::model::{
+    DecodeError, Event, MarketRegime, Priority, Tier, DEFAULT_MAX_BODY_BYTES,
+};
 
 /// Event type of market-state updates (broadcast to every subscriber).
 pub const MARKET_STATE_EVENT_TYPE: &str = "market_state";
@@ -72,7 +74,10 @@ impl TierPatternEvent {
     }
 
     pub(crate) fn to_event(&self, context: &MarketContext) -> Result<Event, DecodeError> {
-        let mut body = base(crate::model::schema::tickstock::PATTERN_DETECTED, context);
+        let mut body = base(
+            tickcast_core::model::schema::tickstock::PATTERN_DETECTED,
+            context,
+        );
         body.insert("pattern".into(), json!(self.pattern));
         body.insert("symbol".into(), json!(self.symbol));
         body.insert("tier".into(), json!(self.tier));
@@ -239,7 +244,7 @@ fn decode(body: Map<String, Value>) -> Result<Event, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::schema::tickstock::TickStockEvent;
+    use tickcast_core::model::schema::tickstock::TickStockEvent;
 
     fn context() -> MarketContext {
         MarketContext {

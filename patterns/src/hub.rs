@@ -9,16 +9,16 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use super::events::{
+use crate::events::{
     HealthStatus, MarketContext, MarketStateEvent, PatternAlertEvent, SystemHealthEvent,
     TierPatternEvent, MARKET_STATE_EVENT_TYPE, PATTERN_ALERT_EVENT_TYPE, SYSTEM_HEALTH_EVENT_TYPE,
 };
-use super::market::MarketSession;
-use super::preferences::UserPreferences;
-use crate::hub::{HubConfig, PublishError, SubscribeError};
-use crate::model::{DecodeError, Event, Filter, MarketRegime, Offset, Priority, UserId};
-use crate::routing::{RoutingRule, RoutingRules, Strategy};
-use crate::Hub;
+use crate::market::MarketSession;
+use crate::preferences::UserPreferences;
+use tickcast_core::hub::{HubConfig, PublishError, SubscribeError};
+use tickcast_core::model::{DecodeError, Event, Filter, MarketRegime, Offset, Priority, UserId};
+use tickcast_core::routing::{RoutingRule, RoutingRules, Strategy};
+use tickcast_core::Hub;
 
 /// Id of the server-side subscription that carries a user's pattern feed.
 pub const PATTERN_SUBSCRIPTION: &str = "tier-patterns";

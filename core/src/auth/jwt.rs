@@ -1,57 +1,23 @@
-//! [`Authenticator`]: JWT verification shared by every transport.
+//! [`Authenticator`]: JWT verification shared by every transport, the
+//! [`TokenVerifier`] of cargo feature `jwt`.
 //!
 //! `sub` is the user id; `exp` is required and enforced at connect time
 //! (transports also close the connection when it passes); `nbf`, when
 //! present, must have passed; the optional `tiers` claim lists the tiers the
 //! user is entitled to. Both times allow [`CLOCK_LEEWAY_SECS`] of clock skew.
 //!
-//! Every claim is client data: a time that does not fit [`SystemTime`] is
-//! refused as [`AuthError::Invalid`], never computed with.
+//! Every claim is client data: a time that does not fit
+//! [`SystemTime`](std::time::SystemTime) is refused as
+//! [`AuthError::Invalid`], never computed with.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::model::{Tier, UserId};
-
-/// Who a valid token says the client is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// The `sub` claim.
-    pub user: UserId,
-    /// When the token expires (`exp`).
-    pub expires_at: SystemTime,
-    /// The `tiers` claim: the tiers the user may receive (`None`: all).
-    pub tiers: Option<Vec<Tier>>,
-}
-
-impl Identity {
-    /// Time left before expiry (zero when already expired).
-    pub fn time_left(&self) -> Duration {
-        self.expires_at
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-    }
-}
-
-/// Why a token was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
-    /// No token was presented.
-    #[error("a token is required")]
-    Missing,
-    /// The token expired.
-    #[error("token expired")]
-    Expired,
-    /// Bad signature, bad format or bad claims.
-    #[error("invalid token: {0}")]
-    Invalid(String),
-    /// The configured key cannot be used.
-    #[error("unusable key: {0}")]
-    BadKey(String),
-}
+use super::verifier::{AuthError, Identity, TokenVerifier};
+use crate::model::Tier;
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds: a token is accepted
 /// until `exp + leeway` and from `nbf - leeway`. Zero: issuers and this
@@ -144,11 +110,18 @@ impl Authenticator {
     }
 }
 
+impl TokenVerifier for Authenticator {
+    fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        Authenticator::verify(self, token)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use jsonwebtoken::{encode, EncodingKey, Header};
     use serde_json::json;
+    use std::time::SystemTime;
 
     fn token(claims: serde_json::Value, secret: &[u8]) -> String {
         encode(

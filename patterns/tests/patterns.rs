@@ -1,22 +1,46 @@
 //! The tier-pattern API through real hub connections.
 
-mod common;
-
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use parking_lot::Mutex;
+use serde_json::Value;
+use tickcast_core::broadcast::{encode_batch, FrameReceiver, Outbound};
 use tickcast_core::hub::HubConfig;
 use tickcast_core::model::{MarketRegime, Tier, UserId};
-use tickcast_core::patterns::{
+use tickcast_core::protocol::ServerMessage;
+use tickcast_core::Connection;
+use tickcast_patterns::{
     HealthStatus, MarketSession, MarketStateEvent, PatternAlertEvent, SystemHealthEvent,
     TierPatternEvent, TierPatternHub, UserPreferences, ALERT_SUBSCRIPTION, PATTERN_SUBSCRIPTION,
 };
-use tickcast_core::protocol::ServerMessage;
-use tickcast_core::Connection;
 
-use common::{drain, Seen};
+/// What a client saw: its events and its other messages.
+#[derive(Debug, Default)]
+struct Seen {
+    events: Vec<Value>,
+    messages: Vec<ServerMessage>,
+}
+
+/// Everything queued for a connection now, decoded as the WebSocket
+/// transport would write it.
+fn drain(rx: &mut FrameReceiver) -> Seen {
+    let mut seen = Seen::default();
+    while let Some(out) = rx.try_recv() {
+        match out {
+            Outbound::Event(f) => seen.events.push(serde_json::from_slice(&f.bytes).unwrap()),
+            Outbound::Batch(frames) => {
+                let batch: Value = serde_json::from_slice(&encode_batch(&frames)).unwrap();
+                seen.events
+                    .extend(batch["events"].as_array().unwrap().iter().cloned());
+            }
+            Outbound::Message(m) => seen.messages.push(m),
+            Outbound::Close(_) => {}
+        }
+    }
+    seen
+}
 
 /// A clock the test moves by hand.
 #[derive(Clone)]

@@ -3,15 +3,16 @@
 //! subscribing themselves.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tickcast_core::auth::Authenticator;
 use tickcast_core::model::Tier;
-use tickcast_core::patterns::{
-    PatternAlertEvent, TierPatternEvent, TierPatternHub, UserPreferences, PATTERN_SUBSCRIPTION,
-};
 use tickcast_core::session::SessionConfig;
 use tickcast_core::HubConfig;
+use tickcast_patterns::{
+    PatternAlertEvent, TierPatternEvent, TierPatternHub, UserPreferences, PATTERN_SUBSCRIPTION,
+};
 use tickcast_testkit::ws::next_json;
 use tickcast_transport_ws::{ws_route, WsConfig};
 use tokio::net::TcpStream;
@@ -27,7 +28,7 @@ async fn serve(patterns: &TierPatternHub) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     let config = WsConfig {
         session: SessionConfig {
-            auth: Some(Authenticator::hs256(SECRET)),
+            auth: Some(Arc::new(Authenticator::hs256(SECRET))),
             ..SessionConfig::default()
         },
         ..WsConfig::default()

@@ -1,7 +1,11 @@
-//! The tier-pattern API: what TickStock features use without knowing the
-//! layers below.
+//! tickcast-patterns: the tier-pattern API, what TickStock features use
+//! without knowing the layers below.
 //!
-//! [`TierPatternHub`] wraps a [`Hub`](crate::Hub): a user's
+//! An application of tickcast-core, not part of the engine: it knows
+//! TickStock's tiers, pattern presets and US market hours (hence chrono-tz,
+//! which the core does without).
+//!
+//! [`TierPatternHub`] wraps a [`Hub`](tickcast_core::Hub): a user's
 //! [`UserPreferences`] become server-side subscriptions on every connection
 //! of that user (whatever the transport) and an hourly delivery limit;
 //! typed events ([`TierPatternEvent`], [`MarketStateEvent`],
@@ -9,7 +13,7 @@
 //! JSON with the [`MarketSession`] and the latest market regime added.
 //!
 //! ```
-//! use tickcast_core::patterns::{TierPatternEvent, TierPatternHub, UserPreferences};
+//! use tickcast_patterns::{TierPatternEvent, TierPatternHub, UserPreferences};
 //! use tickcast_core::model::Tier;
 //!
 //! let patterns = TierPatternHub::builder().build();
@@ -20,6 +24,8 @@
 //! assert_eq!(patterns.stats().patterns, 1);
 //! # let _ = offset;
 //! ```
+
+#![warn(missing_docs)]
 
 mod events;
 mod hub;

@@ -5,11 +5,11 @@ use std::num::NonZeroU32;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::schema::tickstock::TickStockFilter;
-use crate::model::{Filter, Priority, Tier};
+use tickcast_core::model::schema::tickstock::TickStockFilter;
+use tickcast_core::model::{Filter, Priority, Tier};
 
 /// Event type of tier-pattern detections.
-pub const PATTERN_EVENT_TYPE: &str = crate::model::schema::tickstock::PATTERN_DETECTED;
+pub const PATTERN_EVENT_TYPE: &str = tickcast_core::model::schema::tickstock::PATTERN_DETECTED;
 
 /// Default lowest confidence of a preference.
 pub const DEFAULT_MIN_CONFIDENCE: f64 = 0.6;
@@ -130,8 +130,8 @@ impl UserPreferences {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::schema::Test;
-    use crate::model::FilterValue;
+    use tickcast_core::model::schema::Test;
+    use tickcast_core::model::FilterValue;
 
     #[test]
     fn preferences_become_a_pattern_filter() {
@@ -154,7 +154,7 @@ mod tests {
             filter.get("min_priority"),
             Some(&FilterValue::Text("high".into()))
         );
-        let schema = crate::model::schema::tickstock::schema();
+        let schema = tickcast_core::model::schema::tickstock::schema();
         let criteria = schema.criteria(&filter, 16).unwrap();
         let symbol = schema.dim("symbol").unwrap();
         assert_eq!(

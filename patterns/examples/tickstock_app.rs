@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! scripts/brokers.sh start    # or any Redis; pass its URL
-//! cargo run -p tickcast --example tickstock_app -- redis://127.0.0.1:6390 127.0.0.1:8083
+//! cargo run -p tickcast-patterns --example tickstock_app -- redis://127.0.0.1:6390 127.0.0.1:8083
 //! cargo run -p tickcast-transport-ws --example subscribe -- ws://127.0.0.1:8083/ws '{}'
 //! redis-cli -p 6390 PUBLISH tickstock.events.patterns \
 //!   '{"source":"TickStockPL","pattern":"BreakoutBO","symbol":"AAPL","confidence":0.93,"tier":"daily"}'
@@ -22,11 +22,11 @@ use std::time::Duration;
 
 use tickcast_core::ingest::run_source;
 use tickcast_core::model::MarketRegime;
-use tickcast_core::patterns::{
-    HealthStatus, MarketStateEvent, SystemHealthEvent, TierPatternHub, UserPreferences,
-};
 use tickcast_core::HubConfig;
 use tickcast_ingest_redis::{RedisConfig, RedisSource};
+use tickcast_patterns::{
+    HealthStatus, MarketStateEvent, SystemHealthEvent, TierPatternHub, UserPreferences,
+};
 use tickcast_transport_ws::{ws_route, WsConfig};
 use warp::Filter;
 
