@@ -21,6 +21,7 @@ pub mod jwt;
 mod rabbit;
 mod redis;
 mod redis_cluster;
+pub mod sse;
 pub mod ws;
 
 pub use fixtures::{bad_events, fixtures_dir, good_events, BadEvent, GoodEvent};

@@ -3,8 +3,9 @@
 //!
 //! `sub` is the user id; `exp` is required and enforced at connect time
 //! (transports also close the connection when it passes); `nbf`, when
-//! present, must have passed; the optional `tiers` claim lists the tiers the
-//! user is entitled to. Both times allow [`CLOCK_LEEWAY_SECS`] of clock skew.
+//! present, must have passed; every other claim is kept in
+//! [`Identity::claims`] (the schema's entitlement claim, e.g. `tiers`, is
+//! read from there). Both times allow [`CLOCK_LEEWAY_SECS`] of clock skew.
 //!
 //! Every claim is client data: a time that does not fit
 //! [`SystemTime`](std::time::SystemTime) is refused as
@@ -17,7 +18,7 @@ use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use super::verifier::{AuthError, Identity, TokenVerifier};
-use crate::model::Tier;
+use serde_json::{Map, Value};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds: a token is accepted
 /// until `exp + leeway` and from `nbf - leeway`. Zero: issuers and this
@@ -35,8 +36,8 @@ struct Claims {
     /// Read for its type only: jsonwebtoken compares it with the clock.
     #[serde(default, rename = "nbf")]
     _nbf: Option<u64>,
-    #[serde(default)]
-    tiers: Option<Vec<Tier>>,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
 }
 
 /// Verifies tokens with one key: an HS256 secret or an RS256/ES256 public
@@ -105,7 +106,7 @@ impl Authenticator {
         Ok(Identity {
             user: claims.sub.into(),
             expires_at,
-            tiers: claims.tiers,
+            claims: claims.rest,
         })
     }
 }
@@ -149,7 +150,7 @@ mod tests {
             ))
             .unwrap();
         assert_eq!(&*id.user, "u1");
-        assert_eq!(id.tiers, Some(vec![Tier::Daily]));
+        assert_eq!(id.claim_values("tiers"), Ok(Some(vec!["daily".to_owned()])));
         assert!(id.time_left() > Duration::from_secs(30));
     }
 
@@ -235,11 +236,6 @@ MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEAzDOWp6wxpbmN5vXcfcpdsDc4w6Z
         assert_eq!(auth.verify(&expired), Err(AuthError::Expired));
         let no_exp = token(json!({"sub":"u1"}), b"secret");
         assert!(auth.verify(&no_exp).is_err());
-        let bad_tier = token(
-            json!({"sub":"u1","exp":now()+60,"tiers":["weekly"]}),
-            b"secret",
-        );
-        assert!(auth.verify(&bad_tier).is_err());
         assert!(auth.verify("garbage").is_err());
         assert!(Authenticator::from_public_key_pem(b"not a key").is_err());
     }

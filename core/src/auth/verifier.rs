@@ -12,21 +12,39 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::model::{Tier, UserId};
+use serde_json::{Map, Value};
+
+use crate::model::UserId;
 
 /// Who a valid token says the client is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
     /// The user id (a JWT's `sub`).
     pub user: UserId,
     /// When the credential expires (a JWT's `exp`); the session closes
     /// with `token_expired` (4002) then.
     pub expires_at: SystemTime,
-    /// The tiers the user may receive (`None`: all).
-    pub tiers: Option<Vec<Tier>>,
+    /// The token's other claims. The schema's entitlement claim among them
+    /// (TickStock's `tiers`) narrows what the user receives.
+    pub claims: Map<String, Value>,
 }
 
 impl Identity {
+    /// The values listed under `claim`: `None` when the token has no such
+    /// claim (or `null`), refused unless it is a list of strings.
+    pub fn claim_values(&self, claim: &str) -> Result<Option<Vec<String>>, AuthError> {
+        let bad = || AuthError::Invalid(format!("`{claim}` must be a list of strings"));
+        match self.claims.get(claim) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(bad()),
+        }
+    }
+
     /// Time left before expiry (zero when already expired).
     pub fn time_left(&self) -> Duration {
         self.expires_at
@@ -77,18 +95,23 @@ pub(crate) mod fixed {
     pub(crate) struct FixedTokens(Vec<(String, Identity)>);
 
     impl FixedTokens {
-        /// Accepts `token` as `user`, valid for `ttl`, entitled to `tiers`.
+        /// Accepts `token` as `user`, valid for `ttl`, with a `tiers`
+        /// claim listing `tiers` when given.
         pub(crate) fn with(
             mut self,
             token: &str,
             user: &str,
             ttl: Duration,
-            tiers: Option<Vec<Tier>>,
+            tiers: Option<Vec<&str>>,
         ) -> Self {
+            let mut claims = Map::new();
+            if let Some(tiers) = tiers {
+                claims.insert("tiers".into(), Value::from(tiers));
+            }
             let identity = Identity {
                 user: user.into(),
                 expires_at: SystemTime::now() + ttl,
-                tiers,
+                claims,
             };
             self.0.push((token.to_owned(), identity));
             self

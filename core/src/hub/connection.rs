@@ -124,6 +124,11 @@ impl ConnectionHandle {
         self.shared.user.as_ref()
     }
 
+    /// What this connection may do, fixed at connect time.
+    pub fn limits(&self) -> &ConnectionLimits {
+        &self.shared.limits
+    }
+
     /// The hub this connection belongs to.
     pub fn hub(&self) -> &Hub {
         &self.hub

@@ -67,19 +67,17 @@ pub fn identify(
     auth.verify(token).map(Some)
 }
 
-/// Identifies the client by `token`, applies the configured limits (a
-/// token's `tiers` claim narrowing them) and registers it with `hub`.
+/// Identifies the client by `token`, applies the configured limits (the
+/// token's entitlement claim, TickStock's `tiers`, narrowing them) and
+/// registers it with `hub`.
 pub fn open(hub: &Hub, config: &SessionConfig, token: Option<&str>) -> Result<Opened, OpenError> {
     let identity = identify(config, token)?;
     let mut limits = config
         .limits
         .clone()
         .unwrap_or_else(|| hub.default_limits());
-    if let Some(tiers) = identity.as_ref().and_then(|i| i.tiers.as_ref()) {
-        let names: Vec<String> = tiers.iter().map(|t| t.as_str().to_owned()).collect();
-        // The token's tiers were checked against TickStock's vocabulary;
-        // a schema without tiers narrows nothing.
-        limits.entitled = hub.config().schema.entitled(&names).ok().flatten();
+    if let Some(identity) = &identity {
+        limits.entitled = entitlement(hub, identity)?.or(limits.entitled);
     }
     let user = identity.as_ref().map(|i| i.user.clone());
     let connection = hub.connect(user, limits)?;
@@ -89,6 +87,22 @@ pub fn open(hub: &Hub, config: &SessionConfig, token: Option<&str>) -> Result<Op
     })
 }
 
+/// The entitlement bits the token's claim grants; `None` when the schema
+/// has no entitlement or the token no such claim. A value outside the
+/// dimension's vocabulary refuses the token.
+fn entitlement(hub: &Hub, identity: &Identity) -> Result<Option<u64>, AuthError> {
+    let schema = &hub.config().schema;
+    let Some(ent) = schema.entitlement() else {
+        return Ok(None);
+    };
+    match identity.claim_values(&ent.claim)? {
+        None => Ok(None),
+        Some(values) => schema
+            .entitled(&values)
+            .map_err(|e| AuthError::Invalid(format!("`{}`: {e}", ent.claim))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -96,7 +110,6 @@ mod tests {
 
     use super::*;
     use crate::auth::verifier::fixed::FixedTokens;
-    use crate::model::Tier;
     use crate::HubConfig;
 
     fn with_auth(verifier: FixedTokens) -> SessionConfig {
@@ -129,20 +142,23 @@ mod tests {
 
     #[test]
     fn the_verified_user_owns_the_connection_and_its_tiers_narrow_the_limits() {
-        let verifier = FixedTokens::default().with(
-            "t1",
-            "u1",
-            Duration::from_secs(60),
-            Some(vec![Tier::Daily]),
-        );
+        let verifier = FixedTokens::default()
+            .with("t1", "u1", Duration::from_secs(60), Some(vec!["daily"]))
+            .with(
+                "weekly",
+                "u2",
+                Duration::from_secs(60),
+                Some(vec!["weekly"]),
+            );
         let config = with_auth(verifier);
         let hub = Hub::new(HubConfig::immediate());
         let opened = open(&hub, &config, Some("t1")).unwrap();
         assert_eq!(opened.connection.handle.user().map(|u| &**u), Some("u1"));
-        assert_eq!(
-            opened.identity.map(|i| i.tiers),
-            Some(Some(vec![Tier::Daily]))
-        );
+        let tier = hub.config().schema.entitled(&["daily".into()]).unwrap();
+        assert_eq!(opened.connection.handle.limits().entitled, tier);
+        // A tier the schema does not know refuses the token.
+        let refused = open(&hub, &config, Some("weekly")).unwrap_err();
+        assert_eq!(refused.close_code(), CloseCode::Unauthorized);
     }
 
     #[test]

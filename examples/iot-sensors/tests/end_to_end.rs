@@ -8,8 +8,9 @@ use std::time::Duration;
 use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tickcast_core::Hub;
+use tickcast_testkit::sse::SseStream;
 use tickcast_testkit::ws::next_json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -54,48 +55,6 @@ async fn publish(addr: SocketAddr, reading: Value) -> u16 {
         .0
 }
 
-/// An SSE stream read line by line (HTTP/1.0: no chunking).
-struct Sse(BufReader<TcpStream>);
-
-impl Sse {
-    async fn open(addr: SocketAddr, query: &str) -> Self {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        let head = format!("GET /sse?{query} HTTP/1.0\r\n\r\n");
-        stream.write_all(head.as_bytes()).await.expect("write");
-        let mut sse = Self(BufReader::new(stream));
-        assert!(sse.line().await.contains(" 200 "), "the stream opens");
-        while !sse.line().await.trim().is_empty() {}
-        sse
-    }
-
-    async fn line(&mut self) -> String {
-        let mut line = String::new();
-        tokio::time::timeout(PATIENCE, self.0.read_line(&mut line))
-            .await
-            .expect("a line in time")
-            .expect("read");
-        line
-    }
-
-    /// The next message's `event:` name and `data:` as JSON.
-    async fn next(&mut self) -> (String, Value) {
-        let (mut event, mut data) = (String::new(), String::new());
-        loop {
-            let line = self.line().await;
-            let line = line.trim_end();
-            if line.is_empty() && !data.is_empty() {
-                let data = serde_json::from_str(&data).expect("JSON data");
-                return (event, data);
-            }
-            if let Some(name) = line.strip_prefix("event: ") {
-                event = name.to_owned();
-            } else if let Some(text) = line.strip_prefix("data: ") {
-                data.push_str(text);
-            }
-        }
-    }
-}
-
 async fn wait_for_connections(hub: &Hub, n: usize) {
     tokio::time::timeout(PATIENCE, async {
         while hub.connection_count() != n {
@@ -131,9 +90,9 @@ async fn readings_reach_dashboards_by_site_sensor_and_bands() {
         .expect("send");
     assert_eq!(next_json(&mut ws).await["type"], "subscribed");
     // Sensors fold to lower case on both sides: `T-2` is `t-2`.
-    let mut sse = Sse::open(addr, "id=dry&sensors=T-2&max_humidity=40").await;
-    assert_eq!(sse.next().await.0, "welcome");
-    assert_eq!(sse.next().await.0, "subscribed");
+    let mut sse = SseStream::open(addr, "/sse?id=dry&sensors=T-2&max_humidity=40").await;
+    assert_eq!(sse.next().await.event, "welcome");
+    assert_eq!(sse.next().await.event, "subscribed");
     wait_for_connections(&hub, 2).await;
 
     for reading in [
@@ -152,9 +111,9 @@ async fn readings_reach_dashboards_by_site_sensor_and_bands() {
     assert!(ws_events.iter().all(|e| e["subs"] == json!(["hot-north"])));
     let mut sse_events = Vec::new();
     for _ in 0..2 {
-        let (name, data) = sse.next().await;
-        assert_eq!(name, "reading", "the schema's default event type");
-        sse_events.push(data);
+        let message = sse.next().await;
+        assert_eq!(message.event, "reading", "the schema's default event type");
+        sse_events.push(message.data);
     }
     assert_eq!(
         sensors(&sse_events),
