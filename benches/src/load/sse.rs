@@ -153,7 +153,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             query("s0", &filter),
-            "id=s0&tiers=daily&symbols=S001,S002&min_confidence=0.7&min_priority=high"
+            "id=s0&min_confidence=0.7&min_priority=high&symbols=S001,S002&tiers=daily"
         );
         assert_eq!(encode("a b"), "a%20b");
     }
