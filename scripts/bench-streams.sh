@@ -71,6 +71,9 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
+# Room for many connections (the c100k scenario), as far as the hard limit
+# allows.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 STREAM="bench-$(date +%s%N)"
 TICKCAST_DELIVERY__RATE_LIMIT_PER_USER=0 TICKCAST_DELIVERY__BATCH_WINDOW_MS=0 \
   TICKCAST_LISTEN="127.0.0.1:$HTTP_PORT" TICKCAST_NODE_ID=bench \
