@@ -8,8 +8,9 @@
 #   scripts/bench-streams.sh [RATE [DURATION]]     default 100000 events/s, 10 s
 #
 # Environment:
-#   ALLOC=default|mimalloc     the server's allocator (cargo feature of the
-#                              binary; default: the binary's default)
+#   ALLOC=mimalloc|glibc       the server's allocator: the binary's default
+#                              (mimalloc) or glibc's malloc (built without
+#                              the `mimalloc` feature)
 #   CONNECTIONS=10 BATCH=100 PUBLISHERS=2 GRACE=20 SCENARIO=smoke
 #   REDIS_PORT=6396 HTTP_PORT=18096  private ports (not the shared test brokers')
 #   NO_BUILD=1                 use the binaries already built
@@ -26,7 +27,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RATE="${1:-100000}"
 DURATION="${2:-10}"
-ALLOC="${ALLOC:-default}"
+ALLOC="${ALLOC:-mimalloc}"
 CONNECTIONS="${CONNECTIONS:-10}"
 BATCH="${BATCH:-100}"
 PUBLISHERS="${PUBLISHERS:-2}"
@@ -37,16 +38,16 @@ HTTP_PORT="${HTTP_PORT:-18096}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 WORK="$TARGET/bench-streams"
 
-features=()
 case "$ALLOC" in
-  default) ;;
-  mimalloc) features=(--features "tickcast/$ALLOC") ;;
-  *) echo "ALLOC must be default or mimalloc" >&2; exit 2 ;;
+  mimalloc) server_features=() ;;
+  glibc) server_features=(--no-default-features --features ws,sse,socketio,redis,amqp) ;;
+  *) echo "ALLOC must be mimalloc or glibc" >&2; exit 2 ;;
 esac
 
 cd "$ROOT"
 if [ -z "${NO_BUILD:-}" ]; then
-  cargo build --release -p tickcast -p tickcast-benches "${features[@]}"
+  cargo build --release -p tickcast-benches
+  cargo build --release -p tickcast "${server_features[@]}"
   # Keep one server binary per allocator, so runs can alternate without
   # rebuilding.
   cp "$TARGET/release/tickcast" "$TARGET/release/tickcast-$ALLOC"
