@@ -16,6 +16,9 @@ use tickcast::{logging, shutdown, Config};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[cfg(all(feature = "mimalloc", target_os = "linux"))]
+mod allocator;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

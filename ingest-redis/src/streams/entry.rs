@@ -4,21 +4,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use redis::streams::StreamId;
-use redis::Value;
 use tickcast_core::ingest::{decode_body, Incoming, IngestItem};
 use tickcast_core::model::{DecodeError, Offset};
 
 use super::ack::{AckQueue, StreamAcker};
+use super::raw::{RawEntry, BODY_FIELD};
 use super::shard::Shard;
-
-/// The field holding the event's channel (gives its type).
-pub(crate) const CHANNEL_FIELD: &str = "channel";
-/// The field holding the event body, byte for byte as published.
-pub(crate) const BODY_FIELD: &str = "body";
-/// The optional field holding the event's idempotency key, for events
-/// whose body has no `event_id` (an HTTP publish's `Idempotency-Key`).
-pub(crate) const ID_FIELD: &str = "id";
 
 /// How an entry reaches the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +23,7 @@ pub(crate) enum Delivery {
 /// A read entry, decoded only when it is handed out.
 #[derive(Debug)]
 pub(crate) struct Entry {
-    pub(crate) raw: StreamId,
+    pub(crate) raw: RawEntry,
     pub(crate) delivery: Delivery,
     /// The shard it was read from, which makes its offset.
     pub(crate) shard: Shard,
@@ -40,7 +31,7 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// Wraps a read entry of an unsharded stream.
-    pub(crate) fn new(raw: StreamId, delivery: Delivery) -> Self {
+    pub(crate) fn new(raw: RawEntry, delivery: Delivery) -> Self {
         Self {
             raw,
             delivery,
@@ -65,11 +56,18 @@ impl Entry {
     /// left to deliver, so it is only acknowledged.
     pub(crate) fn into_item(self, max_bytes: usize, acks: &Arc<AckQueue>) -> Option<IngestItem> {
         let Self {
-            raw: StreamId { id, mut map, .. },
+            raw:
+                RawEntry {
+                    id,
+                    body,
+                    channel,
+                    key,
+                    deleted,
+                },
             delivery,
             shard,
         } = self;
-        if map.is_empty() && delivery == Delivery::Live {
+        if deleted && delivery == Delivery::Live {
             tracing::debug!(entry = %id, "pending stream entry was deleted; acknowledging it");
             acks.push(id);
             return None;
@@ -78,15 +76,14 @@ impl Entry {
         if offset.is_none() {
             tracing::warn!(entry = %id, "stream entry id is not <ms>-<seq>; no offset");
         }
-        let body = map.remove(BODY_FIELD);
-        let channel = text(map.get(CHANNEL_FIELD));
+        let channel = text(channel.as_deref());
         let decoded = match body {
-            Some(Value::BulkString(body)) => decode_body(Bytes::from(body), channel, max_bytes),
-            _ => Err(DecodeError::NotJson(format!(
+            Some(body) => decode_body(Bytes::from(body), channel, max_bytes),
+            None => Err(DecodeError::NotJson(format!(
                 "stream entry has no `{BODY_FIELD}` field"
             ))),
         };
-        let decoded = match text(map.get(ID_FIELD)) {
+        let decoded = match text(key.as_deref()) {
             Some(key) => decoded.map(|event| event.with_idempotency_key(key)),
             None => decoded,
         };
@@ -105,30 +102,29 @@ impl Entry {
     }
 }
 
-/// A field's value as text, if it is UTF-8 bytes.
-fn text(value: Option<&Value>) -> Option<&str> {
-    match value? {
-        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
-        Value::SimpleString(text) => Some(text),
-        _ => None,
-    }
+/// A field's value as text, if it is UTF-8.
+fn text(value: Option<&[u8]>) -> Option<&str> {
+    std::str::from_utf8(value?).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn entry(id: &str, fields: &[(&str, &[u8])], delivery: Delivery) -> Entry {
-        let map: HashMap<String, Value> = fields
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::BulkString(v.to_vec())))
-            .collect();
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_vec())
+        };
         Entry::new(
-            StreamId {
+            RawEntry {
                 id: id.to_owned(),
-                map,
-                ..StreamId::default()
+                body: field("body"),
+                channel: field("channel"),
+                key: field("id"),
+                deleted: fields.is_empty(),
             },
             delivery,
         )

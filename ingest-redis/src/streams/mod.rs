@@ -28,6 +28,7 @@ mod group;
 mod lag;
 mod merge;
 mod probe;
+mod raw;
 mod reads;
 mod shard;
 mod shards;
@@ -52,7 +53,7 @@ use crate::config::RedisConfig;
 use crate::connect::multiplexed;
 use crate::link::LinkError;
 
-pub(crate) use self::entry::{BODY_FIELD, CHANNEL_FIELD, ID_FIELD};
+pub(crate) use self::raw::{BODY_FIELD, CHANNEL_FIELD, ID_FIELD};
 pub(crate) use self::shard::Shard as StreamShard;
 pub(crate) use self::shards::ShardedConsumer;
 

@@ -5,10 +5,10 @@
 use std::collections::HashSet;
 
 use redis::aio::MultiplexedConnection;
-use redis::streams::StreamId;
 
 use super::entry::{Delivery, Entry};
 use super::group::group_info;
+use super::raw::RawEntry;
 use super::reads::{read_all_pending, read_before};
 use crate::config::RedisConfig;
 
@@ -57,8 +57,8 @@ async fn consumed(
     conn: &mut MultiplexedConnection,
     config: &RedisConfig,
     limit: usize,
-    pending: &[StreamId],
-) -> redis::RedisResult<Vec<StreamId>> {
+    pending: &[RawEntry],
+) -> redis::RedisResult<Vec<RawEntry>> {
     let Some(group) = group_info(conn, &config.stream, &config.group).await? else {
         return Ok(Vec::new());
     };
