@@ -15,6 +15,7 @@
 
 #[cfg(test)]
 pub(crate) mod arbitrary;
+mod build;
 mod criteria;
 mod decl;
 mod decode;
