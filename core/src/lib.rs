@@ -8,9 +8,12 @@
 //!
 //! # Layout
 //!
-//! - [`model`]: what is published ([`model::Event`], decoded once from
-//!   TickStockPL JSON or a bincode [`model::Envelope`]) and what is wanted
-//!   ([`model::Filter`], [`model::Subscription`]), plus offsets.
+//! - [`model`]: the [`schema`] that declares what events carry (TickStock's
+//!   by default, any other declared with [`schema::SchemaDecl`]), what is
+//!   published ([`model::Event`], decoded once by the schema from JSON or a
+//!   bincode [`model::Envelope`]) and what is wanted ([`model::Filter`],
+//!   resolved into [`schema::Criteria`], held by a [`model::Subscription`]),
+//!   plus offsets.
 //! - [`index`]: the [`index::SubscriptionIndex`] trait and the
 //!   [`index::InvertedIndex`], whose match cost follows the audience.
 //! - [`routing`]: strategies chosen by rules and the exact route cache
@@ -71,3 +74,4 @@ pub mod session;
 pub mod stats;
 
 pub use hub::{Connection, ConnectionHandle, Hub, HubConfig};
+pub use model::schema;
