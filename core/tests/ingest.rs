@@ -195,7 +195,10 @@ async fn a_source_whose_offsets_do_not_fit_is_refused_at_start() {
     );
     assert!(hub.source_counters("in-process").is_none());
     // The source was dropped unread.
-    assert!(publisher.send(None, Bytes::from_static(b"{}")).await.is_err());
+    assert!(publisher
+        .send(None, Bytes::from_static(b"{}"))
+        .await
+        .is_err());
 
     let reloading = Reloading {
         backfill: Vec::new(),
