@@ -12,7 +12,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use tickcast_core::hub::OffsetMode;
 use tickcast_core::{Hub, HubConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -20,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, InvalidKey};
 use crate::http::auth::PublishAccess;
 use crate::http::{self, publish, AppState};
-use crate::ingest::Brokers;
+use crate::ingest::{self, Brokers};
 
 /// Why the server did not start, or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -107,10 +106,10 @@ where
         .map_err(|invalid| ServeError::Config(vec![invalid]))?;
     let hub = Hub::new(HubConfig {
         started_at,
-        ..hub_config(&config)
+        ..ingest::hub_config(&config)
     });
     // Shown in stats and /ready from the start, not from the first publish.
-    let _ = hub.source(publish::SOURCE);
+    hub.register_source(publish::SOURCE);
 
     let listener = TcpListener::bind(addr)
         .await
@@ -154,17 +153,6 @@ where
         brokers.stop();
     });
     Ok(Server { addr, hub, task })
-}
-
-/// The hub configuration of `config`. Offsets come from the stream only
-/// when the Redis Streams source is built in and configured; otherwise the
-/// node numbers events itself.
-fn hub_config(config: &Config) -> HubConfig {
-    let mut hub_config = config.hub_config();
-    if !cfg!(feature = "redis") {
-        hub_config.offsets = OffsetMode::Node;
-    }
-    hub_config
 }
 
 /// The token verifier of `[auth]`, if one is configured.
