@@ -20,6 +20,7 @@ use crate::config::{Config, InvalidKey};
 use crate::http::auth::PublishAccess;
 use crate::http::{self, publish, AppState};
 use crate::ingest::{self, Brokers};
+use crate::transports;
 
 /// Why the server did not start, or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -123,18 +124,16 @@ where
         node_id = %config.node_id,
         auth = auth.is_some(),
         publish = PublishAccess::of(&config).describe(),
-        "tickcast {} listening: GET / (demo page), {}{}{}POST /api/publish, GET /health /ready /metrics /api/stats",
+        "tickcast {} listening: GET / (demo page), {}POST /api/publish, GET /health /ready /metrics /api/stats",
         env!("CARGO_PKG_VERSION"),
-        if cfg!(feature = "ws") { "GET /ws (WebSocket), " } else { "" },
-        if cfg!(feature = "sse") { "GET /sse (Server-Sent Events), " } else { "" },
-        if cfg!(feature = "socketio") { "/socket.io/ (Socket.IO), " } else { "" },
+        transports::endpoints(),
     );
     let brokers = Brokers::start(&config, &hub)?;
     let state = AppState::new(hub.clone(), config, auth, brokers.publisher.clone());
     let endpoints = listener::Endpoints {
         routes: http::routes(&state),
         #[cfg(feature = "sse")]
-        sse: tickcast_transport_sse::LeanSse::new(hub.clone(), http::sse_config(&state)),
+        sse: tickcast_transport_sse::LeanSse::new(hub.clone(), transports::sse_config(&state)),
     };
     let limits = listener::ListenerLimits {
         header_timeout: Duration::from_millis(state.config.http.header_timeout_ms),
