@@ -1,33 +1,21 @@
 //! `[ingest.amqp]` -> [`AmqpSource`] and [`AmqpPublisher`]; listed in
 //! [`brokers`](super::brokers).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tickcast_core::ingest::BrokerPublisher;
 use tickcast_core::Hub;
 use tickcast_ingest_amqp::{AmqpConfig, AmqpPublisher, AmqpSource, Overflow};
-use tokio::task::JoinHandle;
 
-use super::{spawn, IngestError};
+use super::{IngestError, Started};
 use crate::config::{AmqpIngest, AmqpOverflow, Config};
 
 /// Starts the source of `[ingest.amqp]` and makes its publisher; nothing
 /// to start without the section.
-pub(super) fn start(
-    config: &Config,
-    hub: &Hub,
-) -> Result<(JoinHandle<()>, Arc<dyn BrokerPublisher>), IngestError> {
-    let section = config
-        .ingest
-        .amqp
-        .as_ref()
-        .ok_or_else(|| IngestError::new(SECTION, "not configured"))?;
-    let settings = settings(section, config);
-    let invalid = |e: tickcast_ingest_amqp::ConfigError| IngestError::new(SECTION, e);
-    let publisher = AmqpPublisher::new(&settings).map_err(invalid)?;
-    let task = spawn(SECTION, hub, AmqpSource::new(settings).map_err(invalid)?)?;
-    Ok((task, Arc::new(publisher)))
+pub(super) fn start(config: &Config, hub: &Hub) -> Result<Started, IngestError> {
+    let section = config.ingest.amqp.as_ref();
+    let settings = settings(section.ok_or_else(|| IngestError::absent(SECTION))?, config);
+    let publisher = AmqpPublisher::new(&settings);
+    super::start(SECTION, hub, AmqpSource::new(settings), publisher)
 }
 
 /// The section's name in errors.

@@ -37,6 +37,11 @@ pub struct IngestError {
 // Used by the broker modules only: unused in a binary without brokers.
 #[cfg_attr(not(any(feature = "redis", feature = "amqp")), allow(dead_code))]
 impl IngestError {
+    /// `section` (`ingest.redis`) is not configured.
+    fn absent(section: &'static str) -> Self {
+        Self::new(section, "not configured")
+    }
+
     /// `reason` about `section` (`ingest.redis`).
     fn new(section: &'static str, reason: impl std::fmt::Display) -> Self {
         Self {
@@ -65,8 +70,7 @@ pub(crate) struct Broker {
 }
 
 /// Starts a broker's source into the hub: its task, and its publisher.
-pub(crate) type StartFn =
-    fn(&Config, &Hub) -> Result<(JoinHandle<()>, Arc<dyn BrokerPublisher>), IngestError>;
+pub(crate) type StartFn = fn(&Config, &Hub) -> Result<Started, IngestError>;
 
 /// Every broker, in the order `POST /api/publish` prefers them.
 pub(crate) fn brokers() -> [Broker; 2] {
@@ -116,17 +120,29 @@ pub fn hub_config(config: &Config) -> HubConfig {
     hub_config
 }
 
-/// Runs `source` into `hub` on a task of its own; refused when its offsets
-/// do not fit the hub's offset mode.
+/// A broker's running source task and its publisher.
+pub(crate) type Started = (JoinHandle<()>, Arc<dyn BrokerPublisher>);
+
+/// Runs `source` into `hub` on a task of its own, once both it and the
+/// publisher were made of `section`'s settings; refused when its offsets do
+/// not fit the hub's offset mode.
 #[cfg_attr(not(any(feature = "redis", feature = "amqp")), allow(dead_code))]
-fn spawn<S: IngestSource + 'static>(
+fn start<S, P, E>(
     section: &'static str,
     hub: &Hub,
-    source: S,
-) -> Result<JoinHandle<()>, IngestError> {
-    let run = tickcast_core::ingest::run_source(hub.clone(), source)
+    source: Result<S, E>,
+    publisher: Result<P, E>,
+) -> Result<Started, IngestError>
+where
+    S: IngestSource + 'static,
+    P: BrokerPublisher + 'static,
+    E: std::fmt::Display,
+{
+    let invalid = |error: E| IngestError::new(section, error);
+    let publisher = publisher.map_err(invalid)?;
+    let run = tickcast_core::ingest::run_source(hub.clone(), source.map_err(invalid)?)
         .map_err(|mismatch| IngestError::new(section, mismatch))?;
-    Ok(tokio::spawn(run))
+    Ok((tokio::spawn(run), Arc::new(publisher)))
 }
 
 /// The running broker sources and the publisher of the HTTP API.

@@ -1,33 +1,21 @@
 //! `[ingest.redis]` -> [`RedisSource`] and [`RedisPublisher`]; listed in
 //! [`brokers`](super::brokers).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tickcast_core::ingest::BrokerPublisher;
 use tickcast_core::Hub;
 use tickcast_ingest_redis::{RedisConfig, RedisMode, RedisPublisher, RedisSource};
-use tokio::task::JoinHandle;
 
-use super::{spawn, IngestError};
+use super::{IngestError, Started};
 use crate::config::{self, Config, RedisIngest};
 
 /// Starts the source of `[ingest.redis]` (its lag reported in stats) and
 /// makes its publisher; nothing to start without the section.
-pub(super) fn start(
-    config: &Config,
-    hub: &Hub,
-) -> Result<(JoinHandle<()>, Arc<dyn BrokerPublisher>), IngestError> {
-    let section = config
-        .ingest
-        .redis
-        .as_ref()
-        .ok_or_else(|| IngestError::new(SECTION, "not configured"))?;
-    let settings = settings(section, config);
-    let invalid = |e: tickcast_ingest_redis::ConfigError| IngestError::new(SECTION, e);
-    let publisher = RedisPublisher::new(&settings).map_err(invalid)?;
-    let task = spawn(SECTION, hub, RedisSource::new(settings).map_err(invalid)?)?;
-    Ok((task, Arc::new(publisher)))
+pub(super) fn start(config: &Config, hub: &Hub) -> Result<Started, IngestError> {
+    let section = config.ingest.redis.as_ref();
+    let settings = settings(section.ok_or_else(|| IngestError::absent(SECTION))?, config);
+    let publisher = RedisPublisher::new(&settings);
+    super::start(SECTION, hub, RedisSource::new(settings), publisher)
 }
 
 /// The section's name in errors.
