@@ -7,7 +7,8 @@
 //! starting them, warning about one configured but not built, and the
 //! hub's offset mode all go over that list.
 //!
-//! Each source runs in a task of its own ([`run_source`]): it acknowledges
+//! Each source runs in a task of its own
+//! ([`run_source`](tickcast_core::ingest::run_source)): it acknowledges
 //! a message only after the hub accepted it, and shows in `/ready` as
 //! disconnected until it has reached its broker.
 
@@ -52,7 +53,7 @@ impl IngestError {
 }
 
 /// A broker the binary knows.
-pub(crate) struct Broker {
+pub struct Broker {
     /// Its cargo feature, and its source's name in stats and `/ready`.
     pub name: &'static str,
     /// Its configuration section.
@@ -70,10 +71,10 @@ pub(crate) struct Broker {
 }
 
 /// Starts a broker's source into the hub: its task, and its publisher.
-pub(crate) type StartFn = fn(&Config, &Hub) -> Result<Started, IngestError>;
+pub type StartFn = fn(&Config, &Hub) -> Result<Started, IngestError>;
 
 /// Every broker, in the order `POST /api/publish` prefers them.
-pub(crate) fn brokers() -> [Broker; 2] {
+pub fn brokers() -> [Broker; 2] {
     #[cfg(feature = "redis")]
     let redis: Option<StartFn> = Some(redis::start);
     #[cfg(not(feature = "redis"))]
@@ -121,7 +122,7 @@ pub fn hub_config(config: &Config) -> HubConfig {
 }
 
 /// A broker's running source task and its publisher.
-pub(crate) type Started = (JoinHandle<()>, Arc<dyn BrokerPublisher>);
+pub type Started = (JoinHandle<()>, Arc<dyn BrokerPublisher>);
 
 /// Runs `source` into `hub` on a task of its own, once both it and the
 /// publisher were made of `section`'s settings; refused when its offsets do

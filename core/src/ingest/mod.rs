@@ -11,7 +11,7 @@
 //! source's counters with the hub and hands them to the source
 //! ([`IngestSource::attach`]), and refuses to start a source whose
 //! [`offsets`](IngestSource::offsets) do not fit the hub's
-//! [`OffsetMode`] ([`OffsetMismatch`]).
+//! [`OffsetMode`](crate::hub::OffsetMode) ([`OffsetMismatch`]).
 
 mod backoff;
 mod channel;
