@@ -11,10 +11,12 @@
 //!   `tickcast demo`).
 //! - [`http`]: the warp routes: `GET /` (demo page), `POST /api/publish`,
 //!   `GET /health`, `/ready`, `/metrics`, `/api/stats`, JSON errors, and
-//!   [`http::mount_transports`], where the WebSocket and SSE endpoints join
-//!   behind their cargo features.
-//! - [`ingest`]: the broker sources of `[ingest.redis]` / `[ingest.amqp]`
-//!   and the broker `POST /api/publish` goes through.
+//!   [`http::mount_transports`], where the transports' endpoints join.
+//! - [`transports`]: the one list of client transports (WebSocket, SSE,
+//!   Socket.IO), each behind its cargo feature.
+//! - [`ingest`]: the one list of brokers (`[ingest.redis]`,
+//!   `[ingest.amqp]`), each behind its cargo feature: their sources and the
+//!   broker `POST /api/publish` goes through.
 //! - [`demo`]: the generator of `tickcast demo`.
 //! - [`metrics`]: hub stats as Prometheus text.
 //! - [`server`]: [`serve`] binds, runs and, on the shutdown signal, drains.
@@ -22,9 +24,10 @@
 //!
 //! # Cargo features
 //!
-//! `ws`, `sse`, `redis`, `amqp`, all on by default; each pulls in its
-//! transport or ingest crate (tickcast-transport-ws, -transport-sse,
-//! -ingest-redis, -ingest-amqp). Any subset builds, down to
+//! `ws`, `sse`, `socketio`, `redis`, `amqp`, all on by default; each pulls
+//! in its transport or ingest crate (tickcast-transport-ws,
+//! -transport-sse, -transport-socketio, -ingest-redis, -ingest-amqp) and
+//! adds its entry to [`transports::built`] or [`ingest`]'s broker list. Any subset builds, down to
 //! `--no-default-features` (HTTP publish, no client transport).
 #![warn(missing_docs)]
 
@@ -36,6 +39,7 @@ pub mod ingest;
 pub mod logging;
 pub mod metrics;
 pub mod server;
+pub mod transports;
 
 pub use config::Config;
 pub use server::{serve, shutdown, ServeError, Server};

@@ -334,7 +334,11 @@ async fn health_and_ready() {
                "sources": [{"name": "http", "connected": true}]})
     );
 
-    server.server.hub().source("redis").set_connected(false);
+    server
+        .server
+        .hub()
+        .register_source("redis")
+        .set_connected(false);
     let answer = server.get("/ready").await;
     assert_eq!(answer.status, 503);
     let ready = answer.json();

@@ -56,7 +56,9 @@ async fn main() {
     // The producer side: raw TickStockPL bodies on a channel, decoded,
     // validated and counted by the ingest driver.
     let (producer, source) = channel_source("in-process", 64, 1 << 20);
-    let ingest = tokio::spawn(run_source(hub.clone(), source));
+    let ingest = tokio::spawn(
+        run_source(hub.clone(), source).expect("the hub numbers events, as a channel source needs"),
+    );
     let bodies = [
         r#"{"pattern":"BreakoutBO","symbol":"AAPL","confidence":0.92,"tier":"daily"}"#,
         r#"{"pattern":"BreakoutBO","symbol":"MSFT","confidence":0.85,"tier":"intraday"}"#,
@@ -76,7 +78,10 @@ async fn main() {
     drop(producer);
     ingest.await.expect("ingest ends when the producer is gone");
 
-    let stats = hub.source("in-process").snapshot();
+    let stats = hub
+        .source_counters("in-process")
+        .expect("run_source registered it")
+        .snapshot();
     println!("accepted {}, rejected {:?}", stats.accepted, stats.rejected);
     hub.shutdown();
     for task in tasks {

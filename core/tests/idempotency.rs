@@ -160,7 +160,7 @@ async fn an_ingest_source_drops_copies_and_counts_them() {
     let hub = Hub::new(config());
     let mut conn = subscriber(&hub);
     let (publisher, source) = channel_source("test", 64, DEFAULT_MAX_BODY_BYTES);
-    let driver = tokio::spawn(run_source(hub.clone(), source));
+    let driver = tokio::spawn(run_source(hub.clone(), source).unwrap());
     for (id, n) in [("x", 1), ("x", 2), ("y", 3), ("x", 4)] {
         let raw = Bytes::from(body(Some(id), n).to_string());
         publisher.send(None, raw).await.unwrap();

@@ -23,7 +23,7 @@ async fn bad_events_are_counted_and_good_ones_delivered() {
         .unwrap();
 
     let (publisher, source) = channel_source("test", 64, DEFAULT_MAX_BODY_BYTES);
-    let driver = tokio::spawn(run_source(hub.clone(), source));
+    let driver = tokio::spawn(run_source(hub.clone(), source).unwrap());
     let good = tickcast_testkit::good_events();
     let bad = tickcast_testkit::bad_events();
     let mut sent_good = 0;
@@ -86,6 +86,10 @@ impl tickcast_core::ingest::IngestSource for Reloading {
         "reloading"
     }
 
+    fn offsets(&self) -> tickcast_core::ingest::SourceOffsets {
+        tickcast_core::ingest::SourceOffsets::Broker
+    }
+
     async fn next(&mut self) -> Option<tickcast_core::ingest::IngestItem> {
         use tickcast_core::ingest::{decode_body, Incoming, IngestItem};
         if let Some((offset, symbol)) = self.backfill.pop() {
@@ -128,7 +132,7 @@ async fn clients_wait_for_a_reloaded_history() {
         gate: Some(gate),
         connected: false,
     };
-    tokio::spawn(run_source(hub.clone(), source));
+    tokio::spawn(run_source(hub.clone(), source).unwrap());
     tokio::time::timeout(Duration::from_secs(10), async {
         while hub.latest_offset().map(|o| o.to_string()) != Some("5-0".to_owned()) {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -164,4 +168,89 @@ async fn clients_wait_for_a_reloaded_history() {
         .filter_map(|e| e["offset"].as_str())
         .collect();
     assert_eq!(offsets, ["5-0"], "exactly what came after the resume point");
+}
+
+/// A source whose offsets do not fit the hub's mode is refused before it
+/// reads anything or shows in the hub's stats: a channel source (no
+/// offsets) into a hub that takes them from its ingest would otherwise have
+/// every message refused.
+#[tokio::test]
+async fn a_source_whose_offsets_do_not_fit_is_refused_at_start() {
+    use tickcast_core::hub::OffsetMode;
+    use tickcast_core::ingest::{OffsetMismatch, SourceOffsets};
+    let mut config = HubConfig::immediate();
+    config.offsets = OffsetMode::External;
+    let hub = Hub::new(config);
+    let (publisher, source) = channel_source("in-process", 4, DEFAULT_MAX_BODY_BYTES);
+    let Err(refused) = run_source(hub.clone(), source) else {
+        panic!("a source without offsets ran on an External hub");
+    };
+    assert_eq!(
+        refused,
+        OffsetMismatch {
+            source_name: "in-process".into(),
+            offsets: SourceOffsets::Hub,
+            hub: OffsetMode::External,
+        }
+    );
+    assert!(hub.source_counters("in-process").is_none());
+    // The source was dropped unread.
+    assert!(publisher
+        .send(None, Bytes::from_static(b"{}"))
+        .await
+        .is_err());
+
+    let reloading = Reloading {
+        backfill: Vec::new(),
+        gate: None,
+        connected: false,
+    };
+    let node = Hub::new(HubConfig::immediate());
+    let refused = run_source(node, reloading).err().map(|e| e.hub);
+    assert_eq!(refused, Some(OffsetMode::Node));
+}
+
+/// `run_source` registers the source (shown in stats before its first
+/// item) and hands it the counters it counts in.
+#[tokio::test]
+async fn run_source_registers_the_source_and_attaches_its_counters() {
+    use std::sync::{Arc, Mutex};
+    use tickcast_core::ingest::{IngestItem, IngestSource, SourceCounters};
+
+    /// Reports what it was handed, then waits for ever.
+    struct Attached {
+        seen: Arc<Mutex<Option<Arc<SourceCounters>>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl IngestSource for Attached {
+        fn name(&self) -> &str {
+            "attached"
+        }
+
+        fn starts_connected(&self) -> bool {
+            false
+        }
+
+        fn attach(&mut self, counters: Arc<SourceCounters>) {
+            counters.set_lag(7);
+            *self.seen.lock().unwrap() = Some(counters);
+        }
+
+        async fn next(&mut self) -> Option<IngestItem> {
+            std::future::pending().await
+        }
+    }
+
+    let hub = Hub::new(HubConfig::immediate());
+    let seen = Arc::new(Mutex::new(None));
+    let run = run_source(hub.clone(), Attached { seen: seen.clone() }).unwrap();
+    // Registered, disconnected, and attached before the future runs.
+    let registered = hub.source_counters("attached").unwrap();
+    let attached = seen.lock().unwrap().clone().unwrap();
+    assert!(Arc::ptr_eq(&registered, &attached));
+    let stats = registered.snapshot();
+    assert_eq!((stats.connected, stats.lag), (false, 7));
+    assert!(!hub.sources_ready());
+    drop(run);
 }

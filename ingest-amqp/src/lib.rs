@@ -14,16 +14,18 @@
 //!   prefetch, dead-letter exchange, limits and reconnect backoff.
 //! - [`AmqpSource`]: the node's queue as an
 //!   [`IngestSource`](tickcast_core::ingest::IngestSource) for
-//!   [`run_source`](tickcast_core::ingest::run_source): reconnects forever,
-//!   declares everything again after each reconnect, and drops redelivered
-//!   copies of events already accepted.
+//!   [`run_source`](tickcast_core::ingest::run_source): a core
+//!   [`Link`](tickcast_core::ingest::Link) that core's
+//!   [`Reconnecting`](tickcast_core::ingest::Reconnecting) reconnects
+//!   forever; it declares everything again after each reconnect and drops
+//!   redelivered copies of events already accepted.
 //! - [`AmqpPublisher`], the
 //!   [`BrokerPublisher`](tickcast_core::ingest::BrokerPublisher) of AMQP:
 //!   persistent messages with publisher confirms, so that every node
 //!   delivers them (the HTTP API's path when AMQP is configured).
 //! - Inside: `topology` (connect and declare), `decode` (JSON or bincode by
 //!   content type), `acker` (ack / dead-letter one delivery), `dedup`
-//!   (recently accepted message ids), `backoff`.
+//!   (recently accepted message ids).
 //!
 //! TLS (`amqps://`) is not supported by this build.
 //!
@@ -40,8 +42,11 @@
 //!     url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
 //!     ..AmqpConfig::for_node("node-1")
 //! };
-//! let source = AmqpSource::new(config)?.with_counters(hub.source("amqp"));
-//! tokio::spawn(run_source(hub.clone(), source));
+//! // Registers "amqp" with the hub; refused if the hub took its offsets from
+//! // an ingest (AMQP messages have none).
+//! let ingest = run_source(hub.clone(), AmqpSource::new(config)?)
+//!     .expect("the hub numbers events itself");
+//! tokio::spawn(ingest);
 //! # Ok(())
 //! # }
 //! ```

@@ -1,4 +1,5 @@
-//! [`AmqpSource`]: the node's queue as an [`IngestSource`].
+//! [`AmqpSource`]: the node's queue as an [`IngestSource`]; core's
+//! [`Reconnecting`] driver reconnects it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,14 +8,18 @@ use async_trait::async_trait;
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::{Acker, Channel, Connection, Consumer};
-use tickcast_core::ingest::{Incoming, IngestItem, IngestSource, SourceCounters};
+use tickcast_core::ingest::{
+    Incoming, IngestItem, IngestSource, Link, Reconnecting, SourceCounters,
+};
 
 use crate::acker::{AckBatch, DeliveryAcker};
 use crate::config::{AmqpConfig, Checked, ConfigError};
 use crate::decode::decode_delivery;
 use crate::dedup::RecentIds;
 use crate::topology::{self, SetupError};
-use tickcast_core::ingest::Backoff;
+
+/// The source's name in stats and logs.
+const SOURCE_NAME: &str = "amqp";
 
 /// Consumes this node's queue on the topic exchange (see [`AmqpConfig`])
 /// and yields each delivery as [`IngestItem::Message`] for
@@ -22,33 +27,37 @@ use tickcast_core::ingest::Backoff;
 /// the hub has it and rejects it when malformed (to the dead-letter
 /// exchange, never requeued).
 ///
-/// - Connecting is lazy and never gives up: the first [`next`] connects,
-///   declares the topology and yields [`IngestItem::Connected`]. When the
-///   broker cannot be reached or the connection or channel fails, the
-///   source yields [`IngestItem::Disconnected`] once, retries with
-///   exponential backoff (`reconnect_min` doubling to `reconnect_max`),
-///   declares everything again and yields `Connected`.
+/// - Connecting is lazy and never gives up (core's [`Reconnecting`]): the
+///   first [`next`] connects, declares the topology and yields
+///   [`IngestItem::Connected`]. When the broker cannot be reached or the
+///   connection or channel fails, the source yields
+///   [`IngestItem::Disconnected`] once, retries with exponential backoff
+///   (`reconnect_min` doubling to `reconnect_max`), declares everything
+///   again and yields `Connected`.
+/// - Its messages carry no offsets: the hub numbers them
+///   ([`OffsetMode::Node`](tickcast_core::hub::OffsetMode), which
+///   `run_source` checks before it starts the source).
 /// - Unacknowledged messages of a lost connection are redelivered by the
 ///   broker. A message whose `message_id` belongs to an event accepted
 ///   recently (the last `dedup_capacity` ids) is acked and skipped, not
 ///   yielded again; this also absorbs a publisher's retry after a lost
 ///   confirm, which the broker does not flag as redelivered. Skipped copies
-///   are counted as duplicates when [`with_counters`](Self::with_counters)
-///   was given the source's counters. Messages without a `message_id` may
-///   be delivered twice after a fault; producers must give each event an
-///   id of its own (a reused id drops the later event as a copy).
+///   are counted as duplicates in the counters `run_source` attaches.
+///   Messages without a `message_id` may be delivered twice after a fault;
+///   producers must give each event an id of its own (a reused id drops
+///   the later event as a copy).
 ///
 /// [`next`]: IngestSource::next
 pub struct AmqpSource {
+    driver: Reconnecting<Queue>,
+}
+
+/// The node's queue, one session at a time: the [`Link`] the driver
+/// reconnects.
+struct Queue {
     config: AmqpConfig,
     names: Checked,
     session: Option<Session>,
-    backoff: Backoff,
-    /// Wait this long before the next connection attempt.
-    retry_after: Option<Duration>,
-    /// `Disconnected` was yielded and `Connected` not since: further failed
-    /// attempts of the same outage are only logged.
-    down: bool,
     recent: RecentIds,
     counters: Option<Arc<SourceCounters>>,
     /// With `queue_expires`: how often to renew the dead queue's lease (a
@@ -58,6 +67,24 @@ pub struct AmqpSource {
     lease: Option<tokio::time::Interval>,
     /// Acks of accepted deliveries, sent together (see [`AckBatch`]).
     batch: Arc<AckBatch>,
+}
+
+/// Why a session could not start or ended: the text of
+/// [`IngestItem::Disconnected`].
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    /// Connecting or declaring the topology failed.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// The connection or channel failed.
+    #[error("{0}")]
+    Consumer(#[from] lapin::Error),
+    /// The broker ended the consumer (the queue was deleted).
+    #[error("the broker cancelled the consumer")]
+    Cancelled,
+    /// Read without a session (the driver does not).
+    #[error("not connected")]
+    NotConnected,
 }
 
 /// A live connection with its consuming channel. Dropping it closes the
@@ -75,7 +102,7 @@ struct Session {
 async fn close(connection: &Connection) {
     let closing = connection.close(200, "tickcast: reconnecting".into());
     if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(2), closing).await {
-        tracing::debug!(source = "amqp", "closing the old connection: {error}");
+        tracing::debug!(source = SOURCE_NAME, "closing the old connection: {error}");
     }
 }
 
@@ -89,65 +116,24 @@ impl AmqpSource {
         let lease_period = config
             .queue_expires
             .map(|expires| (expires / 3).max(Duration::from_millis(1)));
-        Ok(Self {
-            backoff: Backoff::new(config.reconnect_min, config.reconnect_max),
+        let (min, max) = (config.reconnect_min, config.reconnect_max);
+        let queue = Queue {
             recent: RecentIds::new(config.dedup_capacity, config.dedup_max_age),
             config,
             names,
             session: None,
-            retry_after: None,
-            down: false,
             counters: None,
             lease_period,
             lease: None,
             batch,
+        };
+        Ok(Self {
+            driver: Reconnecting::new(queue, SOURCE_NAME, min, max),
         })
     }
+}
 
-    /// Counts skipped duplicates in `counters` (pass
-    /// `hub.source("amqp")`), so stats show them beside the accepted events.
-    pub fn with_counters(mut self, counters: Arc<SourceCounters>) -> Self {
-        self.counters = Some(counters);
-        self
-    }
-
-    /// Tries to connect until it succeeds (`Connected`) or, at the start of
-    /// an outage, fails once (`Disconnected`, so /ready says so at once).
-    async fn connect(&mut self) -> IngestItem {
-        loop {
-            if let Some(delay) = self.retry_after.take() {
-                tokio::time::sleep(delay).await;
-            }
-            match self.open().await {
-                Ok(session) => {
-                    tracing::info!(source = "amqp", queue = %self.config.queue, "consuming");
-                    self.session = Some(session);
-                    self.lease = self.lease_period.map(|period| {
-                        let start = tokio::time::Instant::now() + period;
-                        let mut lease = tokio::time::interval_at(start, period);
-                        lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                        lease
-                    });
-                    self.backoff.reset();
-                    self.down = false;
-                    return IngestItem::Connected;
-                }
-                Err(error) => {
-                    let delay = self.backoff.next_delay();
-                    self.retry_after = Some(delay);
-                    if !self.down {
-                        self.down = true;
-                        return IngestItem::Disconnected(error.to_string());
-                    }
-                    tracing::info!(
-                        source = "amqp",
-                        "still unavailable ({error}); next try in {delay:?}"
-                    );
-                }
-            }
-        }
-    }
-
+impl Queue {
     async fn open(&self) -> Result<Session, SetupError> {
         let name = format!("tickcast consumer {}", self.config.queue);
         let limit = self.config.connect_timeout;
@@ -172,17 +158,6 @@ impl AmqpSource {
                 Err(error)
             }
         }
-    }
-
-    /// The connection or channel failed: close it and start an outage.
-    async fn lost(&mut self, why: String) -> IngestItem {
-        self.batch.clear();
-        if let Some(session) = self.session.take() {
-            close(&session.connection).await;
-        }
-        self.down = true;
-        self.retry_after = Some(self.backoff.next_delay());
-        IngestItem::Disconnected(why)
     }
 
     /// A delivery as an item, or `None` for a copy of an accepted event
@@ -231,7 +206,7 @@ impl AmqpSource {
 
     async fn skip_duplicate(&self, acker: Acker, id: &str, redelivered: bool) {
         tracing::debug!(
-            source = "amqp",
+            source = SOURCE_NAME,
             message_id = id,
             redelivered,
             "duplicate skipped"
@@ -244,10 +219,10 @@ impl AmqpSource {
 }
 
 /// A source dropped while connected (its task aborted at shutdown) sends
-/// its recorded acks and closes its connection, so the broker redelivers what it had not acked at once
-/// and the queue's `x-expires` countdown starts, instead of both waiting
-/// for the process to exit.
-impl Drop for AmqpSource {
+/// its recorded acks and closes its connection, so the broker redelivers
+/// what it had not acked at once and the queue's `x-expires` countdown
+/// starts, instead of both waiting for the process to exit.
+impl Drop for Queue {
     fn drop(&mut self) {
         let Some(session) = self.session.take() else {
             return;
@@ -264,16 +239,26 @@ impl Drop for AmqpSource {
 }
 
 #[async_trait]
-impl IngestSource for AmqpSource {
-    fn name(&self) -> &str {
-        "amqp"
+impl Link for Queue {
+    type Error = SessionError;
+
+    /// Connects, declares the topology and starts consuming.
+    async fn connect(&mut self) -> Result<(), SessionError> {
+        let session = self.open().await?;
+        tracing::info!(source = SOURCE_NAME, queue = %self.config.queue, "consuming");
+        self.session = Some(session);
+        self.lease = self.lease_period.map(|period| {
+            let start = tokio::time::Instant::now() + period;
+            let mut lease = tokio::time::interval_at(start, period);
+            lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            lease
+        });
+        Ok(())
     }
 
-    async fn next(&mut self) -> Option<IngestItem> {
+    async fn next_item(&mut self) -> Result<IngestItem, SessionError> {
         loop {
-            let Some(session) = &mut self.session else {
-                return Some(self.connect().await);
-            };
+            let session = self.session.as_mut().ok_or(SessionError::NotConnected)?;
             // Recorded acks go out when half the prefetch window waits for
             // them, or before waiting for a delivery: the broker sends no
             // more than `prefetch` unacked ones.
@@ -299,24 +284,54 @@ impl IngestSource for AmqpSource {
                             // The channel is closed with it: the consumer
                             // ends and the reconnect declares everything
                             // again.
-                            tracing::warn!(source = "amqp", "{error}");
+                            tracing::warn!(source = SOURCE_NAME, "{error}");
                         }
                         continue;
                     }
                 },
             };
-            let item = match next {
-                Some(Ok(delivery)) => self.receive(delivery).await,
-                Some(Err(error)) => Some(self.lost(error.to_string()).await),
-                None => Some(
-                    self.lost("the broker cancelled the consumer".to_owned())
-                        .await,
-                ),
-            };
-            if item.is_some() {
-                return item;
+            match next {
+                Some(Ok(delivery)) => {
+                    if let Some(item) = self.receive(delivery).await {
+                        return Ok(item);
+                    }
+                }
+                Some(Err(error)) => return Err(error.into()),
+                None => return Err(SessionError::Cancelled),
             }
         }
+    }
+
+    /// Closes the connection; acks recorded for it can no longer be sent
+    /// (the broker redelivers those messages, and the recent ids drop the
+    /// copies).
+    async fn disconnect(&mut self) {
+        self.batch.clear();
+        self.lease = None;
+        if let Some(session) = self.session.take() {
+            close(&session.connection).await;
+        }
+    }
+}
+
+#[async_trait]
+impl IngestSource for AmqpSource {
+    fn name(&self) -> &str {
+        SOURCE_NAME
+    }
+
+    /// Not ready until it reached the broker.
+    fn starts_connected(&self) -> bool {
+        false
+    }
+
+    /// Counts the copies it skips itself as duplicates.
+    fn attach(&mut self, counters: Arc<SourceCounters>) {
+        self.driver.link_mut().counters = Some(counters);
+    }
+
+    async fn next(&mut self) -> Option<IngestItem> {
+        Some(self.driver.next().await)
     }
 }
 

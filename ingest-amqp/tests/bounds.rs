@@ -15,7 +15,7 @@ use tickcast_ingest_amqp::{AmqpConfig, AmqpSource, Overflow};
 /// that goes away).
 async fn run_then_leave(raw: &Raw, config: &AmqpConfig) {
     let hub = hub();
-    let task = tokio::spawn(run_source(hub, AmqpSource::new(config.clone()).unwrap()));
+    let task = tokio::spawn(run_source(hub, AmqpSource::new(config.clone()).unwrap()).unwrap());
     raw.wait_for_consumer(&config.queue).await;
     task.abort();
     let _ = task.await;
@@ -38,7 +38,7 @@ async fn a_departed_nodes_queues_expire_and_a_live_ones_do_not() {
     };
     let raw = Raw::connect(&url).await;
     let hub = hub();
-    let task = tokio::spawn(run_source(hub, AmqpSource::new(config.clone()).unwrap()));
+    let task = tokio::spawn(run_source(hub, AmqpSource::new(config.clone()).unwrap()).unwrap());
     raw.wait_for_consumer(&config.queue).await;
     // Consumed: it lives past its expiry.
     tokio::time::sleep(expires * 2).await;
@@ -95,7 +95,7 @@ async fn a_full_queue_drops_its_oldest_and_its_dead_queue_is_bounded_too() {
     // The node back: it gets the newest five.
     let hub = hub();
     let client = Client::subscribe_all(&hub);
-    let task = tokio::spawn(run_source(hub, AmqpSource::new(config.clone()).unwrap()));
+    let task = tokio::spawn(run_source(hub, AmqpSource::new(config.clone()).unwrap()).unwrap());
     let events = client.wait_for(|seen| seen.len() >= 5).await;
     let mut ns: Vec<u64> = events.iter().map(|e| e["n"].as_u64().unwrap()).collect();
     ns.sort_unstable();

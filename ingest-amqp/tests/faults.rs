@@ -65,11 +65,9 @@ async fn a_broker_restart_loses_and_duplicates_nothing_confirmed() {
     let raw = Raw::connect(&config.url).await;
     let hub = common::hub();
     let client = Client::subscribe_all(&hub);
-    let counters = hub.source("amqp");
-    let source = AmqpSource::new(config.clone())
-        .unwrap()
-        .with_counters(counters.clone());
-    tokio::spawn(run_source(hub.clone(), source));
+    let source = AmqpSource::new(config.clone()).unwrap();
+    tokio::spawn(run_source(hub.clone(), source).unwrap());
+    let counters = hub.source_counters("amqp").unwrap();
     raw.wait_for_consumer(&config.queue).await;
     drop(raw);
 
@@ -234,10 +232,10 @@ async fn an_accepted_message_whose_ack_was_lost_is_not_delivered_again() {
         ..AmqpConfig::for_node("lost-ack")
     };
     let hub = common::hub();
-    let counters = hub.source("amqp");
-    let mut source = AmqpSource::new(config.clone())
-        .unwrap()
-        .with_counters(counters.clone());
+    // Driven by hand: the counters `run_source` would attach.
+    let counters = hub.register_source("amqp");
+    let mut source = AmqpSource::new(config.clone()).unwrap();
+    source.attach(counters.clone());
     assert!(matches!(
         expect(&mut source, "connect").await,
         IngestItem::Connected

@@ -27,7 +27,7 @@ async fn fixtures_are_delivered_in_order_and_bad_ones_dead_lettered() {
     let hub = common::hub();
     let client = Client::subscribe_all(&hub);
     let source = AmqpSource::new(config.clone()).unwrap();
-    tokio::spawn(run_source(hub.clone(), source));
+    tokio::spawn(run_source(hub.clone(), source).unwrap());
     raw.wait_for_consumer(&config.queue).await;
 
     let good = tickcast_testkit::good_events();
@@ -62,7 +62,7 @@ async fn fixtures_are_delivered_in_order_and_bad_ones_dead_lettered() {
         "every public good event, once, as published"
     );
 
-    let counters = hub.source("amqp");
+    let counters = hub.source_counters("amqp").unwrap();
     common::wait_until(|| {
         let stats = counters.snapshot();
         stats.accepted >= GOOD as u64 && stats.rejected_total >= bad.len() as u64
@@ -102,10 +102,7 @@ async fn bincode_envelopes_are_delivered() {
     let raw = Raw::connect(&url).await;
     let hub = common::hub();
     let client = Client::subscribe_all(&hub);
-    tokio::spawn(run_source(
-        hub.clone(),
-        AmqpSource::new(config.clone()).unwrap(),
-    ));
+    tokio::spawn(run_source(hub.clone(), AmqpSource::new(config.clone()).unwrap()).unwrap());
     raw.wait_for_consumer(&config.queue).await;
 
     let envelope = |symbol: &str| Envelope {
@@ -145,7 +142,7 @@ async fn bincode_envelopes_are_delivered() {
     let symbols: Vec<_> = seen.iter().map(|d| d["symbol"].clone()).collect();
     assert_eq!(symbols, [json!("aapl"), json!("msft"), json!("nvda")]);
     assert_eq!(seen[0]["metadata"]["price"], 1.5);
-    let counters = hub.source("amqp");
+    let counters = hub.source_counters("amqp").unwrap();
     common::wait_until(|| counters.snapshot().rejected_total == 1).await;
     assert_eq!(counters.snapshot().rejected.get("bad_bincode"), Some(&1));
     raw.remove(&config).await;
@@ -166,7 +163,7 @@ async fn each_node_has_its_own_queue_and_gets_every_event() {
     for config in [&first, &second] {
         let hub = common::hub();
         clients.push(Client::subscribe_all(&hub));
-        tokio::spawn(run_source(hub, AmqpSource::new(config.clone()).unwrap()));
+        tokio::spawn(run_source(hub, AmqpSource::new(config.clone()).unwrap()).unwrap());
         raw.wait_for_consumer(&config.queue).await;
     }
 
@@ -202,10 +199,8 @@ async fn a_message_id_already_accepted_is_not_delivered_again() {
     let raw = Raw::connect(&url).await;
     let hub = common::hub();
     let client = Client::subscribe_all(&hub);
-    let source = AmqpSource::new(config.clone())
-        .unwrap()
-        .with_counters(hub.source("amqp"));
-    tokio::spawn(run_source(hub.clone(), source));
+    let source = AmqpSource::new(config.clone()).unwrap();
+    tokio::spawn(run_source(hub.clone(), source).unwrap());
     raw.wait_for_consumer(&config.queue).await;
 
     let body = |n: u32| json!({"symbol":"AAPL","pattern":"Doji","event_id":n.to_string()});
@@ -248,7 +243,7 @@ async fn a_message_id_already_accepted_is_not_delivered_again() {
             Value::Null
         ]
     );
-    let counters = hub.source("amqp");
+    let counters = hub.source_counters("amqp").unwrap();
     common::wait_until(|| counters.snapshot().accepted >= 6).await;
     let stats = counters.snapshot();
     assert_eq!((stats.accepted, stats.duplicates), (6, 2));
@@ -282,4 +277,25 @@ fn amqps_is_refused_up_front() {
     };
     assert!(AmqpSource::new(config.clone()).is_err());
     assert!(tickcast_ingest_amqp::AmqpPublisher::new(&config).is_err());
+}
+
+/// AMQP messages carry no offsets: into a hub that takes its offsets from
+/// its ingest, every one would be refused and dead-lettered, so the source
+/// is refused at start, before it connects (no broker needed).
+#[tokio::test]
+async fn a_hub_that_wants_stream_offsets_refuses_the_source_at_start() {
+    use tickcast_core::hub::{HubConfig, OffsetMode};
+    use tickcast_core::ingest::SourceOffsets;
+    use tickcast_core::Hub;
+    let mut hub_config = HubConfig::immediate();
+    hub_config.offsets = OffsetMode::External;
+    let hub = Hub::new(hub_config);
+    let config = common::config("amqp://127.0.0.1:1/%2f", "offsets");
+    let Err(refused) = run_source(hub.clone(), AmqpSource::new(config).unwrap()) else {
+        panic!("the AMQP source ran on an External hub");
+    };
+    assert_eq!(refused.source_name, "amqp");
+    assert_eq!(refused.offsets, SourceOffsets::Hub);
+    assert!(refused.to_string().contains("OffsetMode::External"));
+    assert!(hub.source_stats().is_empty());
 }

@@ -18,10 +18,7 @@ async fn published_events_reach_the_source() {
     let raw = Raw::connect(&url).await;
     let hub = common::hub();
     let client = Client::subscribe_all(&hub);
-    tokio::spawn(run_source(
-        hub.clone(),
-        AmqpSource::new(config.clone()).unwrap(),
-    ));
+    tokio::spawn(run_source(hub.clone(), AmqpSource::new(config.clone()).unwrap()).unwrap());
     raw.wait_for_consumer(&config.queue).await;
 
     let publisher = AmqpPublisher::new(&config).unwrap();
@@ -66,7 +63,7 @@ async fn published_events_reach_the_source() {
     let seen = client.wait_for(|seen| seen.len() >= expected.len()).await;
     assert_eq!(common::sorted(seen), common::sorted(expected));
     // Every publish got a message id of its own: none was taken for a copy.
-    let counters = hub.source("amqp");
+    let counters = hub.source_counters("amqp").unwrap();
     common::wait_until(|| counters.snapshot().accepted >= 61).await;
     assert_eq!(counters.snapshot().duplicates, 0);
     raw.remove(&config).await;

@@ -78,7 +78,7 @@ async fn measure(config: RedisConfig, events: usize, gap: Duration) -> Vec<Durat
         .subscribe("all", Filter::default(), None)
         .unwrap();
     let source = RedisSource::new(config.clone()).unwrap();
-    let task = tokio::spawn(run_source(hub.clone(), source));
+    let task = tokio::spawn(run_source(hub.clone(), source).unwrap());
     let publisher = RedisPublisher::new(&config).unwrap();
     // Let the groups exist before the first XADD.
     tokio::time::sleep(Duration::from_millis(500)).await;

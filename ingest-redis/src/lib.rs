@@ -10,8 +10,9 @@
 //! # Layout
 //!
 //! - `config`: [`RedisConfig`], [`RedisMode`], [`ConfigError`].
-//! - `source`: [`RedisSource`]: connect, yield, lose the server, back off,
-//!   reconnect; the same for both modes.
+//! - `source`: [`RedisSource`]: each mode's consumer as one core
+//!   [`Link`](tickcast_core::ingest::Link), driven by core's
+//!   [`Reconnecting`](tickcast_core::ingest::Reconnecting).
 //! - `pubsub`: SUBSCRIBE / PSUBSCRIBE on a dedicated connection, with a
 //!   keepalive PING.
 //! - `sharded_pubsub`: pub/sub in a Redis Cluster: SSUBSCRIBE through a
@@ -24,8 +25,7 @@
 //!   cluster) merged into one offset order.
 //! - `publisher`: [`RedisPublisher`]: PUBLISH or XADD, pipelined for a
 //!   burst.
-//! - `backoff`, `link`, `connect`: reconnect delays, why a session ended,
-//!   connections with timeouts.
+//! - `link`, `connect`: why a session ended, connections with timeouts.
 //!
 //! # Example
 //!
@@ -44,8 +44,11 @@
 //!     group: "tickcast-node-1".into(),
 //!     ..RedisConfig::default()
 //! };
-//! let source = RedisSource::new(config)?.with_lag_reporting(hub.source("redis"));
-//! tokio::spawn(run_source(hub.clone(), source));
+//! // Registers "redis" with the hub (its lag shows in stats); refused if
+//! // the hub's offset mode did not take stream ids.
+//! let ingest = run_source(hub.clone(), RedisSource::new(config)?)
+//!     .expect("an External hub takes stream ids");
+//! tokio::spawn(ingest);
 //! # Ok(())
 //! # }
 //! ```

@@ -1,23 +1,23 @@
-//! [`RedisSource`]: the [`IngestSource`] over Redis, in either mode, with
-//! reconnects.
+//! [`RedisSource`]: the [`IngestSource`] over Redis, in either mode; core's
+//! [`Reconnecting`] driver reconnects it.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
-use tickcast_core::ingest::{IngestItem, IngestSource, SourceCounters};
+use tickcast_core::ingest::{
+    IngestItem, IngestSource, Link, Reconnecting, SourceCounters, SourceOffsets,
+};
 
 use crate::config::{ConfigError, RedisConfig, RedisMode};
 use crate::link::LinkError;
 use crate::pubsub::PubSubConsumer;
 use crate::sharded_pubsub::ShardedPubSub;
 use crate::streams::{ShardedConsumer, StreamConsumer};
-use tickcast_core::ingest::Backoff;
 
 /// The source's name in stats and logs.
 pub const SOURCE_NAME: &str = "redis";
 
-/// One mode's consumer: both connect, yield items and disconnect alike.
+/// One mode's consumer: all connect, yield items and disconnect alike.
 enum Consumer {
     PubSub(PubSubConsumer),
     /// Pub/sub in a cluster: SSUBSCRIBE.
@@ -27,7 +27,10 @@ enum Consumer {
     ShardedStreams(ShardedConsumer),
 }
 
-impl Consumer {
+#[async_trait]
+impl Link for Consumer {
+    type Error = LinkError;
+
     async fn connect(&mut self) -> Result<(), LinkError> {
         match self {
             Self::PubSub(c) => c.connect().await,
@@ -46,7 +49,7 @@ impl Consumer {
         }
     }
 
-    fn disconnect(&mut self) {
+    async fn disconnect(&mut self) {
         match self {
             Self::PubSub(c) => c.disconnect(),
             Self::ShardedPubSub(c) => c.disconnect(),
@@ -55,9 +58,9 @@ impl Consumer {
         }
     }
 
-    /// Whether the consumer reports `Connected` itself, once the entries
-    /// it reloads at start are handed out (Streams, first session), rather
-    /// than as soon as it is connected.
+    /// Streams, first session: ready (and clients admitted,
+    /// `HubConfig::await_history`) only once the history it reloads is in
+    /// the hub, which the consumer says itself.
     fn reports_connected_later(&self) -> bool {
         match self {
             Self::PubSub(_) | Self::ShardedPubSub(_) => false,
@@ -67,17 +70,6 @@ impl Consumer {
     }
 }
 
-/// Where the source stands with its server.
-#[derive(Debug, Clone, Copy)]
-enum Link {
-    /// Never tried: the first attempt goes at once.
-    Fresh,
-    /// Connected since then.
-    Up(Instant),
-    /// Disconnected and already reported so; retrying with backoff.
-    Down,
-}
-
 /// Events from Redis pub/sub or a Redis stream, for
 /// [`run_source`](tickcast_core::ingest::run_source).
 ///
@@ -85,29 +77,28 @@ enum Link {
 /// [`IngestItem::Connected`]. When the server goes away it yields
 /// [`IngestItem::Disconnected`] once, then retries with exponential
 /// backoff (`reconnect_min` doubling up to `reconnect_max`) for as long as
-/// it runs, and yields `Connected` again when back. It never ends by
-/// itself.
+/// it runs, and yields `Connected` again when back (core's
+/// [`Reconnecting`]). It never ends by itself.
 ///
-/// Streams mode: each entry is yielded with its id as offset and an
-/// acknowledger (XACK; a rejected entry is acknowledged too, so it is not
-/// redelivered forever). XACKs are batched and sent before the next read.
-/// After a reconnect the consumer's pending entries are read again before
-/// new ones, so nothing unacknowledged is skipped; the hub recognises any
-/// it already had by offset.
+/// Streams mode: each entry is yielded with its id as offset (the hub must
+/// be in [`OffsetMode::External`](tickcast_core::hub::OffsetMode), which
+/// `run_source` checks) and an acknowledger (XACK; a rejected entry is
+/// acknowledged too, so it is not redelivered forever). XACKs are batched
+/// and sent before the next read. After a reconnect the consumer's pending
+/// entries are read again before new ones, so nothing unacknowledged is
+/// skipped; the hub recognises any it already had by offset. The lag
+/// (entries of the stream not yet delivered to this node's group, from
+/// XINFO GROUPS on Redis 7) goes to the counters `run_source` attaches,
+/// checked at most once a second while reading.
 pub struct RedisSource {
-    consumer: Consumer,
-    link: Link,
-    backoff: Backoff,
-    /// A session that lasted this long earns a fresh backoff; one that
-    /// fails at once (a server answering every read with an error) keeps
-    /// backing off instead of spinning.
-    stable_after: std::time::Duration,
+    driver: Reconnecting<Consumer>,
+    offsets: SourceOffsets,
 }
 
 impl std::fmt::Debug for RedisSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSource")
-            .field("link", &self.link)
+            .field("driver", &self.driver)
             .finish_non_exhaustive()
     }
 }
@@ -122,9 +113,12 @@ impl RedisSource {
     /// are merged into one offset order.
     pub fn new(config: RedisConfig) -> Result<Self, ConfigError> {
         config.check()?;
-        let backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
-        let stable_after = config.reconnect_max;
+        let (min, max) = (config.reconnect_min, config.reconnect_max);
         let sharded = config.is_cluster() || config.stream_shards > 1;
+        let offsets = match config.mode {
+            RedisMode::PubSub => SourceOffsets::Hub,
+            RedisMode::Streams => SourceOffsets::Broker,
+        };
         let consumer = match config.mode {
             RedisMode::PubSub if config.is_cluster() => {
                 Consumer::ShardedPubSub(ShardedPubSub::new(config.seeds()?, config))
@@ -136,69 +130,9 @@ impl RedisSource {
             RedisMode::Streams => Consumer::Streams(StreamConsumer::new(config.client()?, config)),
         };
         Ok(Self {
-            consumer,
-            link: Link::Fresh,
-            backoff,
-            stable_after,
+            driver: Reconnecting::new(consumer, SOURCE_NAME, min, max),
+            offsets,
         })
-    }
-
-    /// Streams mode: keep `counters`' lag (entries of the stream not yet
-    /// delivered to this node's group, from XINFO GROUPS on Redis 7) up to
-    /// date, checked at most once a second while reading. Pass
-    /// `hub.source("redis")`. No effect in pub/sub mode, which has no lag.
-    pub fn with_lag_reporting(mut self, counters: Arc<SourceCounters>) -> Self {
-        match &mut self.consumer {
-            Consumer::Streams(consumer) => consumer.report_lag(counters),
-            // The sum over the shards.
-            Consumer::ShardedStreams(consumer) => consumer.report_lag(counters),
-            Consumer::PubSub(_) | Consumer::ShardedPubSub(_) => {}
-        }
-        self
-    }
-
-    /// Ends the session after `error`; the caller reports it.
-    fn lose(&mut self, since: Instant, error: &LinkError) -> IngestItem {
-        self.consumer.disconnect();
-        if since.elapsed() >= self.stable_after {
-            self.backoff.reset();
-        }
-        self.link = Link::Down;
-        tracing::warn!(source = SOURCE_NAME, "lost redis: {error}; reconnecting");
-        IngestItem::Disconnected(error.to_string())
-    }
-
-    /// One connection attempt (after the backoff delay unless it is the
-    /// first). `None`: failed again while already reported down.
-    async fn attempt(&mut self) -> Option<IngestItem> {
-        let first = matches!(self.link, Link::Fresh);
-        if !first {
-            tokio::time::sleep(self.backoff.next_delay()).await;
-        }
-        match self.consumer.connect().await {
-            Ok(()) => {
-                self.link = Link::Up(Instant::now());
-                tracing::info!(source = SOURCE_NAME, "connected to redis");
-                // Streams, first session: ready (and clients admitted,
-                // `HubConfig::await_history`) only once the history it
-                // reloads is in the hub.
-                (!self.consumer.reports_connected_later()).then_some(IngestItem::Connected)
-            }
-            Err(error) if first => {
-                self.consumer.disconnect();
-                self.link = Link::Down;
-                tracing::warn!(
-                    source = SOURCE_NAME,
-                    "cannot reach redis: {error}; retrying"
-                );
-                Some(IngestItem::Disconnected(error.to_string()))
-            }
-            Err(error) => {
-                self.consumer.disconnect();
-                tracing::debug!(source = SOURCE_NAME, "redis still unreachable: {error}");
-                None
-            }
-        }
     }
 }
 
@@ -218,19 +152,27 @@ impl IngestSource for RedisSource {
         READ_AHEAD
     }
 
-    async fn next(&mut self) -> Option<IngestItem> {
-        loop {
-            match self.link {
-                Link::Up(since) => match self.consumer.next_item().await {
-                    Ok(item) => return Some(item),
-                    Err(error) => return Some(self.lose(since, &error)),
-                },
-                Link::Fresh | Link::Down => {
-                    if let Some(item) = self.attempt().await {
-                        return Some(item);
-                    }
-                }
-            }
+    /// Stream ids in Streams mode; none in pub/sub mode.
+    fn offsets(&self) -> SourceOffsets {
+        self.offsets
+    }
+
+    /// Not ready until it reached Redis.
+    fn starts_connected(&self) -> bool {
+        false
+    }
+
+    /// Streams mode reports its lag there (summed over the shards); pub/sub
+    /// has none.
+    fn attach(&mut self, counters: Arc<SourceCounters>) {
+        match self.driver.link_mut() {
+            Consumer::Streams(consumer) => consumer.report_lag(counters),
+            Consumer::ShardedStreams(consumer) => consumer.report_lag(counters),
+            Consumer::PubSub(_) | Consumer::ShardedPubSub(_) => {}
         }
+    }
+
+    async fn next(&mut self) -> Option<IngestItem> {
+        Some(self.driver.next().await)
     }
 }

@@ -141,7 +141,7 @@ async fn an_unreachable_server_is_reported_and_retried() {
         RedisMode::PubSub,
     ))
     .unwrap();
-    let task = tokio::spawn(tickcast_core::ingest::run_source(hub.clone(), source));
+    let task = tokio::spawn(tickcast_core::ingest::run_source(hub.clone(), source).unwrap());
     wait_until("reported disconnected", || {
         let s = stats(&hub);
         !s.connected && s.errors >= 1

@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
         url: redis_url.clone(),
         ..RedisConfig::default()
     })?;
-    tokio::spawn(run_source(patterns.hub().clone(), source));
+    tokio::spawn(run_source(patterns.hub().clone(), source)?);
     // Market-hours-only feeds open and close on time.
     tokio::spawn(patterns.clone().run_session_watch(Duration::from_secs(30)));
     // The app's own publishing: market state every minute.

@@ -105,89 +105,18 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// The one place where transports join the routes, each behind its cargo
-/// feature. A transport crate exposes a warp
-/// filter over the hub; it is mapped to [`Response`] and `.or()`-ed in here.
-/// Transports answer their own errors (bad query, auth) themselves; what
-/// they reject goes on to [`error::recover`].
+/// Where the transports join the routes: each of
+/// [`transports::built`](crate::transports::built) exposes a warp filter
+/// over the hub, `.or()`-ed in here. Transports answer their own errors
+/// (bad query, auth) themselves; what they reject goes on to
+/// [`error::recover`].
 pub fn mount_transports(
     routes: BoxedFilter<(Response,)>,
     state: &AppState,
 ) -> BoxedFilter<(Response,)> {
-    #[cfg(feature = "ws")]
-    let routes = routes
-        .or(
-            tickcast_transport_ws::ws_route(state.hub.clone(), ws_config(state))
-                .map(warp::Reply::into_response),
-        )
-        .unify()
-        .boxed();
-    #[cfg(feature = "sse")]
-    let routes = routes
-        .or(tickcast_transport_sse::sse_route(
-            state.hub.clone(),
-            sse_config(state),
-        ))
-        .unify()
-        .boxed();
-    #[cfg(feature = "socketio")]
-    let routes = routes
-        .or(tickcast_transport_socketio::socketio_route(
-            state.hub.clone(),
-            socketio_config(state),
-        ))
-        .unify()
-        .boxed();
-    #[cfg(not(any(feature = "ws", feature = "sse", feature = "socketio")))]
-    let _ = state;
-    routes
-}
-
-/// The Socket.IO endpoint's settings from the configuration (`[socketio]`,
-/// and what every transport shares).
-#[cfg(feature = "socketio")]
-fn socketio_config(state: &AppState) -> tickcast_transport_socketio::SocketIoConfig {
-    use std::time::Duration;
-    let sio = &state.config.socketio;
-    let mut config = tickcast_transport_socketio::SocketIoConfig {
-        allowed_origins: state.config.transport_origins(),
-        ping_timeout: Duration::from_millis(sio.ping_timeout_ms),
-        max_payload: sio.max_payload_bytes,
-        recovery_window: Duration::from_secs(sio.recovery_window_s),
-        recovery_capacity: sio.recovery_capacity,
-        max_polling_sessions: sio.max_polling_sessions,
-        body_timeout: Duration::from_millis(state.config.http.body_timeout_ms),
-        ..tickcast_transport_socketio::SocketIoConfig::default()
-    };
-    config.session.ping_interval = Duration::from_millis(sio.ping_interval_ms);
-    config.session.max_frame_bytes = state.config.limits.max_frame_bytes;
-    config.session.auth = state.auth.clone();
-    config.session.write_timeout = state.config.write_timeout();
-    config
-}
-
-/// The SSE endpoint's settings from the configuration (the `/sse` filter's
-/// and the lean path's).
-#[cfg(feature = "sse")]
-pub(crate) fn sse_config(state: &AppState) -> tickcast_transport_sse::SseConfig {
-    let mut config = tickcast_transport_sse::SseConfig {
-        allowed_origins: state.config.transport_origins(),
-        ..tickcast_transport_sse::SseConfig::default()
-    };
-    config.session.auth = state.auth.clone();
-    config.session.write_timeout = state.config.write_timeout();
-    config
-}
-
-/// The WebSocket endpoint's settings from the configuration.
-#[cfg(feature = "ws")]
-fn ws_config(state: &AppState) -> tickcast_transport_ws::WsConfig {
-    let mut config = tickcast_transport_ws::WsConfig {
-        allowed_origins: state.config.transport_origins(),
-        ..tickcast_transport_ws::WsConfig::default()
-    };
-    config.session.max_frame_bytes = state.config.limits.max_frame_bytes;
-    config.session.auth = state.auth.clone();
-    config.session.write_timeout = state.config.write_timeout();
-    config
+    crate::transports::built()
+        .iter()
+        .fold(routes, |routes, transport| {
+            routes.or((transport.route)(state)).unify().boxed()
+        })
 }

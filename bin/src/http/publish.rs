@@ -62,7 +62,7 @@ pub fn route(state: &AppState) -> BoxedFilter<(Response,)> {
     let publisher = Publisher {
         hub: state.hub.clone(),
         broker: state.broker.clone(),
-        counters: state.hub.source(SOURCE),
+        counters: state.hub.register_source(SOURCE),
         max_bytes: limits.max_publish_bytes,
         max_items: limits.max_publish_items,
         body_timeout: Duration::from_millis(state.config.http.body_timeout_ms),

@@ -1,32 +1,25 @@
-//! `[ingest.amqp]` -> [`AmqpSource`] and [`AmqpPublisher`].
+//! `[ingest.amqp]` -> [`AmqpSource`] and [`AmqpPublisher`]; listed in
+//! [`brokers`](super::brokers).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tickcast_core::ingest::BrokerPublisher;
 use tickcast_core::Hub;
 use tickcast_ingest_amqp::{AmqpConfig, AmqpPublisher, AmqpSource, Overflow};
 
-use super::IngestError;
+use super::{IngestError, Started};
 use crate::config::{AmqpIngest, AmqpOverflow, Config};
 
-/// The source's name in stats, metrics and `/ready`.
-const SOURCE_NAME: &str = "amqp";
-
-/// The source and the publisher of `section`.
-pub(super) fn source(
-    section: &AmqpIngest,
-    config: &Config,
-    hub: &Hub,
-) -> Result<(AmqpSource, Arc<dyn BrokerPublisher>), IngestError> {
-    let settings = settings(section, config);
-    let invalid = |e: tickcast_ingest_amqp::ConfigError| IngestError::new("ingest.amqp", e);
-    let publisher = AmqpPublisher::new(&settings).map_err(invalid)?;
-    let source = AmqpSource::new(settings)
-        .map_err(invalid)?
-        .with_counters(hub.source(SOURCE_NAME));
-    Ok((source, Arc::new(publisher)))
+/// Starts the source of `[ingest.amqp]` and makes its publisher; nothing
+/// to start without the section.
+pub(super) fn start(config: &Config, hub: &Hub) -> Result<Started, IngestError> {
+    let section = config.ingest.amqp.as_ref();
+    let settings = settings(section.ok_or_else(|| IngestError::absent(SECTION))?, config);
+    let publisher = AmqpPublisher::new(&settings);
+    super::start(SECTION, hub, AmqpSource::new(settings), publisher)
 }
+
+/// The section's name in errors.
+const SECTION: &str = "ingest.amqp";
 
 /// The crate's settings: the section's keys, the node's own queue, the
 /// body limit and the idempotency window.

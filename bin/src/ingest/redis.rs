@@ -1,29 +1,25 @@
-//! `[ingest.redis]` -> [`RedisSource`] and [`RedisPublisher`].
+//! `[ingest.redis]` -> [`RedisSource`] and [`RedisPublisher`]; listed in
+//! [`brokers`](super::brokers).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tickcast_core::ingest::BrokerPublisher;
 use tickcast_core::Hub;
-use tickcast_ingest_redis::{RedisConfig, RedisMode, RedisPublisher, RedisSource, SOURCE_NAME};
+use tickcast_ingest_redis::{RedisConfig, RedisMode, RedisPublisher, RedisSource};
 
-use super::IngestError;
+use super::{IngestError, Started};
 use crate::config::{self, Config, RedisIngest};
 
-/// The source and the publisher of `section`.
-pub(super) fn source(
-    section: &RedisIngest,
-    config: &Config,
-    hub: &Hub,
-) -> Result<(RedisSource, Arc<dyn BrokerPublisher>), IngestError> {
-    let settings = settings(section, config);
-    let invalid = |e: tickcast_ingest_redis::ConfigError| IngestError::new("ingest.redis", e);
-    let publisher = RedisPublisher::new(&settings).map_err(invalid)?;
-    let source = RedisSource::new(settings)
-        .map_err(invalid)?
-        .with_lag_reporting(hub.source(SOURCE_NAME));
-    Ok((source, Arc::new(publisher)))
+/// Starts the source of `[ingest.redis]` (its lag reported in stats) and
+/// makes its publisher; nothing to start without the section.
+pub(super) fn start(config: &Config, hub: &Hub) -> Result<Started, IngestError> {
+    let section = config.ingest.redis.as_ref();
+    let settings = settings(section.ok_or_else(|| IngestError::absent(SECTION))?, config);
+    let publisher = RedisPublisher::new(&settings);
+    super::start(SECTION, hub, RedisSource::new(settings), publisher)
 }
+
+/// The section's name in errors.
+const SECTION: &str = "ingest.redis";
 
 /// BLOCK of a stream's reads when `stream_block_ms` is unset: long for one
 /// stream (nothing waits on it), shorter for several (an idle shard whose

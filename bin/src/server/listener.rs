@@ -52,6 +52,7 @@ use tickcast_core::session::SocketAbort;
 
 use super::head_errors::JsonHeadErrors;
 use super::pending::{PendingConnections, Place};
+use crate::transports::{self, Transport};
 
 /// Longest wait, once the listener is closed, for in-flight HTTP requests
 /// to finish.
@@ -89,6 +90,7 @@ pub(crate) async fn serve(
     let server = Arc::new(ConnectionServer {
         builder: builder(limits),
         endpoints,
+        transports: transports::built().into(),
         #[cfg(feature = "sse")]
         limits,
     });
@@ -154,6 +156,8 @@ type Unwanted = Pin<Box<dyn Future<Output = &'static str> + Send>>;
 struct ConnectionServer {
     builder: Builder<TokioExecutor>,
     endpoints: Endpoints,
+    /// Their lean upgrade paths.
+    transports: Arc<[Transport]>,
     /// Bounds the lean path's answers to heads it cannot read.
     #[cfg(feature = "sse")]
     limits: ListenerLimits,
@@ -255,12 +259,13 @@ impl ConnectionServer {
         I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let routes = self.endpoints.routes.clone();
+        let transports = self.transports.clone();
         let abort = SocketAbort::new();
         let abort_of_task = abort.clone();
         let service = service_fn(move |mut request: warp::http::Request<Incoming>| {
             arrived(&waiting);
             request.extensions_mut().insert(abort.clone());
-            let request = lean_upgrade(request);
+            transports::lean_upgrade(&transports, &mut request);
             let mut warp_service = warp::service(routes.clone());
             async move { tower_call(&mut warp_service, request).await }
         });
@@ -333,22 +338,6 @@ fn arrived(waiting: &Waiting) {
     if let Ok(mut waiting) = waiting.lock() {
         waiting.take();
     }
-}
-
-/// With the `ws` or `socketio` feature, moves a WebSocket upgrade onto the
-/// transport's lean path (small buffers per connection): `/socket.io/`'s
-/// to Socket.IO's, any other to the WebSocket transport's.
-fn lean_upgrade<B>(
-    #[cfg_attr(not(any(feature = "ws", feature = "socketio")), allow(unused_mut))]
-    mut request: warp::http::Request<B>,
-) -> warp::http::Request<B> {
-    #[cfg(feature = "socketio")]
-    if tickcast_transport_socketio::prepare_upgrade(&mut request) {
-        return request;
-    }
-    #[cfg(feature = "ws")]
-    tickcast_transport_ws::prepare_upgrade(&mut request);
-    request
 }
 
 /// Resolves, with the reason, when the connection is to be dropped: it was

@@ -12,7 +12,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use tickcast_core::hub::OffsetMode;
 use tickcast_core::{Hub, HubConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -20,7 +19,8 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, InvalidKey};
 use crate::http::auth::PublishAccess;
 use crate::http::{self, publish, AppState};
-use crate::ingest::Brokers;
+use crate::ingest::{self, Brokers};
+use crate::transports;
 
 /// Why the server did not start, or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -107,10 +107,10 @@ where
         .map_err(|invalid| ServeError::Config(vec![invalid]))?;
     let hub = Hub::new(HubConfig {
         started_at,
-        ..hub_config(&config)
+        ..ingest::hub_config(&config)
     });
     // Shown in stats and /ready from the start, not from the first publish.
-    let _ = hub.source(publish::SOURCE);
+    hub.register_source(publish::SOURCE);
 
     let listener = TcpListener::bind(addr)
         .await
@@ -124,18 +124,16 @@ where
         node_id = %config.node_id,
         auth = auth.is_some(),
         publish = PublishAccess::of(&config).describe(),
-        "tickcast {} listening: GET / (demo page), {}{}{}POST /api/publish, GET /health /ready /metrics /api/stats",
+        "tickcast {} listening: GET / (demo page), {}POST /api/publish, GET /health /ready /metrics /api/stats",
         env!("CARGO_PKG_VERSION"),
-        if cfg!(feature = "ws") { "GET /ws (WebSocket), " } else { "" },
-        if cfg!(feature = "sse") { "GET /sse (Server-Sent Events), " } else { "" },
-        if cfg!(feature = "socketio") { "/socket.io/ (Socket.IO), " } else { "" },
+        transports::endpoints(),
     );
     let brokers = Brokers::start(&config, &hub)?;
     let state = AppState::new(hub.clone(), config, auth, brokers.publisher.clone());
     let endpoints = listener::Endpoints {
         routes: http::routes(&state),
         #[cfg(feature = "sse")]
-        sse: tickcast_transport_sse::LeanSse::new(hub.clone(), http::sse_config(&state)),
+        sse: tickcast_transport_sse::LeanSse::new(hub.clone(), transports::sse_config(&state)),
     };
     let limits = listener::ListenerLimits {
         header_timeout: Duration::from_millis(state.config.http.header_timeout_ms),
@@ -154,17 +152,6 @@ where
         brokers.stop();
     });
     Ok(Server { addr, hub, task })
-}
-
-/// The hub configuration of `config`. Offsets come from the stream only
-/// when the Redis Streams source is built in and configured; otherwise the
-/// node numbers events itself.
-fn hub_config(config: &Config) -> HubConfig {
-    let mut hub_config = config.hub_config();
-    if !cfg!(feature = "redis") {
-        hub_config.offsets = OffsetMode::Node;
-    }
-    hub_config
 }
 
 /// The token verifier of `[auth]`, if one is configured.

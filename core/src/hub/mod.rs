@@ -545,8 +545,12 @@ impl Hub {
         self.inner.closed.load(Ordering::Acquire)
     }
 
-    /// Counters of one ingest source, created on first use; shown in stats.
-    pub fn source(&self, name: &str) -> Arc<SourceCounters> {
+    /// Registers the ingest source `name`: from now on it shows in stats,
+    /// and `/ready` waits for it while it is disconnected. Returns its
+    /// counters, the same ones for every registration of the name.
+    /// [`run_source`](crate::ingest::run_source) registers the source it
+    /// runs; a transport that publishes directly (HTTP) registers itself.
+    pub fn register_source(&self, name: &str) -> Arc<SourceCounters> {
         let mut sources = self.inner.sources.lock();
         if let Some(found) = sources.iter().find(|s| s.name() == name) {
             return found.clone();
@@ -554,6 +558,12 @@ impl Hub {
         let counters = Arc::new(SourceCounters::new(name));
         sources.push(counters.clone());
         counters
+    }
+
+    /// The counters of the registered source `name`, if there is one.
+    pub fn source_counters(&self, name: &str) -> Option<Arc<SourceCounters>> {
+        let sources = self.inner.sources.lock();
+        sources.iter().find(|s| s.name() == name).cloned()
     }
 
     /// Per-source ingest counts.

@@ -1,13 +1,26 @@
 //! [`run_source`]: feeds a source into a hub.
 
+use std::future::Future;
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
-use super::{Acknowledger, Incoming, IngestItem, IngestSource};
+use super::offsets::{self, OffsetMismatch};
+use super::{Acknowledger, Incoming, IngestItem, IngestSource, SourceCounters};
 use crate::hub::{Burst, Hub, PublishError};
 
 /// Publishes everything `source` yields into `hub` until the source ends
 /// or the hub shuts down. Each message is acknowledged after the hub took
 /// it, rejected when malformed, and counted under the source's name.
+///
+/// Before anything is read, and before the returned future is first
+/// polled: the source's [`offsets`](IngestSource::offsets) are checked
+/// against the hub's [`OffsetMode`](crate::hub::OffsetMode) (a mismatch is
+/// an [`OffsetMismatch`], and nothing runs), the source is registered with
+/// the hub ([`Hub::register_source`]; disconnected until it reports
+/// [`Connected`](IngestItem::Connected) unless it
+/// [`starts_connected`](IngestSource::starts_connected)), and it is handed
+/// its counters ([`IngestSource::attach`]). Spawn the future.
 ///
 /// A source with a [`read_ahead`](IngestSource::read_ahead) runs on a task
 /// of its own, up to that many items ahead, so reading and decoding (one
@@ -16,9 +29,25 @@ use crate::hub::{Burst, Hub, PublishError};
 /// 256 already read at a time as one [`Burst`] (writers woken once
 /// per burst). Dropping the returned future (aborting its task) drops the
 /// source.
-pub async fn run_source<S: IngestSource + 'static>(hub: Hub, mut source: S) {
+pub fn run_source<S: IngestSource + 'static>(
+    hub: Hub,
+    mut source: S,
+) -> Result<impl Future<Output = ()> + Send + 'static, OffsetMismatch> {
     let name = source.name().to_owned();
-    let counters = hub.source(&name);
+    offsets::check(&name, source.offsets(), hub.config().offsets)?;
+    let counters = hub.register_source(&name);
+    counters.set_connected(source.starts_connected());
+    source.attach(counters.clone());
+    Ok(drive(hub, source, name, counters))
+}
+
+/// The loop of [`run_source`].
+async fn drive<S: IngestSource + 'static>(
+    hub: Hub,
+    mut source: S,
+    name: String,
+    counters: Arc<SourceCounters>,
+) {
     let ahead = source.read_ahead();
     if ahead == 0 {
         while let Some(item) = source.next().await {
@@ -55,7 +84,7 @@ const BURST: usize = 256;
 async fn dispatch(
     hub: &Hub,
     name: &str,
-    counters: &super::SourceCounters,
+    counters: &SourceCounters,
     items: impl Iterator<Item = IngestItem>,
 ) -> bool {
     let mut settled = Vec::new();
@@ -111,7 +140,7 @@ impl Drop for AbortOnDrop {
 fn handle(
     burst: &mut Burst<'_>,
     source: &str,
-    counters: &super::SourceCounters,
+    counters: &SourceCounters,
     incoming: Incoming,
 ) -> Option<(Option<Box<dyn Acknowledger>>, bool)> {
     let event = match incoming.decoded {
@@ -135,8 +164,9 @@ fn handle(
         Err(PublishError::Stale { .. } | PublishError::Duplicate { .. }) => counters.duplicate(),
         Err(PublishError::ShuttingDown) => return None,
         Err(error) => {
-            // A source/hub offset-mode mismatch: a configuration error that
-            // would refuse every message, so say it loudly once per message.
+            // An offset that does not fit (`run_source` checked the kinds
+            // at start; a source giving some messages without one): say it
+            // loudly once per message.
             counters.error();
             tracing::error!(source, "cannot publish: {error}");
             return Some((incoming.acker, false));

@@ -5,18 +5,31 @@
 //! them to a [`Hub`](crate::hub::Hub) and acknowledges each message only
 //! after the hub accepted it, so a broker with acks loses nothing.
 //! [`ChannelSource`] is the in-process source (tests, embedding).
+//!
+//! A broker source implements a [`Link`] (connect, next item, disconnect)
+//! and leaves reconnecting to [`Reconnecting`]. `run_source` registers the
+//! source's counters with the hub and hands them to the source
+//! ([`IngestSource::attach`]), and refuses to start a source whose
+//! [`offsets`](IngestSource::offsets) do not fit the hub's
+//! [`OffsetMode`](crate::hub::OffsetMode) ([`OffsetMismatch`]).
 
 mod backoff;
 mod channel;
 mod counters;
 mod driver;
+mod offsets;
 mod publisher;
+mod reconnect;
 
 pub use backoff::Backoff;
 pub use channel::{channel_source, decode_body, ChannelPublisher, ChannelSource, SourceClosed};
 pub use counters::{SourceCounters, SourceStats};
 pub use driver::run_source;
+pub use offsets::{OffsetMismatch, SourceOffsets};
 pub use publisher::{BrokerError, BrokerPublisher, Outgoing};
+pub use reconnect::{Link, Reconnecting};
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -78,5 +91,30 @@ pub trait IngestSource: Send {
     /// batched `multiple` acks) needs.
     fn read_ahead(&self) -> usize {
         0
+    }
+
+    /// Which offsets its messages carry; [`run_source`] refuses to start
+    /// it on a hub whose [`OffsetMode`](crate::hub::OffsetMode) does not
+    /// take them. [`SourceOffsets::Hub`] (the default): none, the hub
+    /// numbers the events.
+    fn offsets(&self) -> SourceOffsets {
+        SourceOffsets::Hub
+    }
+
+    /// Whether the source counts as connected before its first item.
+    /// `true` (the default) for a source that has no broker to reach; a
+    /// broker source that reports [`IngestItem::Connected`] says `false`,
+    /// so `/ready` waits for it from the moment [`run_source`] registers
+    /// it.
+    fn starts_connected(&self) -> bool {
+        true
+    }
+
+    /// Takes the counters [`run_source`] registered under the source's
+    /// name, before the first [`next`](Self::next), for what only the
+    /// source sees (the broker's lag, copies it drops itself). The default
+    /// ignores them: `run_source` counts what the hub does with each item.
+    fn attach(&mut self, counters: Arc<SourceCounters>) {
+        let _ = counters;
     }
 }

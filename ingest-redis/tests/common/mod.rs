@@ -159,15 +159,12 @@ pub fn client(hub: &Hub, since: Option<Offset>) -> Connection {
     conn
 }
 
-/// Runs `source` into `hub`, shown disconnected until it says otherwise
-/// (as the binary does), and waits until it is connected.
+/// Runs `source` into `hub` (shown disconnected until it says otherwise,
+/// with its lag reported, so every streams test also runs XINFO GROUPS),
+/// and waits until it is connected.
 pub async fn start(hub: &Hub, config: RedisConfig) -> JoinHandle<()> {
-    hub.source("redis").set_connected(false);
-    // Lag reporting on, so every streams test also runs XINFO GROUPS.
-    let source = RedisSource::new(config)
-        .unwrap()
-        .with_lag_reporting(hub.source("redis"));
-    let task = tokio::spawn(run_source(hub.clone(), source));
+    let source = RedisSource::new(config).unwrap();
+    let task = tokio::spawn(run_source(hub.clone(), source).unwrap());
     wait_until("source connected", || is_connected(hub)).await;
     task
 }
@@ -179,7 +176,9 @@ pub async fn stop(task: JoinHandle<()>) {
 }
 
 pub fn stats(hub: &Hub) -> SourceStats {
-    hub.source("redis").snapshot()
+    hub.source_counters("redis")
+        .expect("the source was started")
+        .snapshot()
 }
 
 pub fn is_connected(hub: &Hub) -> bool {
