@@ -18,7 +18,7 @@ use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tickcast::config::RedisMode;
 use tickcast::Config;
-use tickcast_core::ingest::{decode_body, BrokerPublisher};
+use tickcast_core::ingest::{BodyDecoder, BrokerPublisher};
 use tickcast_ingest_redis::{RedisConfig, RedisPublisher};
 use tickcast_testkit::{bad_events, good_events, RedisServer};
 use tokio::net::TcpStream;
@@ -82,7 +82,8 @@ fn mixed_traffic() -> (Vec<(String, Bytes)>, usize, BTreeMap<String, u64>) {
         items.push((event.channel.clone(), Bytes::from(event.raw.clone())));
         if i % stride == 0 {
             if let Some(b) = bad.next() {
-                let error = decode_body(Bytes::from(b.raw.clone()), Some(&b.channel), 1 << 20)
+                let error = BodyDecoder::new(1 << 20)
+                    .decode(Bytes::from(b.raw.clone()), Some(&b.channel))
                     .expect_err(&b.why);
                 *expected.entry(error.reason().to_owned()).or_default() += 1;
                 items.push((b.channel, Bytes::from(b.raw)));

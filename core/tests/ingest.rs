@@ -91,11 +91,11 @@ impl tickcast_core::ingest::IngestSource for Reloading {
     }
 
     async fn next(&mut self) -> Option<tickcast_core::ingest::IngestItem> {
-        use tickcast_core::ingest::{decode_body, Incoming, IngestItem};
+        use tickcast_core::ingest::{BodyDecoder, Incoming, IngestItem};
         if let Some((offset, symbol)) = self.backfill.pop() {
             let body = format!(r#"{{"pattern":"Doji","symbol":"{symbol}","tier":"daily"}}"#);
             return Some(IngestItem::Backfill(Incoming {
-                decoded: decode_body(Bytes::from(body), None, DEFAULT_MAX_BODY_BYTES),
+                decoded: BodyDecoder::new(DEFAULT_MAX_BODY_BYTES).decode(Bytes::from(body), None),
                 offset: Some(offset.parse().unwrap()),
                 acker: None,
             }));
@@ -215,11 +215,11 @@ async fn a_source_whose_offsets_do_not_fit_is_refused_at_start() {
 #[tokio::test]
 async fn run_source_registers_the_source_and_attaches_its_counters() {
     use std::sync::{Arc, Mutex};
-    use tickcast_core::ingest::{IngestItem, IngestSource, SourceCounters};
+    use tickcast_core::ingest::{IngestItem, IngestSource, SourceContext};
 
     /// Reports what it was handed, then waits for ever.
     struct Attached {
-        seen: Arc<Mutex<Option<Arc<SourceCounters>>>>,
+        seen: Arc<Mutex<Option<SourceContext>>>,
     }
 
     #[async_trait::async_trait]
@@ -232,9 +232,9 @@ async fn run_source_registers_the_source_and_attaches_its_counters() {
             false
         }
 
-        fn attach(&mut self, counters: Arc<SourceCounters>) {
-            counters.set_lag(7);
-            *self.seen.lock().unwrap() = Some(counters);
+        fn attach(&mut self, context: &SourceContext) {
+            context.counters.set_lag(7);
+            *self.seen.lock().unwrap() = Some(context.clone());
         }
 
         async fn next(&mut self) -> Option<IngestItem> {
@@ -248,9 +248,59 @@ async fn run_source_registers_the_source_and_attaches_its_counters() {
     // Registered, disconnected, and attached before the future runs.
     let registered = hub.source_counters("attached").unwrap();
     let attached = seen.lock().unwrap().clone().unwrap();
-    assert!(Arc::ptr_eq(&registered, &attached));
+    assert!(Arc::ptr_eq(&registered, &attached.counters));
+    assert!(Arc::ptr_eq(&hub.config().schema, &attached.schema));
     let stats = registered.snapshot();
     assert_eq!((stats.connected, stats.lag), (false, 7));
     assert!(!hub.sources_ready());
     drop(run);
+}
+
+/// A source decodes with the hub's schema, whatever it is: bodies of
+/// another schema reach the subscribers filtering on its dimensions.
+#[tokio::test]
+async fn a_source_decodes_with_the_hubs_schema() {
+    use tickcast_core::broadcast::Outbound;
+    use tickcast_core::model::schema::{DimensionDecl, SchemaDecl};
+    use tickcast_core::model::Filter;
+
+    let mut config = HubConfig::immediate();
+    config.schema = SchemaDecl::new("iot")
+        .default_event_type("reading")
+        .dimension(DimensionDecl::text("sensor").required_for(["reading"]))
+        .dimension(DimensionDecl::number("celsius", -60.0, 200.0))
+        .build()
+        .unwrap();
+    let hub = Hub::new(config);
+    let mut conn = hub.connect(None, hub.default_limits()).unwrap();
+    let filter = Filter::new()
+        .values("sensors", ["t-1"])
+        .number("min_celsius", 30.0);
+    conn.handle.subscribe("hot", filter, None).unwrap();
+    let (publisher, source) = tickcast_core::ingest::channel_source("iot", 16, 1 << 20);
+    tokio::spawn(run_source(hub.clone(), source).unwrap());
+    for body in [
+        r#"{"sensor":"t-1","celsius":20}"#,
+        r#"{"sensor":"t-2","celsius":40}"#,
+        r#"{"celsius":40}"#,
+        r#"{"sensor":"t-1","celsius":31}"#,
+    ] {
+        publisher.send(None, Bytes::from(body)).await.unwrap();
+    }
+    let event = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            match conn.frames.recv().await {
+                Some(Outbound::Event(frame)) => return frame,
+                Some(_) => continue,
+                None => panic!("the connection closed"),
+            }
+        }
+    })
+    .await
+    .expect("the reading in time");
+    let text = String::from_utf8_lossy(&event.bytes).into_owned();
+    assert!(text.contains(r#""celsius":31"#), "{text}");
+    assert!(text.contains(r#""event_type":"reading""#), "{text}");
+    let stats = hub.source_counters("iot").unwrap().snapshot();
+    assert_eq!(stats.rejected_total, 1, "the reading without a sensor");
 }

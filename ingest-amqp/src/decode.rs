@@ -1,8 +1,8 @@
 //! Turning an AMQP delivery's body into an [`Event`].
 
 use bytes::Bytes;
-use tickcast_core::ingest::decode_body;
-use tickcast_core::model::{DecodeError, Envelope, Event, BINCODE_MARKER};
+use tickcast_core::ingest::BodyDecoder;
+use tickcast_core::model::{DecodeError, Event, BINCODE_MARKER};
 
 /// The content type of a bincode [`Envelope`] body.
 pub const BINCODE_CONTENT_TYPE: &str = "application/x-bincode";
@@ -20,15 +20,15 @@ pub const JSON_CONTENT_TYPE: &str = "application/json";
 /// uses up every byte exactly is not a practical risk. Any other content
 /// type (or none) is JSON, or a marked envelope, as on Redis.
 pub(crate) fn decode_delivery(
+    decoder: &BodyDecoder,
     content_type: Option<&str>,
     body: Vec<u8>,
     routing_key: &str,
-    max_bytes: usize,
 ) -> Result<Event, DecodeError> {
     if !is_bincode(content_type) {
-        return decode_body(Bytes::from(body), Some(routing_key), max_bytes);
+        return decoder.decode(Bytes::from(body), Some(routing_key));
     }
-    let raw = |bytes: &[u8]| Envelope::decode_event(bytes, Some(routing_key), max_bytes);
+    let raw = |bytes: &[u8]| decoder.decode_envelope(bytes, Some(routing_key));
     match body.split_first() {
         Some((&BINCODE_MARKER, unmarked)) => {
             raw(unmarked).or_else(|first| raw(&body).map_err(|_| first))
@@ -59,6 +59,7 @@ pub(crate) fn content_type_of(body: &[u8]) -> &'static str {
 mod tests {
     use super::*;
     use tickcast_core::model::schema::tickstock::TickStockEvent as _;
+    use tickcast_core::model::Envelope;
 
     const MAX: usize = 1 << 20;
     const PATTERNS: &str = "tickstock.events.patterns";
@@ -83,8 +84,13 @@ mod tests {
         for event_type in [None, Some("pattern_detected")] {
             let envelope = envelope(event_type);
             for body in [envelope.to_bincode(), marked(&envelope)] {
-                let event =
-                    decode_delivery(Some(BINCODE_CONTENT_TYPE), body, PATTERNS, MAX).unwrap();
+                let event = decode_delivery(
+                    &BodyDecoder::new(MAX),
+                    Some(BINCODE_CONTENT_TYPE),
+                    body,
+                    PATTERNS,
+                )
+                .unwrap();
                 assert_eq!(event.symbol(), Some("AAPL"));
                 assert_eq!(event.event_type(), "pattern_detected");
             }
@@ -94,13 +100,19 @@ mod tests {
     #[test]
     fn routing_key_gives_the_event_type() {
         let body = br#"{"status":"ok"}"#.to_vec();
-        let event = decode_delivery(None, body, "tickstock.health.status", MAX).unwrap();
+        let event = decode_delivery(
+            &BodyDecoder::new(MAX),
+            None,
+            body,
+            "tickstock.health.status",
+        )
+        .unwrap();
         assert_eq!(event.event_type(), "system_health");
         let event = decode_delivery(
+            &BodyDecoder::new(MAX),
             Some("Application/X-Bincode; v=1"),
             envelope(None).to_bincode(),
             "tickstock.health.status",
-            MAX,
         )
         .unwrap();
         assert_eq!(event.event_type(), "system_health");
@@ -109,24 +121,46 @@ mod tests {
     #[test]
     fn json_and_marked_bincode_without_content_type() {
         let json = br#"{"symbol":"msft","pattern":"Doji"}"#.to_vec();
-        let event = decode_delivery(Some(JSON_CONTENT_TYPE), json, PATTERNS, MAX).unwrap();
+        let event = decode_delivery(
+            &BodyDecoder::new(MAX),
+            Some(JSON_CONTENT_TYPE),
+            json,
+            PATTERNS,
+        )
+        .unwrap();
         assert_eq!(event.symbol(), Some("MSFT"));
-        let event = decode_delivery(None, marked(&envelope(None)), PATTERNS, MAX).unwrap();
+        let event = decode_delivery(
+            &BodyDecoder::new(MAX),
+            None,
+            marked(&envelope(None)),
+            PATTERNS,
+        )
+        .unwrap();
         assert_eq!(event.symbol(), Some("AAPL"));
     }
 
     #[test]
     fn garbage_is_rejected_with_a_reason() {
         let bad = decode_delivery(
+            &BodyDecoder::new(MAX),
             Some(BINCODE_CONTENT_TYPE),
             vec![0, 0xff, 0xff],
             PATTERNS,
-            MAX,
         );
         assert_eq!(bad.unwrap_err().reason(), "bad_bincode");
-        let bad = decode_delivery(None, b"{not json".to_vec(), PATTERNS, MAX);
+        let bad = decode_delivery(
+            &BodyDecoder::new(MAX),
+            None,
+            b"{not json".to_vec(),
+            PATTERNS,
+        );
         assert_eq!(bad.unwrap_err().reason(), "not_json");
-        let big = decode_delivery(Some(BINCODE_CONTENT_TYPE), vec![1; 64], PATTERNS, 16);
+        let big = decode_delivery(
+            &BodyDecoder::new(16),
+            Some(BINCODE_CONTENT_TYPE),
+            vec![1; 64],
+            PATTERNS,
+        );
         assert_eq!(big.unwrap_err().reason(), "too_large");
     }
 

@@ -9,7 +9,8 @@ use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::{Acker, Channel, Connection, Consumer};
 use tickcast_core::ingest::{
-    Incoming, IngestItem, IngestSource, Link, Reconnecting, SourceCounters,
+    BodyDecoder, Incoming, IngestItem, IngestSource, Link, Reconnecting, SourceContext,
+    SourceCounters,
 };
 
 use crate::acker::{AckBatch, DeliveryAcker};
@@ -56,6 +57,8 @@ pub struct AmqpSource {
 /// reconnects.
 struct Queue {
     config: AmqpConfig,
+    /// Decodes bodies (with the hub's schema once attached).
+    decoder: BodyDecoder,
     names: Checked,
     session: Option<Session>,
     recent: RecentIds,
@@ -119,6 +122,7 @@ impl AmqpSource {
         let (min, max) = (config.reconnect_min, config.reconnect_max);
         let queue = Queue {
             recent: RecentIds::new(config.dedup_capacity, config.dedup_max_age),
+            decoder: BodyDecoder::new(config.max_body_bytes),
             config,
             names,
             session: None,
@@ -184,12 +188,7 @@ impl Queue {
             }
         }
         let content_type = properties.content_type().as_ref().map(|c| c.as_str());
-        let decoded = decode_delivery(
-            content_type,
-            data,
-            routing_key.as_str(),
-            self.config.max_body_bytes,
-        );
+        let decoded = decode_delivery(&self.decoder, content_type, data, routing_key.as_str());
         let acker = DeliveryAcker {
             acker,
             message_id,
@@ -325,9 +324,12 @@ impl IngestSource for AmqpSource {
         false
     }
 
-    /// Counts the copies it skips itself as duplicates.
-    fn attach(&mut self, counters: Arc<SourceCounters>) {
-        self.driver.link_mut().counters = Some(counters);
+    /// Decodes with the hub's schema, and counts the copies it skips
+    /// itself as duplicates.
+    fn attach(&mut self, context: &SourceContext) {
+        let queue = self.driver.link_mut();
+        queue.decoder.set_schema(context.schema.clone());
+        queue.counters = Some(context.counters.clone());
     }
 
     async fn next(&mut self) -> Option<IngestItem> {

@@ -13,7 +13,9 @@ use bytes::Bytes;
 use common::{Client, Raw};
 use parking_lot::Mutex;
 use serde_json::json;
-use tickcast_core::ingest::{run_source, BrokerPublisher, Incoming, IngestItem, IngestSource};
+use tickcast_core::ingest::{
+    run_source, BrokerPublisher, Incoming, IngestItem, IngestSource, SourceContext,
+};
 use tickcast_ingest_amqp::{AmqpConfig, AmqpPublisher, AmqpSource};
 use tickcast_testkit::RabbitNode;
 
@@ -235,7 +237,8 @@ async fn an_accepted_message_whose_ack_was_lost_is_not_delivered_again() {
     // Driven by hand: the counters `run_source` would attach.
     let counters = hub.register_source("amqp");
     let mut source = AmqpSource::new(config.clone()).unwrap();
-    source.attach(counters.clone());
+    let schema = hub.config().schema.clone();
+    source.attach(&SourceContext::new(counters.clone(), schema));
     assert!(matches!(
         expect(&mut source, "connect").await,
         IngestItem::Connected

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 use redis::Msg;
-use tickcast_core::ingest::{decode_body, Incoming, IngestItem};
+use tickcast_core::ingest::{BodyDecoder, Incoming, IngestItem};
 use tokio::time::{interval_at, Interval, MissedTickBehavior};
 
 use crate::config::RedisConfig;
@@ -34,6 +34,7 @@ struct Subscription {
 pub(crate) struct PubSubConsumer {
     client: redis::Client,
     config: RedisConfig,
+    pub(crate) decoder: BodyDecoder,
     subscription: Option<Subscription>,
 }
 
@@ -47,6 +48,7 @@ impl PubSubConsumer {
         }
         Self {
             client,
+            decoder: BodyDecoder::new(config.max_body_bytes),
             config,
             subscription: None,
         }
@@ -84,7 +86,6 @@ impl PubSubConsumer {
 
     /// The next message; an error ends the session.
     pub(crate) async fn next_item(&mut self) -> Result<IngestItem, LinkError> {
-        let max_bytes = self.config.max_body_bytes;
         let timeout = self.config.command_timeout;
         let sub = self.subscription.as_mut().ok_or(LinkError::Closed)?;
         loop {
@@ -92,7 +93,7 @@ impl PubSubConsumer {
                 message = sub.messages.next() => {
                     let message = message.ok_or(LinkError::Closed)?;
                     sub.last_message = Instant::now();
-                    return Ok(IngestItem::Message(incoming(&message, max_bytes)));
+                    return Ok(IngestItem::Message(incoming(&message, &self.decoder)));
                 }
                 _ = sub.keepalive.tick() => {
                     // Only a quiet connection needs proof of life.
@@ -108,10 +109,10 @@ impl PubSubConsumer {
 /// The message as the hub takes it. For a pattern subscription the
 /// channel is the one the message was published on, not the pattern, so
 /// it gives the event type as usual.
-fn incoming(message: &Msg, max_bytes: usize) -> Incoming {
+fn incoming(message: &Msg, decoder: &BodyDecoder) -> Incoming {
     let body = Bytes::copy_from_slice(message.get_payload_bytes());
     Incoming {
-        decoded: decode_body(body, Some(message.get_channel_name()), max_bytes),
+        decoded: decoder.decode(body, Some(message.get_channel_name())),
         offset: None,
         acker: None,
     }

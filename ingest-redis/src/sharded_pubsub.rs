@@ -19,7 +19,7 @@ use bytes::Bytes;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Msg, ProtocolVersion, PushInfo, PushKind};
-use tickcast_core::ingest::{decode_body, Incoming, IngestItem};
+use tickcast_core::ingest::{BodyDecoder, Incoming, IngestItem};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio::time::{interval_at, Interval, MissedTickBehavior};
 
@@ -45,6 +45,7 @@ struct Session {
 /// The state of a sharded pub/sub consumer, kept across sessions.
 pub(crate) struct ShardedPubSub {
     config: RedisConfig,
+    pub(crate) decoder: BodyDecoder,
     seeds: Vec<redis::ConnectionInfo>,
     session: Option<Session>,
 }
@@ -57,6 +58,7 @@ impl ShardedPubSub {
             tracing::warn!("redis pub/sub source has no channels: it will receive nothing");
         }
         Self {
+            decoder: BodyDecoder::new(config.max_body_bytes),
             config,
             seeds,
             session: None,
@@ -100,14 +102,13 @@ impl ShardedPubSub {
 
     /// The next message; an error ends the session.
     pub(crate) async fn next_item(&mut self) -> Result<IngestItem, LinkError> {
-        let max_bytes = self.config.max_body_bytes;
         let timeout = self.config.command_timeout;
         let session = self.session.as_mut().ok_or(LinkError::Closed)?;
         loop {
             tokio::select! {
                 push = session.pushes.recv() => {
                     let push = push.ok_or(LinkError::Closed)?;
-                    if let Some(item) = item_of(push, max_bytes)? {
+                    if let Some(item) = item_of(push, &self.decoder)? {
                         session.last_message = Instant::now();
                         return Ok(item);
                     }
@@ -128,12 +129,12 @@ impl ShardedPubSub {
 
 /// What a push means for the session: a message (`Some`), nothing
 /// (subscription confirmations, pongs), or its end.
-fn item_of(push: PushInfo, max_bytes: usize) -> Result<Option<IngestItem>, LinkError> {
+fn item_of(push: PushInfo, decoder: &BodyDecoder) -> Result<Option<IngestItem>, LinkError> {
     match push.kind {
         PushKind::SMessage => Ok(Msg::from_push_info(push).map(|message| {
             let body = Bytes::copy_from_slice(message.get_payload_bytes());
             IngestItem::Message(Incoming {
-                decoded: decode_body(body, Some(message.get_channel_name()), max_bytes),
+                decoded: decoder.decode(body, Some(message.get_channel_name())),
                 offset: None,
                 acker: None,
             })
@@ -178,7 +179,7 @@ mod tests {
         let body = r#"{"pattern":"Doji","symbol":"AAPL"}"#;
         let item = item_of(
             push(PushKind::SMessage, &["tickstock.events.patterns", body]),
-            1 << 20,
+            &BodyDecoder::new(1 << 20),
         );
         let Ok(Some(IngestItem::Message(incoming))) = item else {
             panic!("not a message");
@@ -189,11 +190,21 @@ mod tests {
 
     #[test]
     fn a_dropped_node_or_a_moved_channel_ends_the_session() {
-        assert!(item_of(push(PushKind::Disconnection, &[]), 1 << 20).is_err());
-        let moved = item_of(push(PushKind::SUnsubscribe, &["a.b", "0"]), 1 << 20);
+        assert!(item_of(
+            push(PushKind::Disconnection, &[]),
+            &BodyDecoder::new(1 << 20)
+        )
+        .is_err());
+        let moved = item_of(
+            push(PushKind::SUnsubscribe, &["a.b", "0"]),
+            &BodyDecoder::new(1 << 20),
+        );
         assert!(matches!(moved, Err(LinkError::Topology(why)) if why.contains("a.b")));
         assert!(matches!(
-            item_of(push(PushKind::SSubscribe, &["a.b", "1"]), 1 << 20),
+            item_of(
+                push(PushKind::SSubscribe, &["a.b", "1"]),
+                &BodyDecoder::new(1 << 20)
+            ),
             Ok(None)
         ));
     }

@@ -1,11 +1,9 @@
 //! [`RedisSource`]: the [`IngestSource`] over Redis, in either mode; core's
 //! [`Reconnecting`] driver reconnects it.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use tickcast_core::ingest::{
-    IngestItem, IngestSource, Link, Reconnecting, SourceCounters, SourceOffsets,
+    IngestItem, IngestSource, Link, Reconnecting, SourceContext, SourceOffsets,
 };
 
 use crate::config::{ConfigError, RedisConfig, RedisMode};
@@ -162,13 +160,21 @@ impl IngestSource for RedisSource {
         false
     }
 
-    /// Streams mode reports its lag there (summed over the shards); pub/sub
-    /// has none.
-    fn attach(&mut self, counters: Arc<SourceCounters>) {
+    /// Bodies are decoded with the hub's schema; Streams mode reports its
+    /// lag in the counters (summed over the shards), pub/sub has none.
+    fn attach(&mut self, context: &SourceContext) {
+        let (counters, schema) = (context.counters.clone(), context.schema.clone());
         match self.driver.link_mut() {
-            Consumer::Streams(consumer) => consumer.report_lag(counters),
-            Consumer::ShardedStreams(consumer) => consumer.report_lag(counters),
-            Consumer::PubSub(_) | Consumer::ShardedPubSub(_) => {}
+            Consumer::Streams(consumer) => {
+                consumer.decoder.set_schema(schema);
+                consumer.report_lag(counters);
+            }
+            Consumer::ShardedStreams(consumer) => {
+                consumer.decoder.set_schema(schema);
+                consumer.report_lag(counters);
+            }
+            Consumer::PubSub(consumer) => consumer.decoder.set_schema(schema),
+            Consumer::ShardedPubSub(consumer) => consumer.decoder.set_schema(schema),
         }
     }
 

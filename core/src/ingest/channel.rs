@@ -4,8 +4,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::{Incoming, IngestItem, IngestSource};
-use crate::model::{Envelope, Event, BINCODE_MARKER};
+use super::{BodyDecoder, Incoming, IngestItem, IngestSource, SourceContext};
 
 /// The sending side of a [`ChannelSource`].
 #[derive(Debug, Clone)]
@@ -19,8 +18,9 @@ pub struct ChannelPublisher {
 pub struct SourceClosed;
 
 impl ChannelPublisher {
-    /// Sends one raw body as if published on `channel`: TickStockPL JSON,
-    /// or a bincode [`Envelope`] after a leading `0x00` byte. Waits while
+    /// Sends one raw body as if published on `channel`: JSON of the hub's
+    /// schema, or a bincode [`Envelope`](crate::model::Envelope) after a
+    /// leading `0x00` byte. Waits while
     /// the channel is full.
     pub async fn send(&self, channel: Option<&str>, body: Bytes) -> Result<(), SourceClosed> {
         self.tx
@@ -34,7 +34,7 @@ impl ChannelPublisher {
 pub struct ChannelSource {
     name: String,
     rx: mpsc::Receiver<(Option<String>, Bytes)>,
-    max_bytes: usize,
+    decoder: BodyDecoder,
 }
 
 /// A source named `name` holding up to `capacity` undelivered messages and
@@ -48,24 +48,9 @@ pub fn channel_source(
     let source = ChannelSource {
         name: name.to_owned(),
         rx,
-        max_bytes,
+        decoder: BodyDecoder::new(max_bytes),
     };
     (ChannelPublisher { tx }, source)
-}
-
-/// Decodes a raw broker body: a bincode [`Envelope`] after the
-/// [`BINCODE_MARKER`] byte, else TickStockPL JSON. `channel` (a Redis
-/// channel or an AMQP routing key) gives the event type when the body has
-/// none.
-pub fn decode_body(
-    body: Bytes,
-    channel: Option<&str>,
-    max_bytes: usize,
-) -> Result<Event, crate::model::DecodeError> {
-    match body.first() {
-        Some(&BINCODE_MARKER) => Envelope::decode_event(&body[1..], channel, max_bytes),
-        _ => Event::from_json(body, channel, max_bytes),
-    }
 }
 
 #[async_trait]
@@ -74,10 +59,15 @@ impl IngestSource for ChannelSource {
         &self.name
     }
 
+    /// Decodes with the hub's schema.
+    fn attach(&mut self, context: &SourceContext) {
+        self.decoder.set_schema(context.schema.clone());
+    }
+
     async fn next(&mut self) -> Option<IngestItem> {
         let (channel, body) = self.rx.recv().await?;
         Some(IngestItem::Message(Incoming {
-            decoded: decode_body(body, channel.as_deref(), self.max_bytes),
+            decoded: self.decoder.decode(body, channel.as_deref()),
             offset: None,
             acker: None,
         }))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::offsets::{self, OffsetMismatch};
-use super::{Acknowledger, Incoming, IngestItem, IngestSource, SourceCounters};
+use super::{Acknowledger, Incoming, IngestItem, IngestSource, SourceContext, SourceCounters};
 use crate::hub::{Burst, Hub, PublishError};
 
 /// Publishes everything `source` yields into `hub` until the source ends
@@ -37,7 +37,10 @@ pub fn run_source<S: IngestSource + 'static>(
     offsets::check(&name, source.offsets(), hub.config().offsets)?;
     let counters = hub.register_source(&name);
     counters.set_connected(source.starts_connected());
-    source.attach(counters.clone());
+    source.attach(&SourceContext {
+        counters: counters.clone(),
+        schema: hub.config().schema.clone(),
+    });
     Ok(drive(hub, source, name, counters))
 }
 

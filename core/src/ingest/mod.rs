@@ -16,14 +16,16 @@
 mod backoff;
 mod channel;
 mod counters;
+mod decoder;
 mod driver;
 mod offsets;
 mod publisher;
 mod reconnect;
 
 pub use backoff::Backoff;
-pub use channel::{channel_source, decode_body, ChannelPublisher, ChannelSource, SourceClosed};
+pub use channel::{channel_source, ChannelPublisher, ChannelSource, SourceClosed};
 pub use counters::{SourceCounters, SourceStats};
+pub use decoder::BodyDecoder;
 pub use driver::run_source;
 pub use offsets::{OffsetMismatch, SourceOffsets};
 pub use publisher::{BrokerError, BrokerPublisher, Outgoing};
@@ -33,6 +35,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::model::schema::Schema;
 use crate::model::{DecodeError, Offset};
 
 /// Settles one broker message after the hub has dealt with it.
@@ -75,6 +78,24 @@ pub enum IngestItem {
     Disconnected(String),
 }
 
+/// What [`run_source`] hands a source before its first item
+/// ([`IngestSource::attach`]).
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct SourceContext {
+    /// The counters registered under the source's name.
+    pub counters: Arc<SourceCounters>,
+    /// The hub's schema: what bodies are decoded with.
+    pub schema: Arc<Schema>,
+}
+
+impl SourceContext {
+    /// What a source driven by hand (not by [`run_source`]) is handed.
+    pub fn new(counters: Arc<SourceCounters>, schema: Arc<Schema>) -> Self {
+        Self { counters, schema }
+    }
+}
+
 /// A stream of events from a broker or another producer.
 #[async_trait]
 pub trait IngestSource: Send {
@@ -110,11 +131,14 @@ pub trait IngestSource: Send {
         true
     }
 
-    /// Takes the counters [`run_source`] registered under the source's
-    /// name, before the first [`next`](Self::next), for what only the
-    /// source sees (the broker's lag, copies it drops itself). The default
-    /// ignores them: `run_source` counts what the hub does with each item.
-    fn attach(&mut self, counters: Arc<SourceCounters>) {
-        let _ = counters;
+    /// Takes what [`run_source`] hands it before the first
+    /// [`next`](Self::next): the hub's schema, to decode bodies with (a
+    /// source that decodes must use it, or its events carry other fields
+    /// than the hub's clients filter on), and the counters registered under
+    /// the source's name, for what only the source sees (the broker's lag,
+    /// copies it drops itself; `run_source` counts what the hub does with
+    /// each item). The default ignores both.
+    fn attach(&mut self, context: &SourceContext) {
+        let _ = context;
     }
 }

@@ -9,8 +9,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use std::sync::Arc;
+
 use super::error::DecodeError;
 use super::event::Event;
+use super::schema::{tickstock, Schema};
 
 /// The first byte that marks a bincode envelope on Redis (JSON never starts
 /// with it).
@@ -55,9 +58,20 @@ impl Envelope {
         bincode::serde::encode_to_vec(self, bincode::config::standard()).unwrap_or_default()
     }
 
-    /// Decodes a bincode envelope into an [`Event`] under the same rules as
-    /// JSON bodies.
+    /// Decodes a bincode envelope into a TickStock [`Event`] under the same
+    /// rules as JSON bodies.
     pub fn decode_event(
+        bytes: &[u8],
+        channel: Option<&str>,
+        max_bytes: usize,
+    ) -> Result<Event, DecodeError> {
+        Self::decode_with(&tickstock::schema(), bytes, channel, max_bytes)
+    }
+
+    /// Decodes a bincode envelope into an event of `schema`: the
+    /// envelope's fields become a JSON body that `schema` decodes.
+    pub fn decode_with(
+        schema: &Arc<Schema>,
         bytes: &[u8],
         channel: Option<&str>,
         max_bytes: usize,
@@ -78,7 +92,7 @@ impl Envelope {
             )));
         }
         let json = envelope.into_json()?;
-        Event::from_json(Bytes::from(json), channel, max_bytes)
+        schema.decode(Bytes::from(json), channel, max_bytes)
     }
 
     fn into_json(self) -> Result<Vec<u8>, DecodeError> {

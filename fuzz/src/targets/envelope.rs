@@ -1,5 +1,5 @@
 //! Target `envelope`: a raw broker body through
-//! [`tickcast_core::ingest::decode_body`], which picks the
+//! [`tickcast_core::ingest::BodyDecoder::decode`], which picks the
 //! bincode [`Envelope`] decoder after a leading `0x00` byte and the JSON
 //! decoder otherwise.
 //!
@@ -13,7 +13,7 @@
 use arbitrary::{Result, Unstructured};
 use bytes::Bytes;
 use serde_json::Value;
-use tickcast_core::ingest::decode_body;
+use tickcast_core::ingest::BodyDecoder;
 use tickcast_core::model::schema::tickstock::TickStockEvent;
 use tickcast_core::model::{Envelope, Event, BINCODE_MARKER};
 
@@ -25,7 +25,7 @@ use crate::Target;
 /// The target.
 pub const TARGET: Target = Target {
     name: "envelope",
-    about: "decode_body: bincode envelopes after 0x00, else JSON (Redis/RabbitMQ bodies)",
+    about: "BodyDecoder::decode: bincode envelopes after 0x00, else JSON (Redis/RabbitMQ bodies)",
     run,
     generate,
     built_seeds,
@@ -36,7 +36,7 @@ pub const TARGET: Target = Target {
 
 /// Runs one input.
 pub fn run(data: &[u8]) {
-    let decoded = decode_body(Bytes::copy_from_slice(data), None, MAX_BYTES);
+    let decoded = BodyDecoder::new(MAX_BYTES).decode(Bytes::copy_from_slice(data), None);
     let Some((&BINCODE_MARKER, envelope_bytes)) = data.split_first() else {
         let direct = Event::from_json(Bytes::copy_from_slice(data), None, MAX_BYTES);
         assert_eq!(

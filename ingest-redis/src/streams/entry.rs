@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tickcast_core::ingest::{decode_body, Incoming, IngestItem};
+use tickcast_core::ingest::{BodyDecoder, Incoming, IngestItem};
 use tickcast_core::model::{DecodeError, Offset};
 
 use super::ack::{AckQueue, StreamAcker};
@@ -54,7 +54,11 @@ impl Entry {
     /// deleted from the stream (XDEL, MAXLEN trimming) before it was read
     /// again: Redis returns its id without fields, and there is nothing
     /// left to deliver, so it is only acknowledged.
-    pub(crate) fn into_item(self, max_bytes: usize, acks: &Arc<AckQueue>) -> Option<IngestItem> {
+    pub(crate) fn into_item(
+        self,
+        decoder: &BodyDecoder,
+        acks: &Arc<AckQueue>,
+    ) -> Option<IngestItem> {
         let Self {
             raw:
                 RawEntry {
@@ -78,7 +82,7 @@ impl Entry {
         }
         let channel = text(channel.as_deref());
         let decoded = match body {
-            Some(body) => decode_body(Bytes::from(body), channel, max_bytes),
+            Some(body) => decoder.decode(Bytes::from(body), channel),
             None => Err(DecodeError::NotJson(format!(
                 "stream entry has no `{BODY_FIELD}` field"
             ))),
@@ -135,7 +139,8 @@ mod tests {
         let acks = Arc::new(AckQueue::default());
         let body = br#"{"pattern":"Doji","symbol":"AAPL","tier":"daily"}"#;
         let fields: &[(&str, &[u8])] = &[("channel", b"tickstock.events.patterns"), ("body", body)];
-        let item = entry("5-1", fields, Delivery::Live).into_item(1 << 20, &acks);
+        let item =
+            entry("5-1", fields, Delivery::Live).into_item(&BodyDecoder::new(1 << 20), &acks);
         let Some(IngestItem::Message(incoming)) = item else {
             panic!("not a message");
         };
@@ -150,7 +155,7 @@ mod tests {
         let key = |body: &[u8]| {
             let fields: &[(&str, &[u8])] = &[("body", body), ("id", b"k-1")];
             let Some(IngestItem::Message(incoming)) =
-                entry("5-1", fields, Delivery::Live).into_item(1 << 20, &acks)
+                entry("5-1", fields, Delivery::Live).into_item(&BodyDecoder::new(1 << 20), &acks)
             else {
                 panic!("not a message");
             };
@@ -172,7 +177,8 @@ mod tests {
     fn an_entry_without_body_is_malformed() {
         let acks = Arc::new(AckQueue::default());
         let fields: &[(&str, &[u8])] = &[("channel", b"tickstock.events.patterns")];
-        let item = entry("5-2", fields, Delivery::Live).into_item(1 << 20, &acks);
+        let item =
+            entry("5-2", fields, Delivery::Live).into_item(&BodyDecoder::new(1 << 20), &acks);
         let Some(IngestItem::Message(incoming)) = item else {
             panic!("not a message");
         };
@@ -183,7 +189,7 @@ mod tests {
     fn a_deleted_pending_entry_is_only_acknowledged() {
         let acks = Arc::new(AckQueue::default());
         assert!(entry("5-3", &[], Delivery::Live)
-            .into_item(1 << 20, &acks)
+            .into_item(&BodyDecoder::new(1 << 20), &acks)
             .is_none());
         assert_eq!(acks.len(), 1);
     }
@@ -193,7 +199,8 @@ mod tests {
         let acks = Arc::new(AckQueue::default());
         let body = br#"{"pattern":"Doji","symbol":"AAPL"}"#;
         let fields: &[(&str, &[u8])] = &[("body", body)];
-        let item = entry("7-0", fields, Delivery::Backfill).into_item(1 << 20, &acks);
+        let item =
+            entry("7-0", fields, Delivery::Backfill).into_item(&BodyDecoder::new(1 << 20), &acks);
         let Some(IngestItem::Backfill(incoming)) = item else {
             panic!("not a backfill item");
         };

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use tickcast_core::ingest::{IngestItem, SourceCounters};
+use tickcast_core::ingest::{BodyDecoder, IngestItem, SourceCounters};
 
 use tickcast_core::model::Offset;
 
@@ -81,6 +81,8 @@ enum Phase {
 pub(crate) struct StreamConsumer {
     client: redis::Client,
     config: RedisConfig,
+    /// Decodes entry bodies (with the hub's schema once attached).
+    pub(crate) decoder: BodyDecoder,
     conns: Option<Connections>,
     /// Entries read and not yet handed out.
     queue: VecDeque<Entry>,
@@ -125,6 +127,7 @@ impl StreamConsumer {
     pub(crate) fn new(client: redis::Client, config: RedisConfig) -> Self {
         Self {
             client,
+            decoder: BodyDecoder::new(config.max_body_bytes),
             config,
             conns: None,
             queue: VecDeque::new(),
@@ -237,7 +240,7 @@ impl StreamConsumer {
                 self.flush_acks().await?;
             }
             if let Some(entry) = self.queue.pop_front() {
-                match entry.into_item(self.config.max_body_bytes, &self.acks) {
+                match entry.into_item(&self.decoder, &self.acks) {
                     Some(item) => return Ok(item),
                     None => continue,
                 }

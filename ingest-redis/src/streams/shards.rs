@@ -27,7 +27,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use redis::aio::MultiplexedConnection;
-use tickcast_core::ingest::{IngestItem, SourceCounters};
+use tickcast_core::ingest::{BodyDecoder, IngestItem, SourceCounters};
 use tickcast_core::model::Offset;
 
 use super::ack::AckQueue;
@@ -84,6 +84,8 @@ const PROBES_PER_HEAD: u32 = 8;
 /// The state of a sharded streams consumer, kept across sessions.
 pub(crate) struct ShardedConsumer {
     config: RedisConfig,
+    /// Decodes entry bodies (with the hub's schema once attached).
+    pub(crate) decoder: BodyDecoder,
     /// Cluster seeds; `None`: every shard on the server at `config.url`.
     seeds: Option<Vec<redis::ConnectionInfo>>,
     /// Each shard's consumer; `None` while its read is in flight.
@@ -136,6 +138,7 @@ impl ShardedConsumer {
             })
             .collect();
         Ok(Self {
+            decoder: BodyDecoder::new(config.max_body_bytes),
             acks: shards.iter().map(|s| s.acks().clone()).collect(),
             shards: shards.into_iter().map(Some).collect(),
             work: FuturesUnordered::new(),
@@ -221,7 +224,7 @@ impl ShardedConsumer {
             }
             while let Some((i, entry)) = self.merge.pop() {
                 self.released(i);
-                if let Some(item) = entry.into_item(self.config.max_body_bytes, &self.acks[i]) {
+                if let Some(item) = entry.into_item(&self.decoder, &self.acks[i]) {
                     return Ok(item);
                 }
                 if self.connected_owed {
