@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tickcast_benches::events::PatternDetection;
 use tickcast_core::broadcast::{
-    encode_batch, Broadcaster, ConnectionQueue, DeliveryCounters, EventFrame, FrameReceiver,
-    Outbound, PreparedEvent, QueueSettings, ShardedBroadcaster, Urgency,
+    encode_batch, EventFrame, FrameReceiver, Outbound, PreparedEvent, QueueSettings,
 };
 use tickcast_core::index::Recipient;
+use tickcast_core::internals::{
+    ConnectionQueue, DeliveryCounters, Route, ShardedBroadcaster, Urgency,
+};
 use tickcast_core::model::{ConnId, Filter, Offset, SubId};
-use tickcast_core::routing::{Route, Strategy};
+use tickcast_core::routing::Strategy;
 use tickcast_core::{Hub, HubConfig};
 
 const AUDIENCES: [usize; 3] = [1, 100, 10_000];

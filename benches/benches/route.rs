@@ -14,8 +14,9 @@ use tickcast_benches::latency::LatencySummary;
 use tickcast_benches::population::PopulationSpec;
 use tickcast_benches::universe::PROBE_SYMBOL;
 use tickcast_core::index::InvertedIndex;
+use tickcast_core::internals::IndexRouter;
 use tickcast_core::model::Event;
-use tickcast_core::routing::{CacheConfig, IndexRouter, Router, RoutingRules};
+use tickcast_core::routing::{CacheConfig, RoutingRules};
 
 /// Events in the Zipf stream; the bench cycles through them.
 const STREAM_LEN: usize = 50_000;

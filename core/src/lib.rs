@@ -65,6 +65,11 @@ pub mod history;
 pub mod hub;
 pub mod index;
 pub mod ingest;
+// Hidden and behind a feature: the benches and fuzz targets reach the
+// hub's private parts here, with no promise of stability (see the module).
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals;
 pub mod model;
 pub mod protocol;
 pub mod routing;

@@ -19,7 +19,8 @@ use std::time::Duration;
 use arbitrary::{Result, Unstructured};
 use bytes::Bytes;
 use tickcast_core::broadcast::PreparedEvent;
-use tickcast_core::history::{History, HistoryConfig};
+use tickcast_core::history::HistoryConfig;
+use tickcast_core::internals::History;
 use tickcast_core::model::{Event, Offset};
 
 use crate::gen;
