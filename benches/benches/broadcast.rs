@@ -29,11 +29,9 @@ fn event() -> Arc<tickcast_core::model::Event> {
 }
 
 fn settings() -> QueueSettings {
-    QueueSettings {
-        capacity: 1 << 20,
-        batch_window: Duration::ZERO,
-        ..QueueSettings::default()
-    }
+    QueueSettings::default()
+        .with_capacity(1 << 20)
+        .with_batch_window(Duration::ZERO)
 }
 
 fn encode(c: &mut Criterion) {
@@ -164,11 +162,9 @@ fn take(c: &mut Criterion) {
 fn urgent_after_batched(c: &mut Criterion) {
     let mut group = c.benchmark_group("broadcast/urgent_after_batched");
     for ahead in [0usize, 10, 100] {
-        let settings = QueueSettings {
-            batch_window: Duration::from_secs(3600),
-            max_batch: 1_000,
-            ..settings()
-        };
+        let settings = settings()
+            .with_batch_window(Duration::from_secs(3600))
+            .with_max_batch(1_000);
         let counters = Arc::new(DeliveryCounters::default());
         let (queue, mut rx) = ConnectionQueue::new(settings, None, counters);
         let event = event();

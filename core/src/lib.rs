@@ -59,6 +59,10 @@
 //! ```
 #![warn(missing_docs)]
 
+// First: the macros the modules below use.
+#[macro_use]
+mod setters;
+
 pub mod auth;
 pub mod broadcast;
 pub mod history;

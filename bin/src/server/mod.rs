@@ -105,10 +105,7 @@ where
     let addr = config
         .listen_addr()
         .map_err(|invalid| ServeError::Config(vec![invalid]))?;
-    let hub = Hub::new(HubConfig {
-        started_at,
-        ..hub_config(&config)
-    });
+    let hub = Hub::new(hub_config(&config).with_started_at(started_at));
     // Shown in stats and /ready from the start, not from the first publish.
     let _ = hub.source(publish::SOURCE);
 

@@ -16,6 +16,7 @@ pub(crate) use ring::History;
 
 /// Bounds of the history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HistoryConfig {
     /// Most events held (0 keeps none: every `since` is `history_gone`
     /// unless nothing was missed).
@@ -23,6 +24,11 @@ pub struct HistoryConfig {
     /// Oldest event held.
     pub max_age: Duration,
 }
+
+setters!(HistoryConfig {
+    with_capacity => capacity: usize,
+    with_max_age => max_age: Duration,
+});
 
 impl Default for HistoryConfig {
     fn default() -> Self {

@@ -29,6 +29,7 @@ pub struct Route {
 
 /// Route-cache settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheConfig {
     /// Capacity in entries (an entry with n recipients counts as 1 + n/64);
     /// 0 turns the cache off.
@@ -36,6 +37,11 @@ pub struct CacheConfig {
     /// Longest life of an entry.
     pub ttl: Duration,
 }
+
+setters!(CacheConfig {
+    with_capacity => capacity: usize,
+    with_ttl => ttl: Duration,
+});
 
 impl Default for CacheConfig {
     fn default() -> Self {
