@@ -61,7 +61,8 @@ impl DeliveryCounters {
     }
 }
 
-/// A copy of [`DeliveryCounters`] (without the histogram).
+/// What happened to events on their way out, counted since the hub
+/// started (a copy of the hub's counters).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct DeliveryCounts {
     /// Events pushed to connection queues.

@@ -371,8 +371,8 @@ enum Step {
     Wait(Option<Instant>),
 }
 
-/// The receiving end of a [`ConnectionQueue`], owned by the connection's
-/// writer.
+/// The receiving end of one connection's outbound queue, owned by the
+/// connection's writer.
 pub struct FrameReceiver {
     queue: Arc<ConnectionQueue>,
 }

@@ -110,7 +110,7 @@ fn to_us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
-/// Percentiles of a [`LatencyHistogram`], in microseconds.
+/// Percentiles of a latency histogram, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct LatencySummary {
     /// Values recorded.
