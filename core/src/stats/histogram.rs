@@ -112,6 +112,7 @@ fn to_us(ns: u64) -> f64 {
 
 /// Percentiles of a latency histogram, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct LatencySummary {
     /// Values recorded.
     pub count: u64,
