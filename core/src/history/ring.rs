@@ -69,7 +69,7 @@ impl History {
     }
 
     /// Events held right now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ring.len()
     }
 
