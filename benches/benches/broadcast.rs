@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tickcast_benches::events::PatternDetection;
 use tickcast_core::broadcast::{
-    encode_batch, Broadcaster, ConnectionQueue, DeliveryCounters, EventFrame, FrameReceiver,
-    Outbound, PreparedEvent, QueueSettings, ShardedBroadcaster, Urgency,
+    encode_batch, EventFrame, FrameReceiver, Outbound, PreparedEvent, QueueSettings,
 };
 use tickcast_core::index::Recipient;
+use tickcast_core::internals::{
+    ConnectionQueue, DeliveryCounters, Route, ShardedBroadcaster, Urgency,
+};
 use tickcast_core::model::{ConnId, Filter, Offset, SubId};
-use tickcast_core::routing::{Route, Strategy};
+use tickcast_core::routing::Strategy;
 use tickcast_core::{Hub, HubConfig};
 
 const AUDIENCES: [usize; 3] = [1, 100, 10_000];
@@ -27,11 +29,9 @@ fn event() -> Arc<tickcast_core::model::Event> {
 }
 
 fn settings() -> QueueSettings {
-    QueueSettings {
-        capacity: 1 << 20,
-        batch_window: Duration::ZERO,
-        ..QueueSettings::default()
-    }
+    QueueSettings::default()
+        .with_capacity(1 << 20)
+        .with_batch_window(Duration::ZERO)
 }
 
 fn encode(c: &mut Criterion) {
@@ -162,11 +162,9 @@ fn take(c: &mut Criterion) {
 fn urgent_after_batched(c: &mut Criterion) {
     let mut group = c.benchmark_group("broadcast/urgent_after_batched");
     for ahead in [0usize, 10, 100] {
-        let settings = QueueSettings {
-            batch_window: Duration::from_secs(3600),
-            max_batch: 1_000,
-            ..settings()
-        };
+        let settings = settings()
+            .with_batch_window(Duration::from_secs(3600))
+            .with_max_batch(1_000);
         let counters = Arc::new(DeliveryCounters::default());
         let (queue, mut rx) = ConnectionQueue::new(settings, None, counters);
         let event = event();

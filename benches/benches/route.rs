@@ -14,8 +14,9 @@ use tickcast_benches::latency::LatencySummary;
 use tickcast_benches::population::PopulationSpec;
 use tickcast_benches::universe::PROBE_SYMBOL;
 use tickcast_core::index::InvertedIndex;
+use tickcast_core::internals::IndexRouter;
 use tickcast_core::model::Event;
-use tickcast_core::routing::{CacheConfig, IndexRouter, Router, RoutingRules};
+use tickcast_core::routing::{CacheConfig, RoutingRules};
 
 /// Events in the Zipf stream; the bench cycles through them.
 const STREAM_LEN: usize = 50_000;
@@ -76,13 +77,7 @@ fn hit_and_miss(c: &mut Criterion, spec: &PopulationSpec, cases: &[(&str, Event)
     group.finish();
     drop(cached);
 
-    let uncached = router(
-        spec,
-        CacheConfig {
-            capacity: 0,
-            ..CacheConfig::default()
-        },
-    );
+    let uncached = router(spec, CacheConfig::default().with_capacity(0));
     let mut group = c.benchmark_group("route/cache_miss");
     for (name, event) in cases {
         group.bench_function(*name, |b| {
@@ -105,13 +100,7 @@ fn zipf_stream(c: &mut Criterion, spec: &PopulationSpec) {
         probe_audience: 0,
         ..PopulationSpec::with_users(1_000)
     };
-    let unbounded = router(
-        &small,
-        CacheConfig {
-            capacity: 1 << 32,
-            ..CacheConfig::default()
-        },
-    );
+    let unbounded = router(&small, CacheConfig::default().with_capacity(1 << 32));
     for event in &events {
         black_box(unbounded.route(event));
     }

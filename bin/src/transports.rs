@@ -98,16 +98,14 @@ pub(crate) fn endpoints() -> String {
 fn socketio_config(state: &AppState) -> tickcast_transport_socketio::SocketIoConfig {
     use std::time::Duration;
     let sio = &state.config.socketio;
-    let mut config = tickcast_transport_socketio::SocketIoConfig {
-        allowed_origins: state.config.transport_origins(),
-        ping_timeout: Duration::from_millis(sio.ping_timeout_ms),
-        max_payload: sio.max_payload_bytes,
-        recovery_window: Duration::from_secs(sio.recovery_window_s),
-        recovery_capacity: sio.recovery_capacity,
-        max_polling_sessions: sio.max_polling_sessions,
-        body_timeout: Duration::from_millis(state.config.http.body_timeout_ms),
-        ..tickcast_transport_socketio::SocketIoConfig::default()
-    };
+    let mut config = tickcast_transport_socketio::SocketIoConfig::default()
+        .with_allowed_origins(state.config.transport_origins())
+        .with_ping_timeout(Duration::from_millis(sio.ping_timeout_ms))
+        .with_max_payload(sio.max_payload_bytes)
+        .with_recovery_window(Duration::from_secs(sio.recovery_window_s))
+        .with_recovery_capacity(sio.recovery_capacity)
+        .with_max_polling_sessions(sio.max_polling_sessions)
+        .with_body_timeout(Duration::from_millis(state.config.http.body_timeout_ms));
     config.session.ping_interval = Duration::from_millis(sio.ping_interval_ms);
     config.session.max_frame_bytes = state.config.limits.max_frame_bytes;
     config.session.auth = state.auth.clone();
@@ -119,10 +117,8 @@ fn socketio_config(state: &AppState) -> tickcast_transport_socketio::SocketIoCon
 /// and the lean path's).
 #[cfg(feature = "sse")]
 pub(crate) fn sse_config(state: &AppState) -> tickcast_transport_sse::SseConfig {
-    let mut config = tickcast_transport_sse::SseConfig {
-        allowed_origins: state.config.transport_origins(),
-        ..tickcast_transport_sse::SseConfig::default()
-    };
+    let mut config = tickcast_transport_sse::SseConfig::default()
+        .with_allowed_origins(state.config.transport_origins());
     config.session.auth = state.auth.clone();
     config.session.write_timeout = state.config.write_timeout();
     config
@@ -131,10 +127,8 @@ pub(crate) fn sse_config(state: &AppState) -> tickcast_transport_sse::SseConfig 
 /// The WebSocket endpoint's settings from the configuration.
 #[cfg(feature = "ws")]
 fn ws_config(state: &AppState) -> tickcast_transport_ws::WsConfig {
-    let mut config = tickcast_transport_ws::WsConfig {
-        allowed_origins: state.config.transport_origins(),
-        ..tickcast_transport_ws::WsConfig::default()
-    };
+    let mut config = tickcast_transport_ws::WsConfig::default()
+        .with_allowed_origins(state.config.transport_origins());
     config.session.max_frame_bytes = state.config.limits.max_frame_bytes;
     config.session.auth = state.auth.clone();
     config.session.write_timeout = state.config.write_timeout();

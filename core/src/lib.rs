@@ -16,12 +16,14 @@
 //!   plus offsets.
 //! - [`index`]: the [`index::SubscriptionIndex`] trait and the
 //!   [`index::InvertedIndex`], whose match cost follows the audience.
-//! - [`routing`]: strategies chosen by rules and the exact route cache
-//!   ([`routing::IndexRouter`]).
-//! - [`broadcast`]: per-connection queues (priorities, batching, rate limit,
-//!   conflation, slow consumers) and the fan-out that fills them with frames
-//!   encoded once per event.
-//! - [`history`]: the ring of recent events that `since` replays.
+//! - [`routing`]: strategies chosen by rules ([`routing::RoutingRules`])
+//!   and the exact route cache.
+//! - [`broadcast`]: what a connection's queue yields to its transport
+//!   ([`broadcast::FrameReceiver`], [`broadcast::Outbound`]); the queues
+//!   themselves (priorities, batching, rate limit, conflation, slow
+//!   consumers) and the fan-out that fills them are the hub's.
+//! - [`history`]: the bounds of the ring of recent events that `since`
+//!   replays ([`history::HistoryConfig`]), and [`history::HistoryGone`].
 //! - [`hub`]: [`Hub`], all of the above assembled behind connect, subscribe
 //!   and publish, with a stats snapshot.
 //! - [`ingest`]: the [`ingest::IngestSource`] trait for brokers and the
@@ -30,8 +32,33 @@
 //! - [`session`]: one connection's life (admit, serve, deadlines, close),
 //!   shared by every transport, which supplies only a handshake and a
 //!   wire codec.
-//! - [`auth`]: JWT verification shared by the transports.
-//! - [`stats`]: lock-free latency histograms.
+//! - [`auth`]: the token seam ([`auth::TokenVerifier`]; JWT with feature
+//!   `jwt`), `Origin` allow-lists and token parsing, shared by the
+//!   transports.
+//! - [`stats`]: the latency percentiles a hub's stats report.
+//!
+//! # A surface to keep stable
+//!
+//! Public is what an embedder uses: the [`Hub`] and its configuration, the
+//! model, the index seam, the session every transport runs, the ingest
+//! seams, the protocol and the stats. The hub's own machinery (connection
+//! queues, fan-out, rate limiter, router, history ring) is not: it may
+//! change shape between releases. Configuration structs are
+//! `#[non_exhaustive]`, so that a setting can be added without breaking
+//! anyone: build them from `Default` and change what you need, through
+//! the fields or the `with_*` setters:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tickcast_core::broadcast::QueueSettings;
+//! use tickcast_core::HubConfig;
+//!
+//! let mut config = HubConfig::default()
+//!     .with_rate_limit_per_user(0)
+//!     .with_queue(QueueSettings::default().with_batch_window(Duration::ZERO));
+//! config.limits.max_subscriptions_per_connection = 8;
+//! assert_eq!(config.queue.batch_window, Duration::ZERO);
+//! ```
 //!
 //! # Example
 //!
@@ -59,12 +86,21 @@
 //! ```
 #![warn(missing_docs)]
 
+// First: the macros the modules below use.
+#[macro_use]
+mod setters;
+
 pub mod auth;
 pub mod broadcast;
 pub mod history;
 pub mod hub;
 pub mod index;
 pub mod ingest;
+// Hidden and behind a feature: the benches and fuzz targets reach the
+// hub's private parts here, with no promise of stability (see the module).
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals;
 pub mod model;
 pub mod protocol;
 pub mod routing;

@@ -27,10 +27,7 @@ fn config(strategy: Strategy) -> HubConfig {
     config.rate_limit_per_user = 0;
     config.queue.capacity = 100_000;
     config.shards = 3;
-    config.rules = RoutingRules(vec![RoutingRule {
-        strategy,
-        ..RoutingRule::default()
-    }]);
+    config.rules = RoutingRules(vec![RoutingRule::new(strategy)]);
     config
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use tickcast_core::hub::{ConnectionLimits, HubConfig};
+use tickcast_core::hub::HubConfig;
 use tickcast_core::model::{Event, Filter, Offset, DEFAULT_MAX_BODY_BYTES};
 use tickcast_core::protocol::{CloseCode, ErrorCode, ServerMessage};
 use tickcast_core::{Connection, Hub};
@@ -322,10 +322,9 @@ fn limits_and_entitlements_are_enforced() {
     config.limits.max_connections_per_user = 2;
     config.limits.max_subscriptions_per_connection = 2;
     let hub = Hub::new(config);
-    let limits = ConnectionLimits {
-        entitled: hub.config().schema.entitled(&["daily".into()]).unwrap(),
-        ..hub.default_limits()
-    };
+    let limits = hub
+        .default_limits()
+        .with_entitled(hub.config().schema.entitled(&["daily".into()]).unwrap());
     let mut c1 = hub.connect(Some("u".into()), limits.clone()).unwrap();
     let _c2 = hub.connect(Some("u".into()), limits).unwrap();
     let refused = hub

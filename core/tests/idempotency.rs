@@ -99,10 +99,9 @@ fn a_repeated_event_id_is_delivered_once_and_answers_the_first_offset() {
 #[test]
 fn the_window_is_bounded_by_count() {
     let mut config = config();
-    config.dedup = DedupConfig {
-        capacity: 2,
-        max_age: Duration::from_secs(600),
-    };
+    config.dedup = DedupConfig::default()
+        .with_capacity(2)
+        .with_max_age(Duration::from_secs(600));
     let hub = Hub::new(config);
     for id in ["a", "b", "c"] {
         hub.publish(event(Some(id), 0)).unwrap();

@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use tickcast_core::hub::{ConnectionLimits, HubConfig};
+use tickcast_core::hub::HubConfig;
 use tickcast_core::model::{Event, Filter, Tier, UserId, DEFAULT_MAX_BODY_BYTES};
 use tickcast_core::protocol::{ErrorCode, ServerMessage};
 use tickcast_core::{Connection, Hub};
@@ -104,10 +104,9 @@ fn unsubscribe_user_removes_it_everywhere() {
 #[test]
 fn a_connection_not_entitled_to_the_tiers_gets_an_error_and_others_still_subscribe() {
     let hub = hub();
-    let limits = ConnectionLimits {
-        entitled: Some(1 << Tier::Daily as u8),
-        ..hub.default_limits()
-    };
+    let limits = hub
+        .default_limits()
+        .with_entitled(Some(1 << Tier::Daily as u8));
     let mut limited = hub.connect(Some(user("u1")), limits).unwrap();
     let mut full = connect(&hub, "u1");
     let filter: Filter = serde_json::from_value(json!({"tiers": ["intraday"]})).unwrap();

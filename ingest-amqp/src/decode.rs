@@ -4,7 +4,7 @@ use bytes::Bytes;
 use tickcast_core::ingest::BodyDecoder;
 use tickcast_core::model::{DecodeError, Event, BINCODE_MARKER};
 
-/// The content type of a bincode [`Envelope`] body.
+/// The content type of a bincode [`Envelope`](tickcast_core::model::Envelope) body.
 pub const BINCODE_CONTENT_TYPE: &str = "application/x-bincode";
 /// The content type of a TickStockPL JSON body.
 pub const JSON_CONTENT_TYPE: &str = "application/json";

@@ -84,12 +84,9 @@ impl TierPatternHubBuilder {
 
     /// The tier-pattern hub.
     pub fn build(self) -> TierPatternHub {
-        let hub = self.hub.unwrap_or_else(|| {
-            Hub::new(HubConfig {
-                rules: tier_pattern_rules(),
-                ..self.config
-            })
-        });
+        let hub = self
+            .hub
+            .unwrap_or_else(|| Hub::new(self.config.with_rules(tier_pattern_rules())));
         let now = (self.clock)();
         TierPatternHub {
             inner: Arc::new(Inner {
@@ -115,14 +112,10 @@ pub fn tier_pattern_rules() -> RoutingRules {
     let mut rules = RoutingRules::tickstock();
     rules.0.insert(
         0,
-        RoutingRule {
-            event_types: vec![
-                MARKET_STATE_EVENT_TYPE.into(),
-                SYSTEM_HEALTH_EVENT_TYPE.into(),
-            ],
-            strategy: Strategy::BroadcastAll,
-            ..RoutingRule::default()
-        },
+        RoutingRule::new(Strategy::BroadcastAll).with_event_types(vec![
+            MARKET_STATE_EVENT_TYPE.into(),
+            SYSTEM_HEALTH_EVENT_TYPE.into(),
+        ]),
     );
     rules
 }

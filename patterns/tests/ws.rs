@@ -26,13 +26,9 @@ const SECRET: &[u8] = b"patterns-secret";
 async fn serve(patterns: &TierPatternHub) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = WsConfig {
-        session: SessionConfig {
-            auth: Some(Arc::new(Authenticator::hs256(SECRET))),
-            ..SessionConfig::default()
-        },
-        ..WsConfig::default()
-    };
+    let config = WsConfig::default().with_session(
+        SessionConfig::default().with_auth(Some(Arc::new(Authenticator::hs256(SECRET)))),
+    );
     let routes = ws_route(patterns.hub().clone(), config)
         .map(warp::Reply::into_response)
         .boxed();

@@ -163,7 +163,7 @@ impl WireCodec for SioCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tickcast_core::broadcast::{FrameEncoder, PreparedEvent};
+    use tickcast_core::broadcast::PreparedEvent;
     use tickcast_core::model::{Event, Filter, Offset, SubId};
 
     fn frame(offset: Offset, resume: Offset) -> EventFrame {
@@ -171,7 +171,7 @@ mod tests {
         let event = Event::from_json(Bytes::from_static(body), None, 1 << 20).unwrap();
         let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
         let subs: Vec<SubId> = vec!["s1".into()];
-        let mut frame = FrameEncoder::new(&prepared).frame(&subs);
+        let mut frame = EventFrame::new(prepared.clone(), prepared.frame_for(&subs));
         frame.resume = resume;
         frame
     }

@@ -63,6 +63,7 @@ use crate::recovery::Recovery;
 
 /// Settings of the Socket.IO endpoint.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SocketIoConfig {
     /// Token, limits, idle and write timeouts, the frame limit, as on
     /// every transport. `ping_interval` is Engine.IO's `pingInterval`
@@ -93,12 +94,67 @@ pub struct SocketIoConfig {
     pub allowed_origins: AllowedOrigins,
 }
 
+impl SocketIoConfig {
+    /// Sets [`session`](Self::session).
+    #[must_use]
+    pub fn with_session(mut self, session: SessionConfig) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// Sets [`ping_timeout`](Self::ping_timeout).
+    #[must_use]
+    pub fn with_ping_timeout(mut self, ping_timeout: Duration) -> Self {
+        self.ping_timeout = ping_timeout;
+        self
+    }
+
+    /// Sets [`max_payload`](Self::max_payload).
+    #[must_use]
+    pub fn with_max_payload(mut self, max_payload: usize) -> Self {
+        self.max_payload = max_payload;
+        self
+    }
+
+    /// Sets [`recovery_window`](Self::recovery_window).
+    #[must_use]
+    pub fn with_recovery_window(mut self, recovery_window: Duration) -> Self {
+        self.recovery_window = recovery_window;
+        self
+    }
+
+    /// Sets [`recovery_capacity`](Self::recovery_capacity).
+    #[must_use]
+    pub fn with_recovery_capacity(mut self, recovery_capacity: usize) -> Self {
+        self.recovery_capacity = recovery_capacity;
+        self
+    }
+
+    /// Sets [`max_polling_sessions`](Self::max_polling_sessions).
+    #[must_use]
+    pub fn with_max_polling_sessions(mut self, max_polling_sessions: usize) -> Self {
+        self.max_polling_sessions = max_polling_sessions;
+        self
+    }
+
+    /// Sets [`body_timeout`](Self::body_timeout).
+    #[must_use]
+    pub fn with_body_timeout(mut self, body_timeout: Duration) -> Self {
+        self.body_timeout = body_timeout;
+        self
+    }
+
+    /// Sets [`allowed_origins`](Self::allowed_origins).
+    #[must_use]
+    pub fn with_allowed_origins(mut self, allowed_origins: AllowedOrigins) -> Self {
+        self.allowed_origins = allowed_origins;
+        self
+    }
+}
+
 impl Default for SocketIoConfig {
     fn default() -> Self {
-        let session = SessionConfig {
-            ping_interval: Duration::from_secs(25),
-            ..SessionConfig::default()
-        };
+        let session = SessionConfig::default().with_ping_interval(Duration::from_secs(25));
         Self {
             session,
             ping_timeout: Duration::from_secs(20),

@@ -120,10 +120,7 @@ async fn bad_handshakes_get_engine_io_errors() {
 #[tokio::test]
 async fn an_oversized_post_is_refused() {
     let hub = Hub::new(hub_config());
-    let config = SocketIoConfig {
-        max_payload: 1024,
-        ..SocketIoConfig::default()
-    };
+    let config = SocketIoConfig::default().with_max_payload(1024);
     let addr = server(hub, config).await;
     let sid = handshake(addr).await;
     let big = format!("42[\"subscribe\",{{\"id\":\"{}\"}}]", "x".repeat(2000));
@@ -170,10 +167,7 @@ async fn a_second_concurrent_get_is_refused_and_closes_the_connection() {
 async fn a_post_body_that_does_not_arrive_in_time_is_refused() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let hub = Hub::new(hub_config());
-    let config = SocketIoConfig {
-        body_timeout: Duration::from_millis(200),
-        ..SocketIoConfig::default()
-    };
+    let config = SocketIoConfig::default().with_body_timeout(Duration::from_millis(200));
     let addr = server(hub, config).await;
     let sid = handshake(addr).await;
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -166,6 +166,7 @@ pub const DEFAULT_SUBSCRIPTION_ID: &str = "sse";
 
 /// Settings of the SSE endpoint.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SseConfig {
     /// Token, limits, the `: ping` comment every `ping_interval`, and the
     /// write timeout. `idle_timeout` and `max_frame_bytes` do not apply:
@@ -184,14 +185,42 @@ pub struct SseConfig {
     pub allowed_origins: AllowedOrigins,
 }
 
+impl SseConfig {
+    /// Sets [`session`](Self::session).
+    #[must_use]
+    pub fn with_session(mut self, session: SessionConfig) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// Sets [`max_query_bytes`](Self::max_query_bytes).
+    #[must_use]
+    pub fn with_max_query_bytes(mut self, max_query_bytes: usize) -> Self {
+        self.max_query_bytes = max_query_bytes;
+        self
+    }
+
+    /// Sets [`retry`](Self::retry).
+    #[must_use]
+    pub fn with_retry(mut self, retry: Option<Duration>) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets [`allowed_origins`](Self::allowed_origins).
+    #[must_use]
+    pub fn with_allowed_origins(mut self, allowed_origins: AllowedOrigins) -> Self {
+        self.allowed_origins = allowed_origins;
+        self
+    }
+}
+
 impl Default for SseConfig {
     fn default() -> Self {
         Self {
-            session: SessionConfig {
-                ping_interval: Duration::from_secs(15),
-                idle_timeout: None,
-                ..SessionConfig::default()
-            },
+            session: SessionConfig::default()
+                .with_ping_interval(Duration::from_secs(15))
+                .with_idle_timeout(None),
             max_query_bytes: 64 * 1024,
             retry: None,
             allowed_origins: AllowedOrigins::Any,

@@ -147,7 +147,7 @@ mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
-    use tickcast_core::broadcast::{FrameEncoder, PreparedEvent};
+    use tickcast_core::broadcast::PreparedEvent;
     use tickcast_core::model::{Event, Offset, SubId};
 
     use super::*;
@@ -157,7 +157,7 @@ mod tests {
             .expect("a valid event");
         let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
         let subs: Vec<SubId> = vec!["sse".into()];
-        FrameEncoder::new(&prepared).frame(&subs)
+        EventFrame::new(prepared.clone(), prepared.frame_for(&subs))
     }
 
     fn text(out: &Outbound) -> (String, bool) {

@@ -83,10 +83,8 @@ async fn read_head(stream: &mut TcpStream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_are_the_filters_byte_for_byte_but_the_date() {
-    let mut config = SseConfig {
-        allowed_origins: AllowedOrigins::parse(["https://app.example"]).unwrap(),
-        ..SseConfig::default()
-    };
+    let mut config = SseConfig::default()
+        .with_allowed_origins(AllowedOrigins::parse(["https://app.example"]).unwrap());
     config.session.auth = Some(Arc::new(Authenticator::hs256(SECRET)));
     let claims = json!({"sub": "u1", "exp": u64::MAX >> 2});
     let token = tickcast_testkit::jwt::hs256(SECRET, &claims);

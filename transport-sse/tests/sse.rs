@@ -522,10 +522,7 @@ async fn a_batch_is_written_as_several_events_in_one_chunk(mount: Mount) {
 
 async fn pings_are_comments_and_retry_is_announced(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let mut config = SseConfig {
-        retry: Some(Duration::from_millis(2500)),
-        ..SseConfig::default()
-    };
+    let mut config = SseConfig::default().with_retry(Some(Duration::from_millis(2500)));
     config.session.ping_interval = Duration::from_millis(50);
     let addr = server(mount, hub.clone(), config).await;
     let mut sse = get(addr, "/sse", &[]).await;
@@ -579,10 +576,8 @@ async fn shutdown_sends_queued_events_then_close_1001(mount: Mount) {
 
 async fn origins_outside_the_allow_list_get_403_before_the_stream(mount: Mount) {
     let hub = Hub::new(hub_config());
-    let config = SseConfig {
-        allowed_origins: AllowedOrigins::parse(["https://app.example.com"]).unwrap(),
-        ..auth_config()
-    };
+    let config = auth_config()
+        .with_allowed_origins(AllowedOrigins::parse(["https://app.example.com"]).unwrap());
     let addr = server(mount, hub.clone(), config).await;
     let good = token(json!({"sub": "u1", "exp": now() + 600}));
     let path = format!("/sse?token={good}");

@@ -59,6 +59,7 @@ use warp::{Filter, Rejection, Reply};
 
 /// Settings of the WebSocket endpoint.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct WsConfig {
     /// Token, limits, pings (a WebSocket ping every `ping_interval`), idle
     /// and write timeouts. A client frame over `max_frame_bytes` (up to 16
@@ -69,6 +70,22 @@ pub struct WsConfig {
     /// header); others get 403 before the upgrade. Requests without
     /// `Origin` (not browsers) always pass. Default: any.
     pub allowed_origins: AllowedOrigins,
+}
+
+impl WsConfig {
+    /// Sets [`session`](Self::session).
+    #[must_use]
+    pub fn with_session(mut self, session: SessionConfig) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// Sets [`allowed_origins`](Self::allowed_origins).
+    #[must_use]
+    pub fn with_allowed_origins(mut self, allowed_origins: AllowedOrigins) -> Self {
+        self.allowed_origins = allowed_origins;
+        self
+    }
 }
 
 /// `GET /ws[?token=JWT]`: upgrades to WebSocket and serves the client

@@ -154,13 +154,8 @@ async fn welcome_subscribe_and_filtered_events() {
 #[tokio::test]
 async fn bad_frames_get_errors_and_the_connection_stays() {
     let hub = Hub::new(hub_config());
-    let config = WsConfig {
-        session: SessionConfig {
-            max_frame_bytes: 1024,
-            ..SessionConfig::default()
-        },
-        ..WsConfig::default()
-    };
+    let config =
+        WsConfig::default().with_session(SessionConfig::default().with_max_frame_bytes(1024));
     let addr = server(hub.clone(), config).await;
     let mut client = connect(addr, "").await;
     next_json(&mut client).await;
@@ -366,13 +361,9 @@ fn now() -> u64 {
 }
 
 fn auth_config() -> WsConfig {
-    WsConfig {
-        session: SessionConfig {
-            auth: Some(Arc::new(Authenticator::hs256(SECRET))),
-            ..SessionConfig::default()
-        },
-        ..WsConfig::default()
-    }
+    WsConfig::default().with_session(
+        SessionConfig::default().with_auth(Some(Arc::new(Authenticator::hs256(SECRET)))),
+    )
 }
 
 #[tokio::test]
@@ -543,14 +534,11 @@ async fn a_user_over_the_connection_limit_is_closed_with_4009() {
 /// silent for 300 ms.
 async fn quick_idle_client() -> (Hub, Client) {
     let hub = Hub::new(hub_config());
-    let config = WsConfig {
-        session: SessionConfig {
-            ping_interval: Duration::from_millis(100),
-            idle_timeout: Some(Duration::from_millis(300)),
-            ..SessionConfig::default()
-        },
-        ..WsConfig::default()
-    };
+    let config = WsConfig::default().with_session(
+        SessionConfig::default()
+            .with_ping_interval(Duration::from_millis(100))
+            .with_idle_timeout(Some(Duration::from_millis(300))),
+    );
     let addr = server(hub.clone(), config).await;
     let mut client = connect(addr, "").await;
     assert_eq!(next_json(&mut client).await["type"], "welcome");
@@ -594,13 +582,8 @@ async fn a_peer_that_answers_pings_stays_open() {
 #[tokio::test]
 async fn mounted_in_plain_warp_the_endpoint_serves_the_same_protocol() {
     let hub = Hub::new(hub_config());
-    let config = WsConfig {
-        session: SessionConfig {
-            max_frame_bytes: 1024,
-            ..SessionConfig::default()
-        },
-        ..WsConfig::default()
-    };
+    let config =
+        WsConfig::default().with_session(SessionConfig::default().with_max_frame_bytes(1024));
     let addr = warp_server(hub.clone(), config).await;
     let mut client = connect(addr, "").await;
     assert_eq!(next_json(&mut client).await["type"], "welcome");
@@ -619,10 +602,8 @@ async fn mounted_in_plain_warp_the_endpoint_serves_the_same_protocol() {
 #[tokio::test]
 async fn origins_outside_the_allow_list_get_403_before_the_upgrade() {
     let hub = Hub::new(hub_config());
-    let config = WsConfig {
-        allowed_origins: AllowedOrigins::parse(["https://app.example.com"]).unwrap(),
-        ..WsConfig::default()
-    };
+    let config = WsConfig::default()
+        .with_allowed_origins(AllowedOrigins::parse(["https://app.example.com"]).unwrap());
     for addr in [
         server(hub.clone(), config.clone()).await,
         warp_server(hub.clone(), config.clone()).await,

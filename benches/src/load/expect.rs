@@ -1,6 +1,6 @@
 //! Who must receive what: [`Audience`] works out each event's recipients
 //! from the filters the generator itself subscribed with (a straight
-//! [`Filter::matches`](tickcast_core::model::Filter::matches), independent
+//! [`Criteria::matches`](tickcast_core::model::schema::Criteria::matches), independent
 //! of the server's index), and [`Ledger`]
 //! keeps, per connection, the set of event numbers it must receive.
 //!
@@ -19,7 +19,7 @@ use super::filters::Filters;
 /// The active subscriptions, bucketed by symbol so that an event is only
 /// checked against the filters that could match it: those naming its
 /// symbol, and those naming no symbol at all. Every candidate is then
-/// checked with `Filter::matches`, the reference semantics.
+/// checked with `Criteria::matches`, the reference semantics.
 #[derive(Debug)]
 pub struct Audience {
     filters: Arc<Filters>,

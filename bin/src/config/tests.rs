@@ -670,11 +670,7 @@ fn tickstock_rules_parse_from_toml() {
     assert_eq!(config.routing.rules, RoutingRules::tickstock());
     assert_eq!(
         config.routing.rules.0[1],
-        RoutingRule {
-            priorities: vec![Priority::Critical],
-            strategy: Strategy::PriorityFirst,
-            ..RoutingRule::default()
-        }
+        RoutingRule::new(Strategy::PriorityFirst).with_priorities(vec![Priority::Critical])
     );
 }
 

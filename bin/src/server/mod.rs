@@ -12,7 +12,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use tickcast_core::{Hub, HubConfig};
+use tickcast_core::Hub;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -90,7 +90,7 @@ where
 }
 
 /// [`serve`] for a run that counts as started at `started_at`: the time
-/// its offsets' epoch is made from ([`HubConfig::started_at`]; `None`, as
+/// its offsets' epoch is made from ([`HubConfig::started_at`](tickcast_core::HubConfig::started_at); `None`, as
 /// in [`serve`], is now). Not a configuration key: tests use it to start
 /// nodes in the same millisecond, which real nodes do by chance.
 pub async fn serve_started_at<F>(
@@ -105,10 +105,7 @@ where
     let addr = config
         .listen_addr()
         .map_err(|invalid| ServeError::Config(vec![invalid]))?;
-    let hub = Hub::new(HubConfig {
-        started_at,
-        ..ingest::hub_config(&config)
-    });
+    let hub = Hub::new(ingest::hub_config(&config).with_started_at(started_at));
     // Shown in stats and /ready from the start, not from the first publish.
     hub.register_source(publish::SOURCE);
 

@@ -1,5 +1,9 @@
-//! [`Broadcaster`]: hands events to connection queues, and
-//! [`ShardedBroadcaster`], the implementation with worker shards.
+//! [`ShardedBroadcaster`]: owns the connection queues and hands events to
+//! them, inline or across worker shards.
+//!
+//! There is one broadcaster and no trait over it: the hub is its only
+//! user, and the queues it fills are the hub's own (see
+//! docs/architecture.md, "Traits").
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -14,33 +18,11 @@ use crate::index::Recipients;
 use crate::model::ConnId;
 use crate::routing::{Route, Strategy};
 
-/// Owns the connection queues and fans events out to them.
-pub trait Broadcaster: Send + Sync {
-    /// Registers a connection's queue.
-    fn register(&self, conn: ConnId, queue: Arc<ConnectionQueue>);
-    /// Forgets a connection; returns its queue.
-    fn unregister(&self, conn: ConnId) -> Option<Arc<ConnectionQueue>>;
-    /// Pushes `event` to the queues of its route's recipients. Must be
-    /// called in offset order; each connection then receives events of one
-    /// priority in offset order.
-    fn deliver(&self, event: &Arc<PreparedEvent>, route: &Route);
-    /// Like [`deliver`](Self::deliver), but the writers it would wake are
-    /// added to `wake` instead, to be woken once for a whole burst.
-    fn deliver_deferred(&self, event: &Arc<PreparedEvent>, route: &Route, wake: &mut WakeList) {
-        let _ = wake;
-        self.deliver(event, route);
-    }
-    /// Every registered queue (for shutdown).
-    fn queues(&self) -> Vec<Arc<ConnectionQueue>>;
-    /// Number of registered connections.
-    fn connection_count(&self) -> usize;
-}
-
 type Registry = RwLock<FxHashMap<ConnId, Arc<ConnectionQueue>>>;
 
 /// Writers to wake once a burst of events has been queued.
 #[derive(Default)]
-pub struct WakeList(Vec<Arc<ConnectionQueue>>);
+pub(crate) struct WakeList(Vec<Arc<ConnectionQueue>>);
 
 impl WakeList {
     /// Wakes each listed writer once.
@@ -59,9 +41,9 @@ struct Job {
     urgency: Urgency,
 }
 
-/// A [`Broadcaster`] that fans out inline in the publisher for most events,
-/// and across worker threads (one per shard, connections assigned by id)
-/// for `load_balanced` events.
+/// Owns the connection queues and fans events out to them: inline in the
+/// publisher for most events, and across worker threads (one per shard,
+/// connections assigned by id) for `load_balanced` events.
 ///
 /// Order is kept per connection: while any shard job is in flight, every
 /// event goes through the shards too, behind it in the same FIFO.
@@ -135,33 +117,45 @@ impl ShardedBroadcaster {
     }
 }
 
-impl Broadcaster for ShardedBroadcaster {
-    fn register(&self, conn: ConnId, queue: Arc<ConnectionQueue>) {
+impl ShardedBroadcaster {
+    /// Registers a connection's queue.
+    pub fn register(&self, conn: ConnId, queue: Arc<ConnectionQueue>) {
         self.registry.write().insert(conn, queue);
     }
 
-    fn unregister(&self, conn: ConnId) -> Option<Arc<ConnectionQueue>> {
+    /// Forgets a connection; returns its queue.
+    pub fn unregister(&self, conn: ConnId) -> Option<Arc<ConnectionQueue>> {
         self.registry.write().remove(&conn)
     }
 
-    fn deliver(&self, event: &Arc<PreparedEvent>, route: &Route) {
+    /// Pushes `event` to the queues of its route's recipients. Must be
+    /// called in offset order; each connection then receives events of one
+    /// priority in offset order.
+    pub fn deliver(&self, event: &Arc<PreparedEvent>, route: &Route) {
         self.deliver_with(event, route, None);
     }
 
-    fn deliver_deferred(&self, event: &Arc<PreparedEvent>, route: &Route, wake: &mut WakeList) {
+    /// Like [`deliver`](Self::deliver), but the writers it would wake are
+    /// added to `wake` instead, to be woken once for a whole burst.
+    pub(crate) fn deliver_deferred(
+        &self,
+        event: &Arc<PreparedEvent>,
+        route: &Route,
+        wake: &mut WakeList,
+    ) {
         self.deliver_with(event, route, Some(wake));
     }
 
-    fn queues(&self) -> Vec<Arc<ConnectionQueue>> {
+    /// Every registered queue (for shutdown).
+    pub fn queues(&self) -> Vec<Arc<ConnectionQueue>> {
         self.registry.read().values().cloned().collect()
     }
 
-    fn connection_count(&self) -> usize {
+    /// Number of registered connections.
+    pub fn connection_count(&self) -> usize {
         self.registry.read().len()
     }
-}
 
-impl ShardedBroadcaster {
     fn deliver_with(&self, event: &Arc<PreparedEvent>, route: &Route, wake: Option<&mut WakeList>) {
         let job = Job {
             event: event.clone(),

@@ -61,8 +61,10 @@ impl DeliveryCounters {
     }
 }
 
-/// A copy of [`DeliveryCounters`] (without the histogram).
+/// What happened to events on their way out, counted since the hub
+/// started (a copy of the hub's counters).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct DeliveryCounts {
     /// Events pushed to connection queues.
     pub enqueued: u64,

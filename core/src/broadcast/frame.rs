@@ -77,7 +77,7 @@ impl PreparedEvent {
 
     /// The length of [`frame_for(subs)`](Self::frame_for), without
     /// building it: what a queue counts for a frame it has yet to build.
-    pub fn frame_len(&self, subs: &[SubId]) -> usize {
+    pub(crate) fn frame_len(&self, subs: &[SubId]) -> usize {
         let ids = subs
             .iter()
             .fold(0usize, |sum, id| sum.saturating_add(json_len(&**id)));

@@ -30,7 +30,9 @@ use super::counters::DeliveryCounters;
 use super::frame::{json_len, EventFrame, PreparedEvent};
 use super::rate::RateLimiter;
 use super::settings::QueueSettings;
-use super::state::{Held, State};
+#[cfg(test)]
+use super::state::Held;
+use super::state::State;
 use super::wakeup::Wakeup;
 use crate::model::{Priority, SubId};
 use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
@@ -342,18 +344,9 @@ impl ConnectionQueue {
         state.close.is_some() || state.finished
     }
 
-    /// Events held right now.
-    pub fn len(&self) -> usize {
-        self.state.lock().event_len()
-    }
-
-    /// True when no event is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Everything held right now, in items and bytes.
-    pub fn held(&self) -> Held {
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> Held {
         self.state.lock().held()
     }
 }
@@ -378,8 +371,8 @@ enum Step {
     Wait(Option<Instant>),
 }
 
-/// The receiving end of a [`ConnectionQueue`], owned by the connection's
-/// writer.
+/// The receiving end of one connection's outbound queue, owned by the
+/// connection's writer.
 pub struct FrameReceiver {
     queue: Arc<ConnectionQueue>,
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 /// Batching settings of a queue and the bounds of what it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct QueueSettings {
     /// Most events held (urgent, batched and rate-limit-held together).
     /// Over it, the slow-consumer policy applies: low then medium events
@@ -56,6 +57,18 @@ pub struct QueueSettings {
     /// Most event bytes in one batch frame (at least one event per batch).
     pub max_batch_bytes: usize,
 }
+
+setters!(QueueSettings {
+    with_capacity => capacity: usize,
+    with_capacity_bytes => capacity_bytes: usize,
+    with_message_capacity => message_capacity: usize,
+    with_message_capacity_bytes => message_capacity_bytes: usize,
+    with_replay_capacity => replay_capacity: usize,
+    with_replay_capacity_bytes => replay_capacity_bytes: usize,
+    with_batch_window => batch_window: Duration,
+    with_max_batch => max_batch: usize,
+    with_max_batch_bytes => max_batch_bytes: usize,
+});
 
 impl Default for QueueSettings {
     fn default() -> Self {

@@ -44,7 +44,8 @@ pub(super) struct State {
     pub(super) finished: bool,
 }
 
-/// What a queue holds, for tests and diagnostics.
+/// What a queue holds, for tests.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Held {
     /// Events (urgent, batched and rate-limit-held).
@@ -368,6 +369,7 @@ impl State {
     }
 
     /// What is held right now.
+    #[cfg(test)]
     pub(super) fn held(&self) -> Held {
         Held {
             events: self.event_len(),

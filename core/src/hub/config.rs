@@ -13,6 +13,7 @@ use crate::routing::{CacheConfig, RoutingRules};
 /// Settings of a hub. `HubConfig::default()` is the documented default
 /// configuration of tickcast.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct HubConfig {
     /// What events carry and filters may ask for; TickStock's by default.
     pub schema: Arc<Schema>,
@@ -81,6 +82,7 @@ pub enum OffsetMode {
 
 /// Limits on what clients may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Subscriptions one connection may hold.
     pub max_subscriptions_per_connection: usize,
@@ -102,6 +104,7 @@ impl Default for Limits {
 
 /// What one connection may do, fixed at connect time.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionLimits {
     /// Subscriptions it may hold.
     pub max_subscriptions: usize,
@@ -111,6 +114,40 @@ pub struct ConnectionLimits {
     /// receive, as choice bits ([`Schema::entitled`] of the token's claim);
     /// `None`: all.
     pub entitled: Option<u64>,
+}
+
+setters!(HubConfig {
+    with_schema => schema: Arc<Schema>,
+    with_queue => queue: QueueSettings,
+    with_rate_limit_per_user => rate_limit_per_user: u32,
+    with_limits => limits: Limits,
+    with_history => history: HistoryConfig,
+    with_rules => rules: RoutingRules,
+    with_cache => cache: CacheConfig,
+    with_shards => shards: usize,
+    with_offsets => offsets: OffsetMode,
+    with_dedup => dedup: DedupConfig,
+    with_started_at => started_at: Option<SystemTime>,
+    with_await_history => await_history: bool,
+});
+
+setters!(Limits {
+    with_max_subscriptions_per_connection => max_subscriptions_per_connection: usize,
+    with_max_connections_per_user => max_connections_per_user: usize,
+    with_max_values_per_list => max_values_per_list: usize,
+});
+
+setters!(ConnectionLimits {
+    with_max_subscriptions => max_subscriptions: usize,
+    with_max_values_per_list => max_values_per_list: usize,
+    with_entitled => entitled: Option<u64>,
+});
+
+/// The limits [`Limits::default`] gives each connection.
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self::from(&Limits::default())
+    }
 }
 
 impl From<&Limits> for ConnectionLimits {

@@ -23,12 +23,18 @@ use crate::model::Offset;
 
 /// Bounds of the de-duplication window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DedupConfig {
     /// Most keys remembered (0 turns de-duplication off).
     pub capacity: usize,
     /// Oldest key remembered.
     pub max_age: Duration,
 }
+
+setters!(DedupConfig {
+    with_capacity => capacity: usize,
+    with_max_age => max_age: Duration,
+});
 
 impl Default for DedupConfig {
     fn default() -> Self {

@@ -35,7 +35,7 @@ static LAST_ISSUED: AtomicU64 = AtomicU64::new(0);
 /// A fresh epoch for a run started at `started_at`: unique in this process,
 /// and across processes unless the millisecond and a random nonce both
 /// match (see the module docs).
-pub fn new_epoch(started_at: SystemTime) -> u64 {
+pub(crate) fn new_epoch(started_at: SystemTime) -> u64 {
     issue(compose(millis(started_at), random_nonce()))
 }
 

@@ -30,14 +30,14 @@ use std::time::{Instant, SystemTime};
 use parking_lot::Mutex;
 
 use crate::broadcast::{
-    Broadcaster, ConnectionQueue, DeliveryCounters, PreparedEvent, ShardedBroadcaster, WakeList,
+    ConnectionQueue, DeliveryCounters, PreparedEvent, ShardedBroadcaster, WakeList,
 };
 use crate::history::History;
 use crate::index::InvertedIndex;
 use crate::ingest::{SourceCounters, SourceStats};
 use crate::model::{ConnId, Event, Filter, Offset, SubId, UserId};
 use crate::protocol::{CloseCode, ServerMessage, SERVER_NAME};
-use crate::routing::{IndexRouter, Router};
+use crate::routing::IndexRouter;
 use crate::stats::LatencyHistogram;
 use connection::ConnShared;
 use dedup::RecentKeys;
@@ -155,8 +155,8 @@ impl Sequencer {
 
 struct Inner {
     config: HubConfig,
-    router: Box<dyn Router>,
-    broadcaster: Box<dyn Broadcaster>,
+    router: IndexRouter<InvertedIndex>,
+    broadcaster: ShardedBroadcaster,
     counters: Arc<DeliveryCounters>,
     users: Users,
     sequencer: Mutex<Sequencer>,
@@ -195,17 +195,6 @@ impl Hub {
             config.cache,
         );
         let broadcaster = ShardedBroadcaster::new(config.shards, counters.clone());
-        Self::with_parts(config, Box::new(router), Box::new(broadcaster), counters)
-    }
-
-    /// A hub over a custom router and broadcaster. `counters` must be the
-    /// ones the broadcaster updates.
-    pub fn with_parts(
-        config: HubConfig,
-        router: Box<dyn Router>,
-        broadcaster: Box<dyn Broadcaster>,
-        counters: Arc<DeliveryCounters>,
-    ) -> Self {
         let epoch = match config.offsets {
             OffsetMode::Node => Some(epoch::new_epoch(
                 config.started_at.unwrap_or_else(SystemTime::now),

@@ -12,6 +12,7 @@ use crate::stats::LatencySummary;
 
 /// Everything `/api/stats` shows.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct HubStats {
     /// Open connections.
     pub connections: usize,
@@ -37,6 +38,7 @@ pub struct HubStats {
 
 /// Route-cache effectiveness.
 #[derive(Debug, Clone, Copy, Serialize)]
+#[non_exhaustive]
 pub struct RouteCacheStats {
     /// Lookups answered from the cache.
     pub hits: u64,
@@ -48,6 +50,7 @@ pub struct RouteCacheStats {
 
 /// Latency percentiles per layer, in microseconds.
 #[derive(Debug, Clone, Copy, Serialize)]
+#[non_exhaustive]
 pub struct LayerLatency {
     /// Index match (route-cache misses only).
     pub index: LatencySummary,

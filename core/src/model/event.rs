@@ -51,7 +51,7 @@ pub(crate) struct EventParts {
 /// conflation dimensions. A newer event with the same key supersedes an
 /// older one still held.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ConflationKey(SmallVec<[KeyPart; 3]>);
+pub(crate) struct ConflationKey(SmallVec<[KeyPart; 3]>);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum KeyPart {
@@ -165,7 +165,7 @@ impl Event {
     }
 
     /// The event's conflation key, when it [`conflates`](Self::conflates).
-    pub fn conflation_key(&self) -> Option<ConflationKey> {
+    pub(crate) fn conflation_key(&self) -> Option<ConflationKey> {
         if !self.conflates() {
             return None;
         }

@@ -13,7 +13,8 @@ mod values;
 
 pub use envelope::{Envelope, BINCODE_MARKER};
 pub use error::DecodeError;
-pub use event::{ConflationKey, Event, DEFAULT_MAX_BODY_BYTES, MAX_DEPTH, MAX_NAME_CHARS};
+pub(crate) use event::ConflationKey;
+pub use event::{Event, DEFAULT_MAX_BODY_BYTES, MAX_DEPTH, MAX_NAME_CHARS};
 pub use filter::{Filter, FilterError, FilterValue, DEFAULT_MAX_VALUES_PER_LIST};
 pub use offset::{InvalidOffset, Offset};
 pub use schema::tickstock::{MarketRegime, Tier};

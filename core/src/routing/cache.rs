@@ -235,7 +235,8 @@ impl RouteCache {
     }
 
     /// Entries currently held (stale ones included until evicted).
-    pub(crate) fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.cache.as_ref().map_or(0, Cache::len)
     }
 }

@@ -1,5 +1,10 @@
-//! [`Router`]: from an event to its deliveries, and [`IndexRouter`], the
-//! router over a [`SubscriptionIndex`] with a route cache.
+//! [`IndexRouter`]: from an event to its deliveries, over a
+//! [`SubscriptionIndex`] with a route cache.
+//!
+//! There is no router trait: the seam is the index (the hub's
+//! [`InvertedIndex`](crate::index::InvertedIndex), the tests'
+//! [`BruteForceIndex`](crate::index::BruteForceIndex)); the rules and the
+//! cache around it are the same whatever the index.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,31 +27,9 @@ pub struct Route {
     pub recipients: Arc<Recipients>,
 }
 
-/// Owns the subscriptions and turns events into [`Route`]s.
-///
-/// Every subscription change goes through the router so that it can keep
-/// its cache exact.
-pub trait Router: Send + Sync {
-    /// Where `event` goes.
-    fn route(&self, event: &Event) -> Route;
-    /// Adds (or replaces by id) a subscription; returns the replaced one.
-    fn subscribe(&self, sub: Subscription) -> Option<Subscription>;
-    /// Removes a subscription by connection and id.
-    fn unsubscribe(&self, conn: ConnId, id: &str) -> Option<Subscription>;
-    /// Removes all subscriptions of a connection; returns how many.
-    fn disconnect(&self, conn: ConnId) -> usize;
-    /// The subscriptions of a connection.
-    fn connection_subscriptions(&self, conn: ConnId) -> Vec<Subscription>;
-    /// Number of subscriptions.
-    fn subscription_count(&self) -> usize;
-    /// Route-cache hits and misses.
-    fn cache_counts(&self) -> CacheCounts;
-    /// Latency of index matches (cache misses).
-    fn index_latency(&self) -> LatencySummary;
-}
-
 /// Route-cache settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CacheConfig {
     /// Capacity in entries (an entry with n recipients counts as 1 + n/64);
     /// 0 turns the cache off.
@@ -54,6 +37,11 @@ pub struct CacheConfig {
     /// Longest life of an entry.
     pub ttl: Duration,
 }
+
+setters!(CacheConfig {
+    with_capacity => capacity: usize,
+    with_ttl => ttl: Duration,
+});
 
 impl Default for CacheConfig {
     fn default() -> Self {
@@ -73,7 +61,11 @@ struct State<I> {
     bounds: Bounds,
 }
 
-/// A [`Router`] over any [`SubscriptionIndex`], with rules and a route cache.
+/// Owns the subscriptions and turns events into [`Route`]s: any
+/// [`SubscriptionIndex`], with rules and a route cache.
+///
+/// Every subscription change goes through the router so that it can keep
+/// its cache exact.
 pub struct IndexRouter<I> {
     state: RwLock<State<I>>,
     cache: RouteCache,
@@ -95,11 +87,6 @@ impl<I: SubscriptionIndex> IndexRouter<I> {
         }
     }
 
-    /// Route-cache entries held right now.
-    pub fn cache_len(&self) -> usize {
-        self.cache.len()
-    }
-
     /// Runs an index lookup, timing it.
     fn timed(&self, lookup: impl FnOnce() -> Recipients) -> Recipients {
         let started = std::time::Instant::now();
@@ -113,8 +100,9 @@ impl<I: SubscriptionIndex> IndexRouter<I> {
     }
 }
 
-impl<I: SubscriptionIndex> Router for IndexRouter<I> {
-    fn route(&self, event: &Event) -> Route {
+impl<I: SubscriptionIndex> IndexRouter<I> {
+    /// Where `event` goes.
+    pub fn route(&self, event: &Event) -> Route {
         let strategy = self.rules.strategy_for(event);
         let state = self.state.read();
         let recipients = if strategy == Strategy::BroadcastAll {
@@ -136,7 +124,8 @@ impl<I: SubscriptionIndex> Router for IndexRouter<I> {
         }
     }
 
-    fn subscribe(&self, sub: Subscription) -> Option<Subscription> {
+    /// Adds (or replaces by id) a subscription; returns the replaced one.
+    pub fn subscribe(&self, sub: Subscription) -> Option<Subscription> {
         self.change(|s| {
             s.bounds.count(&sub.filter, true);
             let old = s.index.insert(sub);
@@ -147,7 +136,8 @@ impl<I: SubscriptionIndex> Router for IndexRouter<I> {
         })
     }
 
-    fn unsubscribe(&self, conn: ConnId, id: &str) -> Option<Subscription> {
+    /// Removes a subscription by connection and id.
+    pub fn unsubscribe(&self, conn: ConnId, id: &str) -> Option<Subscription> {
         self.change(|s| {
             let old = s.index.remove(conn, id);
             if let Some(old) = &old {
@@ -157,7 +147,8 @@ impl<I: SubscriptionIndex> Router for IndexRouter<I> {
         })
     }
 
-    fn disconnect(&self, conn: ConnId) -> usize {
+    /// Removes all subscriptions of a connection; returns how many.
+    pub fn disconnect(&self, conn: ConnId) -> usize {
         self.change(|s| {
             for sub in s.index.connection_subscriptions(conn) {
                 s.bounds.count(&sub.filter, false);
@@ -166,19 +157,18 @@ impl<I: SubscriptionIndex> Router for IndexRouter<I> {
         })
     }
 
-    fn connection_subscriptions(&self, conn: ConnId) -> Vec<Subscription> {
-        self.state.read().index.connection_subscriptions(conn)
-    }
-
-    fn subscription_count(&self) -> usize {
+    /// Number of subscriptions.
+    pub fn subscription_count(&self) -> usize {
         self.state.read().index.len()
     }
 
-    fn cache_counts(&self) -> CacheCounts {
+    /// Route-cache hits and misses.
+    pub fn cache_counts(&self) -> CacheCounts {
         self.cache.counts()
     }
 
-    fn index_latency(&self) -> LatencySummary {
+    /// Latency of index matches (cache misses).
+    pub fn index_latency(&self) -> LatencySummary {
         self.index_latency.summary()
     }
 }

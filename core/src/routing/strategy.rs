@@ -38,6 +38,7 @@ impl Strategy {
 /// `strategy`. Empty lists match anything.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct RoutingRule {
     /// Event types the rule applies to.
     pub event_types: Vec<String>,
@@ -49,7 +50,23 @@ pub struct RoutingRule {
     pub strategy: Strategy,
 }
 
+setters!(RoutingRule {
+    with_event_types => event_types: Vec<String>,
+    with_tiers => tiers: Vec<Tier>,
+    with_priorities => priorities: Vec<Priority>,
+    with_strategy => strategy: Strategy,
+});
+
 impl RoutingRule {
+    /// A rule giving `strategy` to every event; narrow it with the
+    /// `with_*` setters.
+    pub fn new(strategy: Strategy) -> Self {
+        Self {
+            strategy,
+            ..Self::default()
+        }
+    }
+
     fn applies_to(&self, event: &Event) -> bool {
         (self.event_types.is_empty() || self.event_types.iter().any(|t| t == event.event_type()))
             && (self.tiers.is_empty()

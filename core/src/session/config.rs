@@ -9,6 +9,7 @@ use crate::hub::ConnectionLimits;
 /// How a connection is identified, limited and kept alive, the same on
 /// every transport.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SessionConfig {
     /// Token verification (the JWT `Authenticator` of cargo feature `jwt`,
     /// or a verifier of the embedder's); `None` serves everyone as
@@ -33,6 +34,15 @@ pub struct SessionConfig {
     /// `frame_too_large` error and is skipped.
     pub max_frame_bytes: usize,
 }
+
+setters!(SessionConfig {
+    with_auth => auth: Option<Arc<dyn TokenVerifier>>,
+    with_limits => limits: Option<ConnectionLimits>,
+    with_ping_interval => ping_interval: Duration,
+    with_idle_timeout => idle_timeout: Option<Duration>,
+    with_write_timeout => write_timeout: Duration,
+    with_max_frame_bytes => max_frame_bytes: usize,
+});
 
 impl Default for SessionConfig {
     fn default() -> Self {

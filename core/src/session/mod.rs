@@ -18,7 +18,7 @@
 //! The session never waits on the socket alone: while a write is pending
 //! it still sends nothing new but keeps counting the idle timeout, the
 //! token's expiry and the write deadline. A round of writes (at most
-//! [`MAX_ITEMS_PER_WRITE`] queue items, [`MAX_WRITE_BYTES`] bytes) that the
+//! 64 queue items, 256 KiB) that the
 //! socket does not take within [`SessionConfig::write_timeout`] ends the
 //! session at once: the hub connection, its queue and the socket are
 //! dropped without waiting for a close the client would never read.
@@ -37,5 +37,5 @@ pub use abort::SocketAbort;
 pub use codec::WireCodec;
 pub use config::SessionConfig;
 pub use inbound::Inbound;
-pub use open::{identify, open, OpenError, Opened};
-pub use serve::{refuse, serve, SessionEnd, Transport, MAX_ITEMS_PER_WRITE, MAX_WRITE_BYTES};
+pub use open::{open, OpenError, Opened};
+pub use serve::{refuse, serve, SessionEnd, Transport};

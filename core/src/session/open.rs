@@ -56,7 +56,7 @@ impl OpenError {
 
 /// The client's identity: anonymous when auth is off, else the verified
 /// token's.
-pub fn identify(
+pub(crate) fn identify(
     config: &SessionConfig,
     token: Option<&str>,
 ) -> Result<Option<Identity>, AuthError> {

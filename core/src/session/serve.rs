@@ -24,9 +24,9 @@ use crate::ConnectionHandle;
 
 /// Most queue items written in one round (one flush): bounds how long one
 /// busy connection keeps its task from the others.
-pub const MAX_ITEMS_PER_WRITE: usize = 64;
+const MAX_ITEMS_PER_WRITE: usize = 64;
 /// A round stops taking items beyond this many bytes.
-pub const MAX_WRITE_BYTES: usize = 256 * 1024;
+const MAX_WRITE_BYTES: usize = 256 * 1024;
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -110,8 +110,9 @@ fn to_us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
-/// Percentiles of a [`LatencyHistogram`], in microseconds.
+/// Percentiles of a latency histogram, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct LatencySummary {
     /// Values recorded.
     pub count: u64,

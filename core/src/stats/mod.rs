@@ -1,5 +1,7 @@
-//! Measurements: lock-free latency histograms and the hub's stats snapshot.
+//! Measurements: the [`LatencySummary`] a hub's stats report (recorded in
+//! lock-free histograms of the crate's own).
 
 mod histogram;
 
-pub use histogram::{LatencyHistogram, LatencySummary};
+pub(crate) use histogram::LatencyHistogram;
+pub use histogram::LatencySummary;

@@ -19,7 +19,8 @@ use std::time::Duration;
 use arbitrary::{Result, Unstructured};
 use bytes::Bytes;
 use tickcast_core::broadcast::PreparedEvent;
-use tickcast_core::history::{History, HistoryConfig};
+use tickcast_core::history::HistoryConfig;
+use tickcast_core::internals::History;
 use tickcast_core::model::{Event, Offset};
 
 use crate::gen;
@@ -192,10 +193,9 @@ fn check_history(since: Offset) {
 }
 
 fn build_history() -> History {
-    let config = HistoryConfig {
-        capacity: (LAST - EVICTED) as usize,
-        max_age: Duration::from_secs(24 * 3600),
-    };
+    let config = HistoryConfig::default()
+        .with_capacity((LAST - EVICTED) as usize)
+        .with_max_age(Duration::from_secs(24 * 3600));
     let mut history = History::new(config, Some(Offset::new(EPOCH, 0)));
     for seq in 1..=LAST {
         let body = Bytes::from(format!(r#"{{"event_type":"x","seq":{seq}}}"#));

@@ -130,6 +130,7 @@ pub enum KindDecl {
 /// A channel and the event type it implies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ChannelDecl {
     /// Redis channel or AMQP routing key.
     pub channel: String,
@@ -141,6 +142,7 @@ pub struct ChannelDecl {
 /// and so on down; below `medium` is low; without the number, medium.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PriorityDecl {
     /// A number dimension.
     pub from: String,
@@ -155,6 +157,7 @@ pub struct PriorityDecl {
 /// A token claim that narrows a choice dimension.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct EntitlementDecl {
     /// A choice dimension.
     pub dimension: String,

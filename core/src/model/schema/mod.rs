@@ -28,8 +28,6 @@ pub use decl::{
 };
 pub use dimension::{Case, DimId, DimKind, Dimension, FilterKey};
 
-use std::sync::Arc;
-
 use super::Priority;
 
 /// Most dimensions a schema may declare (bit sets and small arrays size
@@ -224,6 +222,3 @@ impl PartialEq for Schema {
         std::ptr::eq(self, other)
     }
 }
-
-/// A schema shared by a hub, its events and its sources.
-pub type SharedSchema = Arc<Schema>;

@@ -1,47 +1,12 @@
-//! [`History`]: the recent events, for `since` replay after a reconnect.
-//!
-//! A ring bounded by count and age. It also remembers its *floor*: every
-//! event with an offset above the floor is still held, so a replay from any
-//! offset at or above it is complete, and one from below it is not
-//! (`history_gone`).
+//! [`History`]: the ring of recent events and its floor.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::{HistoryConfig, HistoryGone};
 use crate::broadcast::PreparedEvent;
 use crate::model::Offset;
-
-/// Bounds of the history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryConfig {
-    /// Most events held (0 keeps none: every `since` is `history_gone`
-    /// unless nothing was missed).
-    pub capacity: usize,
-    /// Oldest event held.
-    pub max_age: Duration,
-}
-
-impl Default for HistoryConfig {
-    fn default() -> Self {
-        Self {
-            capacity: 100_000,
-            max_age: Duration::from_secs(3600),
-        }
-    }
-}
-
-/// A `since` offset the history cannot serve completely.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("offset {since} is not in the history (it holds events after {floor:?} up to {latest:?})")]
-pub struct HistoryGone {
-    /// The requested offset.
-    pub since: Offset,
-    /// Replays are complete from here on.
-    pub floor: Option<Offset>,
-    /// The newest offset.
-    pub latest: Option<Offset>,
-}
 
 /// The ring of recent events.
 #[derive(Debug)]
@@ -104,13 +69,8 @@ impl History {
     }
 
     /// Events held right now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ring.len()
-    }
-
-    /// True when no event is held.
-    pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
     }
 
     /// Every held event after `since`, oldest first, or [`HistoryGone`]
@@ -139,6 +99,7 @@ mod tests {
     use super::*;
     use crate::model::Event;
     use bytes::Bytes;
+    use std::time::Duration;
 
     fn event(seq: u64) -> Arc<PreparedEvent> {
         let e = Event::from_json(Bytes::from_static(br#"{"event_type":"x"}"#), None, 1024).unwrap();
@@ -198,7 +159,7 @@ mod tests {
         h.push(event(2));
         assert_eq!(offsets(&h, Offset::new(7, 0)).unwrap(), vec![1, 2]);
         h.expire(Instant::now() + Duration::from_secs(5));
-        assert!(h.is_empty());
+        assert_eq!(h.len(), 0);
         assert!(offsets(&h, Offset::new(7, 1)).is_err());
         assert_eq!(offsets(&h, Offset::new(7, 2)).unwrap(), Vec::<u64>::new());
     }
