@@ -122,7 +122,7 @@ impl CompiledFilter {
     /// Compiles `sub`, taking references on its strings in `vocab`.
     pub(crate) fn compile(sub: &Subscription, vocab: &mut Vocabulary) -> Self {
         let f = &sub.filter;
-        let checks = f
+        let mut checks: SmallVec<[(DimId, Check); 3]> = f
             .conditions()
             .iter()
             .map(|c| {
@@ -136,6 +136,13 @@ impl CompiledFilter {
                 (c.dim, check)
             })
             .collect();
+        // Bounds and bit masks first: they reject broad subscriptions (a
+        // confidence floor) with one comparison, before any list scan.
+        checks.sort_by_key(|(_, check)| match check {
+            Check::Range(..) => 0,
+            Check::Mask(_) => 1,
+            Check::Atoms(_) => 2,
+        });
         Self {
             conn: sub.conn,
             id: sub.id.clone(),

@@ -8,6 +8,7 @@
 //! [`Strategy`] per event, and the [`CacheConfig`].
 
 mod cache;
+mod key;
 pub(crate) mod router;
 mod strategy;
 mod thresholds;

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
-use super::cache::{CacheCounts, RouteCache, RouteKeyRef};
+use super::cache::{CacheCounts, RouteCache};
+use super::key::RouteKeyRef;
 use super::strategy::{RoutingRules, Strategy};
 use super::thresholds::Bounds;
 use crate::index::{Recipients, SubscriptionIndex};
