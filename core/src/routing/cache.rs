@@ -8,8 +8,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use coarsetime::Instant;
 use quick_cache::{sync::Cache, Weighter};
 
 use super::key::{RouteKey, RouteKeyRef};
@@ -56,10 +57,16 @@ impl CacheCounts {
     }
 }
 
+/// Keys hold publishers' text, so the hasher is seeded per process;
+/// foldhash is that at a fraction of the default (ahash without AES) cost.
+type Hasher = foldhash::fast::RandomState;
+
 /// LRU + TTL cache of recipient sets.
 pub(crate) struct RouteCache {
-    cache: Option<Cache<RouteKey, Entry, RecipientWeighter>>,
-    ttl: Duration,
+    cache: Option<Cache<RouteKey, Entry, RecipientWeighter, Hasher>>,
+    /// Lifetimes are read on the coarse clock (a tick of a few ms): a hit
+    /// reads it, and the precise one would cost a sixth of a hit.
+    ttl: coarsetime::Duration,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -68,11 +75,18 @@ impl RouteCache {
     /// A cache of `capacity` units (0 disables caching) whose entries live
     /// at most `ttl`.
     pub(crate) fn new(capacity: usize, ttl: Duration) -> Self {
-        let cache = (capacity > 0)
-            .then(|| Cache::with_weighter(capacity, capacity as u64, RecipientWeighter));
+        let cache = (capacity > 0).then(|| {
+            Cache::with(
+                capacity,
+                capacity as u64,
+                RecipientWeighter,
+                Hasher::default(),
+                Default::default(),
+            )
+        });
         Self {
             cache,
-            ttl,
+            ttl: ttl.into(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -90,7 +104,7 @@ impl RouteCache {
             self.misses.fetch_add(1, Ordering::Relaxed);
             return Arc::new(compute());
         };
-        let now = Instant::now();
+        let now = Instant::now_without_cache_update();
         if let Some(entry) = cache.get(key) {
             if entry.version == version && entry.expires > now {
                 self.hits.fetch_add(1, Ordering::Relaxed);
