@@ -237,6 +237,13 @@ impl RedisConfig {
     pub(crate) fn count(&self) -> usize {
         self.read_count.max(1)
     }
+
+    /// The most one read's reply may hold: COUNT entries of the largest
+    /// body accepted, plus room for their ids and other fields.
+    pub(crate) fn max_read_bytes(&self) -> usize {
+        self.count()
+            .saturating_mul(self.max_body_bytes.saturating_add(4096))
+    }
 }
 
 /// True when `channel` is a PSUBSCRIBE glob rather than a channel name.

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tickcast_core::ingest::{BodyDecoder, Incoming, IngestItem};
 use tickcast_core::model::{DecodeError, Offset};
 
@@ -82,7 +81,7 @@ impl Entry {
         }
         let channel = text(channel.as_deref());
         let decoded = match body {
-            Some(body) => decoder.decode(Bytes::from(body), channel),
+            Some(body) => decoder.decode(body, channel),
             None => Err(DecodeError::NotJson(format!(
                 "stream entry has no `{BODY_FIELD}` field"
             ))),
@@ -120,7 +119,7 @@ mod tests {
             fields
                 .iter()
                 .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_vec())
+                .map(|(_, v)| bytes::Bytes::copy_from_slice(v))
         };
         Entry::new(
             RawEntry {

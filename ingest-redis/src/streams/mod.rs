@@ -33,6 +33,7 @@ mod reads;
 mod shard;
 mod shards;
 mod start;
+mod wire;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -49,6 +50,7 @@ use self::group::{ensure_group, group_info, is_no_group, GroupStart};
 use self::lag::LagSink;
 use self::reads::{ack_and_read_new, read_group};
 use self::shard::Shard;
+use self::wire::WireReader;
 use crate::config::RedisConfig;
 use crate::connect::multiplexed;
 use crate::link::LinkError;
@@ -62,8 +64,8 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The two connections of one session.
 struct Connections {
-    /// Blocking reads of new entries.
-    reader: MultiplexedConnection,
+    /// Blocking reads of new entries (and the acks riding with them).
+    reader: WireReader,
     /// Everything else; never blocked.
     control: MultiplexedConnection,
 }
@@ -202,7 +204,13 @@ impl StreamConsumer {
     pub(crate) async fn connect(&mut self) -> Result<(), LinkError> {
         self.disconnect();
         let timeout = self.config.command_timeout;
-        let reader = multiplexed(&self.client, timeout, self.config.block + timeout).await?;
+        let reader = WireReader::open(
+            self.client.get_connection_info(),
+            timeout,
+            self.config.block + timeout,
+            self.config.max_read_bytes(),
+        )
+        .await?;
         let mut control = multiplexed(&self.client, timeout, timeout).await?;
         self.acks
             .flush(&mut control, &self.config.stream, &self.config.group)
@@ -296,7 +304,9 @@ impl StreamConsumer {
                 self.acks
                     .flush(&mut conns.control, &self.config.stream, &self.config.group)
                     .await?;
-                read_group(&mut conns.control, &self.config, after).await
+                read_group(&mut conns.control, &self.config, after)
+                    .await
+                    .map_err(LinkError::from)
             }
             Phase::Live => {
                 self.reading = true;
@@ -320,7 +330,7 @@ impl StreamConsumer {
         self.reading = false;
         let entries = match result {
             Ok(entries) => entries,
-            Err(error) if is_no_group(&error) => {
+            Err(LinkError::Redis(error)) if is_no_group(&error) => {
                 tracing::warn!(
                     stream = self.config.stream,
                     group = self.config.group,
@@ -338,7 +348,7 @@ impl StreamConsumer {
                 self.phase = Phase::Pending("0".to_owned());
                 return Ok(None);
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(error),
         };
         if let Phase::Pending(after) = &mut self.phase {
             match entries.last() {

@@ -7,7 +7,11 @@
 //! `redis::streams::StreamId` would cost: a `HashMap` and a `String` per
 //! field, for three known names).
 
+use std::fmt::Debug;
+
+use bytes::Bytes;
 use redis::Value;
+use redis_protocol::resp2::types::BytesFrame;
 
 /// The field holding the event's channel (gives its type).
 pub(crate) const CHANNEL_FIELD: &str = "channel";
@@ -23,64 +27,138 @@ pub(crate) struct RawEntry {
     /// The entry id (`<ms>-<seq>`).
     pub(crate) id: String,
     /// The [`BODY_FIELD`] value.
-    pub(crate) body: Option<Vec<u8>>,
+    pub(crate) body: Option<Bytes>,
     /// The [`CHANNEL_FIELD`] value.
-    pub(crate) channel: Option<Vec<u8>>,
+    pub(crate) channel: Option<Bytes>,
     /// The [`ID_FIELD`] value.
-    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) key: Option<Bytes>,
     /// Redis returned no fields at all: a pending entry deleted from the
     /// stream (XDEL, MAXLEN trimming) before it was read again.
     pub(crate) deleted: bool,
 }
 
-/// The entries of an XREADGROUP reply: `nil` (BLOCK ran out), or per
+/// A RESP reply as the entry walker takes it apart: redis-rs's `Value`
+/// (the control connection's reads) or redis-protocol's `BytesFrame` (the
+/// live reads of [`WireReader`](super::wire::WireReader)).
+pub(crate) trait Reply: Sized + Debug {
+    /// A RESP nil.
+    fn is_nil(&self) -> bool;
+    /// An array's items, or the reply back.
+    fn into_items(self) -> Result<Vec<Self>, Self>;
+    /// A RESP3 map's pairs (only redis-rs speaks RESP3), or the reply back.
+    fn into_pairs(self) -> Result<Vec<(Self, Self)>, Self> {
+        Err(self)
+    }
+    /// A string's bytes, borrowed.
+    fn text(&self) -> Option<&[u8]>;
+    /// A string's bytes, moved out.
+    fn into_bytes(self) -> Option<Bytes>;
+}
+
+impl Reply for Value {
+    fn is_nil(&self) -> bool {
+        matches!(self, Value::Nil)
+    }
+    fn into_items(self) -> Result<Vec<Self>, Self> {
+        match self {
+            Value::Array(items) => Ok(items),
+            other => Err(other),
+        }
+    }
+    fn into_pairs(self) -> Result<Vec<(Self, Self)>, Self> {
+        match self {
+            Value::Map(pairs) => Ok(pairs),
+            other => Err(other),
+        }
+    }
+    fn text(&self) -> Option<&[u8]> {
+        match self {
+            Value::BulkString(bytes) => Some(bytes),
+            Value::SimpleString(text) => Some(text.as_bytes()),
+            _ => None,
+        }
+    }
+    fn into_bytes(self) -> Option<Bytes> {
+        match self {
+            Value::BulkString(bytes) => Some(bytes.into()),
+            Value::SimpleString(text) => Some(text.into_bytes().into()),
+            _ => None,
+        }
+    }
+}
+
+impl Reply for BytesFrame {
+    fn is_nil(&self) -> bool {
+        matches!(self, BytesFrame::Null)
+    }
+    fn into_items(self) -> Result<Vec<Self>, Self> {
+        match self {
+            BytesFrame::Array(items) => Ok(items),
+            other => Err(other),
+        }
+    }
+    fn text(&self) -> Option<&[u8]> {
+        match self {
+            BytesFrame::BulkString(bytes) | BytesFrame::SimpleString(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+    fn into_bytes(self) -> Option<Bytes> {
+        match self {
+            BytesFrame::BulkString(bytes) | BytesFrame::SimpleString(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
+/// The entries of an XREADGROUP reply: nil (BLOCK ran out), or per
 /// stream (an array of `[key, entries]` pairs in RESP2, a map in RESP3)
 /// an array of entries.
-pub(crate) fn entries_of_read(reply: Value) -> redis::RedisResult<Vec<RawEntry>> {
-    match reply {
-        Value::Nil => Ok(Vec::new()),
-        Value::Array(streams) => {
-            let mut out = Vec::new();
-            for stream in streams {
-                match stream {
-                    Value::Array(mut pair) if pair.len() == 2 => {
-                        if let Some(entries) = pair.pop() {
-                            out.extend(entries_of_range(entries)?);
-                        }
-                    }
-                    other => return Err(unexpected("XREADGROUP stream", &other)),
-                }
-            }
-            Ok(out)
-        }
-        Value::Map(streams) => {
-            let mut out = Vec::new();
-            for (_, entries) in streams {
-                out.extend(entries_of_range(entries)?);
-            }
-            Ok(out)
-        }
-        other => Err(unexpected("XREADGROUP reply", &other)),
+pub(crate) fn entries_of_read<R: Reply>(reply: R) -> redis::RedisResult<Vec<RawEntry>> {
+    if reply.is_nil() {
+        return Ok(Vec::new());
     }
+    let per_stream = match reply.into_items() {
+        Ok(streams) => streams
+            .into_iter()
+            .map(|stream| match stream.into_items() {
+                Ok(mut pair) if pair.len() == 2 => Ok(pair.pop()),
+                Ok(pair) => Err(unexpected("XREADGROUP stream", &pair)),
+                Err(other) => Err(unexpected("XREADGROUP stream", &other)),
+            })
+            .collect::<redis::RedisResult<Vec<_>>>()?,
+        Err(reply) => match reply.into_pairs() {
+            Ok(pairs) => pairs
+                .into_iter()
+                .map(|(_, entries)| Some(entries))
+                .collect(),
+            Err(other) => return Err(unexpected("XREADGROUP reply", &other)),
+        },
+    };
+    let mut out = Vec::new();
+    for entries in per_stream.into_iter().flatten() {
+        out.extend(entries_of_range(entries)?);
+    }
+    Ok(out)
 }
 
 /// The entries of one stream's array (an XRANGE/XREVRANGE reply, or one
 /// stream of an XREADGROUP reply): `[id, [field, value, ...]]` each, the
-/// fields `nil` for a pending entry deleted from the stream.
-pub(crate) fn entries_of_range(reply: Value) -> redis::RedisResult<Vec<RawEntry>> {
-    let Value::Array(entries) = reply else {
-        return Err(unexpected("stream entries", &reply));
-    };
-    entries.into_iter().map(entry_of).collect()
+/// fields nil for a pending entry deleted from the stream.
+pub(crate) fn entries_of_range<R: Reply>(reply: R) -> redis::RedisResult<Vec<RawEntry>> {
+    match reply.into_items() {
+        Ok(entries) => entries.into_iter().map(entry_of).collect(),
+        Err(other) => Err(unexpected("stream entries", &other)),
+    }
 }
 
-fn entry_of(entry: Value) -> redis::RedisResult<RawEntry> {
-    let Value::Array(parts) = entry else {
-        return Err(unexpected("stream entry", &entry));
+fn entry_of<R: Reply>(entry: R) -> redis::RedisResult<RawEntry> {
+    let mut parts = match entry.into_items() {
+        Ok(parts) => parts.into_iter(),
+        Err(other) => return Err(unexpected("stream entry", &other)),
     };
-    let mut parts = parts.into_iter();
-    let id = match parts.next().and_then(bytes_of) {
-        Some(id) => String::from_utf8(id).map_err(|_| {
+    let id = match parts.next().and_then(R::into_bytes) {
+        Some(id) => String::from_utf8(id.into()).map_err(|_| {
             redis::RedisError::from((redis::ErrorKind::Parse, "entry id is not UTF-8"))
         })?,
         None => {
@@ -94,43 +172,25 @@ fn entry_of(entry: Value) -> redis::RedisResult<RawEntry> {
         id,
         ..RawEntry::default()
     };
-    let fields = match parts.next() {
-        Some(Value::Array(fields)) => fields,
-        _ => Vec::new(),
-    };
+    let fields = parts
+        .next()
+        .and_then(|f| f.into_items().ok())
+        .unwrap_or_default();
     raw.deleted = fields.is_empty();
     let mut fields = fields.into_iter();
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-        let slot = match name_bytes(&name) {
+        let slot = match name.text() {
             Some(name) if name == BODY_FIELD.as_bytes() => &mut raw.body,
             Some(name) if name == CHANNEL_FIELD.as_bytes() => &mut raw.channel,
             Some(name) if name == ID_FIELD.as_bytes() => &mut raw.key,
             _ => continue,
         };
-        *slot = bytes_of(value);
+        *slot = value.into_bytes();
     }
     Ok(raw)
 }
 
-/// A field name's bytes, borrowed.
-fn name_bytes(value: &Value) -> Option<&[u8]> {
-    match value {
-        Value::BulkString(bytes) => Some(bytes),
-        Value::SimpleString(text) => Some(text.as_bytes()),
-        _ => None,
-    }
-}
-
-/// A string value's bytes, moved out.
-fn bytes_of(value: Value) -> Option<Vec<u8>> {
-    match value {
-        Value::BulkString(bytes) => Some(bytes),
-        Value::SimpleString(text) => Some(text.into_bytes()),
-        _ => None,
-    }
-}
-
-fn unexpected(what: &str, got: &Value) -> redis::RedisError {
+fn unexpected(what: &str, got: &impl Debug) -> redis::RedisError {
     redis::RedisError::from((
         redis::ErrorKind::Parse,
         "unexpected reply",

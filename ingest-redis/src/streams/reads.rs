@@ -7,8 +7,12 @@ use redis::aio::MultiplexedConnection;
 use redis::Value;
 use tickcast_core::model::Offset;
 
-use super::raw::{entries_of_range, entries_of_read, RawEntry};
+use redis_protocol::resp2::types::BytesFrame;
+
+use super::raw::{entries_of_range, entries_of_read, RawEntry, Reply};
+use super::wire::{check, WireReader};
 use crate::config::RedisConfig;
+use crate::link::LinkError;
 
 /// XREADGROUP GROUP `group` `consumer` COUNT `count` [BLOCK ms] STREAMS
 /// `stream` `after`. `after` is `>` for entries never delivered to the
@@ -39,26 +43,26 @@ fn block_ms(config: &RedisConfig) -> usize {
 }
 
 /// XACK of `acks` (if any) and a blocking `XREADGROUP ... >` in one
-/// pipeline: one round trip per batch instead of two. Redis runs the XACK
-/// before the read blocks. With `clock`, a `TIME` goes just before the
-/// read, and its answer (the master's clock in ms) comes back too: a
-/// sharded stream's floor (see `shards`); and an `XLEN` just after it, so
-/// a read that waited on a key the cluster moved away meanwhile (the read
-/// runs out empty, but entries went to the key's new master) fails with
-/// the redirect instead of vouching for a floor.
+/// pipeline on the consumer's [`WireReader`]: one round trip per batch
+/// instead of two. Redis runs the XACK before the read blocks. With
+/// `clock`, a `TIME` goes just before the read, and its answer (the
+/// master's clock in ms) comes back too: a sharded stream's floor (see
+/// `shards`); and an `XLEN` just after it, so a read that waited on a key
+/// the cluster moved away meanwhile (the read runs out empty, but entries
+/// went to the key's new master) fails with the redirect instead of
+/// vouching for a floor.
 pub(crate) async fn ack_and_read_new(
-    conn: &mut MultiplexedConnection,
+    conn: &mut WireReader,
     config: &RedisConfig,
     acks: &[String],
     clock: bool,
-) -> redis::RedisResult<(Vec<RawEntry>, Option<u64>)> {
+) -> Result<(Vec<RawEntry>, Option<u64>), LinkError> {
     let mut pipe = redis::pipe();
     if !acks.is_empty() {
         pipe.cmd("XACK")
             .arg(&config.stream)
             .arg(&config.group)
-            .arg(acks)
-            .ignore();
+            .arg(acks);
     }
     if clock {
         pipe.cmd("TIME");
@@ -75,26 +79,48 @@ pub(crate) async fn ack_and_read_new(
         .arg(&config.stream)
         .arg(">");
     if clock {
-        pipe.cmd("XLEN").arg(&config.stream).ignore();
+        pipe.cmd("XLEN").arg(&config.stream);
     }
-    // Owned values, taken apart by hand: converting the pipeline's reply
-    // to `StreamReadReply` would copy every entry (bodies included).
-    let mut replies: Vec<Value> = pipe.query_async(conn).await?;
-    let entries = match replies.pop() {
-        Some(reply) => entries_of_read(reply)?,
-        None => Vec::new(),
+    let mut replies = conn.query(&pipe).await?.into_iter();
+    if !acks.is_empty() {
+        next_reply(&mut replies)?;
+    }
+    let time = match clock {
+        true => Some(millis_of(next_reply(&mut replies)?)?),
+        false => None,
     };
-    let time = match (clock, replies.pop()) {
-        (true, Some(time)) => Some(millis_of(time)?),
-        _ => None,
-    };
+    let entries = entries_of_read(next_reply(&mut replies)?)?;
+    if clock {
+        next_reply(&mut replies)?;
+    }
     Ok((entries, time))
 }
 
+/// The next reply of a pipeline, an error reply as an error.
+fn next_reply(replies: &mut impl Iterator<Item = BytesFrame>) -> redis::RedisResult<BytesFrame> {
+    let reply = replies.next().ok_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::Parse, "a pipeline reply is missing"))
+    })?;
+    check(reply)
+}
+
 /// A `TIME` reply (`[seconds, microseconds]`) in milliseconds.
-pub(crate) fn millis_of(reply: Value) -> redis::RedisResult<u64> {
-    let (seconds, micros): (u64, u64) = redis::from_redis_value(reply)?;
-    Ok(seconds.saturating_mul(1000).saturating_add(micros / 1000))
+pub(crate) fn millis_of<R: Reply>(reply: R) -> redis::RedisResult<u64> {
+    let number = |part: Option<&R>| {
+        part.and_then(Reply::text)
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| t.parse::<u64>().ok())
+    };
+    let parts = reply.into_items().unwrap_or_default();
+    match (number(parts.first()), number(parts.get(1))) {
+        (Some(seconds), Some(micros)) => {
+            Ok(seconds.saturating_mul(1000).saturating_add(micros / 1000))
+        }
+        _ => Err(redis::RedisError::from((
+            redis::ErrorKind::Parse,
+            "TIME reply is not [seconds, microseconds]",
+        ))),
+    }
 }
 
 /// This consumer's pending entries, all of them, oldest first.
