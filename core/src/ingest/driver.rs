@@ -22,9 +22,12 @@ use crate::hub::{Burst, Hub, PublishError};
 /// [`starts_connected`](IngestSource::starts_connected)), and it is handed
 /// its counters ([`IngestSource::attach`]). Spawn the future.
 ///
-/// A source with a [`read_ahead`](IngestSource::read_ahead) runs on a task
-/// of its own, up to that many items ahead, so reading and decoding (one
-/// core) overlap with routing and queueing (another); the hub still takes
+/// A source with a [`read_ahead`](IngestSource::read_ahead) runs in a
+/// reader of its own (on a multi-thread runtime an OS thread named
+/// `tickcast-ingest` with a current-thread runtime, where the source's
+/// connections live; else a task), up to that many items ahead, so
+/// reading and decoding (one core) overlap with routing and queueing
+/// (another); the hub still takes
 /// the items in order, each acknowledged only once the hub has it, up to
 /// 256 already read at a time as one [`Burst`] (writers woken once
 /// per burst). Dropping the returned future (aborting its task) drops the
@@ -61,13 +64,7 @@ async fn drive<S: IngestSource + 'static>(
         return;
     }
     let (tx, mut rx) = mpsc::channel(ahead);
-    let _reader = AbortOnDrop(tokio::spawn(async move {
-        while let Some(item) = source.next().await {
-            if tx.send(item).await.is_err() {
-                break;
-            }
-        }
-    }));
+    let _reader = spawn_reader(source, tx);
     let mut items = Vec::with_capacity(BURST);
     while rx.recv_many(&mut items, BURST).await > 0 {
         if !dispatch(&hub, &name, &counters, items.drain(..)).await {
@@ -124,6 +121,71 @@ async fn dispatch(
     }
     open
 }
+
+/// Sends what `source` yields into `tx` until either ends.
+async fn read_into<S: IngestSource>(mut source: S, tx: mpsc::Sender<IngestItem>) {
+    loop {
+        let item = tokio::select! {
+            biased;
+            () = tx.closed() => break,
+            item = source.next() => item,
+        };
+        let Some(item) = item else { break };
+        if tx.send(item).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Starts the read-ahead. On a multi-thread runtime it gets an OS thread
+/// of its own (with a current-thread runtime): tokio runs a task on the
+/// worker that woke it (its LIFO slot, which other workers do not steal),
+/// so a reader and a handler that wake each other took turns on one
+/// worker while the other idled, and the server never passed one core
+/// (docs/benchmarks.md, "Ingest throughput at low fan-out"). Anywhere else
+/// (a current-thread runtime, tests with paused time) it is a task.
+fn spawn_reader<S: IngestSource + 'static>(
+    source: S,
+    tx: mpsc::Sender<IngestItem>,
+) -> Option<AbortOnDrop> {
+    let flavor = tokio::runtime::Handle::current().runtime_flavor();
+    if flavor != tokio::runtime::RuntimeFlavor::MultiThread {
+        return Some(AbortOnDrop(tokio::spawn(read_into(source, tx))));
+    }
+    let spawned = std::thread::Builder::new()
+        .name("tickcast-ingest".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => reader_thread(&runtime, source, tx),
+                Err(error) => tracing::error!("cannot start the ingest reader's runtime: {error}"),
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!("cannot start the ingest reader's thread: {error}");
+    }
+    None
+}
+
+/// The reader thread's life: read until the hub's side closes, then give
+/// the tasks the source leaves behind (its last acknowledgements) a
+/// moment to finish before the runtime drops them.
+fn reader_thread<S: IngestSource>(
+    runtime: &tokio::runtime::Runtime,
+    source: S,
+    tx: mpsc::Sender<IngestItem>,
+) {
+    runtime.block_on(read_into(source, tx));
+    let deadline = std::time::Instant::now() + LAST_WORDS;
+    while runtime.metrics().num_alive_tasks() > 0 && std::time::Instant::now() < deadline {
+        runtime.block_on(tokio::time::sleep(std::time::Duration::from_millis(5)));
+    }
+}
+
+/// How long a stopped reader's leftover tasks may run.
+const LAST_WORDS: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Aborts the source's task when `run_source` ends or is dropped, which
 /// drops the source (closing its connections) and the items read ahead
