@@ -10,9 +10,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tickcast_core::hub::HubConfig;
-use tickcast_core::model::{Event, Filter, DEFAULT_MAX_BODY_BYTES};
-use tickcast_core::Hub;
+use tickcast_core::model::{Event, DEFAULT_MAX_BODY_BYTES};
 
 /// Counts its wakeups.
 #[derive(Default)]
@@ -31,13 +29,7 @@ fn event(symbol: &str) -> Event {
 
 #[tokio::test]
 async fn a_burst_wakes_each_writer_once_when_it_ends() {
-    let mut config = HubConfig::immediate();
-    config.rate_limit_per_user = 0;
-    let hub = Hub::new(config);
-    let mut conn = hub.connect(None, hub.default_limits()).unwrap();
-    conn.handle
-        .subscribe("all", Filter::default(), None)
-        .unwrap();
+    let (hub, mut conn) = common::hub_with_catch_all();
     // The welcome and `subscribed` first, then the writer waits.
     common::drain_until_idle(&mut conn.frames, Duration::from_millis(50)).await;
     let counting = Arc::new(Counting::default());

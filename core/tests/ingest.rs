@@ -304,3 +304,92 @@ async fn a_source_decodes_with_the_hubs_schema() {
     let stats = hub.source_counters("iot").unwrap().snapshot();
     assert_eq!(stats.rejected_total, 1, "the reading without a sensor");
 }
+
+/// On a multi-thread runtime a read-ahead source runs on a thread of its
+/// own, and goes away (dropped, connections closed) once `run_source`'s
+/// future does, even while it waits for a broker that never answers.
+#[test]
+fn a_read_ahead_source_reads_on_its_own_thread_and_stops_with_the_driver() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tickcast_core::ingest::{Incoming, IngestItem, IngestSource};
+    use tickcast_core::model::Event;
+
+    /// Yields `left` events, then waits for ever; says where it ran and
+    /// when it was dropped.
+    struct Ahead {
+        left: usize,
+        threads: Arc<Mutex<Vec<Option<String>>>>,
+        dropped: Arc<AtomicBool>,
+    }
+
+    impl Drop for Ahead {
+        fn drop(&mut self) {
+            self.dropped.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl IngestSource for Ahead {
+        fn name(&self) -> &str {
+            "ahead"
+        }
+
+        fn read_ahead(&self) -> usize {
+            16
+        }
+
+        async fn next(&mut self) -> Option<IngestItem> {
+            let thread = std::thread::current().name().map(str::to_owned);
+            self.threads.lock().unwrap().push(thread);
+            if self.left == 0 {
+                return std::future::pending().await;
+            }
+            self.left -= 1;
+            let body = Bytes::from_static(br#"{"symbol":"AAPL","pattern":"Doji"}"#);
+            Some(IngestItem::Message(Incoming {
+                decoded: Event::from_json(body, None, DEFAULT_MAX_BODY_BYTES),
+                offset: None,
+                acker: None,
+            }))
+        }
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (threads, dropped) = (Arc::default(), Arc::new(AtomicBool::new(false)));
+    runtime.block_on(async {
+        let (hub, mut conn) = common::hub_with_catch_all();
+        let source = Ahead {
+            left: 5,
+            threads: Arc::clone(&threads),
+            dropped: Arc::clone(&dropped),
+        };
+        let driver = tokio::spawn(run_source(hub.clone(), source).unwrap());
+        let seen = common::drain_until_idle(&mut conn.frames, Duration::from_millis(300)).await;
+        assert_eq!(seen.events.len(), 5);
+        assert!(!dropped.load(Ordering::SeqCst));
+        driver.abort();
+        for _ in 0..200 {
+            if dropped.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the source outlived its driver"
+    );
+    let threads = threads.lock().unwrap();
+    assert!(threads.len() >= 6);
+    assert!(
+        threads
+            .iter()
+            .all(|t| t.as_deref() == Some("tickcast-ingest")),
+        "{threads:?}"
+    );
+}

@@ -57,3 +57,16 @@ pub fn offsets(seen: &Seen) -> Vec<String> {
         .map(|e| e["offset"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// An immediate hub without the per-user rate limit, and one anonymous
+/// connection subscribed to everything (as `all`).
+pub fn hub_with_catch_all() -> (tickcast_core::Hub, tickcast_core::hub::Connection) {
+    let mut config = tickcast_core::hub::HubConfig::immediate();
+    config.rate_limit_per_user = 0;
+    let hub = tickcast_core::Hub::new(config);
+    let conn = hub.connect(None, hub.default_limits()).unwrap();
+    conn.handle
+        .subscribe("all", tickcast_core::model::Filter::default(), None)
+        .unwrap();
+    (hub, conn)
+}
