@@ -31,7 +31,8 @@ use crate::hub::{Burst, Hub, PublishError};
 /// the items in order, each acknowledged only once the hub has it, up to
 /// 256 already read at a time as one [`Burst`] (writers woken once
 /// per burst). Dropping the returned future (aborting its task) drops the
-/// source.
+/// source: at once when it reads on a task, as soon as its reader thread
+/// sees the hub's side gone when it reads on a thread.
 pub fn run_source<S: IngestSource + 'static>(
     hub: Hub,
     mut source: S,
