@@ -246,6 +246,44 @@ mod tests {
         assert!(garbage.is_err());
     }
 
+    /// A server that answers the connection's greeting with `greeting`
+    /// and hands back what the greeting was.
+    async fn greeter(greeting: &'static [u8]) -> (ConnectionInfo, tokio::sync::oneshot::Receiver<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = vec![0u8; 1024];
+            let n = socket.read(&mut request).await.unwrap_or(0);
+            request.truncate(n);
+            let _ = tx.send(request);
+            let _ = socket.write_all(greeting).await;
+            // Hold the connection until the client is done with it.
+            let _ = socket.read(&mut [0u8; 64]).await;
+        });
+        let url = format!("redis://alice:s3cret@{addr}/3");
+        (url.parse::<ConnectionInfo>().unwrap(), rx)
+    }
+
+    #[tokio::test]
+    async fn credentials_and_database_of_the_url_are_sent_first() {
+        let second = Duration::from_secs(5);
+        let (info, greeting) = greeter(b"+OK\r\n+OK\r\n").await;
+        WireReader::open(&info, second, second, 1024).await.unwrap();
+        let sent = String::from_utf8(greeting.await.unwrap()).unwrap();
+        let auth = "*3\r\n$4\r\nAUTH\r\n$5\r\nalice\r\n$6\r\ns3cret\r\n";
+        assert!(sent.starts_with(auth), "{sent:?}");
+        assert!(sent.ends_with("*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"), "{sent:?}");
+
+        let (info, _) = greeter(b"-WRONGPASS invalid username-password pair\r\n+OK\r\n").await;
+        let refused = WireReader::open(&info, second, second, 1024).await.unwrap_err();
+        assert!(
+            matches!(&refused, LinkError::Redis(e) if e.code() == Some("WRONGPASS")),
+            "{refused}"
+        );
+    }
+
     #[test]
     fn error_replies_keep_their_code() {
         let error = check(BytesFrame::Error("NOGROUP No such key".into())).unwrap_err();
