@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, Pipeline, RedisError, RedisResult};
 use redis_protocol::resp2::decode::decode_bytes_mut;
 use redis_protocol::resp2::types::BytesFrame;
@@ -111,18 +112,37 @@ impl WireReader {
         Ok(out)
     }
 
-    /// Reads more of an incomplete reply.
+    /// Reads more of an incomplete reply: at least one read, then whatever
+    /// else has already arrived. The parser starts over on every attempt,
+    /// so parsing after each chunk of a large reply would parse it several
+    /// times over.
     async fn fill(&mut self) -> Result<(), LinkError> {
-        if self.buf.len() >= self.max_reply {
-            return Err(parse_error(&format!(
+        self.check_size()?;
+        self.buf.reserve(READ_CHUNK);
+        if self.io.read_buf(&mut self.buf).await.map_err(io_error)? == 0 {
+            return Err(LinkError::Closed);
+        }
+        while self.buf.len() < self.max_reply {
+            self.buf.reserve(READ_CHUNK);
+            // `read_buf` is cancel safe: a read that would wait is dropped
+            // with nothing lost. A closed peer is seen on the next fill,
+            // after what it sent before closing has been parsed.
+            match self.io.read_buf(&mut self.buf).now_or_never() {
+                Some(Ok(n)) if n > 0 => continue,
+                Some(Err(error)) => return Err(io_error(error)),
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn check_size(&self) -> Result<(), LinkError> {
+        match self.buf.len() >= self.max_reply {
+            true => Err(parse_error(&format!(
                 "a reply is larger than {} bytes",
                 self.max_reply
-            )));
-        }
-        self.buf.reserve(READ_CHUNK);
-        match self.io.read_buf(&mut self.buf).await.map_err(io_error)? {
-            0 => Err(LinkError::Closed),
-            _ => Ok(()),
+            ))),
+            false => Ok(()),
         }
     }
 }
@@ -248,7 +268,9 @@ mod tests {
 
     /// A server that answers the connection's greeting with `greeting`
     /// and hands back what the greeting was.
-    async fn greeter(greeting: &'static [u8]) -> (ConnectionInfo, tokio::sync::oneshot::Receiver<Vec<u8>>) {
+    async fn greeter(
+        greeting: &'static [u8],
+    ) -> (ConnectionInfo, tokio::sync::oneshot::Receiver<Vec<u8>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -274,10 +296,15 @@ mod tests {
         let sent = String::from_utf8(greeting.await.unwrap()).unwrap();
         let auth = "*3\r\n$4\r\nAUTH\r\n$5\r\nalice\r\n$6\r\ns3cret\r\n";
         assert!(sent.starts_with(auth), "{sent:?}");
-        assert!(sent.ends_with("*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"), "{sent:?}");
+        assert!(
+            sent.ends_with("*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"),
+            "{sent:?}"
+        );
 
         let (info, _) = greeter(b"-WRONGPASS invalid username-password pair\r\n+OK\r\n").await;
-        let refused = WireReader::open(&info, second, second, 1024).await.unwrap_err();
+        let refused = WireReader::open(&info, second, second, 1024)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&refused, LinkError::Redis(e) if e.code() == Some("WRONGPASS")),
             "{refused}"
