@@ -44,7 +44,14 @@ export async function openPage(url, waitMs) {
   );
   const close = () => {
     child.kill("SIGKILL");
-    rmSync(profile, { recursive: true, force: true });
+    // Chromium's own children can still be writing to the profile for a
+    // moment after the kill (ENOTEMPTY): retry, and never fail a test
+    // over a temporary directory left behind.
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+    } catch (error) {
+      console.error(`tickcast: left ${profile} behind: ${error.message}`);
+    }
   };
   try {
     const port = await devtoolsPort(child, waitMs);
