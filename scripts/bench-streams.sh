@@ -17,6 +17,7 @@
 #   SERVER=PATH                this server binary instead (e.g. a copy of an
 #                              older build, for before/after)
 #   PERF=FILE                  also `perf record` the server for 4 s mid-run
+#   PERF_CALLGRAPH=dwarf,32768 perf's --call-graph (default fp)
 #   EXTRA_LOAD_ARGS=...        more tickcast-load flags (e.g. --json out.json)
 #
 # CARGO_TARGET_DIR is honoured. Each run uses a fresh stream key. The figure
@@ -91,7 +92,7 @@ done
 if [ -n "${PERF:-}" ]; then
   # Mid-run: after the connections are up and the publishers have started.
   (sleep $((DURATION / 2 + 2)) &&
-    perf record -F 499 -g -o "$PERF" -p "$server" -- sleep 4 >/dev/null 2>&1) &
+    perf record -F 499 --call-graph "${PERF_CALLGRAPH:-fp}" -o "$PERF" -p "$server" -- sleep 4 >/dev/null 2>&1) &
   pids+=($!)
 fi
 

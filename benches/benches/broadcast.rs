@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tickcast_benches::events::PatternDetection;
 use tickcast_core::broadcast::{
-    encode_batch, EventFrame, FrameReceiver, Outbound, PreparedEvent, QueueSettings,
+    encode_batch, subs_field, EventFrame, FrameReceiver, Outbound, PreparedEvent, QueueSettings,
 };
 use tickcast_core::index::Recipient;
 use tickcast_core::internals::{
@@ -43,10 +43,9 @@ fn encode(c: &mut Criterion) {
             black_box(PreparedEvent::new(event.clone(), Offset::new(1, seq)))
         })
     });
-    let prepared = PreparedEvent::new(event, Offset::new(1, 1));
     let subs: Vec<SubId> = vec!["s1".into()];
-    c.bench_function("broadcast/frame_for_subs", |b| {
-        b.iter(|| black_box(prepared.frame_for(black_box(&subs))))
+    c.bench_function("broadcast/subs_field", |b| {
+        b.iter(|| black_box(subs_field(black_box(&subs))))
     });
 }
 
@@ -67,10 +66,10 @@ fn audience(n: usize) -> Audience {
         receivers.push(rx);
         // Clients tend to reuse ids: most recipients share a subs list.
         let id: SubId = format!("s{}", i % 4).into();
-        recipients.push(Recipient {
-            conn: ConnId(i as u64),
-            subs: std::iter::once(id).collect(),
-        });
+        recipients.push(Recipient::new(
+            ConnId(i as u64),
+            std::iter::once(id).collect(),
+        ));
     }
     let route = Route {
         strategy: Strategy::ContentBased,
@@ -171,8 +170,7 @@ fn urgent_after_batched(c: &mut Criterion) {
         let mut seq = 0;
         let frame = |seq| {
             let p = Arc::new(PreparedEvent::new(event.clone(), Offset::new(1, seq)));
-            let bytes = p.frame_for(&[]);
-            EventFrame::new(p, bytes)
+            EventFrame::new(p, &[])
         };
         group.bench_with_input(BenchmarkId::from_parameter(ahead), &ahead, |b, &k| {
             b.iter_custom(|iters| {

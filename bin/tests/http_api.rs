@@ -152,7 +152,7 @@ async fn subscribers_receive_each_item_exactly_as_published() {
     })
     .await
     .expect("event delivered");
-    let text = String::from_utf8(frame.bytes.to_vec()).unwrap();
+    let text = String::from_utf8(frame.to_json().to_vec()).unwrap();
     assert!(text.contains(&format!(r#""data":{item}"#)), "{text}");
     // A transport drops its connection once the client is gone; the drain
     // on shutdown waits for that.

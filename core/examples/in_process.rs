@@ -42,7 +42,7 @@ async fn main() {
                 match out {
                     Outbound::Event(frame) => {
                         received += 1;
-                        println!("{name}: {}", String::from_utf8_lossy(&frame.bytes));
+                        println!("{name}: {}", String::from_utf8_lossy(&frame.to_json()));
                     }
                     Outbound::Batch(frames) => received += frames.len(),
                     Outbound::Close(_) => break,

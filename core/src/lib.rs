@@ -80,7 +80,7 @@
 //! // welcome, subscribed, then the event frame, ready to write.
 //! let frames: Vec<Outbound> = std::iter::from_fn(|| conn.frames.try_recv()).collect();
 //! match &frames[2] {
-//!     Outbound::Event(frame) => assert!(frame.bytes.starts_with(br#"{"type":"event""#)),
+//!     Outbound::Event(frame) => assert!(frame.to_json().starts_with(br#"{"type":"event""#)),
 //!     other => panic!("unexpected {other:?}"),
 //! }
 //! ```

@@ -298,7 +298,7 @@ async fn a_source_decodes_with_the_hubs_schema() {
     })
     .await
     .expect("the reading in time");
-    let text = String::from_utf8_lossy(&event.bytes).into_owned();
+    let text = String::from_utf8_lossy(&event.to_json()).into_owned();
     assert!(text.contains(r#""celsius":31"#), "{text}");
     assert!(text.contains(r#""event_type":"reading""#), "{text}");
     let stats = hub.source_counters("iot").unwrap().snapshot();

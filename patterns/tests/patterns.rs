@@ -29,7 +29,9 @@ fn drain(rx: &mut FrameReceiver) -> Seen {
     let mut seen = Seen::default();
     while let Some(out) = rx.try_recv() {
         match out {
-            Outbound::Event(f) => seen.events.push(serde_json::from_slice(&f.bytes).unwrap()),
+            Outbound::Event(f) => seen
+                .events
+                .push(serde_json::from_slice(&f.to_json()).unwrap()),
             Outbound::Batch(frames) => {
                 let batch: Value = serde_json::from_slice(&encode_batch(&frames)).unwrap();
                 seen.events

@@ -111,33 +111,35 @@ fn with_offset(packet: Packet, offset: &str) -> Packet {
     Packet::parts_of(&[], open, &tail)
 }
 
-/// `42["<event_type>",` + the event's shared object + `,"<resume>"]`.
+/// `42["<event_type>",` + the event's shared object, its subs and `}` +
+/// `,"<resume>"]`.
 pub(crate) fn event(frame: &EventFrame) -> Packet {
     let mut head = SmallVec::<[u8; 48]>::new();
     head.extend_from_slice(b"42[");
     put_json_string(&mut head, frame.event_type());
     head.push(b',');
     let mut tail = SmallVec::<[u8; 48]>::new();
-    tail.extend_from_slice(b",\"");
+    tail.extend_from_slice(frame.subs_field());
+    tail.extend_from_slice(b"},\"");
     let mut numbers = itoa::Buffer::new();
     tail.extend_from_slice(numbers.format(frame.resume.major).as_bytes());
     tail.push(b'-');
     tail.extend_from_slice(numbers.format(frame.resume.minor).as_bytes());
     tail.extend_from_slice(b"\"]");
-    Packet::parts_of(&head, frame.bytes.clone(), &tail)
+    Packet::parts_of(&head, frame.prepared.object().clone(), &tail)
 }
 
 impl WireCodec for SioCodec {
     type Item = Out;
 
-    fn encode(&mut self, out: &Outbound, items: &mut Vec<Out>) -> usize {
+    fn encode(&mut self, out: Outbound, items: &mut Vec<Out>) -> usize {
         let before = items.len();
         match out {
-            Outbound::Event(frame) => items.push(Out::Packet(event(frame))),
+            Outbound::Event(frame) => items.push(Out::Packet(event(&frame))),
             Outbound::Batch(frames) => {
                 items.extend(frames.iter().map(|f| Out::Packet(event(f))));
             }
-            Outbound::Message(message) => items.push(Out::Packet(self.message(message))),
+            Outbound::Message(message) => items.push(Out::Packet(self.message(&message))),
             Outbound::Close(code) => {
                 let json = serde_json::json!({"code": code.code(), "reason": code.reason()});
                 let json = Bytes::from(json.to_string());
@@ -171,7 +173,7 @@ mod tests {
         let event = Event::from_json(Bytes::from_static(body), None, 1 << 20).unwrap();
         let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
         let subs: Vec<SubId> = vec!["s1".into()];
-        let mut frame = EventFrame::new(prepared.clone(), prepared.frame_for(&subs));
+        let mut frame = EventFrame::new(prepared, &subs);
         frame.resume = resume;
         frame
     }
@@ -194,7 +196,7 @@ mod tests {
         let a = frame(Offset::new(1, 1), Offset::new(1, 1));
         let b = frame(Offset::new(1, 2), Offset::new(1, 5));
         let mut items = Vec::new();
-        codec.encode(&Outbound::Batch(vec![a.clone(), b]), &mut items);
+        codec.encode(Outbound::Batch(vec![a.clone(), b]), &mut items);
         let texts = texts(&items);
         assert_eq!(texts.len(), 2);
         let args: serde_json::Value = serde_json::from_str(&texts[1][2..]).unwrap();
@@ -205,7 +207,7 @@ mod tests {
         assert_eq!(args[2], "1-5");
         assert!(texts[0].ends_with(r#","1-1"]"#));
         match &items[0] {
-            Out::Packet(p) => assert_eq!(p.parts()[1].as_ptr(), a.bytes.as_ptr()),
+            Out::Packet(p) => assert_eq!(p.parts()[1].as_ptr(), a.prepared.object().as_ptr()),
             other => panic!("{other:?}"),
         }
     }
@@ -223,19 +225,19 @@ mod tests {
                 recovered: 0,
             })
         };
-        codec.encode(&subscribed("s1"), &mut items);
+        codec.encode(subscribed("s1"), &mut items);
         let gone = ServerMessage::error(ErrorCode::HistoryGone, "gone", Some("s1".into()));
-        codec.encode(&Outbound::Message(gone), &mut items);
+        codec.encode(Outbound::Message(gone), &mut items);
         let refused = ServerMessage::error(ErrorCode::Forbidden, "no", Some("s2".into()));
-        codec.encode(&Outbound::Message(refused), &mut items);
-        codec.encode(&subscribed("s3"), &mut items);
+        codec.encode(Outbound::Message(refused), &mut items);
+        codec.encode(subscribed("s3"), &mut items);
         let welcome = ServerMessage::Welcome {
             conn: "c-1".into(),
             user: None,
             offset: Some(Offset::new(9, 0)),
             server: "t",
         };
-        codec.encode(&Outbound::Message(welcome), &mut items);
+        codec.encode(Outbound::Message(welcome), &mut items);
         let texts = texts(&items);
         assert_eq!(
             texts[0],
@@ -258,7 +260,7 @@ mod tests {
         let mut codec = SioCodec::new(Arc::default());
         let mut items = Vec::new();
         codec.encode(
-            &Outbound::Close(tickcast_core::protocol::CloseCode::SlowConsumer),
+            Outbound::Close(tickcast_core::protocol::CloseCode::SlowConsumer),
             &mut items,
         );
         assert_eq!(

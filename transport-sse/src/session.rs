@@ -48,11 +48,11 @@ impl SseCodec {
 impl WireCodec for SseCodec {
     type Item = Bytes;
 
-    fn encode(&mut self, out: &Outbound, _: &mut Vec<Bytes>) -> usize {
+    fn encode(&mut self, out: Outbound, _: &mut Vec<Bytes>) -> usize {
         self.take_preamble();
         let before = self.chunk.len();
-        self.chunk.reserve(wire::size_hint(out));
-        wire::write(&mut self.chunk, out);
+        self.chunk.reserve(wire::size_hint(&out));
+        wire::write(&mut self.chunk, &out);
         self.chunk.len() - before
     }
 

@@ -46,8 +46,8 @@ pub(crate) fn write(buf: &mut BytesMut, out: &Outbound) -> bool {
 pub(crate) fn size_hint(out: &Outbound) -> usize {
     const FIELDS: usize = 96;
     match out {
-        Outbound::Event(frame) => frame.bytes.len() + FIELDS,
-        Outbound::Batch(frames) => frames.iter().map(|f| f.bytes.len() + FIELDS).sum(),
+        Outbound::Event(frame) => frame.encoded_len() + FIELDS,
+        Outbound::Batch(frames) => frames.iter().map(|f| f.encoded_len() + FIELDS).sum(),
         Outbound::Message(_) | Outbound::Close(_) => 2 * FIELDS,
     }
 }
@@ -58,7 +58,9 @@ fn write_event(buf: &mut BytesMut, frame: &EventFrame) {
     put_field_value(buf, frame.event_type().as_bytes());
     buf.put_u8(b'\n');
     let tail = ResumeTail::new(frame.resume);
-    put_data(buf, &frame.open_object(), tail.as_bytes());
+    let [object, subs, resume] = frame.parts(&tail);
+    // Only the body, inside the object, can hold line breaks.
+    put_data(buf, object, &[subs, resume]);
     buf.put_u8(b'\n');
 }
 
@@ -95,15 +97,15 @@ fn is_line_break(b: &u8) -> bool {
     *b == b'\n' || *b == b'\r'
 }
 
-/// `data: <line>` for each line of `data` followed by `tail` (which has
-/// no line break). JSON has line breaks only as whitespace between tokens
+/// `data: <line>` for each line of `data` followed by the `tails` (which
+/// have no line break). JSON has line breaks only as whitespace between tokens
 /// (a pretty-printed body), so splitting there and letting the client
 /// join the lines with `\n` keeps the object.
-fn put_data(buf: &mut BytesMut, data: &[u8], tail: &[u8]) {
+fn put_data(buf: &mut BytesMut, data: &[u8], tails: &[&[u8]]) {
     if !data.iter().any(is_line_break) {
         buf.put_slice(b"data: ");
         buf.put_slice(data);
-        buf.put_slice(tail);
+        tails.iter().for_each(|tail| buf.put_slice(tail));
         buf.put_u8(b'\n');
         return;
     }
@@ -113,7 +115,7 @@ fn put_data(buf: &mut BytesMut, data: &[u8], tail: &[u8]) {
         buf.put_slice(b"data: ");
         buf.put_slice(&rest[..end]);
         if end == rest.len() {
-            buf.put_slice(tail);
+            tails.iter().for_each(|tail| buf.put_slice(tail));
             buf.put_u8(b'\n');
             return;
         }
@@ -157,7 +159,7 @@ mod tests {
             .expect("a valid event");
         let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
         let subs: Vec<SubId> = vec!["sse".into()];
-        EventFrame::new(prepared.clone(), prepared.frame_for(&subs))
+        EventFrame::new(prepared, &subs)
     }
 
     fn text(out: &Outbound) -> (String, bool) {

@@ -117,7 +117,7 @@ fn websocket_object(body: &str, offset: Offset, sub: &str) -> String {
 fn websocket_object_resuming(body: &str, offset: Offset, sub: &str, resume: Offset) -> String {
     let prepared = Arc::new(PreparedEvent::new(Arc::new(event(body)), offset));
     let subs: Vec<SubId> = vec![sub.into()];
-    let mut frame = EventFrame::new(prepared.clone(), prepared.frame_for(&subs));
+    let mut frame = EventFrame::new(prepared, &subs);
     frame.resume = resume;
     String::from_utf8(frame.to_json().to_vec()).unwrap()
 }

@@ -3,34 +3,74 @@
 //!
 //! A server frame is not masked, so an event's bytes are the same for
 //! every recipient: each frame is its header (2 to 10 bytes, built here on
-//! the stack) and the event's shared payload, and a round of frames goes
-//! out in one vectored write, without copying a payload into a
-//! per-connection buffer. tungstenite still reads the client's frames
-//! ([`ReadOnly`]); it never writes.
+//! the stack) and the slices of its payload as core encoded them (the
+//! event's shared object, the recipient's `subs` field, the connection's
+//! resume tail; a batch is those of each of its events between its own
+//! head and end), and a round of frames goes out in one vectored write,
+//! without copying a payload into a per-connection buffer. tungstenite
+//! still reads the client's frames ([`ReadOnly`]); it never writes.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use futures_util::Sink;
-use tickcast_core::broadcast::{encode_batch, EventFrame, Outbound, ResumeTail};
+use tickcast_core::broadcast::{
+    batch_head, batch_parts, BatchHead, EventFrame, Outbound, ResumeTail,
+};
 use tickcast_core::session::WireCodec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Frames written per vectored write (up to three slices each).
-const FRAMES_PER_WRITE: usize = 32;
+/// Slices per vectored write (well under every system's `IOV_MAX`).
+const SLICES_PER_WRITE: usize = 128;
 /// Bytes buffered before the sink asks to be flushed.
 const HIGH_WATER: usize = 64 * 1024;
 
-/// One server frame: opcode and payload; an event's payload is its shared
-/// bytes followed by the connection's own `resume` tail.
+/// One server frame: opcode and payload.
 #[derive(Debug, Clone)]
 pub(crate) struct RawFrame {
     opcode: u8,
-    payload: Bytes,
-    tail: Option<ResumeTail>,
+    payload: Payload,
+}
+
+/// A frame's payload, kept in the pieces core encoded it in.
+#[derive(Debug, Clone)]
+enum Payload {
+    Bytes(Bytes),
+    /// An `event` frame: the event's shared object and the recipient's
+    /// subs, then this connection's resume offset.
+    Event(EventFrame, ResumeTail),
+    /// A `batch` frame of these events.
+    Batch(BatchHead, Vec<EventFrame>),
+}
+
+impl Payload {
+    /// Calls `f` with each slice of the payload, in order, until it
+    /// returns false.
+    fn each_part<'a>(&'a self, mut f: impl FnMut(&'a [u8]) -> bool) {
+        match self {
+            Self::Bytes(bytes) => {
+                f(bytes);
+            }
+            Self::Event(frame, tail) => {
+                let _ = frame.parts(tail).into_iter().all(f);
+            }
+            Self::Batch(head, frames) => {
+                let _ = batch_parts(head, frames).all(f);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        let mut len = 0;
+        self.each_part(|part| {
+            len += part.len();
+            true
+        });
+        len
+    }
 }
 
 const TEXT: u8 = 0x1;
@@ -46,37 +86,32 @@ impl RawFrame {
     fn new(opcode: u8, payload: Bytes) -> Self {
         Self {
             opcode,
-            payload,
-            tail: None,
+            payload: Payload::Bytes(payload),
         }
     }
 
-    /// An `event` frame: the event's shared object, then this
+    /// An `event` frame: the event's shared object and subs, then this
     /// connection's resume offset.
-    fn event(frame: &EventFrame) -> Self {
+    fn event(frame: EventFrame) -> Self {
+        let tail = ResumeTail::new(frame.resume);
         Self {
             opcode: TEXT,
-            payload: frame.open_object(),
-            tail: Some(ResumeTail::new(frame.resume)),
+            payload: Payload::Event(frame, tail),
         }
     }
 
-    fn tail_bytes(&self) -> &[u8] {
-        self.tail.as_ref().map_or(&[], ResumeTail::as_bytes)
-    }
-
-    fn len(&self) -> usize {
-        self.payload.len() + self.tail_bytes().len()
+    /// A `batch` frame of `frames`.
+    fn batch(frames: Vec<EventFrame>) -> Self {
+        Self {
+            opcode: TEXT,
+            payload: Payload::Batch(batch_head(&frames), frames),
+        }
     }
 
     pub(crate) fn close(code: u16, reason: &str) -> Self {
         let mut payload = code.to_be_bytes().to_vec();
         payload.extend_from_slice(reason.as_bytes());
         Self::new(CLOSE, payload.into())
-    }
-
-    fn header(&self) -> Header {
-        Header::new(self.opcode, self.len())
     }
 }
 
@@ -105,59 +140,93 @@ impl Header {
         };
         Self { bytes, len }
     }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
-/// A frame being written: what is left of its header, payload and tail.
+/// A frame being written: its header and payload, and how much of them
+/// is written.
 struct Pending {
     header: Header,
-    /// Header bytes already written.
-    header_sent: usize,
-    payload: Bytes,
-    tail: Option<ResumeTail>,
-    /// Tail bytes already written.
-    tail_sent: usize,
+    payload: Payload,
+    len: usize,
+    sent: usize,
 }
 
 impl Pending {
     fn new(frame: RawFrame) -> Self {
+        let payload_len = frame.payload.len();
+        let header = Header::new(frame.opcode, payload_len);
         Self {
-            header: frame.header(),
-            header_sent: 0,
+            len: header.as_bytes().len() + payload_len,
+            header,
             payload: frame.payload,
-            tail: frame.tail,
-            tail_sent: 0,
+            sent: 0,
         }
     }
 
-    fn header_left(&self) -> &[u8] {
-        &self.header.bytes[self.header_sent..self.header.len as usize]
-    }
-
-    fn tail_left(&self) -> &[u8] {
-        let tail = self.tail.as_ref().map_or(&[][..], ResumeTail::as_bytes);
-        &tail[self.tail_sent.min(tail.len())..]
-    }
-
-    /// What is left to write, in order.
-    fn parts(&self) -> [&[u8]; 3] {
-        [self.header_left(), &self.payload, self.tail_left()]
-    }
-
     fn remaining(&self) -> usize {
-        self.parts().iter().map(|p| p.len()).sum()
+        self.len - self.sent
+    }
+
+    /// Adds what is left to write to `slices`; false once they are full.
+    fn add_to<'a>(&'a self, slices: &mut Slices<'a>) -> bool {
+        let mut skip = self.sent;
+        let mut add = |part: &'a [u8]| {
+            let cut = skip.min(part.len());
+            skip -= cut;
+            slices.push(&part[cut..])
+        };
+        if !add(self.header.as_bytes()) {
+            return false;
+        }
+        let mut room = true;
+        self.payload.each_part(|part| {
+            room = add(part);
+            room
+        });
+        room
     }
 
     /// Marks `n` bytes written; returns what `n` had beyond this frame.
-    fn advance(&mut self, mut n: usize) -> usize {
-        let head = self.header_left().len().min(n);
-        self.header_sent += head;
-        n -= head;
-        let body = self.payload.len().min(n);
-        self.payload.advance(body);
-        n -= body;
-        let tail = self.tail_left().len().min(n);
-        self.tail_sent += tail;
-        n - tail
+    fn advance(&mut self, n: usize) -> usize {
+        let here = self.remaining().min(n);
+        self.sent += here;
+        n - here
+    }
+}
+
+/// The slices of one vectored write.
+struct Slices<'a> {
+    slices: [IoSlice<'a>; SLICES_PER_WRITE],
+    used: usize,
+}
+
+impl<'a> Slices<'a> {
+    fn new() -> Self {
+        Self {
+            slices: [IoSlice::new(&[]); SLICES_PER_WRITE],
+            used: 0,
+        }
+    }
+
+    /// Adds `part` unless it is empty; false once full.
+    fn push(&mut self, part: &'a [u8]) -> bool {
+        if part.is_empty() {
+            return true;
+        }
+        let Some(slot) = self.slices.get_mut(self.used) else {
+            return false;
+        };
+        *slot = IoSlice::new(part);
+        self.used += 1;
+        true
+    }
+
+    fn as_slice(&self) -> &[IoSlice<'a>] {
+        &self.slices[..self.used]
     }
 }
 
@@ -186,17 +255,14 @@ impl<W: AsyncWrite + Unpin> RawSink<W> {
     /// Writes until nothing is pending.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.pending.is_empty() {
-            let mut slices = [IoSlice::new(&[]); 3 * FRAMES_PER_WRITE];
-            let mut used = 0;
-            for frame in self.pending.iter().take(FRAMES_PER_WRITE) {
-                for part in frame.parts() {
-                    if !part.is_empty() {
-                        slices[used] = IoSlice::new(part);
-                        used += 1;
-                    }
+            let mut slices = Slices::new();
+            for frame in &self.pending {
+                if !frame.add_to(&mut slices) {
+                    break;
                 }
             }
-            let written = ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..used]))?;
+            let written =
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, slices.as_slice()))?;
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -264,14 +330,14 @@ pub(crate) struct RawCodec;
 impl WireCodec for RawCodec {
     type Item = RawFrame;
 
-    fn encode(&mut self, out: &Outbound, items: &mut Vec<RawFrame>) -> usize {
+    fn encode(&mut self, out: Outbound, items: &mut Vec<RawFrame>) -> usize {
         let frame = match out {
             Outbound::Event(frame) => RawFrame::event(frame),
-            Outbound::Batch(frames) => RawFrame::text(encode_batch(frames)),
+            Outbound::Batch(frames) => RawFrame::batch(frames),
             Outbound::Message(message) => RawFrame::text(message.to_json()),
             Outbound::Close(code) => RawFrame::close(code.code(), code.reason()),
         };
-        let size = frame.len();
+        let size = frame.payload.len();
         items.push(frame);
         size
     }
@@ -356,29 +422,59 @@ mod tests {
         messages
     }
 
-    #[tokio::test]
-    async fn an_event_frame_is_its_shared_object_then_its_resume_even_cut_short() {
+    fn event_frame(seq: u64, subs: &[&str], resume: u64) -> EventFrame {
+        use tickcast_core::model::{Event, Offset, SubId};
         let body = br#"{"symbol":"AAPL","pattern":"Doji"}"#;
-        let event = tickcast_core::model::Event::from_json(Bytes::from_static(body), None, 1 << 20)
-            .unwrap();
-        let offset = tickcast_core::model::Offset::new(7, 3);
+        let event = Event::from_json(Bytes::from_static(body), None, 1 << 20).unwrap();
         let prepared = std::sync::Arc::new(tickcast_core::broadcast::PreparedEvent::new(
             std::sync::Arc::new(event),
-            offset,
+            Offset::new(7, seq),
         ));
-        let mut frame = EventFrame::new(prepared.clone(), prepared.frame_for(&[]));
-        frame.resume = tickcast_core::model::Offset::new(7, 9);
+        let subs: Vec<SubId> = subs.iter().map(|s| SubId::from(*s)).collect();
+        let mut frame = EventFrame::new(prepared, &subs);
+        frame.resume = Offset::new(7, resume);
+        frame
+    }
+
+    fn text(json: &Bytes) -> Message {
+        Message::text(String::from_utf8(json.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_event_frame_is_its_shared_object_then_its_resume_even_cut_short() {
+        let frame = event_frame(3, &["s1"], 9);
         let mut items = Vec::new();
-        RawCodec.encode(&Outbound::Event(frame.clone()), &mut items);
-        RawCodec.encode(&Outbound::Event(frame.clone()), &mut items);
+        RawCodec.encode(Outbound::Event(frame.clone()), &mut items);
+        RawCodec.encode(Outbound::Event(frame.clone()), &mut items);
         let messages = read_back_through(items, 3).await;
-        let expected = Message::text(String::from_utf8(frame.to_json().to_vec()).unwrap());
+        let expected = text(&frame.to_json());
         assert_eq!(messages[..2], [expected.clone(), expected]);
         let json: serde_json::Value = serde_json::from_slice(&frame.to_json()).unwrap();
         assert_eq!(
             (json["offset"].as_str(), json["resume"].as_str()),
             (Some("7-3"), Some("7-9"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_goes_out_in_slices_as_its_encoding_even_cut_short() {
+        // More events than one vectored write has slices for.
+        let frames: Vec<EventFrame> = (1..=80)
+            .map(|i| event_frame(i, if i % 2 == 0 { &["s1", "s2"] } else { &[] }, i))
+            .collect();
+        let expected = text(&tickcast_core::broadcast::encode_batch(&frames));
+        for capacity in [5, 4096, 1 << 20] {
+            let mut items = Vec::new();
+            RawCodec.encode(Outbound::Batch(frames.clone()), &mut items);
+            RawCodec.encode(Outbound::Event(frames[0].clone()), &mut items);
+            let messages = read_back_through(items, capacity).await;
+            assert_eq!(messages[0], expected, "capacity {capacity}");
+            assert_eq!(
+                messages[1],
+                text(&frames[0].to_json()),
+                "capacity {capacity}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 use std::marker::PhantomData;
 
 use bytes::Bytes;
-use tickcast_core::broadcast::{encode_batch, Outbound};
+use tickcast_core::broadcast::{encode_batch, EventFrame, Outbound};
 use tickcast_core::protocol::CloseCode;
 use tickcast_core::session::{Inbound, WireCodec};
 use tokio_tungstenite::tungstenite;
@@ -86,13 +86,13 @@ impl<M> WsCodec<M> {
 impl<M: WsMessage> WireCodec for WsCodec<M> {
     type Item = M;
 
-    fn encode(&mut self, out: &Outbound, items: &mut Vec<M>) -> usize {
-        let size = match out {
-            Outbound::Event(frame) => frame.bytes.len(),
-            Outbound::Batch(frames) => frames.iter().map(|f| f.bytes.len()).sum(),
+    fn encode(&mut self, out: Outbound, items: &mut Vec<M>) -> usize {
+        let size = match &out {
+            Outbound::Event(frame) => frame.encoded_len(),
+            Outbound::Batch(frames) => frames.iter().map(EventFrame::encoded_len).sum(),
             Outbound::Message(_) | Outbound::Close(_) => 64,
         };
-        items.extend(message::<M>(out));
+        items.extend(message::<M>(&out));
         size
     }
 

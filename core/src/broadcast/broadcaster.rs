@@ -12,7 +12,7 @@ use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 
 use super::counters::DeliveryCounters;
-use super::frame::{FrameEncoder, PreparedEvent};
+use super::frame::{subs_field, EventFrame, PreparedEvent};
 use super::queue::{ConnectionQueue, Urgency};
 use crate::index::Recipients;
 use crate::model::ConnId;
@@ -194,7 +194,8 @@ impl ShardWorker {
 }
 
 /// Pushes one event to its recipients (only those of `shard` = (index,
-/// count) when given), encoding each distinct subs list once. With `wake`,
+/// count) when given); each recipient's subs list is encoded once per
+/// route, not per event. With `wake`,
 /// the writers are listed there instead of woken.
 fn fan_out(
     registry: &Registry,
@@ -204,7 +205,6 @@ fn fan_out(
     mut wake: Option<&mut WakeList>,
 ) {
     let queues = registry.read();
-    let mut encoder = FrameEncoder::new(&job.event);
     let mut pushed = 0;
     for recipient in job.recipients.iter() {
         if let Some((index, count)) = shard {
@@ -213,7 +213,8 @@ fn fan_out(
             }
         }
         if let Some(queue) = queues.get(&recipient.conn) {
-            let frame = encoder.frame(&recipient.subs);
+            let subs = recipient.encoded_subs(subs_field).clone();
+            let frame = EventFrame::with_subs_field(job.event.clone(), subs);
             match wake.as_deref_mut() {
                 Some(list) => {
                     queue.push_quiet(frame, job.urgency);

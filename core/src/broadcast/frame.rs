@@ -1,16 +1,27 @@
 //! Encoded event frames.
 //!
-//! An accepted event is encoded once into a [`PreparedEvent`]: the bytes
-//! before and after its `subs` list. A recipient's frame is those two parts
-//! around its subs list; recipients with the same list (most of them: ids
-//! such as `"s1"` repeat across connections) share one [`Bytes`], built once
-//! per event by [`FrameEncoder`].
+//! An accepted event is encoded once into a [`PreparedEvent`]: its frame's
+//! JSON object up to and including `data`, open at the end. A recipient's
+//! frame is that object, then its own `subs` field, then its own `resume`
+//! field and the closing brace:
+//!
+//! ```text
+//! {"type":"event","offset":"..","priority":"..","event_type":"..","data":<body>   shared
+//! ,"subs":["s1"]                                                              per subs list
+//! ,"resume":".."}                                                            per connection
+//! ```
+//!
+//! Nothing is copied per recipient: the `subs` field is encoded once per
+//! [`Recipient`](crate::index::Recipient) (and a cached route keeps it for
+//! the events that follow), and the resume tail is built on the stack.
+//! Writers that take slices ([`EventFrame::parts`], [`batch_parts`]) send
+//! the three pieces as they are; the others join them
+//! ([`EventFrame::to_json`], [`encode_batch`]).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use rustc_hash::FxHashMap;
 
 use crate::model::{Event, Offset, Priority, SubId};
 
@@ -18,7 +29,10 @@ use crate::model::{Event, Offset, Priority, SubId};
 /// object without it.
 const EVENT_PREFIX: &[u8] = br#"{"type":"event","#;
 
-/// An accepted event with its offset and the shared parts of its frames.
+/// The `subs` field of a frame matching no subscription (a broadcast).
+const NO_SUBS: &[u8] = br#","subs":[]"#;
+
+/// An accepted event with its offset and the shared part of its frames.
 #[derive(Debug)]
 pub struct PreparedEvent {
     /// The event.
@@ -27,35 +41,30 @@ pub struct PreparedEvent {
     pub offset: Offset,
     /// When the hub accepted it (start of the delivery latency).
     pub accepted_at: Instant,
-    /// `{"type":"event","offset":"..","subs":`
-    head: Bytes,
-    /// `,"priority":"..","event_type":"..","data":<body>}`
-    tail: Bytes,
+    /// `{"type":"event","offset":"..","priority":"..","event_type":"..","data":<body>`
+    object: Bytes,
 }
 
 impl PreparedEvent {
-    /// Encodes the shared parts of `event`'s frames.
+    /// Encodes the shared part of `event`'s frames.
     pub fn new(event: Arc<Event>, offset: Offset) -> Self {
-        let mut head = Vec::with_capacity(48);
-        head.extend_from_slice(EVENT_PREFIX);
-        head.extend_from_slice(br#""offset":""#);
-        offset.write_to(&mut head);
-        head.extend_from_slice(br#"","subs":"#);
-        let mut tail = Vec::with_capacity(64 + event.body().len());
-        tail.extend_from_slice(br#","priority":""#);
-        tail.extend_from_slice(event.priority().as_str().as_bytes());
-        tail.extend_from_slice(br#"","event_type":"#);
-        // Event types are validated strings; serde escapes what needs it.
-        tail.extend_from_slice(&serde_json::to_vec(event.event_type()).unwrap_or_default());
-        tail.extend_from_slice(br#","data":"#);
-        tail.extend_from_slice(event.body());
-        tail.push(b'}');
+        let mut object = Vec::with_capacity(96 + event.body().len());
+        object.extend_from_slice(EVENT_PREFIX);
+        object.extend_from_slice(br#""offset":""#);
+        offset.write_to(&mut object);
+        object.extend_from_slice(br#"","priority":""#);
+        object.extend_from_slice(event.priority().as_str().as_bytes());
+        object.extend_from_slice(br#"","event_type":"#);
+        // Event types are validated strings; serde escapes what needs it,
+        // and writing into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut object, event.event_type());
+        object.extend_from_slice(br#","data":"#);
+        object.extend_from_slice(event.body());
         Self {
             event,
             offset,
             accepted_at: Instant::now(),
-            head: head.into(),
-            tail: tail.into(),
+            object: object.into(),
         }
     }
 
@@ -64,26 +73,22 @@ impl PreparedEvent {
         self.event.priority()
     }
 
-    /// The full `event` frame for a recipient whose matching subscriptions
-    /// are `subs`.
-    pub fn frame_for(&self, subs: &[SubId]) -> Bytes {
-        let mut out =
-            BytesMut::with_capacity(self.head.len() + self.tail.len() + 8 + 8 * subs.len());
-        out.put_slice(&self.head);
-        write_subs(&mut out, subs);
-        out.put_slice(&self.tail);
-        out.freeze()
+    /// The shared part of the event's frames: the frame object up to and
+    /// including `data`, without its closing brace.
+    pub fn object(&self) -> &Bytes {
+        &self.object
     }
 
-    /// The length of [`frame_for(subs)`](Self::frame_for), without
+    /// The length of a frame for a recipient whose matching subscriptions
+    /// are `subs`, without its resume field ([`EventFrame::encoded_len`]), without
     /// building it: what a queue counts for a frame it has yet to build.
     pub(crate) fn frame_len(&self, subs: &[SubId]) -> usize {
         let ids = subs
             .iter()
             .fold(0usize, |sum, id| sum.saturating_add(json_len(&**id)));
-        // Brackets and the commas between ids.
-        let punctuation = 2 + subs.len().saturating_sub(1);
-        (self.head.len() + self.tail.len() + punctuation).saturating_add(ids)
+        // The field's name and brackets, the commas between ids.
+        let punctuation = NO_SUBS.len() + subs.len().saturating_sub(1);
+        (self.object.len() + punctuation + 1).saturating_add(ids)
     }
 }
 
@@ -106,27 +111,35 @@ pub(super) fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
     counter.0
 }
 
-fn write_subs(out: &mut BytesMut, subs: &[SubId]) {
-    out.put_u8(b'[');
+/// `,"subs":[<ids>]`: the `subs` field of the frames for a recipient whose
+/// matching subscriptions are `subs`.
+pub fn subs_field(subs: &[SubId]) -> Bytes {
+    if subs.is_empty() {
+        return Bytes::from_static(NO_SUBS);
+    }
+    let mut out =
+        Vec::with_capacity(NO_SUBS.len() + subs.iter().map(|id| id.len() + 3).sum::<usize>());
+    out.extend_from_slice(&NO_SUBS[..NO_SUBS.len() - 1]);
     for (i, id) in subs.iter().enumerate() {
         if i > 0 {
-            out.put_u8(b',');
+            out.push(b',');
         }
-        // Sub ids are client strings: escape them properly.
-        out.put_slice(&serde_json::to_vec(&**id).unwrap_or_default());
+        // Sub ids are client strings: escape them properly. Writing into
+        // a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut out, &**id);
     }
-    out.put_u8(b']');
+    out.push(b']');
+    out.into()
 }
 
 /// One event frame ready for one connection.
 #[derive(Debug, Clone)]
 pub struct EventFrame {
-    /// The event (offset, type, priority).
+    /// The event (offset, type, priority) and the shared part of the frame.
     pub prepared: Arc<PreparedEvent>,
-    /// The complete `{"type":"event",...}` JSON text, shared by every
-    /// recipient with the same subs list (without `resume`, which is the
-    /// connection's own).
-    pub bytes: Bytes,
+    /// The recipient's `subs` field (`,"subs":[..]`), shared by every
+    /// recipient with the same list.
+    subs: Bytes,
     /// The connection's safe resume offset once this frame, and those
     /// before it in the same [`Outbound`](super::Outbound), are delivered:
     /// every event for the connection at or before it has been delivered,
@@ -136,31 +149,45 @@ pub struct EventFrame {
 }
 
 impl EventFrame {
-    /// A frame of `prepared` whose JSON text is `bytes`.
-    pub fn new(prepared: Arc<PreparedEvent>, bytes: Bytes) -> Self {
+    /// A frame of `prepared` for a recipient whose matching subscriptions
+    /// are `subs`.
+    pub fn new(prepared: Arc<PreparedEvent>, subs: &[SubId]) -> Self {
+        Self::with_subs_field(prepared, subs_field(subs))
+    }
+
+    /// A frame of `prepared` whose `subs` field, encoded by
+    /// [`subs_field`], is `subs`.
+    pub fn with_subs_field(prepared: Arc<PreparedEvent>, subs: Bytes) -> Self {
         let resume = prepared.offset;
         Self {
             prepared,
-            bytes,
+            subs,
             resume,
         }
     }
 
-    /// The frame's JSON object without its closing brace: followed by
-    /// [`ResumeTail`], the whole `event` frame, written without a copy.
-    pub fn open_object(&self) -> Bytes {
-        self.bytes.slice(..self.bytes.len().saturating_sub(1))
+    /// The frame's text, in order, with `tail` (this frame's
+    /// [`ResumeTail`]) closing it: what a vectored write sends.
+    pub fn parts<'a>(&'a self, tail: &'a ResumeTail) -> [&'a [u8]; 3] {
+        [self.prepared.object(), &self.subs, tail.as_bytes()]
+    }
+
+    /// The recipient's `subs` field: `,"subs":[..]`.
+    pub fn subs_field(&self) -> &[u8] {
+        &self.subs
+    }
+
+    /// The length of the frame without its resume field: what queues
+    /// count it as.
+    pub fn encoded_len(&self) -> usize {
+        self.prepared.object.len() + self.subs.len() + 1
     }
 
     /// The whole `event` frame with its `resume`, in one buffer (for
     /// sinks that take one contiguous message).
     pub fn to_json(&self) -> Bytes {
         let tail = ResumeTail::new(self.resume);
-        let open = self.open_object();
-        let mut out = BytesMut::with_capacity(open.len() + tail.as_bytes().len());
-        out.put_slice(&open);
-        out.put_slice(tail.as_bytes());
-        out.freeze()
+        join(self.parts(&tail))
     }
 
     /// The offset of the event.
@@ -177,33 +204,23 @@ impl EventFrame {
     pub fn priority(&self) -> Priority {
         self.prepared.priority()
     }
+
+    /// The event object as a `batch` element (without `"type"` and
+    /// without `resume`), in order.
+    fn element_parts(&self, first: bool) -> [&[u8]; 4] {
+        let open: &[u8] = if first { b"{" } else { b",{" };
+        let object = self.prepared.object();
+        [open, &object[EVENT_PREFIX.len()..], &self.subs, b"}"]
+    }
 }
 
-/// Builds the frames of one event for many recipients, sharing the bytes
-/// between recipients with equal subs lists.
-pub struct FrameEncoder<'a> {
-    prepared: &'a Arc<PreparedEvent>,
-    by_subs: FxHashMap<&'a [SubId], Bytes>,
-}
-
-impl<'a> FrameEncoder<'a> {
-    /// An encoder for `prepared`.
-    pub fn new(prepared: &'a Arc<PreparedEvent>) -> Self {
-        Self {
-            prepared,
-            by_subs: FxHashMap::default(),
-        }
+fn join<'a>(parts: impl IntoIterator<Item = &'a [u8]> + Clone) -> Bytes {
+    let size = parts.clone().into_iter().map(<[u8]>::len).sum();
+    let mut out = BytesMut::with_capacity(size);
+    for part in parts {
+        out.put_slice(part);
     }
-
-    /// The frame for a recipient with matching subscriptions `subs`.
-    pub fn frame(&mut self, subs: &'a [SubId]) -> EventFrame {
-        let bytes = self
-            .by_subs
-            .entry(subs)
-            .or_insert_with(|| self.prepared.frame_for(subs))
-            .clone();
-        EventFrame::new(self.prepared.clone(), bytes)
-    }
+    out.freeze()
 }
 
 /// `,"resume":"<offset>"}`: the end of an `event` frame, the connection's
@@ -248,30 +265,78 @@ impl ResumeTail {
     }
 }
 
-/// Encodes several event frames as one `batch` frame:
-/// `{"type":"batch","resume":"..","events":[{...},{...}]}`, each element
-/// being the event object without its `"type"` field, and `resume` the
-/// last frame's (the connection's safe resume offset once the batch is
-/// delivered).
-pub fn encode_batch(frames: &[EventFrame]) -> Bytes {
-    let size: usize = frames.iter().map(|f| f.bytes.len()).sum();
-    let mut out = BytesMut::with_capacity(size + 80);
-    out.put_slice(br#"{"type":"batch","resume":""#);
-    if let Some(last) = frames.last() {
-        let mut resume = Vec::with_capacity(41);
-        last.resume.write_to(&mut resume);
-        out.put_slice(&resume);
-    }
-    out.put_slice(br#"","events":["#);
-    for (i, f) in frames.iter().enumerate() {
-        if i > 0 {
-            out.put_u8(b',');
+/// `{"type":"batch","resume":"<offset>","events":[`: the opening of a
+/// `batch` frame, built on the stack.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchHead {
+    bytes: [u8; Self::CAPACITY],
+    len: u8,
+}
+
+impl BatchHead {
+    const OPEN: &'static [u8] = br#"{"type":"batch","resume":""#;
+    const CLOSE: &'static [u8] = br#"","events":["#;
+    const CAPACITY: usize = Self::OPEN.len() + 20 + 1 + 20 + Self::CLOSE.len();
+
+    /// The opening of a batch whose resume offset is `resume` (the last
+    /// frame's).
+    pub fn new(resume: Offset) -> Self {
+        let mut head = Self {
+            bytes: [0; Self::CAPACITY],
+            len: 0,
+        };
+        let (mut major, mut minor) = (itoa::Buffer::new(), itoa::Buffer::new());
+        for part in [
+            Self::OPEN,
+            major.format(resume.major).as_bytes(),
+            b"-",
+            minor.format(resume.minor).as_bytes(),
+            Self::CLOSE,
+        ] {
+            let start = usize::from(head.len);
+            // Sized for the longest offset: always fits.
+            if let Some(room) = head.bytes.get_mut(start..start + part.len()) {
+                room.copy_from_slice(part);
+                head.len += part.len() as u8;
+            }
         }
-        out.put_u8(b'{');
-        out.put_slice(&f.bytes[EVENT_PREFIX.len()..]);
+        head
     }
-    out.put_slice(b"]}");
-    out.freeze()
+
+    /// The head's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// The text of a `batch` frame of `frames` opened by `head`, in order:
+/// `{"type":"batch","resume":"..","events":[{...},{...}]}`, each element
+/// being an event object without its `"type"` and `resume` fields, the
+/// batch's `resume` the last frame's (the connection's safe resume offset
+/// once the batch is delivered).
+pub fn batch_parts<'a>(
+    head: &'a BatchHead,
+    frames: &'a [EventFrame],
+) -> impl Iterator<Item = &'a [u8]> + Clone + 'a {
+    let elements = frames
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| f.element_parts(i == 0));
+    std::iter::once(head.as_bytes())
+        .chain(elements)
+        .chain(std::iter::once(&b"]}"[..]))
+}
+
+/// The head of a batch of `frames`: its resume offset is the last frame's.
+pub fn batch_head(frames: &[EventFrame]) -> BatchHead {
+    BatchHead::new(frames.last().map_or(Offset::new(0, 0), |f| f.resume))
+}
+
+/// Encodes several event frames as one `batch` frame in one buffer (see
+/// [`batch_parts`]).
+pub fn encode_batch(frames: &[EventFrame]) -> Bytes {
+    let head = batch_head(frames);
+    join(batch_parts(&head, frames))
 }
 
 #[cfg(test)]
@@ -287,22 +352,26 @@ mod tests {
 
     #[test]
     fn event_frame_has_the_protocol_shape_and_the_exact_body() {
-        let p = prepared();
-        let frame = p.frame_for(&["s1".into(), "a\"b".into()]);
-        let v: Value = serde_json::from_slice(&frame).unwrap();
+        let mut frame = EventFrame::new(prepared(), &["s1".into(), "a\"b".into()]);
+        frame.resume = Offset::new(7, 9);
+        let json = frame.to_json();
+        let v: Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["type"], "event");
         assert_eq!(v["offset"], "7-3");
         assert_eq!(v["subs"], serde_json::json!(["s1", "a\"b"]));
         assert_eq!(v["priority"], "high");
         assert_eq!(v["event_type"], "pattern_detected");
-        let text = std::str::from_utf8(&frame).unwrap();
-        assert!(text.ends_with(
-            r#""data":{"symbol":"AAPL","pattern":"Doji","confidence":0.85,"extra":{"k":[1]}}}"#
+        assert_eq!(v["resume"], "7-9");
+        let text = std::str::from_utf8(&json).unwrap();
+        assert!(text.contains(
+            r#""data":{"symbol":"AAPL","pattern":"Doji","confidence":0.85,"extra":{"k":[1]}},"subs""#
         ));
+        let tail = ResumeTail::new(frame.resume);
+        assert_eq!(frame.parts(&tail).concat(), json.to_vec());
     }
 
     #[test]
-    fn frame_len_is_the_length_of_the_frame() {
+    fn frame_len_is_the_length_of_the_frame_without_its_resume() {
         let p = prepared();
         let cases: [&[SubId]; 3] = [
             &[],
@@ -310,34 +379,62 @@ mod tests {
             &["s1".into(), "a\"b\\c\n\u{1}é".into(), "".into()],
         ];
         for subs in cases {
-            assert_eq!(p.frame_len(subs), p.frame_for(subs).len(), "{subs:?}");
+            let frame = EventFrame::new(p.clone(), subs);
+            let tail = ResumeTail::new(frame.resume);
+            assert_eq!(p.frame_len(subs), frame.encoded_len(), "{subs:?}");
+            assert_eq!(
+                frame.encoded_len(),
+                frame.to_json().len() - tail.as_bytes().len() + 1,
+                "{subs:?}"
+            );
         }
     }
 
     #[test]
-    fn equal_subs_share_one_encoding() {
+    fn frames_share_the_event_object() {
         let p = prepared();
-        let subs_a: Vec<SubId> = vec!["s1".into()];
-        let subs_b: Vec<SubId> = vec!["s1".into()];
-        let mut enc = FrameEncoder::new(&p);
-        let a = enc.frame(&subs_a);
-        let b = enc.frame(&subs_b);
-        assert_eq!(a.bytes.as_ptr(), b.bytes.as_ptr());
+        let a = EventFrame::new(p.clone(), &["s1".into()]);
+        let b = EventFrame::new(p.clone(), &[]);
+        let tail = ResumeTail::new(a.resume);
+        assert_eq!(a.parts(&tail)[0].as_ptr(), b.parts(&tail)[0].as_ptr());
+        assert_eq!(&b.subs[..], NO_SUBS);
     }
 
     #[test]
     fn batch_wraps_event_objects() {
         let p = prepared();
-        let mut enc = FrameEncoder::new(&p);
-        let subs: Vec<SubId> = vec!["s1".into()];
-        let frames = [enc.frame(&subs), enc.frame(&[])];
-        let v: Value = serde_json::from_slice(&encode_batch(&frames)).unwrap();
+        let mut frames = [
+            EventFrame::new(p.clone(), &["s1".into()]),
+            EventFrame::new(p, &[]),
+        ];
+        frames[1].resume = Offset::new(7, 12);
+        let encoded = encode_batch(&frames);
+        let head = batch_head(&frames);
+        assert_eq!(
+            batch_parts(&head, &frames).collect::<Vec<_>>().concat(),
+            encoded.to_vec()
+        );
+        let v: Value = serde_json::from_slice(&encoded).unwrap();
         assert_eq!(v["type"], "batch");
+        assert_eq!(v["resume"], "7-12");
         let events = v["events"].as_array().unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0]["offset"], "7-3");
+        assert_eq!(events[0]["subs"], serde_json::json!(["s1"]));
         assert!(events[0].get("type").is_none());
+        assert!(events[0].get("resume").is_none());
         assert_eq!(events[1]["subs"], serde_json::json!([]));
         assert_eq!(events[1]["data"]["extra"]["k"][0], 1);
+    }
+
+    #[test]
+    fn heads_and_tails_fit_the_longest_offsets() {
+        let max = Offset::new(u64::MAX, u64::MAX);
+        let tail = ResumeTail::new(max);
+        let v: Value = serde_json::from_slice(&[b"{\"a\":1", tail.as_bytes()].concat()).unwrap();
+        assert_eq!(v["resume"], max.to_string());
+        let head = BatchHead::new(max);
+        let v: Value = serde_json::from_slice(&[head.as_bytes(), b"]}"].concat()).unwrap();
+        assert_eq!(v["resume"], max.to_string());
     }
 }

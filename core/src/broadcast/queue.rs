@@ -188,7 +188,7 @@ impl ConnectionQueue {
     /// Makes room for `frame` under the slow-consumer policy, or says why
     /// it cannot be queued.
     fn admit(&self, state: &mut State, frame: &EventFrame) -> Result<(), PushOutcome> {
-        match self.make_room(state, frame.priority(), frame.bytes.len()) {
+        match self.make_room(state, frame.priority(), frame.encoded_len()) {
             Some(()) => Ok(()),
             None if state.close.is_some() => Err(PushOutcome::SlowConsumer),
             None => {
@@ -473,10 +473,7 @@ impl FrameReceiver {
         let n = self.queue.settings.max_batch.max(1);
         let frames: Vec<EventFrame> = std::iter::from_fn(|| state.pop_replay())
             .take(n)
-            .map(|(prepared, sub)| {
-                let bytes = prepared.frame_for(std::slice::from_ref(&sub));
-                EventFrame::new(prepared, bytes)
-            })
+            .map(|(prepared, sub)| EventFrame::new(prepared, std::slice::from_ref(&sub)))
             .collect();
         DeliveryCounters::add(&self.queue.counters.replayed, frames.len() as u64);
         Some(self.package(frames, state))
@@ -527,7 +524,7 @@ impl FrameReceiver {
         let mut frames = Vec::new();
         let mut bytes = 0;
         while let Some(lane) = state.oldest_lane(None) {
-            let size = state.lane_front(lane).map_or(0, |f| f.bytes.len());
+            let size = state.lane_front(lane).map_or(0, EventFrame::encoded_len);
             let over = frames.len() >= settings.max_batch
                 || (!frames.is_empty() && bytes + size > settings.max_batch_bytes);
             if over {

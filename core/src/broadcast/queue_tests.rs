@@ -15,8 +15,7 @@ use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
 fn frame(seq: u64, json: &str) -> EventFrame {
     let event = Event::from_json(Bytes::copy_from_slice(json.as_bytes()), None, 1 << 20).unwrap();
     let prepared = Arc::new(PreparedEvent::new(Arc::new(event), Offset::new(1, seq)));
-    let bytes = prepared.frame_for(&[]);
-    EventFrame::new(prepared, bytes)
+    EventFrame::new(prepared, &[])
 }
 
 fn pattern(seq: u64, symbol: &str, priority: &str) -> EventFrame {
@@ -81,10 +80,10 @@ async fn a_flush_goes_in_offset_order_whatever_the_priority() {
 async fn a_lone_event_goes_out_as_an_event_frame_sharing_its_bytes() {
     let (q, mut rx, _) = queue(no_window(), None);
     let f = pattern(1, "A", "low");
-    let ptr = f.bytes.as_ptr();
+    let ptr = f.prepared.object().as_ptr();
     q.push(f, Urgency::Normal);
     match rx.recv().await.unwrap() {
-        Outbound::Event(out) => assert_eq!(out.bytes.as_ptr(), ptr),
+        Outbound::Event(out) => assert_eq!(out.prepared.object().as_ptr(), ptr),
         other => panic!("{other:?}"),
     }
 }
@@ -168,7 +167,7 @@ async fn batches_respect_max_events_and_bytes() {
         .collect();
     assert_eq!(sizes, vec![50, 50, 20]);
 
-    let one = pattern(0, "A", "low").bytes.len();
+    let one = pattern(0, "A", "low").encoded_len();
     let settings = QueueSettings {
         max_batch_bytes: one * 2 + 1,
         ..no_window()
@@ -330,7 +329,7 @@ async fn messages_then_replay_then_live() {
     let out = rx.recv().await.unwrap();
     assert_eq!(offsets(&out), vec![3, 4, 5]);
     if let Outbound::Batch(frames) = &out {
-        let v: serde_json::Value = serde_json::from_slice(&frames[0].bytes).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&frames[0].to_json()).unwrap();
         assert_eq!(v["subs"], serde_json::json!(["s1"]));
     }
     assert_eq!(offsets(&rx.recv().await.unwrap()), vec![9]);
@@ -380,10 +379,10 @@ fn sized(seq: u64, priority: &str, total: usize) -> EventFrame {
             ),
         )
     };
-    let base = padded(0).bytes.len();
+    let base = padded(0).encoded_len();
     assert!(total >= base, "{total} < {base}");
     let f = padded(total - base);
-    assert_eq!(f.bytes.len(), total);
+    assert_eq!(f.encoded_len(), total);
     f
 }
 
@@ -586,7 +585,7 @@ fn a_replacing_replay_keeps_the_other_subscriptions_in_order() {
             other => panic!("{other:?}"),
         };
         for f in frames {
-            let v: serde_json::Value = serde_json::from_slice(&f.bytes).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&f.to_json()).unwrap();
             seen.push((f.offset().minor, v["subs"].clone()));
         }
     }
@@ -759,7 +758,7 @@ async fn events_held_for_the_rate_limit_stay_one_per_key_and_are_counted() {
     }
     let held = q.held();
     // The first one queued, and the latest of the key held.
-    let expected = pattern(1, "A", "low").bytes.len() + pattern(last, "A", "low").bytes.len();
+    let expected = pattern(1, "A", "low").encoded_len() + pattern(last, "A", "low").encoded_len();
     assert_eq!((held.events, held.event_bytes), (2, expected));
     assert_eq!(offsets(&rx.recv().await.unwrap()), vec![1]);
 }
@@ -807,8 +806,8 @@ fn weigh(out: &[Outbound]) -> (usize, usize) {
     let mut messages = 0;
     for item in out {
         match item {
-            Outbound::Event(f) => frames += f.bytes.len(),
-            Outbound::Batch(fs) => frames += fs.iter().map(|f| f.bytes.len()).sum::<usize>(),
+            Outbound::Event(f) => frames += f.encoded_len(),
+            Outbound::Batch(fs) => frames += fs.iter().map(|f| f.encoded_len()).sum::<usize>(),
             Outbound::Message(ServerMessage::Dropped { .. }) | Outbound::Close(_) => {}
             Outbound::Message(m) => messages += m.to_json().len(),
         }

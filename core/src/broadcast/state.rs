@@ -152,7 +152,7 @@ impl State {
 
     pub(super) fn push_urgent(&mut self, frame: EventFrame) {
         self.saw(frame.offset());
-        self.urgent_bytes += frame.bytes.len();
+        self.urgent_bytes += frame.encoded_len();
         self.urgent.push_back(frame);
     }
 
@@ -162,7 +162,7 @@ impl State {
 
     pub(super) fn pop_urgent(&mut self) -> Option<EventFrame> {
         let frame = self.urgent.pop_front()?;
-        self.urgent_bytes -= frame.bytes.len();
+        self.urgent_bytes -= frame.encoded_len();
         Some(frame)
     }
 
@@ -172,7 +172,7 @@ impl State {
     pub(super) fn push_lane(&mut self, frame: EventFrame) {
         self.saw(frame.offset());
         let lane = frame.priority().index().min(2);
-        self.lane_bytes[lane] += frame.bytes.len();
+        self.lane_bytes[lane] += frame.encoded_len();
         self.oldest_batched.get_or_insert_with(Instant::now);
         let queue = &mut self.lanes[lane];
         if queue
@@ -202,7 +202,7 @@ impl State {
 
     pub(super) fn pop_lane_front(&mut self, lane: usize) -> Option<EventFrame> {
         let frame = self.lanes[lane].pop_front()?;
-        self.lane_bytes[lane] -= frame.bytes.len();
+        self.lane_bytes[lane] -= frame.encoded_len();
         Some(frame)
     }
 
@@ -218,7 +218,7 @@ impl State {
     pub(super) fn hold(&mut self, key: ConflationKey, frame: EventFrame) {
         let offset = frame.offset();
         self.saw(offset);
-        self.conflated_bytes += frame.bytes.len();
+        self.conflated_bytes += frame.encoded_len();
         if let Some(old) = self.conflated_keys.insert(key, offset) {
             // Callers release the key first; never leave its event behind.
             self.remove_held(old);
@@ -239,7 +239,7 @@ impl State {
 
     fn remove_held(&mut self, offset: Offset) {
         if let Some(frame) = self.conflated.remove(&offset) {
-            self.conflated_bytes -= frame.bytes.len();
+            self.conflated_bytes -= frame.encoded_len();
         }
     }
 
@@ -250,7 +250,7 @@ impl State {
     /// Takes the oldest held event (to release it into the lanes).
     pub(super) fn take_oldest_held(&mut self) -> Option<EventFrame> {
         let (_, frame) = self.conflated.pop_first()?;
-        self.conflated_bytes -= frame.bytes.len();
+        self.conflated_bytes -= frame.encoded_len();
         if let Some(key) = frame.prepared.event.conflation_key() {
             self.conflated_keys.remove(&key);
         }

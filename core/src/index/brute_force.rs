@@ -58,10 +58,7 @@ impl SubscriptionIndex for BruteForceIndex {
                 continue;
             }
             if out.last().map(|r| r.conn) != Some(sub.conn) {
-                out.push(Recipient {
-                    conn: sub.conn,
-                    subs: Default::default(),
-                });
+                out.push(Recipient::new(sub.conn, SmallVec::new()));
             }
         }
         out
@@ -95,11 +92,8 @@ fn group_matches(mut matches: Vec<(ConnId, SubId)>) -> Recipients {
     let mut out: Recipients = Vec::new();
     for (conn, id) in matches {
         match out.last_mut() {
-            Some(last) if last.conn == conn => last.subs.push(id),
-            _ => out.push(Recipient {
-                conn,
-                subs: SmallVec::from_elem(id, 1),
-            }),
+            Some(last) if last.conn == conn => last.add_sub(id),
+            _ => out.push(Recipient::new(conn, SmallVec::from_elem(id, 1))),
         }
     }
     out

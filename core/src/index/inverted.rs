@@ -182,14 +182,8 @@ impl InvertedIndex {
                 continue;
             };
             match out.last_mut() {
-                Some(last) if last.conn == conn => {
-                    let at = last.subs.partition_point(|s| *s < c.id);
-                    last.subs.insert(at, c.id.clone());
-                }
-                _ => out.push(Recipient {
-                    conn,
-                    subs: SmallVec::from_elem(c.id.clone(), 1),
-                }),
+                Some(last) if last.conn == conn => last.add_sub(c.id.clone()),
+                _ => out.push(Recipient::new(conn, SmallVec::from_elem(c.id.clone(), 1))),
             }
         }
         out
@@ -262,10 +256,7 @@ impl SubscriptionIndex for InvertedIndex {
         conns.dedup();
         conns
             .into_iter()
-            .map(|conn| Recipient {
-                conn,
-                subs: SmallVec::new(),
-            })
+            .map(|conn| Recipient::new(conn, SmallVec::new()))
             .collect()
     }
 

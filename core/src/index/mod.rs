@@ -15,19 +15,62 @@ mod versions;
 pub use brute_force::BruteForceIndex;
 pub use inverted::InvertedIndex;
 
+use std::sync::OnceLock;
+
+use bytes::Bytes;
 use smallvec::SmallVec;
 
 use crate::model::{ConnId, Event, SubId, Subscription};
 
 /// One connection an event goes to, with the ids of all its subscriptions
 /// that match (sorted), so the event is delivered once per connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Recipient {
     /// The connection.
     pub conn: ConnId,
     /// Matching subscription ids, sorted; empty for `broadcast_all`.
-    pub subs: SmallVec<[SubId; 2]>,
+    subs: SmallVec<[SubId; 2]>,
+    /// The ids as the broadcaster's frames carry them, encoded at the
+    /// first event: a cached route reuses them for every event after.
+    encoded: OnceLock<Bytes>,
 }
+
+impl Recipient {
+    /// `conn` with its matching subscriptions `subs` (sorted).
+    pub fn new(conn: ConnId, subs: SmallVec<[SubId; 2]>) -> Self {
+        Self {
+            conn,
+            subs,
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// Matching subscription ids, sorted; empty for `broadcast_all`.
+    pub fn subs(&self) -> &[SubId] {
+        &self.subs
+    }
+
+    /// Adds `id`, keeping the ids sorted (while an index groups matches,
+    /// before anything was encoded).
+    pub(crate) fn add_sub(&mut self, id: SubId) {
+        let at = self.subs.partition_point(|s| *s < id);
+        self.subs.insert(at, id);
+        self.encoded = OnceLock::new();
+    }
+
+    /// The ids encoded by `encode`, once for this recipient.
+    pub fn encoded_subs(&self, encode: impl FnOnce(&[SubId]) -> Bytes) -> &Bytes {
+        self.encoded.get_or_init(|| encode(&self.subs))
+    }
+}
+
+impl PartialEq for Recipient {
+    fn eq(&self, other: &Self) -> bool {
+        self.conn == other.conn && self.subs == other.subs
+    }
+}
+
+impl Eq for Recipient {}
 
 /// The recipients of one event, sorted by connection.
 pub type Recipients = Vec<Recipient>;
@@ -74,5 +117,32 @@ pub trait SubscriptionIndex: Send + Sync {
     /// True when there is no subscription.
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recipient_encodes_its_subs_once_and_again_after_a_change() {
+        let mut r = Recipient::new(ConnId(1), SmallVec::from_elem("b".into(), 1));
+        let calls = std::cell::Cell::new(0);
+        let encode = |subs: &[SubId]| {
+            calls.set(calls.get() + 1);
+            Bytes::from(subs.join(","))
+        };
+        assert_eq!(r.encoded_subs(encode), "b");
+        assert_eq!(r.encoded_subs(encode), "b");
+        assert_eq!(calls.get(), 1);
+        r.add_sub("a".into());
+        r.add_sub("c".into());
+        assert_eq!(r.subs(), [SubId::from("a"), "b".into(), "c".into()]);
+        assert_eq!(r.encoded_subs(encode), "a,b,c");
+        assert_eq!(calls.get(), 2);
+        assert_eq!(
+            r,
+            Recipient::new(ConnId(1), r.subs().iter().cloned().collect())
+        );
     }
 }

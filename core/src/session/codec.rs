@@ -18,7 +18,7 @@ pub trait WireCodec: Send + 'static {
     /// has no wire form on this transport); returns about how many bytes
     /// it produced (emitted now or at [`seal`](Self::seal)), which bounds
     /// the round.
-    fn encode(&mut self, out: &Outbound, items: &mut Vec<Self::Item>) -> usize;
+    fn encode(&mut self, out: Outbound, items: &mut Vec<Self::Item>) -> usize;
 
     /// Ends a round of [`encode`](Self::encode) calls.
     fn seal(&mut self, items: &mut Vec<Self::Item>) {

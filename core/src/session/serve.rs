@@ -65,8 +65,8 @@ where
     K: Sink<C::Item> + Unpin,
 {
     let mut items = Vec::new();
-    codec.encode(&Outbound::Message(error.to_message()), &mut items);
-    codec.encode(&Outbound::Close(error.close_code()), &mut items);
+    codec.encode(Outbound::Message(error.to_message()), &mut items);
+    codec.encode(Outbound::Close(error.close_code()), &mut items);
     codec.seal(&mut items);
     let write = async {
         for item in items {
@@ -397,9 +397,10 @@ where
         let mut next = Some(first);
         let (mut items, mut bytes) = (0, 0);
         while let Some(out) = next.take() {
-            bytes += self.codec.encode(&out, &mut self.scratch);
+            let closing = matches!(out, Outbound::Close(_));
+            bytes += self.codec.encode(out, &mut self.scratch);
             items += 1;
-            if matches!(out, Outbound::Close(_)) {
+            if closing {
                 self.closing = true;
                 break;
             }

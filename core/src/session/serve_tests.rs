@@ -22,7 +22,7 @@ struct TextCodec;
 impl WireCodec for TextCodec {
     type Item = String;
 
-    fn encode(&mut self, out: &Outbound, items: &mut Vec<String>) -> usize {
+    fn encode(&mut self, out: Outbound, items: &mut Vec<String>) -> usize {
         let text = match out {
             Outbound::Event(f) => format!("event {}", f.offset()),
             Outbound::Batch(fs) => format!("batch {}", fs.len()),

@@ -20,7 +20,9 @@ pub struct Seen {
 /// Decodes one outbound item as the WebSocket transport would write it.
 pub fn record(seen: &mut Seen, out: Outbound) {
     match out {
-        Outbound::Event(f) => seen.events.push(serde_json::from_slice(&f.bytes).unwrap()),
+        Outbound::Event(f) => seen
+            .events
+            .push(serde_json::from_slice(&f.to_json()).unwrap()),
         Outbound::Batch(frames) => {
             seen.batches += 1;
             let v: Value = serde_json::from_slice(&encode_batch(&frames)).unwrap();

@@ -50,9 +50,9 @@ impl Client {
         tokio::spawn(async move {
             while let Some(out) = frames.recv().await {
                 match out {
-                    Outbound::Event(f) => {
-                        sink.lock().push(serde_json::from_slice(&f.bytes).unwrap())
-                    }
+                    Outbound::Event(f) => sink
+                        .lock()
+                        .push(serde_json::from_slice(&f.to_json()).unwrap()),
                     Outbound::Batch(fs) => {
                         let batch: Value = serde_json::from_slice(&encode_batch(&fs)).unwrap();
                         sink.lock()

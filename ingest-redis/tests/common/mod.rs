@@ -214,10 +214,10 @@ pub async fn wait_until_async<F: Future<Output = bool>>(what: &str, mut done: im
 /// The event objects among `out` (single or batched).
 fn events_of(out: Outbound) -> Vec<Value> {
     match out {
-        Outbound::Event(frame) => vec![serde_json::from_slice(&frame.bytes).unwrap()],
+        Outbound::Event(frame) => vec![serde_json::from_slice(&frame.to_json()).unwrap()],
         Outbound::Batch(frames) => frames
             .iter()
-            .map(|f| serde_json::from_slice(&f.bytes).unwrap())
+            .map(|f| serde_json::from_slice(&f.to_json()).unwrap())
             .collect(),
         Outbound::Message(_) | Outbound::Close(_) => Vec::new(),
     }

@@ -102,7 +102,7 @@ fn per_event(plan: &FloorPlan, first_seq: u32, prepared: &[Arc<PreparedEvent>]) 
     for (i, event) in prepared.iter().enumerate() {
         for group in plan.groups(first_seq + i as u32) {
             // Received in offset order: its resume offset is its own.
-            let json = EventFrame::new(event.clone(), event.frame_for(&sub_ids(group.subs)));
+            let json = EventFrame::new(event.clone(), &sub_ids(group.subs));
             let frame = text_frame(&json.to_json());
             out.push(&frame, &group.conns);
         }
@@ -145,7 +145,7 @@ fn per_request(plan: &FloorPlan, first_seq: u32, prepared: &[Arc<PreparedEvent>]
 fn payload(prepared: &[Arc<PreparedEvent>], items: &[(u32, u64)]) -> Bytes {
     let frame = |&(i, subs): &(u32, u64)| {
         let event = &prepared[i as usize];
-        EventFrame::new(event.clone(), event.frame_for(&sub_ids(subs)))
+        EventFrame::new(event.clone(), &sub_ids(subs))
     };
     match items {
         [one] => frame(one).to_json(),
@@ -236,10 +236,7 @@ mod tests {
                 .filter_map(|seq| {
                     let planned = plan.groups(seq).iter().find(|g| g.conns.contains(&conn))?;
                     let event = &tickcast[seq as usize];
-                    Some(EventFrame::new(
-                        event.clone(),
-                        event.frame_for(&sub_ids(planned.subs)),
-                    ))
+                    Some(EventFrame::new(event.clone(), &sub_ids(planned.subs)))
                 })
                 .collect();
             let json = match frames.as_slice() {
