@@ -2,13 +2,16 @@
 //! socket.
 //!
 //! A server frame is not masked, so an event's bytes are the same for
-//! every recipient: each frame is its header (2 to 10 bytes, built here on
-//! the stack) and the slices of its payload as core encoded them (the
-//! event's shared object, the recipient's `subs` field, the connection's
-//! resume tail; a batch is those of each of its events between its own
-//! head and end), and a round of frames goes out in one vectored write,
-//! without copying a payload into a per-connection buffer. tungstenite
-//! still reads the client's frames ([`ReadOnly`]); it never writes.
+//! every recipient: an `event` frame is its header (2 to 10 bytes, built
+//! here on the stack), the event's shared object as core encoded it, and
+//! a short tail of its own (the recipient's `subs` field and the
+//! connection's resume offset), and a round of frames goes out in one
+//! vectored write, without copying an event's object per connection. A
+//! `batch` frame is encoded into one buffer: the kernel copies each slice
+//! of a vectored write separately, and a batch's pieces are many and
+//! small, so one copy here costs less than handing it dozens of slices.
+//! tungstenite still reads the client's frames ([`ReadOnly`]); it never
+//! writes.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -17,9 +20,8 @@ use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use futures_util::Sink;
-use tickcast_core::broadcast::{
-    batch_head, batch_parts, BatchHead, EventFrame, Outbound, ResumeTail,
-};
+use smallvec::SmallVec;
+use tickcast_core::broadcast::{encode_batch, EventFrame, Outbound, ResumeTail};
 use tickcast_core::session::WireCodec;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -35,16 +37,18 @@ pub(crate) struct RawFrame {
     payload: Payload,
 }
 
-/// A frame's payload, kept in the pieces core encoded it in.
+/// A frame's payload.
 #[derive(Debug, Clone)]
 enum Payload {
     Bytes(Bytes),
-    /// An `event` frame: the event's shared object and the recipient's
-    /// subs, then this connection's resume offset.
-    Event(EventFrame, ResumeTail),
-    /// A `batch` frame of these events.
-    Batch(BatchHead, Vec<EventFrame>),
+    /// An `event` frame: the event's shared object, then its tail.
+    Event(EventFrame, EventTail),
 }
+
+/// The end of an `event` frame: the recipient's `subs` field and the
+/// connection's resume offset, in one slice (on the stack unless the subs
+/// list is long).
+type EventTail = SmallVec<[u8; 96]>;
 
 impl Payload {
     /// Calls `f` with each slice of the payload, in order, until it
@@ -55,10 +59,7 @@ impl Payload {
                 f(bytes);
             }
             Self::Event(frame, tail) => {
-                let _ = frame.parts(tail).into_iter().all(f);
-            }
-            Self::Batch(head, frames) => {
-                let _ = batch_parts(head, frames).all(f);
+                let _ = f(frame.prepared.object()) && f(tail);
             }
         }
     }
@@ -90,21 +91,16 @@ impl RawFrame {
         }
     }
 
-    /// An `event` frame: the event's shared object and subs, then this
-    /// connection's resume offset.
+    /// An `event` frame: the event's shared object, then the
+    /// recipient's subs and this connection's resume offset.
     fn event(frame: EventFrame) -> Self {
-        let tail = ResumeTail::new(frame.resume);
+        let resume = ResumeTail::new(frame.resume);
+        let mut tail = EventTail::new();
+        tail.extend_from_slice(frame.subs_field());
+        tail.extend_from_slice(resume.as_bytes());
         Self {
             opcode: TEXT,
             payload: Payload::Event(frame, tail),
-        }
-    }
-
-    /// A `batch` frame of `frames`.
-    fn batch(frames: Vec<EventFrame>) -> Self {
-        Self {
-            opcode: TEXT,
-            payload: Payload::Batch(batch_head(&frames), frames),
         }
     }
 
@@ -333,7 +329,7 @@ impl WireCodec for RawCodec {
     fn encode(&mut self, out: Outbound, items: &mut Vec<RawFrame>) -> usize {
         let frame = match out {
             Outbound::Event(frame) => RawFrame::event(frame),
-            Outbound::Batch(frames) => RawFrame::batch(frames),
+            Outbound::Batch(frames) => RawFrame::text(encode_batch(&frames)),
             Outbound::Message(message) => RawFrame::text(message.to_json()),
             Outbound::Close(code) => RawFrame::close(code.code(), code.reason()),
         };
@@ -457,8 +453,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_goes_out_in_slices_as_its_encoding_even_cut_short() {
-        // More events than one vectored write has slices for.
+    async fn batches_and_events_read_back_as_encoded_even_cut_short() {
+        // More frames than one vectored write has slices for.
         let frames: Vec<EventFrame> = (1..=80)
             .map(|i| event_frame(i, if i % 2 == 0 { &["s1", "s2"] } else { &[] }, i))
             .collect();
@@ -466,14 +462,16 @@ mod tests {
         for capacity in [5, 4096, 1 << 20] {
             let mut items = Vec::new();
             RawCodec.encode(Outbound::Batch(frames.clone()), &mut items);
-            RawCodec.encode(Outbound::Event(frames[0].clone()), &mut items);
+            for frame in &frames {
+                RawCodec.encode(Outbound::Event(frame.clone()), &mut items);
+            }
             let messages = read_back_through(items, capacity).await;
             assert_eq!(messages[0], expected, "capacity {capacity}");
-            assert_eq!(
-                messages[1],
-                text(&frames[0].to_json()),
-                "capacity {capacity}"
-            );
+            for (message, frame) in messages[1..].iter().zip(&frames) {
+                assert_eq!(message, &text(&frame.to_json()), "capacity {capacity}");
+            }
+            // Then the close the sink sends when it is closed.
+            assert!(matches!(messages[1 + frames.len()], Message::Close(_)));
         }
     }
 

@@ -14,9 +14,10 @@
 //! Nothing is copied per recipient: the `subs` field is encoded once per
 //! [`Recipient`](crate::index::Recipient) (and a cached route keeps it for
 //! the events that follow), and the resume tail is built on the stack.
-//! Writers that take slices ([`EventFrame::parts`], [`batch_parts`]) send
-//! the three pieces as they are; the others join them
-//! ([`EventFrame::to_json`], [`encode_batch`]).
+//! Writers that take slices ([`EventFrame::parts`]) send the pieces as
+//! they are; the others join them ([`EventFrame::to_json`]). A `batch`
+//! frame is always joined ([`encode_batch`]): its pieces are many and
+//! small, and the kernel copies each slice of a vectored write on its own.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -268,7 +269,7 @@ impl ResumeTail {
 /// `{"type":"batch","resume":"<offset>","events":[`: the opening of a
 /// `batch` frame, built on the stack.
 #[derive(Debug, Clone, Copy)]
-pub struct BatchHead {
+struct BatchHead {
     bytes: [u8; Self::CAPACITY],
     len: u8,
 }
@@ -280,7 +281,7 @@ impl BatchHead {
 
     /// The opening of a batch whose resume offset is `resume` (the last
     /// frame's).
-    pub fn new(resume: Offset) -> Self {
+    fn new(resume: Offset) -> Self {
         let mut head = Self {
             bytes: [0; Self::CAPACITY],
             len: 0,
@@ -304,7 +305,7 @@ impl BatchHead {
     }
 
     /// The head's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
+    fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
 }
@@ -314,7 +315,7 @@ impl BatchHead {
 /// being an event object without its `"type"` and `resume` fields, the
 /// batch's `resume` the last frame's (the connection's safe resume offset
 /// once the batch is delivered).
-pub fn batch_parts<'a>(
+fn batch_parts<'a>(
     head: &'a BatchHead,
     frames: &'a [EventFrame],
 ) -> impl Iterator<Item = &'a [u8]> + Clone + 'a {
@@ -328,7 +329,7 @@ pub fn batch_parts<'a>(
 }
 
 /// The head of a batch of `frames`: its resume offset is the last frame's.
-pub fn batch_head(frames: &[EventFrame]) -> BatchHead {
+fn batch_head(frames: &[EventFrame]) -> BatchHead {
     BatchHead::new(frames.last().map_or(Offset::new(0, 0), |f| f.resume))
 }
 

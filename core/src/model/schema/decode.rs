@@ -77,8 +77,8 @@ impl Schema {
                         values[dim.index()] = Some(dim_value(self.dimension(dim), raw)?);
                     }
                 }
-                FieldRole::EventId => parts.event_id = Some(string(raw, field)?.into()),
-                FieldRole::UserId => parts.user_id = Some(name(raw, field, MAX_NAME_CHARS)?),
+                FieldRole::EventId => parts.event_id = Some((*string(raw, field)?).into()),
+                FieldRole::UserId => parts.user_id = Some(name(raw, field, MAX_NAME_CHARS)?.into()),
                 FieldRole::Priority => priority = Some(string(raw, field)?.parse::<Priority>()?),
             }
         }
@@ -109,7 +109,7 @@ fn dim_value(dim: &Dimension, raw: &RawValue) -> Result<Value, DecodeError> {
         DimKind::Text { case, max_chars } => {
             let text = name(raw, dim.name(), *max_chars)?;
             Ok(Value::Text(match case {
-                Case::Exact => text,
+                Case::Exact => text.into(),
                 _ => case.apply(&text),
             }))
         }
@@ -134,15 +134,26 @@ fn dim_value(dim: &Dimension, raw: &RawValue) -> Result<Value, DecodeError> {
     }
 }
 
-fn string(raw: &RawValue, field: &str) -> Result<String, DecodeError> {
-    serde_json::from_str::<String>(raw.get()).map_err(|_| DecodeError::WrongType {
-        field: field.into(),
-        expected: "a string",
-    })
+/// The string `raw` holds: borrowed from the body unless it has escapes.
+fn string<'a>(raw: &'a RawValue, field: &str) -> Result<Cow<'a, str>, DecodeError> {
+    let json = raw.get();
+    // The parser has checked the value: a string without a backslash is
+    // its text between the quotes.
+    if let Some(text) = json.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        if !text.contains('\\') {
+            return Ok(Cow::Borrowed(text));
+        }
+    }
+    serde_json::from_str::<String>(json)
+        .map(Cow::Owned)
+        .map_err(|_| DecodeError::WrongType {
+            field: field.into(),
+            expected: "a string",
+        })
 }
 
 /// A string of 1 to `max` characters.
-fn name(raw: &RawValue, field: &str, max: usize) -> Result<Box<str>, DecodeError> {
+fn name<'a>(raw: &'a RawValue, field: &str, max: usize) -> Result<Cow<'a, str>, DecodeError> {
     let s = string(raw, field)?;
     if s.is_empty() {
         return Err(DecodeError::EmptyField(field.into()));
@@ -154,7 +165,7 @@ fn name(raw: &RawValue, field: &str, max: usize) -> Result<Box<str>, DecodeError
             max,
         });
     }
-    Ok(s.into_boxed_str())
+    Ok(s)
 }
 
 /// Walks the top-level object, keeping the raw value of each declared
@@ -252,7 +263,27 @@ fn exceeds_depth(bytes: &[u8], max: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::exceeds_depth;
+    use super::{exceeds_depth, string};
+    use serde_json::value::RawValue;
+    use std::borrow::Cow;
+
+    #[test]
+    fn strings_borrow_unless_escaped_and_only_strings_are_strings() {
+        let raw = |json: &str| RawValue::from_string(json.to_owned()).unwrap();
+        let plain = raw(r#""AAPL""#);
+        assert!(matches!(
+            string(&plain, "symbol"),
+            Ok(Cow::Borrowed("AAPL"))
+        ));
+        let escaped = raw(r#""A\u0041P\"L""#);
+        assert_eq!(string(&escaped, "symbol").unwrap(), "AAP\"L");
+        for not_a_string in ["1", "true", "[\"a\"]", "{\"a\":\"b\"}"] {
+            assert!(
+                string(&raw(not_a_string), "symbol").is_err(),
+                "{not_a_string}"
+            );
+        }
+    }
 
     #[test]
     fn depth_counts_nesting_not_openings_or_strings() {

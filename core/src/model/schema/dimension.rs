@@ -38,8 +38,12 @@ pub enum Case {
 impl Case {
     /// `value` in this case.
     pub fn apply(self, value: &str) -> Box<str> {
+        // ASCII (every ticker symbol) folds in place: one allocation,
+        // the size of the value.
         match self {
             Self::Exact => value.into(),
+            Self::Upper if value.is_ascii() => value.to_ascii_uppercase().into(),
+            Self::Lower if value.is_ascii() => value.to_ascii_lowercase().into(),
             Self::Upper => value.to_uppercase().into(),
             Self::Lower => value.to_lowercase().into(),
         }
