@@ -33,11 +33,13 @@ impl History {
     /// fits.
     pub fn push(&mut self, event: Arc<PreparedEvent>) {
         self.floor.get_or_insert(event.offset.predecessor());
+        let accepted_at = event.accepted_at;
         self.ring.push_back(event);
         while self.ring.len() > self.config.capacity {
             self.evict_front();
         }
-        self.expire(Instant::now());
+        // The newest event was accepted just now: no clock read needed.
+        self.expire(accepted_at);
     }
 
     /// Evicts events older than `max_age` at `now`.

@@ -352,10 +352,11 @@ impl Hub {
             inner.router.subscribe(sub);
         }
         let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
-        seq.history.push(prepared.clone());
-        let started = Instant::now();
+        // One clock read per step: the event's acceptance starts routing.
+        let started = prepared.accepted_at;
         let route = inner.router.route(&prepared.event);
         let routed = Instant::now();
+        seq.history.push(prepared.clone());
         match wake {
             Some(wake) => inner.broadcaster.deliver_deferred(&prepared, &route, wake),
             None => inner.broadcaster.deliver(&prepared, &route),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use coarsetime::Instant;
 use quick_cache::{sync::Cache, Weighter};
 
-use super::key::{RouteKey, RouteKeyRef};
+use super::key::RouteKey;
 use crate::index::Recipients;
 
 /// An entry of `n` recipients weighs `1 + n / RECIPIENTS_PER_UNIT` units of
@@ -96,7 +96,7 @@ impl RouteCache {
     /// answer, which is then cached.
     pub(crate) fn get_or_compute(
         &self,
-        key: &RouteKeyRef<'_>,
+        key: &RouteKey,
         version: u64,
         compute: impl FnOnce() -> Recipients,
     ) -> Arc<Recipients> {
@@ -118,7 +118,7 @@ impl RouteCache {
             expires: now + self.ttl,
             recipients: recipients.clone(),
         };
-        cache.insert(key.to_owned(), entry);
+        cache.insert(key.clone(), entry);
         recipients
     }
 
@@ -158,7 +158,7 @@ mod tests {
         let e = event();
         let fresh = RouteCache::new(100, Duration::from_secs(60));
         let rank = |r: u32| move |_: DimId, _: f64| (r, 0);
-        let key = |r| RouteKeyRef::content(&e, rank(r));
+        let key = |r| RouteKey::content(&e, rank(r));
         fresh.get_or_compute(&key(0), 1, Vec::new);
         fresh.get_or_compute(&key(0), 1, Vec::new);
         fresh.get_or_compute(&key(0), 2, Vec::new);

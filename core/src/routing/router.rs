@@ -12,7 +12,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 
 use super::cache::{CacheCounts, RouteCache};
-use super::key::RouteKeyRef;
+use super::key::RouteKey;
 use super::strategy::{RoutingRules, Strategy};
 use super::thresholds::Bounds;
 use crate::index::{Recipients, SubscriptionIndex};
@@ -108,12 +108,12 @@ impl<I: SubscriptionIndex> IndexRouter<I> {
         let state = self.state.read();
         let recipients = if strategy == Strategy::BroadcastAll {
             self.cache.get_or_compute(
-                &RouteKeyRef::broadcast(event),
+                &RouteKey::broadcast(event),
                 state.index.version_all(),
                 || self.timed(|| state.index.subscribed_connections(event.user_id())),
             )
         } else {
-            let key = RouteKeyRef::content(event, |dim, v| state.bounds.rank(dim, v));
+            let key = RouteKey::content(event, |dim, v| state.bounds.rank(dim, v));
             let version = state.index.version(event) + state.bounds.epoch();
             self.cache.get_or_compute(&key, version, || {
                 self.timed(|| state.index.match_event(event))
