@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tickcast_benches::events::PatternDetection;
 use tickcast_core::broadcast::{
-    encode_batch, subs_field, EventFrame, FrameReceiver, Outbound, PreparedEvent, QueueSettings,
+    encode_batch, EventFrame, FrameReceiver, Outbound, PreparedEvent, QueueSettings,
 };
 use tickcast_core::index::Recipient;
 use tickcast_core::internals::{
     ConnectionQueue, DeliveryCounters, Route, ShardedBroadcaster, Urgency,
 };
 use tickcast_core::model::{ConnId, Filter, Offset, SubId};
+use tickcast_core::protocol::subs_field;
 use tickcast_core::routing::Strategy;
 use tickcast_core::{Hub, HubConfig};
 

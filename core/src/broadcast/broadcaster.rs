@@ -12,10 +12,11 @@ use parking_lot::RwLock;
 use rustc_hash::FxHashMap;
 
 use super::counters::DeliveryCounters;
-use super::frame::{subs_field, EventFrame, PreparedEvent};
+use super::frame::{EventFrame, PreparedEvent};
 use super::queue::{ConnectionQueue, Urgency};
 use crate::index::Recipients;
 use crate::model::ConnId;
+use crate::protocol::subs_field;
 use crate::routing::{Route, Strategy};
 
 type Registry = RwLock<FxHashMap<ConnId, Arc<ConnectionQueue>>>;

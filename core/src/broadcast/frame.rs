@@ -25,13 +25,11 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::model::{Event, Offset, Priority, SubId};
+use crate::protocol::{subs_field, subs_field_len};
 
 /// The opening of every single-event frame; a batch element is the same
 /// object without it.
 const EVENT_PREFIX: &[u8] = br#"{"type":"event","#;
-
-/// The `subs` field of a frame matching no subscription (a broadcast).
-const NO_SUBS: &[u8] = br#","subs":[]"#;
 
 /// An accepted event with its offset and the shared part of its frames.
 #[derive(Debug)]
@@ -84,53 +82,8 @@ impl PreparedEvent {
     /// are `subs`, without its resume field ([`EventFrame::encoded_len`]), without
     /// building it: what a queue counts for a frame it has yet to build.
     pub(crate) fn frame_len(&self, subs: &[SubId]) -> usize {
-        let ids = subs
-            .iter()
-            .fold(0usize, |sum, id| sum.saturating_add(json_len(&**id)));
-        // The field's name and brackets, the commas between ids.
-        let punctuation = NO_SUBS.len() + subs.len().saturating_sub(1);
-        (self.object.len() + punctuation + 1).saturating_add(ids)
+        (self.object.len() + 1).saturating_add(subs_field_len(subs))
     }
-}
-
-/// The length of `value` as JSON, counted without building the text.
-pub(super) fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 = self.0.saturating_add(buf.len());
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    // Only a failing writer or a non-string map key can make serde_json
-    // fail; this writer never fails and these types have neither.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
-}
-
-/// `,"subs":[<ids>]`: the `subs` field of the frames for a recipient whose
-/// matching subscriptions are `subs`.
-pub fn subs_field(subs: &[SubId]) -> Bytes {
-    if subs.is_empty() {
-        return Bytes::from_static(NO_SUBS);
-    }
-    let mut out =
-        Vec::with_capacity(NO_SUBS.len() + subs.iter().map(|id| id.len() + 3).sum::<usize>());
-    out.extend_from_slice(&NO_SUBS[..NO_SUBS.len() - 1]);
-    for (i, id) in subs.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        // Sub ids are client strings: escape them properly. Writing into
-        // a `Vec` cannot fail.
-        let _ = serde_json::to_writer(&mut out, &**id);
-    }
-    out.push(b']');
-    out.into()
 }
 
 /// One event frame ready for one connection.
@@ -157,7 +110,7 @@ impl EventFrame {
     }
 
     /// A frame of `prepared` whose `subs` field, encoded by
-    /// [`subs_field`], is `subs`.
+    /// [`subs_field`](crate::protocol::subs_field), is `subs`.
     pub fn with_subs_field(prepared: Arc<PreparedEvent>, subs: Bytes) -> Self {
         let resume = prepared.offset;
         Self {
@@ -337,7 +290,16 @@ fn batch_head(frames: &[EventFrame]) -> BatchHead {
 /// [`batch_parts`]).
 pub fn encode_batch(frames: &[EventFrame]) -> Bytes {
     let head = batch_head(frames);
-    join(batch_parts(&head, frames))
+    // Each element: its frame without the `"type"` field, and a comma.
+    let elements: usize = frames
+        .iter()
+        .map(|f| f.encoded_len() - EVENT_PREFIX.len() + 2)
+        .sum();
+    let mut out = BytesMut::with_capacity(head.as_bytes().len() + elements + 2);
+    for part in batch_parts(&head, frames) {
+        out.put_slice(part);
+    }
+    out.freeze()
 }
 
 #[cfg(test)]
@@ -398,7 +360,7 @@ mod tests {
         let b = EventFrame::new(p.clone(), &[]);
         let tail = ResumeTail::new(a.resume);
         assert_eq!(a.parts(&tail)[0].as_ptr(), b.parts(&tail)[0].as_ptr());
-        assert_eq!(&b.subs[..], NO_SUBS);
+        assert_eq!(&b.subs[..], br#","subs":[]"#);
     }
 
     #[test]

@@ -22,7 +22,7 @@ mod wakeup;
 pub(crate) use broadcaster::{ShardedBroadcaster, WakeList};
 pub(crate) use counters::DeliveryCounters;
 pub use counters::DeliveryCounts;
-pub use frame::{encode_batch, subs_field, EventFrame, PreparedEvent, ResumeTail};
+pub use frame::{encode_batch, EventFrame, PreparedEvent, ResumeTail};
 pub(crate) use queue::{ConnectionQueue, Polled};
 pub use queue::{FrameReceiver, Outbound};
 pub(crate) use rate::RateLimiter;

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use parking_lot::Mutex;
 
 use super::counters::DeliveryCounters;
-use super::frame::{json_len, EventFrame, PreparedEvent};
+use super::frame::{EventFrame, PreparedEvent};
 use super::rate::RateLimiter;
 use super::settings::QueueSettings;
 #[cfg(test)]
@@ -35,6 +35,7 @@ use super::state::Held;
 use super::state::State;
 use super::wakeup::Wakeup;
 use crate::model::{Priority, SubId};
+use crate::protocol::json_len;
 use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
 
 /// Longest an event is held for rate-limit quota (latest wins per key);

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use tokio::time::Instant;
 
-use super::frame::{json_len, EventFrame, PreparedEvent};
+use super::frame::{EventFrame, PreparedEvent};
 use super::settings::QueueSettings;
 use crate::model::{ConflationKey, Offset, SubId};
+use crate::protocol::json_len;
 use crate::protocol::{CloseCode, ServerMessage};
 
 /// A queue's contents; every field behind the queue's one lock.

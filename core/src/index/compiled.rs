@@ -2,11 +2,13 @@
 //! verifies candidates with: interned ids, bit masks and bounds in one
 //! small struct, so checking a candidate compares integers, never strings.
 
+use bytes::Bytes;
 use smallvec::SmallVec;
 
 use super::interner::{Atom, Interner};
 use crate::model::schema::{DimId, Test};
 use crate::model::{ConnId, Event, Priority, SubId, Subscription, Value};
+use crate::protocol::subs_field;
 
 /// The interned text values of an index, one interner per dimension.
 #[derive(Debug, Default)]
@@ -112,6 +114,9 @@ enum Check {
 pub(crate) struct CompiledFilter {
     pub(crate) conn: ConnId,
     pub(crate) id: SubId,
+    /// `subs` of a frame matching only this subscription, encoded once:
+    /// most recipients match one subscription of theirs.
+    pub(crate) alone: Bytes,
     checks: SmallVec<[(DimId, Check); 3]>,
     /// Entitlement bits; `None` = all.
     entitled: Option<u64>,
@@ -146,6 +151,7 @@ impl CompiledFilter {
         Self {
             conn: sub.conn,
             id: sub.id.clone(),
+            alone: subs_field(std::slice::from_ref(&sub.id)),
             checks,
             entitled: sub.entitled,
             min_priority: f.min_priority().unwrap_or(Priority::Low),

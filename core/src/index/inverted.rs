@@ -183,7 +183,11 @@ impl InvertedIndex {
             };
             match out.last_mut() {
                 Some(last) if last.conn == conn => last.add_sub(c.id.clone()),
-                _ => out.push(Recipient::new(conn, SmallVec::from_elem(c.id.clone(), 1))),
+                _ => out.push(Recipient::encoded(
+                    conn,
+                    SmallVec::from_elem(c.id.clone(), 1),
+                    c.alone.clone(),
+                )),
             }
         }
         out
@@ -291,6 +295,7 @@ mod tests {
     };
     use crate::model::schema::tickstock;
     use crate::model::{Filter, SubId};
+    use crate::protocol::subs_field;
     use proptest::prelude::*;
 
     #[derive(Debug, Clone)]
@@ -371,7 +376,13 @@ mod tests {
                     );
                 }
                 Op::Match(event) => {
-                    prop_assert_eq!(fast.match_event(&event), slow.match_event(&event));
+                    let answer = fast.match_event(&event);
+                    // Subs encoded ahead (one match) or at first use
+                    // (several) are the list's encoding.
+                    for r in &answer {
+                        prop_assert_eq!(r.encoded_subs(subs_field), &subs_field(r.subs()));
+                    }
+                    prop_assert_eq!(answer, slow.match_event(&event));
                     let user = event.user_id();
                     prop_assert_eq!(
                         fast.subscribed_connections(user),

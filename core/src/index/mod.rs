@@ -45,6 +45,15 @@ impl Recipient {
         }
     }
 
+    /// `conn` with `subs` already encoded as `encoded`.
+    pub(crate) fn encoded(conn: ConnId, subs: SmallVec<[SubId; 2]>, encoded: Bytes) -> Self {
+        Self {
+            conn,
+            subs,
+            encoded: OnceLock::from(encoded),
+        }
+    }
+
     /// Matching subscription ids, sorted; empty for `broadcast_all`.
     pub fn subs(&self) -> &[SubId] {
         &self.subs
@@ -55,6 +64,7 @@ impl Recipient {
     pub(crate) fn add_sub(&mut self, id: SubId) {
         let at = self.subs.partition_point(|s| *s < id);
         self.subs.insert(at, id);
+        // What was encoded was the list before.
         self.encoded = OnceLock::new();
     }
 

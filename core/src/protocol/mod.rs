@@ -4,9 +4,12 @@
 
 mod client;
 mod server;
+mod subs;
 
 pub use client::{ClientOp, ProtocolError};
 pub use server::{CloseCode, ErrorCode, ServerMessage};
+pub use subs::subs_field;
+pub(crate) use subs::{json_len, subs_field_len};
 
 /// The version string sent in `welcome`.
 pub const SERVER_NAME: &str = concat!("tickcast/", env!("CARGO_PKG_VERSION"));
