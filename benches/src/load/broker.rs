@@ -1,6 +1,8 @@
 //! `--via redis|amqp`: the publisher writes into the broker the server
 //! consumes, through the same publishers the server uses for
-//! `POST /api/publish` (tickcast-ingest-redis, tickcast-ingest-amqp).
+//! `POST /api/publish` (tickcast-ingest-redis, tickcast-ingest-amqp);
+//! into a Redis stream over plain TCP, with the same commands written by
+//! the generator's own lean pipelines instead ([`xadd`](super::xadd)).
 
 use std::sync::Arc;
 
@@ -10,6 +12,16 @@ use tickcast_ingest_amqp::{AmqpConfig, AmqpPublisher};
 use tickcast_ingest_redis::{RedisConfig, RedisMode, RedisPublisher};
 
 use super::scenario::Via;
+use super::xadd::XaddTarget;
+
+/// How the senders reach the broker.
+#[derive(Clone)]
+pub enum Broker {
+    /// Through the publisher the server itself uses.
+    Publisher(Arc<dyn BrokerPublisher>),
+    /// A Redis stream, through the generator's own XADD pipelines.
+    Xadd(Arc<XaddTarget>),
+}
 
 /// Where the broker is and how to publish into it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -24,18 +36,38 @@ pub struct BrokerTarget {
 }
 
 impl BrokerTarget {
-    /// The publisher for `via`; `None` for HTTP.
-    pub fn publisher(&self, via: Via) -> Result<Option<Arc<dyn BrokerPublisher>>, String> {
+    /// The way into the broker for `via`; `None` for HTTP.
+    pub fn publisher(&self, via: Via) -> Result<Option<Broker>, String> {
         Ok(match via {
             Via::Http => None,
-            Via::Redis => Some(Arc::new(self.redis()?)),
-            Via::Amqp => Some(Arc::new(self.amqp()?)),
+            Via::Redis => Some(self.redis()?),
+            Via::Amqp => Some(Broker::Publisher(Arc::new(self.amqp()?))),
         })
     }
 
-    fn redis(&self) -> Result<RedisPublisher, String> {
+    /// A stream over plain TCP: XADD pipelines of the generator's own,
+    /// with the server publisher's settings (trimming, timeout); else the
+    /// server's publisher.
+    fn redis(&self) -> Result<Broker, String> {
+        let config = self.redis_config();
+        let publisher = RedisPublisher::new(&config).map_err(|e| e.to_string())?;
+        if config.mode == RedisMode::Streams && config.stream_shards == 1 {
+            let target = XaddTarget::for_url(
+                &config.url,
+                &config.stream,
+                config.stream_maxlen,
+                config.command_timeout,
+            )?;
+            if let Some(target) = target {
+                return Ok(Broker::Xadd(Arc::new(target)));
+            }
+        }
+        Ok(Broker::Publisher(Arc::new(publisher)))
+    }
+
+    fn redis_config(&self) -> RedisConfig {
         let defaults = RedisConfig::default();
-        let config = RedisConfig {
+        RedisConfig {
             url: self.url.clone().unwrap_or(defaults.url.clone()),
             mode: match self.redis_stream {
                 Some(_) => RedisMode::Streams,
@@ -43,8 +75,7 @@ impl BrokerTarget {
             },
             stream: self.redis_stream.clone().unwrap_or(defaults.stream.clone()),
             ..defaults
-        };
-        RedisPublisher::new(&config).map_err(|e| e.to_string())
+        }
     }
 
     fn amqp(&self) -> Result<AmqpPublisher, String> {

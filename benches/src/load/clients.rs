@@ -6,28 +6,31 @@
 //! floor has no subscriptions) and then reads and checks the same way.
 //! [`churn_once`] is one short-lived connection of the churn scenario.
 //!
-//! A connection's state is small: the socket, and a Roaring bitmap of the
-//! event numbers it received (a duplicate is an insert that finds the
-//! number already there).
+//! A connection's state is small: the socket and its read buffer, and a
+//! Roaring bitmap of the event numbers it received (a duplicate is an
+//! insert that finds the number already there).
+//!
+//! Receiving works per wake-up, not per frame: each read is followed by
+//! [`receive`], which counts every complete frame the read completed into
+//! a [`Counts`] on the stack, then adds it to the run's shared counters
+//! once, with one latency timestamp (the time of the read) and one lookup
+//! of the thread's histogram. Every delivery is still checked on its own.
 
 use std::cell::RefCell;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
 use roaring::RoaringBitmap;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
 
 use super::filters::Filters;
 use super::frame::{self, Frame, Scanned, Stamp};
 use super::sse::SseStream;
 use super::stats::{epoch_ns, record_latency, Shared};
+use super::ws::WsClient;
 
 /// The subprotocol the clients offer.
 const SUBPROTOCOL: &str = "tickcast.v1.json";
@@ -46,8 +49,9 @@ pub struct ClientContext {
     pub shared: Arc<Shared>,
     /// Longest connect + welcome + subscribe.
     pub connect_timeout: Duration,
-    /// tungstenite's read buffer per connection: small when there are many
-    /// mostly idle connections, larger when few carry much traffic.
+    /// Initial read buffer per WebSocket connection: small, for many
+    /// mostly idle connections; a busy one grows its own
+    /// (up to [`ws::MAX_READ_BUFFER`](super::ws::MAX_READ_BUFFER)).
     pub read_buffer: usize,
     /// Share of the connections (0..=1) that use SSE instead of WebSocket.
     pub sse_share: f64,
@@ -78,42 +82,43 @@ impl ClientContext {
 
 /// A connection over either transport.
 enum Link {
-    Ws(Box<Ws>),
-    Sse(Box<SseStream>),
-}
-
-/// A received text, kept as it came (no copy of WebSocket frames).
-enum Text {
-    Ws(Utf8Bytes),
-    Sse(String),
-}
-
-impl Text {
-    fn as_str(&self) -> &str {
-        match self {
-            Self::Ws(text) => text.as_str(),
-            Self::Sse(text) => text,
-        }
-    }
+    Ws(Box<WsClient>),
+    /// The SSE stream, and the event data read but not yet counted.
+    Sse(Box<SseStream>, Option<String>),
 }
 
 impl Link {
-    /// The next text (WebSocket frame or SSE event data), or why the
-    /// connection ended.
-    async fn next_text(&mut self) -> Result<Text, String> {
+    /// Waits for more input (WebSocket bytes, or the next SSE event);
+    /// an error says why the connection ended.
+    async fn fill(&mut self) -> Result<(), String> {
         match self {
-            Self::Ws(ws) => next_frame(ws).await.map(Text::Ws),
-            Self::Sse(sse) => sse.next_data().await.map(Text::Sse),
+            Self::Ws(ws) => ws.fill().await,
+            Self::Sse(sse, pending) => {
+                *pending = Some(sse.next_data().await?);
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands every complete text received so far to `on_text`.
+    fn drain(&mut self, mut on_text: impl FnMut(&str)) -> Result<(), String> {
+        match self {
+            Self::Ws(ws) => ws.drain(|text| {
+                on_text(text);
+                true
+            }),
+            Self::Sse(_, pending) => {
+                if let Some(text) = pending.take() {
+                    on_text(&text);
+                }
+                Ok(())
+            }
         }
     }
 
     async fn close(self) {
         if let Self::Ws(mut ws) = self {
-            let _ = tokio::time::timeout(
-                Duration::from_secs(2),
-                WebSocketStream::close(&mut ws, None),
-            )
-            .await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
         }
     }
 }
@@ -144,8 +149,6 @@ thread_local! {
     /// connection.
     static STAMPS: RefCell<Vec<Option<Stamp>>> = const { RefCell::new(Vec::new()) };
 }
-
-type Ws = WebSocketStream<TcpStream>;
 
 /// Runs connection `conn` until `stop` turns true (or the connection
 /// ends), reporting once on `ready` when it is subscribed or has failed.
@@ -179,14 +182,15 @@ pub async fn run(
     };
     tokio::pin!(stopped);
     let ended_early = loop {
+        // First what the setup's last read brought behind its answers.
+        if let Err(reason) = receive(shared, &mut link, &mut received) {
+            break Some(reason);
+        }
         tokio::select! {
             biased;
             () = &mut stopped => break None,
-            text = link.next_text() => match text {
-                Ok(text) => {
-                    on_text(shared, &mut received, text.as_str(), true);
-                }
-                Err(reason) => break Some(reason),
+            filled = link.fill() => if let Err(reason) = filled {
+                break Some(reason);
             },
         }
     };
@@ -275,19 +279,9 @@ fn all_bits(count: usize) -> u64 {
 
 /// The client side of the WebSocket upgrade to `path`, offering the
 /// subprotocol.
-async fn handshake(ctx: &ClientContext, path: &str, stream: TcpStream) -> Result<Ws, String> {
-    let mut request = format!("ws://{}{path}", ctx.server)
-        .into_client_request()
-        .map_err(|e| format!("request: {e}"))?;
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        SUBPROTOCOL.parse().expect("a valid header value"),
-    );
-    let config = WebSocketConfig::default().read_buffer_size(ctx.read_buffer);
-    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    Ok(ws)
+async fn handshake(ctx: &ClientContext, path: &str, stream: TcpStream) -> Result<WsClient, String> {
+    let host = ctx.server.to_string();
+    WsClient::connect(stream, &host, path, SUBPROTOCOL, ctx.read_buffer).await
 }
 
 /// SSE: the connection's first filter only (one per SSE connection); ready
@@ -306,8 +300,8 @@ async fn open_sse(
             continue;
         };
         match frame.kind {
-            "subscribed" => return Ok((Link::Sse(Box::new(sse)), 1)),
-            "error" => return Ok((Link::Sse(Box::new(sse)), 0)),
+            "subscribed" => return Ok((Link::Sse(Box::new(sse), None), 1)),
+            "error" => return Ok((Link::Sse(Box::new(sse), None), 0)),
             _ => {}
         }
     }
@@ -320,27 +314,27 @@ async fn open_ws(
     conn: u32,
     stream: TcpStream,
     received: &mut RoaringBitmap,
-) -> Result<(Ws, u64), String> {
+) -> Result<(WsClient, u64), String> {
     let mut ws = handshake(ctx, "/ws", stream).await?;
 
-    match next_text(&mut ws).await? {
+    match ws.next_text().await? {
         text if text.contains(r#""type":"welcome""#) => {}
         text => return Err(format!("expected a welcome, got {}", shorten(&text))),
     }
     let filters = &ctx.filters;
     let count = filters.of(conn as usize).len();
-    for k in 0..count {
-        ws.feed(Message::text(filters.subscribe_op(conn as usize, k)))
-            .await
-            .map_err(|e| format!("subscribe: {e}"))?;
-    }
-    ws.flush().await.map_err(|e| format!("subscribe: {e}"))?;
+    let ops: Vec<String> = (0..count)
+        .map(|k| filters.subscribe_op(conn as usize, k))
+        .collect();
+    ws.send_texts(&ops)
+        .await
+        .map_err(|e| format!("subscribe: {e}"))?;
 
     let mut answered = 0u64;
     let mut mask = 0u64;
     let all = all_bits(count);
     while answered != all {
-        let text = next_text(&mut ws).await?;
+        let text = ws.next_text().await?;
         let Some(frame) = on_text(&ctx.shared, received, &text, false) else {
             continue;
         };
@@ -388,14 +382,14 @@ pub async fn churn_once(
     let held = tokio::time::sleep(hold);
     tokio::pin!(held);
     loop {
+        if let Err(reason) = receive(&ctx.shared, &mut link, &mut received) {
+            return Err(format!("ended while held: {reason}"));
+        }
         tokio::select! {
             biased;
             () = &mut held => break,
-            text = link.next_text() => match text {
-                Ok(text) => {
-                    on_text(&ctx.shared, &mut received, text.as_str(), true);
-                }
-                Err(reason) => return Err(format!("ended while held: {reason}")),
+            filled = link.fill() => if let Err(reason) = filled {
+                return Err(format!("ended while held: {reason}"));
             },
         }
     }
@@ -406,92 +400,141 @@ pub async fn churn_once(
     Ok(())
 }
 
-/// The next text frame, as a `String`.
-async fn next_text(ws: &mut Ws) -> Result<String, String> {
-    next_frame(ws).await.map(|text| text.as_str().to_owned())
+/// Counts every complete text the link holds, then reports them to
+/// `shared` at once; an error says why the connection ended (what came
+/// before it is counted).
+fn receive(shared: &Shared, link: &mut Link, received: &mut RoaringBitmap) -> Result<(), String> {
+    let mut counts = Counts::default();
+    let mut drained = Ok(());
+    shared.delivered(|histogram| {
+        // One clock read per read of the socket: every frame it completed
+        // arrived then.
+        let now = epoch_ns();
+        STAMPS.with(|stamps| {
+            let stamps = &mut stamps.borrow_mut();
+            drained = link.drain(|text| {
+                counts.on_text(text, stamps, received, histogram, now, true);
+            });
+        });
+        counts.new
+    });
+    counts.report(shared);
+    drained
 }
 
-/// The next text frame.
-async fn next_frame(ws: &mut Ws) -> Result<Utf8Bytes, String> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(text))) => return Ok(text),
-            Some(Ok(Message::Close(frame))) => {
-                return Err(match frame {
-                    Some(f) => format!("closed by the server: {} {}", u16::from(f.code), f.reason),
-                    None => "closed by the server".to_owned(),
-                })
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(format!("read error: {e}")),
-            None => return Err("connection closed".to_owned()),
-        }
-    }
-}
-
-/// Handles one text frame: counts its deliveries and notices. Returns the
-/// frame's top-level fields (`None` if it did not parse).
-/// `error` frames are counted only when `count_errors` (not those that
-/// answer subscribes: they are counted as refused subscriptions).
+/// Handles one text frame on its own (the setup's): counts its
+/// deliveries and notices. Returns the frame's top-level fields (`None`
+/// if it did not parse). `error` frames are counted only when
+/// `count_errors` (not those that answer subscribes: they are counted as
+/// refused subscriptions).
 fn on_text<'t>(
     shared: &Shared,
     received: &mut RoaringBitmap,
     text: &'t str,
     count_errors: bool,
 ) -> Option<Frame<'t>> {
-    Shared::add(&shared.frames, 1);
-    STAMPS.with(|stamps| {
-        let mut stamps = stamps.borrow_mut();
+    let mut counts = Counts::default();
+    let mut frame = None;
+    shared.delivered(|histogram| {
+        STAMPS.with(|stamps| {
+            let stamps = &mut stamps.borrow_mut();
+            frame = counts.on_text(text, stamps, received, histogram, epoch_ns(), count_errors);
+        });
+        counts.new
+    });
+    counts.report(shared);
+    frame
+}
+
+/// What a connection counted since it last reported to the run's
+/// [`Shared`] counters (first deliveries go through
+/// [`Shared::delivered`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Counts {
+    frames: u64,
+    bad_frames: u64,
+    event_frames: u64,
+    event_bytes: u64,
+    /// First deliveries of this run's events.
+    new: u64,
+    duplicates: u64,
+    foreign: u64,
+    dropped_notices: u64,
+    dropped_events: u64,
+    error_frames: u64,
+}
+
+impl Counts {
+    /// Counts one text frame that arrived at `now` (ns since the epoch):
+    /// each of its events is a first delivery (into `received`, its
+    /// latency into `histogram`), a duplicate or someone else's. Returns
+    /// the frame's top-level fields (`None` if it did not parse).
+    fn on_text<'t>(
+        &mut self,
+        text: &'t str,
+        stamps: &mut Vec<Option<Stamp>>,
+        received: &mut RoaringBitmap,
+        histogram: &mut Histogram<u64>,
+        now: u64,
+        count_errors: bool,
+    ) -> Option<Frame<'t>> {
+        self.frames += 1;
         stamps.clear();
-        let frame = if frame::scan(text, &mut stamps) == Scanned::Events {
+        let frame = if frame::scan(text, stamps) == Scanned::Events {
             Frame {
                 kind: "event",
                 ..Frame::default()
             }
         } else {
-            match frame::parse(text, &mut stamps) {
+            match frame::parse(text, stamps) {
                 Ok(frame) => frame,
                 Err(_) => {
-                    Shared::add(&shared.bad_frames, 1);
+                    self.bad_frames += 1;
                     return None;
                 }
             }
         };
         match frame.kind {
             "event" | "batch" => {
-                Shared::add(&shared.event_frames, 1);
-                Shared::add(&shared.event_bytes, text.len() as u64);
-                let now = epoch_ns();
-                let (mut duplicates, mut foreign) = (0, 0);
-                shared.delivered(|histogram| {
-                    let mut new = 0;
-                    for stamp in stamps.iter() {
-                        match stamp {
-                            Some(s) if s.seq <= u64::from(u32::MAX) => {
-                                if received.insert(s.seq as u32) {
-                                    new += 1;
-                                    record_latency(histogram, now, s.sent_ns);
-                                } else {
-                                    duplicates += 1;
-                                }
+                self.event_frames += 1;
+                self.event_bytes += text.len() as u64;
+                for stamp in stamps.iter() {
+                    match stamp {
+                        Some(s) if s.seq <= u64::from(u32::MAX) => {
+                            if received.insert(s.seq as u32) {
+                                self.new += 1;
+                                record_latency(histogram, now, s.sent_ns);
+                            } else {
+                                self.duplicates += 1;
                             }
-                            _ => foreign += 1,
                         }
+                        _ => self.foreign += 1,
                     }
-                    new
-                });
-                Shared::add(&shared.duplicates, duplicates);
-                Shared::add(&shared.foreign, foreign);
+                }
             }
             "dropped" => {
-                Shared::add(&shared.dropped_notices, 1);
-                Shared::add(&shared.dropped_events, frame.count.unwrap_or(0));
+                self.dropped_notices += 1;
+                self.dropped_events += frame.count.unwrap_or(0);
             }
-            "error" if count_errors => Shared::add(&shared.error_frames, 1),
+            "error" if count_errors => self.error_frames += 1,
             _ => {}
         }
         Some(frame)
-    })
+    }
+
+    /// Adds what was counted to `shared` (but `new`, which
+    /// [`Shared::delivered`] adds).
+    fn report(&self, shared: &Shared) {
+        Shared::add(&shared.frames, self.frames);
+        Shared::add(&shared.bad_frames, self.bad_frames);
+        Shared::add(&shared.event_frames, self.event_frames);
+        Shared::add(&shared.event_bytes, self.event_bytes);
+        Shared::add(&shared.duplicates, self.duplicates);
+        Shared::add(&shared.foreign, self.foreign);
+        Shared::add(&shared.dropped_notices, self.dropped_notices);
+        Shared::add(&shared.dropped_events, self.dropped_events);
+        Shared::add(&shared.error_frames, self.error_frames);
+    }
 }
 
 fn io_reason(e: &std::io::Error) -> String {

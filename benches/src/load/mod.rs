@@ -33,9 +33,11 @@
 //! - [`filters`]: the subscriptions of every connection.
 //! - [`clients`]: the connection tasks.
 //! - [`sse`]: the SSE side of a connection.
+//! - [`ws`]: the WebSocket side of a connection (a lean client).
 //! - [`frame`]: cheap parsing of server frames.
 //! - [`publisher`]: pacing, stamping, HTTP publishing.
 //! - [`broker`]: publishing into Redis or RabbitMQ instead (`--via`).
+//! - [`xadd`]: the lean XADD pipelines of `--via redis` into a stream.
 //! - [`expect`]: recipients of each event, and the ledger of who must
 //!   receive what, compared with what arrived.
 //! - [`stats`]: live counters and latency histograms.
@@ -64,6 +66,8 @@ pub mod sse;
 mod stamp;
 pub mod stats;
 mod verdict;
+pub mod ws;
+pub mod xadd;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,7 +76,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 
-pub use self::broker::BrokerTarget;
+pub use self::broker::{Broker, BrokerTarget};
 use self::expect::Audience;
 use self::filters::Filters;
 use self::floor::{FloorPlan, FloorTarget};

@@ -13,6 +13,7 @@ use roaring::RoaringBitmap;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::broker::Broker;
 use super::churn::{self, Churn, ChurnReport};
 use super::clients::{self, ClientContext, Outcome};
 use super::filters::Filters;
@@ -23,7 +24,6 @@ use super::report::Progress;
 use super::scenario::Scenario;
 use super::stats::{self, Phase, Shared};
 use super::{prepare_with_plan, Options};
-use tickcast_core::ingest::BrokerPublisher;
 
 /// Prints the progress line every second until aborted.
 pub(super) fn ticker(shared: &Arc<Shared>, count: usize) -> JoinHandle<()> {
@@ -162,7 +162,7 @@ pub(super) async fn publish(
     ramp: &Ramp,
     prepared: Prepared,
     plan: Option<FloorPlan>,
-    broker: Option<Arc<dyn BrokerPublisher>>,
+    broker: Option<Broker>,
     shared: &Arc<Shared>,
 ) -> Publishing {
     let scenario = &options.scenario;

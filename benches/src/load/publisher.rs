@@ -26,11 +26,13 @@ use tickcast_core::model::{Event, DEFAULT_MAX_BODY_BYTES};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
 
+use super::broker::Broker;
 use super::expect::{Audience, Ledger};
 use super::floor::FloorSend;
 use super::scenario::PublishSection;
-use super::stamp::{stamped, Batch};
+use super::stamp::{stamp_one, stamped, Batch};
 use super::stats::{epoch_ns, Shared};
+use super::xadd::{XaddConn, XaddTarget};
 use crate::events::DetectionStream;
 
 /// Where and how to publish.
@@ -41,7 +43,7 @@ pub struct Target {
     /// `Authorization: Bearer` of the publishes (the server's `api.key`).
     pub api_key: Option<String>,
     /// Publish into this broker instead of `POST /api/publish`.
-    pub broker: Option<Arc<dyn BrokerPublisher>>,
+    pub broker: Option<Broker>,
     /// Hand the events to the floor server instead (`tickcast-load floor`).
     pub floor: Option<FloorSend>,
 }
@@ -151,6 +153,7 @@ pub async fn run(
         templates,
         mut ledger,
     } = prepared;
+    let templates: Arc<[Bytes]> = templates.into();
     let (tx, rx) = mpsc::channel::<Batch>(plan.publishers * 2);
     let rx = Arc::new(Mutex::new(rx));
     let path = format!("/api/publish?channel={}", encode_query(&plan.channel));
@@ -190,10 +193,7 @@ pub async fn run(
             .map(|s| ledger.deliveries_of(s as u32))
             .sum::<u64>();
         shared.expected.store(expected, Ordering::Relaxed);
-        let batch = Batch {
-            first_seq: seq as u32,
-            templates: templates[seq as usize..next as usize].to_vec(),
-        };
+        let batch = Batch::of(&templates, seq as usize..next as usize);
         seq = next;
         if tx.send(batch).await.is_err() {
             break;
@@ -261,15 +261,17 @@ async fn send_loop(
 ) -> SenderTally {
     let mut tally = SenderTally::default();
     let mut connection: Option<SendRequest<Full<Bytes>>> = None;
+    let mut xadd = XaddSender::default();
+    let channel = channel_of(path);
     loop {
         let Some(batch) = rx.lock().await.recv().await else {
             break;
         };
-        let n = batch.templates.len() as u32;
+        let n = batch.templates().len() as u32;
         let seqs = batch.first_seq..batch.first_seq + n;
         tally.requests += 1;
         if let Some(floor) = &target.floor {
-            match floor.publish(batch.first_seq, &batch.templates).await {
+            match floor.publish(batch.first_seq, batch.templates()).await {
                 Ok(()) => {
                     tally.accepted += u64::from(n);
                     Shared::add(&shared.published, u64::from(n));
@@ -282,10 +284,17 @@ async fn send_loop(
             }
             continue;
         }
-        if let Some(broker) = &target.broker {
-            let channel = channel_of(path);
-            via_broker(broker.as_ref(), &channel, &batch, &mut tally, shared).await;
-            continue;
+        match &target.broker {
+            Some(Broker::Publisher(broker)) => {
+                via_broker(broker.as_ref(), &channel, &batch, &mut tally, shared).await;
+                continue;
+            }
+            Some(Broker::Xadd(xadd_target)) => {
+                xadd.send(xadd_target, &channel, &batch, &mut tally, shared)
+                    .await;
+                continue;
+            }
+            None => {}
         }
         let answer = match post(target, path, &mut connection, &batch, single).await {
             Ok(answer) => answer,
@@ -341,17 +350,14 @@ async fn via_broker(
 ) {
     let sent_ns = epoch_ns();
     let items = batch
-        .templates
+        .templates()
         .iter()
         .enumerate()
         .map(|(i, template)| {
-            let one = Batch {
-                first_seq: batch.first_seq + i as u32,
-                templates: vec![template.clone()],
-            };
+            let seq = batch.first_seq + i as u32;
             (
                 channel.to_owned(),
-                Bytes::from(stamped(&one, sent_ns, true)),
+                Bytes::from(stamp_one(seq, template, sent_ns)),
             )
         })
         .collect();
@@ -370,6 +376,76 @@ async fn via_broker(
                     .or_default() += 1;
             }
         }
+    }
+}
+
+/// A sender's own Redis connection for [`Broker::Xadd`], made on its
+/// first batch and again after a failure, with the results buffer it
+/// reuses.
+#[derive(Default)]
+struct XaddSender {
+    conn: Option<XaddConn>,
+    results: Vec<Result<(), String>>,
+}
+
+impl XaddSender {
+    /// XADDs one batch, each event stamped, in one pipeline.
+    async fn send(
+        &mut self,
+        target: &XaddTarget,
+        channel: &str,
+        batch: &Batch,
+        tally: &mut SenderTally,
+        shared: &Shared,
+    ) {
+        let templates = batch.templates();
+        let n = templates.len() as u32;
+        let sent = match self.conn.as_mut() {
+            Some(conn) => Ok(conn),
+            None => XaddConn::open(target)
+                .await
+                .map(|conn| self.conn.insert(conn)),
+        };
+        let sent = match sent {
+            Ok(conn) => {
+                let sent_ns = epoch_ns();
+                let results = &mut self.results;
+                conn.publish(
+                    target,
+                    channel,
+                    batch.first_seq,
+                    templates,
+                    sent_ns,
+                    results,
+                )
+                .await
+            }
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = sent {
+            // Whatever the connection did with this batch is unknown: it
+            // counts as failed, and the next batch connects again.
+            self.conn = None;
+            tally.failed_requests += 1;
+            tally
+                .failed_seqs
+                .insert_range(batch.first_seq..batch.first_seq + n);
+            *tally.errors.entry(format!("redis: {reason}")).or_default() += 1;
+            return;
+        }
+        let mut accepted = 0;
+        for (i, result) in self.results.drain(..).enumerate() {
+            match result {
+                Ok(()) => accepted += 1,
+                Err(error) => {
+                    tally.rejected += 1;
+                    tally.failed_seqs.insert(batch.first_seq + i as u32);
+                    *tally.errors.entry(format!("redis: {error}")).or_default() += 1;
+                }
+            }
+        }
+        tally.accepted += accepted;
+        Shared::add(&shared.published, accepted);
     }
 }
 
@@ -494,22 +570,27 @@ mod tests {
             Bytes::from(PatternDetection::new("AAA", "Doji").to_json()),
             Bytes::from(PatternDetection::new("BBB", "GapUp").to_json()),
         ];
-        let batch = Batch {
-            first_seq: 41,
-            templates,
-        };
+        let batch = Batch::new(41, templates);
         let body = stamped(&batch, 99, false);
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(value[1]["load_seq"], 42);
         assert_eq!(value[1]["load_sent_ns"], 99);
         assert_eq!(value[1]["symbol"], "BBB");
         assert!(body.starts_with(br#"[{"load_seq":41,"load_sent_ns":99,"#));
-        let one = Batch {
-            first_seq: 0,
-            templates: batch.templates[..1].to_vec(),
-        };
+        let one = Batch::new(0, batch.templates()[..1].to_vec());
         let single: serde_json::Value = serde_json::from_slice(&stamped(&one, 1, true)).unwrap();
         assert_eq!(single["symbol"], "AAA");
+        // One event of a broker publish: the same object.
+        let alone = stamp_one(0, &batch.templates()[0], 1);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&alone).unwrap(),
+            single
+        );
+        // A range of the phase's templates is events of the same numbers.
+        let all: Arc<[Bytes]> = batch.templates().to_vec().into();
+        let second = Batch::of(&all, 1..2);
+        assert_eq!(second.first_seq, 1);
+        assert_eq!(second.templates(), &batch.templates()[1..]);
         assert_eq!(
             encode_query("tickstock.events.patterns"),
             "tickstock.events.patterns"

@@ -3,31 +3,63 @@
 //! spliced into the event's JSON template.
 
 use std::io::Write as _;
+use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 /// Events on their way from the pacer to a sender: templates to stamp as
-/// events `first_seq`, `first_seq + 1`, ...
+/// events `first_seq`, `first_seq + 1`, ... A range of the phase's
+/// templates, shared: handing a batch over allocates nothing.
 pub(crate) struct Batch {
     pub(crate) first_seq: u32,
-    pub(crate) templates: Vec<Bytes>,
+    all: Arc<[Bytes]>,
+    range: Range<usize>,
+}
+
+impl Batch {
+    /// `templates`, as events `first_seq..`.
+    #[cfg(test)]
+    pub(crate) fn new(first_seq: u32, templates: Vec<Bytes>) -> Self {
+        let range = 0..templates.len();
+        Self {
+            first_seq,
+            all: templates.into(),
+            range,
+        }
+    }
+
+    /// Templates `range` of `all`, which are events `range` (the phase's
+    /// templates are in `load_seq` order).
+    pub(crate) fn of(all: &Arc<[Bytes]>, range: Range<usize>) -> Self {
+        Self {
+            first_seq: range.start as u32,
+            all: all.clone(),
+            range,
+        }
+    }
+
+    /// The batch's templates.
+    pub(crate) fn templates(&self) -> &[Bytes] {
+        self.all.get(self.range.clone()).unwrap_or_default()
+    }
 }
 
 /// The request body: each template with `"load_seq":N,"load_sent_ns":T,`
 /// put first, in an array (or alone when `single`).
 pub(crate) fn stamped(batch: &Batch, sent_ns: u64, single: bool) -> Vec<u8> {
-    let size: usize = batch.templates.iter().map(|t| t.len() + 48).sum();
+    let templates = batch.templates();
+    let size: usize = templates.iter().map(|t| t.len() + 48).sum();
     let mut body = Vec::with_capacity(size + 2);
-    let array = !(single && batch.templates.len() == 1);
+    let array = !(single && templates.len() == 1);
     if array {
         body.push(b'[');
     }
-    for (i, template) in batch.templates.iter().enumerate() {
+    for (i, template) in templates.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        let seq = batch.first_seq + i as u32;
-        let _ = write!(body, r#"{{"load_seq":{seq},"load_sent_ns":{sent_ns},"#);
+        write_stamp(&mut body, batch.first_seq + i as u32, sent_ns);
         // Templates are JSON objects with fields: drop their `{`.
         body.extend_from_slice(&template[1..]);
     }
@@ -37,12 +69,19 @@ pub(crate) fn stamped(batch: &Batch, sent_ns: u64, single: bool) -> Vec<u8> {
     body
 }
 
+/// Appends the stamp that opens an event's body:
+/// `{"load_seq":N,"load_sent_ns":T,` (the template's own `{` is left
+/// out).
+pub(crate) fn write_stamp(out: &mut Vec<u8>, seq: u32, sent_ns: u64) {
+    let _ = write!(out, r#"{{"load_seq":{seq},"load_sent_ns":{sent_ns},"#);
+}
+
 /// One template stamped as event `seq`, a single object (what one event
 /// of a request carries).
 pub(crate) fn stamp_one(seq: u32, template: &Bytes, sent_ns: u64) -> Vec<u8> {
-    let one = Batch {
-        first_seq: seq,
-        templates: vec![template.clone()],
-    };
-    stamped(&one, sent_ns, true)
+    let body = template.get(1..).unwrap_or_default();
+    let mut one = Vec::with_capacity(body.len() + 48);
+    write_stamp(&mut one, seq, sent_ns);
+    one.extend_from_slice(body);
+    one
 }
