@@ -2,7 +2,6 @@
 //! event, for the delivery check) and `load_sent_ns` (when, for latency),
 //! spliced into the event's JSON template.
 
-use std::io::Write as _;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -73,7 +72,28 @@ pub(crate) fn stamped(batch: &Batch, sent_ns: u64, single: bool) -> Vec<u8> {
 /// `{"load_seq":N,"load_sent_ns":T,` (the template's own `{` is left
 /// out).
 pub(crate) fn write_stamp(out: &mut Vec<u8>, seq: u32, sent_ns: u64) {
-    let _ = write!(out, r#"{{"load_seq":{seq},"load_sent_ns":{sent_ns},"#);
+    // By hand: `write!` was a twentieth of a sender's CPU.
+    out.extend_from_slice(br#"{"load_seq":"#);
+    push_number(out, u64::from(seq));
+    out.extend_from_slice(br#","load_sent_ns":"#);
+    push_number(out, sent_ns);
+    out.push(b',');
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_number(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// One template stamped as event `seq`, a single object (what one event
@@ -84,4 +104,25 @@ pub(crate) fn stamp_one(seq: u32, template: &Bytes, sent_ns: u64) -> Vec<u8> {
     write_stamp(&mut one, seq, sent_ns);
     one.extend_from_slice(body);
     one
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_stamps_are_written_as_decimal() {
+        let mut out = Vec::new();
+        for n in [0, 7, 10, 12_345, u64::MAX] {
+            out.clear();
+            push_number(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        out.clear();
+        write_stamp(&mut out, 42, 1_700_000_000_000_000_001);
+        assert_eq!(
+            out,
+            br#"{"load_seq":42,"load_sent_ns":1700000000000000001,"#
+        );
+    }
 }

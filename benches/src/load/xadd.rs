@@ -23,7 +23,7 @@ use redis::{ConnectionAddr, IntoConnectionInfo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::stamp::write_stamp;
+use super::stamp::{push_number, write_stamp};
 
 /// The stream fields the server's Streams source reads (ingest-redis's
 /// `CHANNEL_FIELD`, `BODY_FIELD`).
@@ -222,7 +222,7 @@ impl XaddConn {
             .map_err(|e| format!("{what}: {e}"))?;
         match self.reply().await? {
             Err(error) => Err(format!("{what}: {error}")),
-            Ok(answer) if answer == Reply::Ok => Ok(()),
+            Ok(Reply::Ok) => Ok(()),
             Ok(other) => Err(format!("{what}: unexpected answer {other:?}")),
         }
     }
@@ -258,6 +258,9 @@ impl XaddConn {
     }
 }
 
+/// One parsed reply (an error reply as `Err`) and the bytes it took.
+type Parsed = (Result<Reply, String>, usize);
+
 /// A reply that is not an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Reply {
@@ -269,13 +272,18 @@ enum Reply {
 
 /// The reply at the start of `input` and the bytes it takes, `None` while
 /// incomplete. `Err` outside: not a reply XADD, AUTH or SELECT gives.
-fn parse_reply(input: &[u8]) -> Result<Option<(Result<Reply, String>, usize)>, String> {
-    let Some(end) = memchr::memmem::find(input, b"\r\n") else {
+fn parse_reply(input: &[u8]) -> Result<Option<Parsed>, String> {
+    // memchr, not memmem::find: that builds a searcher per call.
+    let Some(newline) = memchr::memchr(b'\n', input) else {
         return match input.len() < MAX_LINE {
             true => Ok(None),
             false => Err("a reply line too long".to_owned()),
         };
     };
+    let end = newline.saturating_sub(1);
+    if newline == 0 || input[end] != b'\r' {
+        return Err("a reply line without its CR".to_owned());
+    }
     let line = &input[1..end];
     let text = || String::from_utf8_lossy(line).into_owned();
     match input[0] {
@@ -320,22 +328,6 @@ fn bulk(out: &mut Vec<u8>, arg: &[u8]) {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(arg);
     out.extend_from_slice(b"\r\n");
-}
-
-/// Appends `n` in decimal.
-fn push_number(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]
