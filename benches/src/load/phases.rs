@@ -81,8 +81,8 @@ pub(super) async fn ramp(
         filters: filters.clone(),
         shared: shared.clone(),
         connect_timeout: Duration::from_secs_f64(scenario.connections.connect_timeout_s),
-        // tungstenite zeroes up to this much before every read (even one
-        // that finds nothing), and it is resident per connection: small.
+        // Resident per connection (100,000 of them in c100k): small; a
+        // busy connection grows its own.
         read_buffer: 4 * 1024,
         sse_share: scenario.connections.sse_share,
         floor: options.floor.is_some(),
