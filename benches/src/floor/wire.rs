@@ -7,20 +7,27 @@ const FIN_TEXT: u8 = 0x81;
 
 /// Encodes `payload` as one unmasked, final text frame.
 pub fn text_frame(payload: &[u8]) -> Vec<u8> {
-    let len = payload.len();
-    let mut out = Vec::with_capacity(len + 10);
-    out.push(FIN_TEXT);
-    if len < 126 {
-        out.push(len as u8);
-    } else if let Ok(short) = u16::try_from(len) {
-        out.push(126);
-        out.extend_from_slice(&short.to_be_bytes());
-    } else {
-        out.push(127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
+    let mut out = Vec::with_capacity(payload.len() + 10);
+    frame_header(&mut out, FIN_TEXT, false, payload.len());
     out.extend_from_slice(payload);
     out
+}
+
+/// Appends a frame header: the first byte (FIN, opcode), then the mask
+/// bit (`masked`, a client's frame: the caller appends the key) and the
+/// payload length `len` in 7, 16 or 64 bits.
+pub fn frame_header(out: &mut Vec<u8>, first: u8, masked: bool, len: usize) {
+    let mask = if masked { 0x80 } else { 0 };
+    out.push(first);
+    if len < 126 {
+        out.push(mask | len as u8);
+    } else if let Ok(short) = u16::try_from(len) {
+        out.push(mask | 126);
+        out.extend_from_slice(&short.to_be_bytes());
+    } else {
+        out.push(mask | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
 }
 
 #[cfg(test)]

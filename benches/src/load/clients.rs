@@ -11,8 +11,8 @@
 //! insert that finds the number already there).
 //!
 //! Receiving works per wake-up, not per frame: each read is followed by
-//! [`receive`], which counts every complete frame the read completed into
-//! a [`Counts`] on the stack, then adds it to the run's shared counters
+//! `receive`, which counts every complete frame the read completed into
+//! a `Counts` on the stack, then adds it to the run's shared counters
 //! once, with one latency timestamp (the time of the read) and one lookup
 //! of the thread's histogram. Every delivery is still checked on its own.
 

@@ -27,6 +27,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use crate::floor::wire::frame_header;
+
 /// Longest frame accepted (tungstenite's default).
 pub const MAX_FRAME_BYTES: usize = 16 << 20;
 /// Longest message, its fragments together (tungstenite's default).
@@ -367,17 +369,7 @@ fn parse_header(bytes: &[u8]) -> Result<Option<Header>, String> {
 /// Appends a client frame (final, masked, as RFC 6455 requires of
 /// clients) of `opcode` carrying `payload`.
 fn client_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
-    out.push(0x80 | opcode);
-    let len = payload.len();
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if let Ok(short) = u16::try_from(len) {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&short.to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
+    frame_header(out, 0x80 | opcode, true, payload.len());
     let mask: [u8; 4] = rand::random();
     out.extend_from_slice(&mask);
     out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
