@@ -162,7 +162,9 @@ pub struct Args {
     pub broker_url: Option<String>,
 
     /// --via redis: XADD to this stream (the server in Streams mode)
-    /// instead of PUBLISH to the channel.
+    /// instead of PUBLISH to the channel: the server publisher's command
+    /// (MAXLEN ~ 1000000), written by the generator's own pipelines, one
+    /// connection per publisher.
     #[arg(long, value_name = "KEY")]
     pub redis_stream: Option<String>,
 
