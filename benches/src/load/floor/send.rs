@@ -286,9 +286,10 @@ mod tests {
             let Ok(Message::Text(text)) = client.read() else {
                 panic!("not a text frame");
             };
-            assert!(text
-                .as_str()
-                .starts_with(r#"{"type":"event","offset":"1764000000000-2","subs":["#));
+            // tickcast's field order: `subs` after the shared object.
+            let text = text.as_str();
+            assert!(text.starts_with(r#"{"type":"event","offset":"1764000000000-2","#));
+            assert!(text.contains(r#"},"subs":["#), "{text}");
         }
 
         // Per event: one `event` frame per delivery, each with one stamp.
