@@ -25,8 +25,8 @@ use tickcast_core::{Hub, HubConfig};
 
 const AUDIENCES: [usize; 3] = [1, 100, 10_000];
 
-fn event() -> Arc<tickcast_core::model::Event> {
-    Arc::new(PatternDetection::new("AAPL", "BreakoutBO").to_event())
+fn event() -> tickcast_core::model::Event {
+    PatternDetection::new("AAPL", "BreakoutBO").to_event()
 }
 
 fn settings() -> QueueSettings {

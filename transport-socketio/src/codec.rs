@@ -171,7 +171,7 @@ mod tests {
     fn frame(offset: Offset, resume: Offset) -> EventFrame {
         let body = br#"{"symbol":"AAPL","pattern":"Doji","confidence":0.85}"#;
         let event = Event::from_json(Bytes::from_static(body), None, 1 << 20).unwrap();
-        let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
+        let prepared = Arc::new(PreparedEvent::new(event, offset));
         let subs: Vec<SubId> = vec!["s1".into()];
         let mut frame = EventFrame::new(prepared, &subs);
         frame.resume = resume;

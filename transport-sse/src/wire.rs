@@ -157,7 +157,7 @@ mod tests {
     fn frame(body: &str, offset: Offset) -> EventFrame {
         let event = Event::from_json(Bytes::copy_from_slice(body.as_bytes()), None, 1 << 20)
             .expect("a valid event");
-        let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
+        let prepared = Arc::new(PreparedEvent::new(event, offset));
         let subs: Vec<SubId> = vec!["sse".into()];
         EventFrame::new(prepared, &subs)
     }

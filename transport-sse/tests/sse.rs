@@ -115,7 +115,7 @@ fn websocket_object(body: &str, offset: Offset, sub: &str) -> String {
 
 /// The WebSocket `event` object of an event with resume offset `resume`.
 fn websocket_object_resuming(body: &str, offset: Offset, sub: &str, resume: Offset) -> String {
-    let prepared = Arc::new(PreparedEvent::new(Arc::new(event(body)), offset));
+    let prepared = Arc::new(PreparedEvent::new(event(body), offset));
     let subs: Vec<SubId> = vec![sub.into()];
     let mut frame = EventFrame::new(prepared, &subs);
     frame.resume = resume;

@@ -423,7 +423,7 @@ mod tests {
         let body = br#"{"symbol":"AAPL","pattern":"Doji"}"#;
         let event = Event::from_json(Bytes::from_static(body), None, 1 << 20).unwrap();
         let prepared = std::sync::Arc::new(tickcast_core::broadcast::PreparedEvent::new(
-            std::sync::Arc::new(event),
+            event,
             Offset::new(7, seq),
         ));
         let subs: Vec<SubId> = subs.iter().map(|s| SubId::from(*s)).collect();

@@ -35,7 +35,7 @@ const EVENT_PREFIX: &[u8] = br#"{"type":"event","#;
 #[derive(Debug)]
 pub struct PreparedEvent {
     /// The event.
-    pub event: Arc<Event>,
+    pub event: Event,
     /// Its offset.
     pub offset: Offset,
     /// When the hub accepted it (start of the delivery latency).
@@ -46,7 +46,7 @@ pub struct PreparedEvent {
 
 impl PreparedEvent {
     /// Encodes the shared part of `event`'s frames.
-    pub fn new(event: Arc<Event>, offset: Offset) -> Self {
+    pub fn new(event: Event, offset: Offset) -> Self {
         let mut object = Vec::with_capacity(96 + event.body().len());
         object.extend_from_slice(EVENT_PREFIX);
         object.extend_from_slice(br#""offset":""#);
@@ -310,7 +310,7 @@ mod tests {
     fn prepared() -> Arc<PreparedEvent> {
         let body = r#"{"symbol":"AAPL","pattern":"Doji","confidence":0.85,"extra":{"k":[1]}}"#;
         let event = Event::from_json(Bytes::from_static(body.as_bytes()), None, 1 << 20).unwrap();
-        Arc::new(PreparedEvent::new(Arc::new(event), Offset::new(7, 3)))
+        Arc::new(PreparedEvent::new(event, Offset::new(7, 3)))
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::protocol::{CloseCode, ErrorCode, ServerMessage};
 
 fn frame(seq: u64, json: &str) -> EventFrame {
     let event = Event::from_json(Bytes::copy_from_slice(json.as_bytes()), None, 1 << 20).unwrap();
-    let prepared = Arc::new(PreparedEvent::new(Arc::new(event), Offset::new(1, seq)));
+    let prepared = Arc::new(PreparedEvent::new(event, Offset::new(1, seq)));
     EventFrame::new(prepared, &[])
 }
 

@@ -105,7 +105,7 @@ mod tests {
 
     fn event(seq: u64) -> Arc<PreparedEvent> {
         let e = Event::from_json(Bytes::from_static(br#"{"event_type":"x"}"#), None, 1024).unwrap();
-        Arc::new(PreparedEvent::new(Arc::new(e), Offset::new(7, seq)))
+        Arc::new(PreparedEvent::new(e, Offset::new(7, seq)))
     }
 
     fn offsets(h: &History, since: Offset) -> Result<Vec<u64>, HistoryGone> {

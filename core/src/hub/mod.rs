@@ -325,7 +325,7 @@ impl Hub {
         seq.check_external(offset)?;
         // A copy the previous run dropped stays out of the history too.
         let key = seq.admit(&event)?;
-        let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
+        let prepared = Arc::new(PreparedEvent::new(event, offset));
         seq.history.push(prepared);
         seq.remember(key, offset);
         Ok(offset)
@@ -351,7 +351,7 @@ impl Hub {
         for (_, sub) in seq.waiting.due(offset) {
             inner.router.subscribe(sub);
         }
-        let prepared = Arc::new(PreparedEvent::new(Arc::new(event), offset));
+        let prepared = Arc::new(PreparedEvent::new(event, offset));
         // One clock read per step: the event's acceptance starts routing.
         let started = prepared.accepted_at;
         let route = inner.router.route(&prepared.event);

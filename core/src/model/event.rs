@@ -28,7 +28,7 @@ pub struct Event {
     schema: Arc<Schema>,
     /// One per dimension of the schema, in [`DimId`] order; the event type
     /// is always there.
-    values: Box<[Option<Value>]>,
+    values: Values,
     event_id: Option<Box<str>>,
     /// An idempotency key that travelled beside the body (see
     /// [`Event::with_idempotency_key`]).
@@ -38,10 +38,16 @@ pub struct Event {
     body: Bytes,
 }
 
+/// An event's values, inline for schemas of up to six dimensions
+/// (TickStock has six): the event is one allocation, which matters when
+/// the history frees events long after they were made and their memory
+/// has gone cold.
+pub(crate) type Values = SmallVec<[Option<Value>; 6]>;
+
 /// What the decoder found besides the body.
 #[derive(Debug, Default)]
 pub(crate) struct EventParts {
-    pub(crate) values: Box<[Option<Value>]>,
+    pub(crate) values: Values,
     pub(crate) event_id: Option<Box<str>>,
     pub(crate) user_id: Option<Box<str>>,
     pub(crate) priority: Priority,

@@ -234,14 +234,14 @@ mod tests {
     enum AnyOp {
         Subscribe(u64, u8, Filter),
         Unsubscribe(u64, u8),
-        Route(Event),
+        Route(Box<Event>),
     }
 
     fn any_ops(schema: Arc<Schema>) -> impl Gen<Value = (Arc<Schema>, Vec<AnyOp>)> {
         let op = prop_oneof![
             3 => (0u64..5, 0u8..3, arb_filter(&schema)).prop_map(|(c, i, f)| AnyOp::Subscribe(c, i, f)),
             1 => (0u64..5, 0u8..3).prop_map(|(c, i)| AnyOp::Unsubscribe(c, i)),
-            6 => arb_event(&schema).prop_map(AnyOp::Route),
+            6 => arb_event(&schema).prop_map(|e| AnyOp::Route(Box::new(e))),
         ];
         (
             proptest::strategy::Just(schema),

@@ -200,10 +200,7 @@ fn build_history() -> History {
     for seq in 1..=LAST {
         let body = Bytes::from(format!(r#"{{"event_type":"x","seq":{seq}}}"#));
         if let Ok(event) = Event::from_json(body, None, 1 << 10) {
-            history.push(Arc::new(PreparedEvent::new(
-                Arc::new(event),
-                Offset::new(EPOCH, seq),
-            )));
+            history.push(Arc::new(PreparedEvent::new(event, Offset::new(EPOCH, seq))));
         }
     }
     history

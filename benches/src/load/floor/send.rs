@@ -87,7 +87,7 @@ pub fn message(
         .enumerate()
         .map(|(i, event)| {
             let offset = Offset::new(epoch, u64::from(first_seq) + i as u64 + 1);
-            Arc::new(PreparedEvent::new(Arc::new(event), offset))
+            Arc::new(PreparedEvent::new(event, offset))
         })
         .collect();
     match frames {
@@ -210,7 +210,7 @@ mod tests {
             .enumerate()
             .map(|(i, e)| {
                 Arc::new(PreparedEvent::new(
-                    Arc::new(e.clone()),
+                    e.clone(),
                     Offset::new(epoch, i as u64 + 1),
                 ))
             })

@@ -16,7 +16,7 @@ use smallvec::SmallVec;
 
 use super::dimension::{Case, DimId, DimKind, Dimension};
 use super::{FieldRole, Schema};
-use crate::model::event::{EventParts, MAX_DEPTH, MAX_NAME_CHARS};
+use crate::model::event::{EventParts, Values, MAX_DEPTH, MAX_NAME_CHARS};
 use crate::model::{DecodeError, Event, Priority, Value};
 
 /// The raw value of each declared body field, by its position in
@@ -63,7 +63,7 @@ impl Schema {
     }
 
     fn parts(&self, found: &Found<'_>, channel: Option<&str>) -> Result<EventParts, DecodeError> {
-        let mut values: Vec<Option<Value>> = vec![None; self.dimensions().len()];
+        let mut values: Values = SmallVec::from_elem(None, self.dimensions().len());
         let mut parts = EventParts::default();
         let mut priority = None;
         for ((field, role), raw) in self.field_roles().iter().zip(found) {
@@ -99,7 +99,7 @@ impl Schema {
         }
         values[DimId::EVENT_TYPE.index()] = Some(Value::Text(event_type));
         parts.priority = priority.unwrap_or_else(|| self.derived_priority(&values));
-        parts.values = values.into_boxed_slice();
+        parts.values = values;
         Ok(parts)
     }
 }
