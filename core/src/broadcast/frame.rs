@@ -286,8 +286,10 @@ fn batch_head(frames: &[EventFrame]) -> BatchHead {
     BatchHead::new(frames.last().map_or(Offset::new(0, 0), |f| f.resume))
 }
 
-/// Encodes several event frames as one `batch` frame in one buffer (see
-/// [`batch_parts`]).
+/// Encodes several event frames as one `batch` frame, in one buffer:
+/// `{"type":"batch","resume":"..","events":[{...},{...}]}`, each element
+/// an event object without its `"type"` and `resume` fields, the batch's
+/// `resume` the last frame's.
 pub fn encode_batch(frames: &[EventFrame]) -> Bytes {
     let head = batch_head(frames);
     // Each element: its frame without the `"type"` field, and a comma.
