@@ -393,3 +393,64 @@ fn a_read_ahead_source_reads_on_its_own_thread_and_stops_with_the_driver() {
         "{threads:?}"
     );
 }
+
+/// A stopped reader thread gives the tasks its source left behind (a last
+/// acknowledgement) time to finish before its runtime goes away.
+#[test]
+fn a_stopped_reader_lets_its_sources_last_tasks_finish() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tickcast_core::ingest::{IngestItem, IngestSource};
+
+    /// Starts a slow task (its "last XACK") at its first read, then waits
+    /// for ever.
+    struct Leaves {
+        done: Arc<AtomicBool>,
+    }
+
+    #[async_trait::async_trait]
+    impl IngestSource for Leaves {
+        fn name(&self) -> &str {
+            "leaves"
+        }
+
+        fn read_ahead(&self) -> usize {
+            16
+        }
+
+        async fn next(&mut self) -> Option<IngestItem> {
+            let done = Arc::clone(&self.done);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                done.store(true, Ordering::SeqCst);
+            });
+            std::future::pending().await
+        }
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    runtime.block_on(async {
+        let (hub, _conn) = common::hub_with_catch_all();
+        let source = Leaves {
+            done: Arc::clone(&done),
+        };
+        let driver = tokio::spawn(run_source(hub.clone(), source).unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        driver.abort();
+        for _ in 0..300 {
+            if done.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert!(
+        done.load(Ordering::SeqCst),
+        "the source's last task was dropped with the reader"
+    );
+}

@@ -181,7 +181,9 @@ fn reader_thread<S: IngestSource>(
     runtime.block_on(read_into(source, tx));
     let deadline = std::time::Instant::now() + LAST_WORDS;
     while runtime.metrics().num_alive_tasks() > 0 && std::time::Instant::now() < deadline {
-        runtime.block_on(tokio::time::sleep(std::time::Duration::from_millis(5)));
+        // The timer is made inside the runtime: `sleep` needs its context
+        // when it is created, not only when it is polled.
+        runtime.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(5)).await });
     }
 }
 
