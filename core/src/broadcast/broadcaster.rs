@@ -16,7 +16,6 @@ use super::frame::{EventFrame, PreparedEvent};
 use super::queue::{ConnectionQueue, Urgency};
 use crate::index::Recipients;
 use crate::model::ConnId;
-use crate::protocol::subs_field;
 use crate::routing::{Route, Strategy};
 
 type Registry = RwLock<FxHashMap<ConnId, Arc<ConnectionQueue>>>;
@@ -214,7 +213,7 @@ fn fan_out(
             }
         }
         if let Some(queue) = queues.get(&recipient.conn) {
-            let subs = recipient.encoded_subs(subs_field).clone();
+            let subs = recipient.subs_field().clone();
             let frame = EventFrame::with_subs_field(job.event.clone(), subs);
             match wake.as_deref_mut() {
                 Some(list) => {

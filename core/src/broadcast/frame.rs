@@ -271,7 +271,7 @@ impl BatchHead {
 fn batch_parts<'a>(
     head: &'a BatchHead,
     frames: &'a [EventFrame],
-) -> impl Iterator<Item = &'a [u8]> + Clone + 'a {
+) -> impl Iterator<Item = &'a [u8]> + 'a {
     let elements = frames
         .iter()
         .enumerate()

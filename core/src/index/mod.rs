@@ -21,6 +21,7 @@ use bytes::Bytes;
 use smallvec::SmallVec;
 
 use crate::model::{ConnId, Event, SubId, Subscription};
+use crate::protocol::subs_field;
 
 /// One connection an event goes to, with the ids of all its subscriptions
 /// that match (sorted), so the event is delivered once per connection.
@@ -30,8 +31,8 @@ pub struct Recipient {
     pub conn: ConnId,
     /// Matching subscription ids, sorted; empty for `broadcast_all`.
     subs: SmallVec<[SubId; 2]>,
-    /// The ids as the broadcaster's frames carry them, encoded at the
-    /// first event: a cached route reuses them for every event after.
+    /// The ids as frames carry them ([`subs_field`]), encoded at the first
+    /// event: a cached route reuses them for every event after.
     encoded: OnceLock<Bytes>,
 }
 
@@ -45,7 +46,7 @@ impl Recipient {
         }
     }
 
-    /// `conn` with `subs` already encoded as `encoded`.
+    /// `conn` with `subs` already encoded as `encoded` (by [`subs_field`]).
     pub(crate) fn encoded(conn: ConnId, subs: SmallVec<[SubId; 2]>, encoded: Bytes) -> Self {
         Self {
             conn,
@@ -68,9 +69,9 @@ impl Recipient {
         self.encoded = OnceLock::new();
     }
 
-    /// The ids encoded by `encode`, once for this recipient.
-    pub fn encoded_subs(&self, encode: impl FnOnce(&[SubId]) -> Bytes) -> &Bytes {
-        self.encoded.get_or_init(|| encode(&self.subs))
+    /// The `subs` field of this recipient's frames, encoded once.
+    pub fn subs_field(&self) -> &Bytes {
+        self.encoded.get_or_init(|| subs_field(&self.subs))
     }
 }
 
@@ -137,19 +138,13 @@ mod tests {
     #[test]
     fn a_recipient_encodes_its_subs_once_and_again_after_a_change() {
         let mut r = Recipient::new(ConnId(1), SmallVec::from_elem("b".into(), 1));
-        let calls = std::cell::Cell::new(0);
-        let encode = |subs: &[SubId]| {
-            calls.set(calls.get() + 1);
-            Bytes::from(subs.join(","))
-        };
-        assert_eq!(r.encoded_subs(encode), "b");
-        assert_eq!(r.encoded_subs(encode), "b");
-        assert_eq!(calls.get(), 1);
+        let first = r.subs_field().as_ptr();
+        assert_eq!(r.subs_field(), &br#","subs":["b"]"#[..]);
+        assert_eq!(r.subs_field().as_ptr(), first, "encoded once");
         r.add_sub("a".into());
         r.add_sub("c".into());
         assert_eq!(r.subs(), [SubId::from("a"), "b".into(), "c".into()]);
-        assert_eq!(r.encoded_subs(encode), "a,b,c");
-        assert_eq!(calls.get(), 2);
+        assert_eq!(r.subs_field(), &br#","subs":["a","b","c"]"#[..]);
         assert_eq!(
             r,
             Recipient::new(ConnId(1), r.subs().iter().cloned().collect())
