@@ -20,9 +20,10 @@
 #   PERF_CALLGRAPH=dwarf,32768 perf's --call-graph (default fp)
 #   EXTRA_LOAD_ARGS=...        more tickcast-load flags (e.g. --json out.json)
 #
-# CARGO_TARGET_DIR is honoured. Each run uses a fresh stream key. The figure
-# of merit on a busy machine is "server CPU per delivery"; the latency
-# percentiles need an idle one.
+# Also prints redis-server's CPU over the run (the broker's share of the
+# machine) and its INFO commandstats for the stream commands. CARGO_TARGET_DIR is honoured. Each run uses a fresh stream key.
+# The figure of merit on a busy machine is "server CPU per delivery"; the
+# latency percentiles need an idle one.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -67,7 +68,12 @@ trap cleanup EXIT
 
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$WORK" --logfile "$WORK/redis.log" &
-pids+=($!)
+redis=$!
+pids+=("$redis")
+# CPU seconds a process has used (user + system), from /proc.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
 for _ in $(seq 50); do
   redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
   sleep 0.1
@@ -97,6 +103,7 @@ if [ -n "${PERF:-}" ]; then
 fi
 
 echo "# $(date -u +%FT%TZ) ALLOC=$ALLOC rate=$RATE duration=$DURATION load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+redis_before=$(cpu_seconds "$redis")
 # shellcheck disable=SC2086
 "$LOAD" --server "127.0.0.1:$HTTP_PORT" --scenario "$SCENARIO" --connections "$CONNECTIONS" \
   --batch "$BATCH" --publishers "$PUBLISHERS" --rate "$RATE" --duration "$DURATION" \
@@ -104,3 +111,8 @@ echo "# $(date -u +%FT%TZ) ALLOC=$ALLOC rate=$RATE duration=$DURATION load avera
   --via redis --broker-url "redis://127.0.0.1:$REDIS_PORT" --redis-stream "$STREAM" \
   ${EXTRA_LOAD_ARGS:-}
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+redis_after=$(cpu_seconds "$redis")
+awk -v a="$redis_before" -v b="$redis_after" -v n="$((RATE * DURATION))" \
+  'BEGIN { printf "# redis-server CPU: %.2f s over the run, %.2f us per event offered\n", b - a, (b - a) * 1e6 / n }' >&2
+redis-cli -p "$REDIS_PORT" info commandstats |
+  grep -E '^cmdstat_(xadd|xreadgroup|xack|set|xtrim|xinfo\|groups):' | sed 's/^/# /' >&2 || true

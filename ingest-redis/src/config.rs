@@ -65,9 +65,9 @@ pub struct RedisConfig {
     /// its own, because each node must see every event; the binary passes
     /// `tickcast-<node_id>`.
     pub group: String,
-    /// Streams mode: the consumer name inside the group. Keep it stable
-    /// across restarts: entries read but not acknowledged are pending for
-    /// this name, and a restart re-reads them only under the same name.
+    /// Streams mode: the consumer name inside the group (reads are NOACK,
+    /// so Redis records nothing under it; the node's place is the group's
+    /// cursor).
     pub consumer: String,
     /// Bodies larger than this are rejected as `too_large`
     /// (`limits.max_publish_bytes`).
@@ -150,6 +150,16 @@ pub enum ConfigError {
     /// hash tag.
     #[error("invalid stream sharding: {0}")]
     Shards(String),
+    /// Cluster mode with a stream name whose braces make no hash tag: the
+    /// node's cursor key could not share the stream's slot.
+    #[error(
+        "stream {stream:?} has a brace but no hash tag ({{<non-empty>}}): in Redis Cluster \
+         the node's cursor key must share the stream's slot, so use a hash tag or no braces"
+    )]
+    StreamKeyInCluster {
+        /// The stream name given.
+        stream: String,
+    },
 }
 
 impl RedisConfig {
@@ -157,12 +167,19 @@ impl RedisConfig {
     /// [`RedisPublisher`](crate::RedisPublisher) refuse up front: a URL
     /// that does not parse, a pattern in cluster mode, no shards, a
     /// sharded stream name with a `{` (its own hash tag would put every
-    /// shard in one slot).
+    /// shard in one slot), a stream name in a cluster whose braces make no
+    /// hash tag.
     pub fn check(&self) -> Result<(), ConfigError> {
         if self.cluster.is_empty() {
             self.client()?;
         } else {
             self.seeds()?;
+            let (stream, tagged) = (&self.stream, crate::streams::has_hash_tag(&self.stream));
+            if self.mode == RedisMode::Streams && stream.contains(['{', '}']) && !tagged {
+                return Err(ConfigError::StreamKeyInCluster {
+                    stream: stream.clone(),
+                });
+            }
             if self.mode == RedisMode::PubSub {
                 if let Some(pattern) = self.channels.iter().find(|c| is_pattern(c)) {
                     return Err(ConfigError::PatternInCluster {

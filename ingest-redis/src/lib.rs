@@ -19,10 +19,11 @@
 //!   cluster connection, each channel on its shard.
 //! - `cluster`: a cluster's slot map, for reading each stream shard from
 //!   its master.
-//! - `streams`: one consumer group per node: group creation, backfill
-//!   merged with pending entries at start, pending re-reads after a
-//!   reconnect, batched XACKs, lag; a sharded stream (several keys, or a
-//!   cluster) merged into one offset order.
+//! - `streams`: one consumer group per node, read with NOACK: group
+//!   creation, the node's cursor (written with each read, the group put
+//!   back at it at every session's start), backfill at start, lag; a
+//!   sharded stream (several keys, or a cluster) merged into one offset
+//!   order.
 //! - `publisher`: [`RedisPublisher`]: PUBLISH or XADD, pipelined for a
 //!   burst.
 //! - `link`, `connect`: why a session ended, connections with timeouts.
@@ -67,3 +68,4 @@ mod streams;
 pub use config::{ConfigError, RedisConfig, RedisMode};
 pub use publisher::RedisPublisher;
 pub use source::{RedisSource, SOURCE_NAME};
+pub use streams::cursor_key;

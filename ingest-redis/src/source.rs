@@ -80,11 +80,12 @@ impl Link for Consumer {
 ///
 /// Streams mode: each entry is yielded with its id as offset (the hub must
 /// be in [`OffsetMode::External`](tickcast_core::hub::OffsetMode), which
-/// `run_source` checks) and an acknowledger (XACK; a rejected entry is
-/// acknowledged too, so it is not redelivered forever). XACKs are batched
-/// and sent before the next read. After a reconnect the consumer's pending
-/// entries are read again before new ones, so nothing unacknowledged is
-/// skipped; the hub recognises any it already had by offset. The lag
+/// `run_source` checks) and an acknowledger that moves the node's cursor
+/// past it (a rejected entry too, so it is not read again forever). The
+/// cursor is written to Redis with the next read; every session starts by
+/// putting the group back at it, so nothing read but not accepted is
+/// skipped (after a reconnect or a crash); the hub recognises any entry it
+/// already had by offset. The lag
 /// (entries of the stream not yet delivered to this node's group, from
 /// XINFO GROUPS on Redis 7) goes to the counters `run_source` attaches,
 /// checked at most once a second while reading.

@@ -1,6 +1,7 @@
 //! Streams mode against the shared Redis: offsets are the stream ids,
 //! nothing is lost or delivered twice across restarts, history resumes
-//! across a restart, pending entries are reclaimed.
+//! across a restart, entries read but never accepted (a crash) are read
+//! again, and an earlier version's pending entries too.
 
 mod common;
 
@@ -11,8 +12,8 @@ use tickcast_testkit::fixtures::{bad_events, GoodEvent};
 
 /// Good fixtures interleaved with every bad one (and an entry without a
 /// body), through XADD: each good event arrives with its entry id as
-/// offset, each bad one is counted under its reason, and every entry ends
-/// acknowledged.
+/// offset, each bad one is counted under its reason, and the node's
+/// cursor ends on the last entry, with nothing pending (reads are NOACK).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_arrive_with_their_ids_and_bad_ones_are_counted() {
     let Some(url) = tickcast_testkit::redis_url() else {
@@ -66,11 +67,12 @@ async fn entries_arrive_with_their_ids_and_bad_ones_are_counted() {
     assert_eq!(stats.accepted, good.len() as u64);
     let reasons = bad.iter().map(|b| b.expected_reason()).chain(["not_json"]);
     assert_eq!(rejected(&stats), reason_counts(reasons));
-    wait_until_async("every entry acknowledged", || {
+    wait_until_async("the cursor is on the last entry", || {
         let (mut redis, stream, group) = (redis.clone(), stream.clone(), group.clone());
-        async move { pending(&mut redis, &stream, &group).await == 0 }
+        async move { caught_up(&mut redis, &stream, &group).await }
     })
     .await;
+    assert_eq!(pending(&mut redis, &stream, &group).await, 0);
     stop(task).await;
     cleanup(&mut redis, &stream).await;
 }
@@ -142,12 +144,13 @@ async fn backfill_lets_clients_resume_across_a_restart() {
     }
     let seen = by_offset(collect(&mut old_client.frames, 20).await);
     let resume_from = offsets(&seen)[9];
-    // A source stopped in the middle of a batch leaves that batch pending
-    // (acks go out before each read), and the next node delivers pending
-    // entries live: at least once. Here the old node finished its work.
-    wait_until_async("old node acknowledged everything", || {
+    // A source stopped in the middle of a batch has not written the
+    // cursor past it (it goes out with each read), and the next node
+    // delivers that batch live again: at least once. Here the old node
+    // finished its work.
+    wait_until_async("old node's cursor on the last entry", || {
         let (mut redis, stream, group) = (redis.clone(), stream.clone(), group.clone());
-        async move { pending(&mut redis, &stream, &group).await == 0 }
+        async move { caught_up(&mut redis, &stream, &group).await }
     })
     .await;
     stop(task).await;
@@ -195,9 +198,9 @@ async fn a_restarted_source_is_connected_once_its_history_is_out() {
     }
     let public = good[..10].iter().filter(|g| !g.is_private()).count();
     collect(&mut old_client.frames, public).await;
-    wait_until_async("old node acknowledged everything", || {
+    wait_until_async("old node's cursor on the last entry", || {
         let (mut redis, stream, group) = (redis.clone(), stream.clone(), group.clone());
-        async move { pending(&mut redis, &stream, &group).await == 0 }
+        async move { caught_up(&mut redis, &stream, &group).await }
     })
     .await;
     stop(task).await;
@@ -221,11 +224,38 @@ async fn a_restarted_source_is_connected_once_its_history_is_out() {
     cleanup(&mut redis, &stream).await;
 }
 
-/// Entries this consumer read but never acknowledged (a crash between
-/// read and hand-off) are delivered live by the next source, in their
-/// place between the backfilled ones, then acknowledged.
+/// An upgrade: an earlier version of tickcast (which read without NOACK
+/// and acknowledged each entry) read six entries and acknowledged three.
+/// The next source delivers the three pending ones live, after the
+/// acknowledged ones as backfill, and drops the pending list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pending_entries_are_reclaimed_in_order() {
+async fn an_earlier_versions_pending_entries_are_read_again_in_order() {
+    an_interrupted_run_is_taken_up(EarlierRun::PendingList).await;
+}
+
+/// A crash between read and hand-off: the group was handed six entries
+/// (its last-delivered id is the sixth) but the node's cursor says its hub
+/// took only three. The next source puts the group back at the cursor and
+/// delivers the other three live, in their place after the three as
+/// backfill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_read_but_never_accepted_are_read_again() {
+    an_interrupted_run_is_taken_up(EarlierRun::Cursor).await;
+}
+
+/// How a run that read six entries and had three accepted left its
+/// group.
+enum EarlierRun {
+    /// Read without NOACK, the three XACKed (an earlier version).
+    PendingList,
+    /// Read with NOACK, the cursor on the third.
+    Cursor,
+}
+
+/// The next source after `earlier`: the last three and three new entries
+/// live, the first three as backfill, nothing pending, the cursor on the
+/// last entry.
+async fn an_interrupted_run_is_taken_up(earlier: EarlierRun) {
     let Some(url) = tickcast_testkit::redis_url() else {
         return;
     };
@@ -249,27 +279,40 @@ async fn pending_entries_are_reclaimed_in_order() {
     for event in &good[..6] {
         ids.push(xadd(&mut redis, &stream, &event.channel, &event.raw).await);
     }
-    // A previous run read all six and acknowledged only the first three.
-    let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
+    let mut read = redis::cmd("XREADGROUP");
+    read.arg("GROUP")
         .arg(&group)
         .arg("c1")
         .arg("COUNT")
-        .arg(100)
+        .arg(100);
+    if matches!(earlier, EarlierRun::Cursor) {
+        read.arg("NOACK");
+    }
+    let _: redis::Value = read
         .arg("STREAMS")
         .arg(&stream)
         .arg(">")
         .query_async(&mut redis)
         .await
         .unwrap();
-    let acked: Vec<String> = ids[..3].iter().map(Offset::to_string).collect();
-    let _: usize = redis::cmd("XACK")
-        .arg(&stream)
-        .arg(&group)
-        .arg(&acked)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
+    let _: () = match earlier {
+        EarlierRun::PendingList => {
+            let acked: Vec<String> = ids[..3].iter().map(Offset::to_string).collect();
+            let _: usize = redis::cmd("XACK")
+                .arg(&stream)
+                .arg(&group)
+                .arg(&acked)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+        }
+        EarlierRun::Cursor => redis::cmd("SET")
+            .arg(tickcast_ingest_redis::cursor_key(&stream, &group))
+            .arg(ids[2].to_string())
+            .query_async(&mut redis)
+            .await
+            .unwrap(),
+    };
 
     let hub = hub(OffsetMode::External);
     let mut live_client = client(&hub, None);
@@ -278,8 +321,7 @@ async fn pending_entries_are_reclaimed_in_order() {
         ids.push(xadd(&mut redis, &stream, &event.channel, &event.raw).await);
     }
     let live = by_offset(collect(&mut live_client.frames, 6).await);
-    assert_eq!(offsets(&live), ids[3..], "pending and new entries live");
-
+    assert_eq!(offsets(&live), ids[3..], "unaccepted and new entries live");
     let mut resumed = client(&hub, Some(ids[0]));
     let replay = by_offset(collect(&mut resumed.frames, 8).await);
     assert_eq!(
@@ -287,9 +329,10 @@ async fn pending_entries_are_reclaimed_in_order() {
         ids[1..],
         "backfill and live in one history"
     );
-    wait_until_async("pending entries acknowledged", || {
+    assert_eq!(pending(&mut redis, &stream, &group).await, 0);
+    wait_until_async("the cursor is on the last entry", || {
         let (mut redis, stream, group) = (redis.clone(), stream.clone(), group.clone());
-        async move { pending(&mut redis, &stream, &group).await == 0 }
+        async move { caught_up(&mut redis, &stream, &group).await }
     })
     .await;
     stop(task).await;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tickcast_core::ingest::{BodyDecoder, Incoming, IngestItem};
 use tickcast_core::model::{DecodeError, Offset};
 
-use super::ack::{AckQueue, StreamAcker};
+use super::cursor::{Cursor, StreamAcker};
 use super::raw::{RawEntry, BODY_FIELD};
 use super::shard::Shard;
 
@@ -49,14 +49,14 @@ impl Entry {
         self.shard.offset(&self.raw.id)
     }
 
-    /// The item for the hub, or `None` for a pending entry that was
-    /// deleted from the stream (XDEL, MAXLEN trimming) before it was read
-    /// again: Redis returns its id without fields, and there is nothing
-    /// left to deliver, so it is only acknowledged.
+    /// The item for the hub, or `None` for an entry Redis returned without
+    /// fields (an entry deleted from the stream, XDEL or MAXLEN trimming,
+    /// while a read had it): there is nothing to deliver, so the cursor
+    /// only moves past it.
     pub(crate) fn into_item(
         self,
         decoder: &BodyDecoder,
-        acks: &Arc<AckQueue>,
+        cursor: &Arc<Cursor>,
     ) -> Option<IngestItem> {
         let Self {
             raw:
@@ -71,8 +71,8 @@ impl Entry {
             shard,
         } = self;
         if deleted && delivery == Delivery::Live {
-            tracing::debug!(entry = %id, "pending stream entry was deleted; acknowledging it");
-            acks.push(id);
+            tracing::debug!(entry = %id, "stream entry was deleted; moving past it");
+            cursor.advance(id);
             return None;
         }
         let offset = shard.offset(&id);
@@ -97,7 +97,7 @@ impl Entry {
         };
         Some(match delivery {
             Delivery::Live => IngestItem::Message(Incoming {
-                acker: Some(Box::new(StreamAcker::new(id, acks.clone()))),
+                acker: Some(Box::new(StreamAcker::new(id, cursor.clone()))),
                 ..incoming
             }),
             Delivery::Backfill => IngestItem::Backfill(incoming),
@@ -135,11 +135,11 @@ mod tests {
 
     #[test]
     fn a_live_entry_becomes_a_message_with_offset_and_acker() {
-        let acks = Arc::new(AckQueue::default());
+        let cursor = Arc::new(Cursor::default());
         let body = br#"{"pattern":"Doji","symbol":"AAPL","tier":"daily"}"#;
         let fields: &[(&str, &[u8])] = &[("channel", b"tickstock.events.patterns"), ("body", body)];
         let item =
-            entry("5-1", fields, Delivery::Live).into_item(&BodyDecoder::new(1 << 20), &acks);
+            entry("5-1", fields, Delivery::Live).into_item(&BodyDecoder::new(1 << 20), &cursor);
         let Some(IngestItem::Message(incoming)) = item else {
             panic!("not a message");
         };
@@ -150,11 +150,11 @@ mod tests {
 
     #[test]
     fn the_id_field_is_the_key_of_an_event_without_event_id() {
-        let acks = Arc::new(AckQueue::default());
+        let cursor = Arc::new(Cursor::default());
         let key = |body: &[u8]| {
             let fields: &[(&str, &[u8])] = &[("body", body), ("id", b"k-1")];
             let Some(IngestItem::Message(incoming)) =
-                entry("5-1", fields, Delivery::Live).into_item(&BodyDecoder::new(1 << 20), &acks)
+                entry("5-1", fields, Delivery::Live).into_item(&BodyDecoder::new(1 << 20), &cursor)
             else {
                 panic!("not a message");
             };
@@ -174,10 +174,10 @@ mod tests {
 
     #[test]
     fn an_entry_without_body_is_malformed() {
-        let acks = Arc::new(AckQueue::default());
+        let cursor = Arc::new(Cursor::default());
         let fields: &[(&str, &[u8])] = &[("channel", b"tickstock.events.patterns")];
         let item =
-            entry("5-2", fields, Delivery::Live).into_item(&BodyDecoder::new(1 << 20), &acks);
+            entry("5-2", fields, Delivery::Live).into_item(&BodyDecoder::new(1 << 20), &cursor);
         let Some(IngestItem::Message(incoming)) = item else {
             panic!("not a message");
         };
@@ -185,21 +185,21 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_pending_entry_is_only_acknowledged() {
-        let acks = Arc::new(AckQueue::default());
+    fn a_deleted_entry_only_moves_the_cursor() {
+        let cursor = Arc::new(Cursor::default());
         assert!(entry("5-3", &[], Delivery::Live)
-            .into_item(&BodyDecoder::new(1 << 20), &acks)
+            .into_item(&BodyDecoder::new(1 << 20), &cursor)
             .is_none());
-        assert_eq!(acks.len(), 1);
+        assert_eq!(cursor.unwritten(), 1);
     }
 
     #[test]
     fn a_backfill_entry_has_no_acker() {
-        let acks = Arc::new(AckQueue::default());
+        let cursor = Arc::new(Cursor::default());
         let body = br#"{"pattern":"Doji","symbol":"AAPL"}"#;
         let fields: &[(&str, &[u8])] = &[("body", body)];
         let item =
-            entry("7-0", fields, Delivery::Backfill).into_item(&BodyDecoder::new(1 << 20), &acks);
+            entry("7-0", fields, Delivery::Backfill).into_item(&BodyDecoder::new(1 << 20), &cursor);
         let Some(IngestItem::Backfill(incoming)) = item else {
             panic!("not a backfill item");
         };

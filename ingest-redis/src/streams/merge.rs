@@ -105,7 +105,8 @@ impl<T> Merge<T> {
     }
 
     /// Forgets every entry and floor: the session ended, its unreleased
-    /// entries are pending at the server and read again.
+    /// entries are read again (each shard's group goes back to its
+    /// cursor).
     pub(crate) fn clear(&mut self) {
         for queue in &mut self.queues {
             *queue = Queue::default();

@@ -2,19 +2,19 @@
 //! consumer group.
 //!
 //! A session (one connection's lifetime) goes:
-//! 1. send the acks left over from the last session;
+//! 1. write the cursor left over from the last session ([`cursor`]);
 //! 2. make sure the group exists ([`group::ensure_group`]);
-//! 3. first session of this node only: hand out backfill merged with this
-//!    consumer's pending entries ([`start::first_entries`]); every later
-//!    session re-reads its pending entries (`XREADGROUP ... 0`), which
-//!    covers what was read but not acknowledged before the connection
-//!    broke;
-//! 4. read new entries (`XREADGROUP ... BLOCK ... >`), acknowledging the
-//!    previous batch before each read.
+//! 3. put the group at the node's cursor ([`start::place`]): what was read
+//!    but never accepted by the hub (a crash, a broken connection) is read
+//!    again;
+//! 4. first session of this node only: hand out backfill, the entries up
+//!    to that place, for the hub's history ([`start::backfill`]);
+//! 5. read new entries (`XREADGROUP ... BLOCK ... NOACK ... >`), writing
+//!    the cursor before each read.
 //!
-//! Two connections: `reader` may sit in a blocking XREADGROUP, so acks,
-//! group management and lag queries go over `control`, which never waits
-//! behind it.
+//! Two connections: `reader` may sit in a blocking XREADGROUP, so cursor
+//! writes between reads, group management and lag queries go over
+//! `control`, which never waits behind it.
 //!
 //! A sharded stream (`stream_shards > 1`, or any stream in a cluster) is
 //! read by [`ShardedConsumer`]: one `StreamConsumer` per shard key, on the
@@ -22,7 +22,7 @@
 //! ([`StreamConsumer::next_batch`]) to a [`merge::Merge`] that puts them
 //! in one offset order.
 
-mod ack;
+mod cursor;
 mod entry;
 mod group;
 mod lag;
@@ -44,17 +44,19 @@ use tickcast_core::ingest::{BodyDecoder, IngestItem, SourceCounters};
 
 use tickcast_core::model::Offset;
 
-use self::ack::AckQueue;
+use self::cursor::Cursor;
 use self::entry::{Delivery, Entry};
 use self::group::{ensure_group, group_info, is_no_group, GroupStart};
 use self::lag::LagSink;
-use self::reads::{ack_and_read_new, read_group};
+use self::reads::commit_and_read_new;
 use self::shard::Shard;
 use self::wire::WireReader;
 use crate::config::RedisConfig;
 use crate::connect::multiplexed;
 use crate::link::LinkError;
 
+pub use self::cursor::cursor_key;
+pub(crate) use self::cursor::has_hash_tag;
 pub(crate) use self::raw::{BODY_FIELD, CHANNEL_FIELD, ID_FIELD};
 pub(crate) use self::shard::Shard as StreamShard;
 pub(crate) use self::shards::ShardedConsumer;
@@ -70,15 +72,6 @@ struct Connections {
     control: MultiplexedConnection,
 }
 
-/// What the next read from Redis asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Phase {
-    /// This consumer's pending entries after the id.
-    Pending(String),
-    /// New entries (`>`).
-    Live,
-}
-
 /// The state of a streams consumer, kept across sessions.
 pub(crate) struct StreamConsumer {
     client: redis::Client,
@@ -88,9 +81,10 @@ pub(crate) struct StreamConsumer {
     conns: Option<Connections>,
     /// Entries read and not yet handed out.
     queue: VecDeque<Entry>,
-    phase: Phase,
-    /// XACKs waiting to be sent.
-    acks: Arc<AckQueue>,
+    /// The newest entry id the hub accepted (its entries' ackers move it).
+    cursor: Arc<Cursor>,
+    /// Where the cursor is written ([`cursor_key`]).
+    cursor_key: String,
     /// The group has been created or found once: from then on a missing
     /// group means it vanished, and it is recreated from the beginning.
     group_seen: bool,
@@ -101,7 +95,8 @@ pub(crate) struct StreamConsumer {
     backfilled: bool,
     /// A `>` read was sent and its reply not yet queued. Still set at the
     /// next read means the caller dropped `next()` mid-read (a `select!`):
-    /// the entries Redis delivered are pending, so they are re-read.
+    /// the group has moved past entries nobody got, and the reader's
+    /// connection may still hold their reply, so a new session starts.
     reading: bool,
     /// The start entries loaded by `connect` are still to be handed out as
     /// one batch (`next_batch`), even when there are none: a sharded
@@ -130,11 +125,11 @@ impl StreamConsumer {
         Self {
             client,
             decoder: BodyDecoder::new(config.max_body_bytes),
+            cursor_key: cursor_key(&config.stream, &config.group),
             config,
             conns: None,
             queue: VecDeque::new(),
-            phase: Phase::Live,
-            acks: Arc::default(),
+            cursor: Arc::default(),
             group_seen: false,
             backfilled: false,
             reading: false,
@@ -183,9 +178,9 @@ impl StreamConsumer {
         self.backfilled = done;
     }
 
-    /// The queue of acknowledgements its entries' ackers fill.
-    pub(crate) fn acks(&self) -> &Arc<AckQueue> {
-        &self.acks
+    /// The cursor its entries' ackers move.
+    pub(crate) fn cursor(&self) -> &Arc<Cursor> {
+        &self.cursor
     }
 
     /// The session's control connection (never blocked), for a sharded
@@ -194,10 +189,10 @@ impl StreamConsumer {
         self.conns.as_ref().map(|c| c.control.clone())
     }
 
-    /// The next read is a live one (`>`), not a re-read of pending entries
-    /// or the entries queued at connect.
+    /// The next read is a live one (`>`), not the entries queued at
+    /// connect.
     pub(crate) fn reads_live(&self) -> bool {
-        self.phase == Phase::Live && self.queue.is_empty()
+        self.queue.is_empty()
     }
 
     /// Starts a session (see the module docs).
@@ -212,29 +207,26 @@ impl StreamConsumer {
         )
         .await?;
         let mut control = multiplexed(&self.client, timeout, timeout).await?;
-        self.acks
-            .flush(&mut control, &self.config.stream, &self.config.group)
-            .await?;
+        self.cursor.flush(&mut control, &self.cursor_key).await?;
         self.ensure_group(&mut control).await?;
-        if self.backfilled {
-            self.phase = Phase::Pending("0".to_owned());
-        } else {
+        let place = self.place(&mut control).await?;
+        if !self.backfilled {
             let shard = self.shard;
-            self.queue = start::first_entries(&mut control, &self.config)
+            self.queue = start::backfill(&mut control, &self.config, place)
                 .await?
                 .into_iter()
                 .map(|entry| entry.in_shard(shard))
                 .collect();
             self.start_pending = true;
-            self.phase = Phase::Live;
         }
         self.reading = false;
         self.conns = Some(Connections { reader, control });
         Ok(())
     }
 
-    /// Ends the session. Entries read but not handed out are dropped: they
-    /// are pending at the server and the next session re-reads them.
+    /// Ends the session. Entries read but not handed out are dropped: the
+    /// next session puts the group back at the cursor and reads them
+    /// again.
     pub(crate) fn disconnect(&mut self) {
         self.queue.clear();
         self.start_pending = false;
@@ -244,11 +236,11 @@ impl StreamConsumer {
     /// The next item of this session; an error ends the session.
     pub(crate) async fn next_item(&mut self) -> Result<IngestItem, LinkError> {
         loop {
-            if self.acks.len() >= self.config.count() {
-                self.flush_acks().await?;
+            if self.cursor.unwritten() >= self.config.count() {
+                self.flush_cursor().await?;
             }
             if let Some(entry) = self.queue.pop_front() {
-                match entry.into_item(&self.decoder, &self.acks) {
+                match entry.into_item(&self.decoder, &self.cursor) {
                     Some(item) => return Ok(item),
                     None => continue,
                 }
@@ -266,11 +258,11 @@ impl StreamConsumer {
 
     /// The entries queued at connect (backfill and pending), or else the
     /// next read's, with the floor the read tells (for the merge of a
-    /// sharded stream). Sends the acks first when a read batch's worth
-    /// has piled up.
+    /// sharded stream). Writes the cursor first when it moved by a read
+    /// batch's worth.
     pub(crate) async fn next_batch(&mut self) -> Result<Batch, LinkError> {
-        if self.acks.len() >= self.config.count() {
-            self.flush_acks().await?;
+        if self.cursor.unwritten() >= self.config.count() {
+            self.flush_cursor().await?;
         }
         let start = std::mem::take(&mut self.start_pending);
         let floor = match self.queue.is_empty() && !start {
@@ -294,68 +286,39 @@ impl StreamConsumer {
     /// are `max(now, last + 1)`), and after a read whose BLOCK ran out
     /// (nothing came for `block`) at or above that clock plus `block`.
     async fn read(&mut self) -> Result<Option<Offset>, LinkError> {
-        if self.phase == Phase::Live && self.reading {
-            self.phase = Phase::Pending("0".to_owned());
+        if self.reading {
+            self.connect().await?;
+            return Ok(None);
         }
         let conns = self.conns.as_mut().ok_or(LinkError::Closed)?;
-        let mut floor = None;
-        let result = match &self.phase {
-            Phase::Pending(after) => {
-                self.acks
-                    .flush(&mut conns.control, &self.config.stream, &self.config.group)
-                    .await?;
-                read_group(&mut conns.control, &self.config, after)
-                    .await
-                    .map_err(LinkError::from)
-            }
-            Phase::Live => {
-                self.reading = true;
-                let acks = self.acks.take();
-                let clock = self.shard != Shard::SOLE;
-                let read = ack_and_read_new(&mut conns.reader, &self.config, &acks, clock).await;
-                match read {
-                    Ok((entries, time)) => {
-                        floor = time.and_then(|ms| self.floor(ms, entries.len()));
-                        Ok(entries)
-                    }
-                    Err(error) => {
-                        // Sent again on the next connection (an XACK that
-                        // did get through is harmless to repeat).
-                        self.acks.put_back(acks);
-                        Err(error)
-                    }
-                }
-            }
-        };
+        self.reading = true;
+        let commit = self.cursor.take();
+        let clock = self.shard != Shard::SOLE;
+        let read = commit_and_read_new(
+            &mut conns.reader,
+            &self.config,
+            commit.as_deref().map(|id| (self.cursor_key.as_str(), id)),
+            clock,
+        )
+        .await;
         self.reading = false;
-        let entries = match result {
-            Ok(entries) => entries,
-            Err(LinkError::Redis(error)) if is_no_group(&error) => {
-                tracing::warn!(
-                    stream = self.config.stream,
-                    group = self.config.group,
-                    "consumer group vanished (server restarted without data?); recreating it"
-                );
-                let conns = self.conns.as_mut().ok_or(LinkError::Closed)?;
-                self.group_seen = true;
-                ensure_group(
-                    &mut conns.control,
-                    &self.config.stream,
-                    &self.config.group,
-                    GroupStart::Beginning,
-                )
-                .await?;
-                self.phase = Phase::Pending("0".to_owned());
-                return Ok(None);
+        let (entries, time) = match read {
+            Ok(read) => read,
+            Err(error) => {
+                // Written again on the next read or connection.
+                if commit.is_some() {
+                    self.cursor.unwritten_again();
+                }
+                return match error {
+                    LinkError::Redis(error) if is_no_group(&error) => {
+                        self.recreate_group().await?;
+                        Ok(None)
+                    }
+                    error => Err(error),
+                };
             }
-            Err(error) => return Err(error),
         };
-        if let Phase::Pending(after) = &mut self.phase {
-            match entries.last() {
-                Some(last) => *after = last.id.clone(),
-                None => self.phase = Phase::Live,
-            }
-        }
+        let floor = time.and_then(|ms| self.floor(ms, entries.len()));
         let shard = self.shard;
         self.queue.extend(
             entries
@@ -363,6 +326,29 @@ impl StreamConsumer {
                 .map(|e| Entry::new(e, Delivery::Live).in_shard(shard)),
         );
         Ok(floor)
+    }
+
+    /// The group vanished under a running node (Redis restarted without
+    /// its data, or the stream was deleted): created again from the
+    /// stream's start, then put at this run's cursor, so entries added
+    /// meanwhile are not skipped and those the hub had are not read again.
+    async fn recreate_group(&mut self) -> Result<(), LinkError> {
+        tracing::warn!(
+            stream = self.config.stream,
+            group = self.config.group,
+            "consumer group vanished (server restarted without data?); recreating it"
+        );
+        let mut control = self.control().ok_or(LinkError::Closed)?;
+        self.group_seen = true;
+        ensure_group(
+            &mut control,
+            &self.config.stream,
+            &self.config.group,
+            GroupStart::Beginning,
+        )
+        .await?;
+        self.place(&mut control).await?;
+        Ok(())
     }
 
     /// The floor after a live read of `read` entries that began at the
@@ -390,10 +376,19 @@ impl StreamConsumer {
         Ok(())
     }
 
-    async fn flush_acks(&mut self) -> Result<(), LinkError> {
+    /// Puts the group at the cursor (see [`start::place`]).
+    async fn place(
+        &mut self,
+        control: &mut MultiplexedConnection,
+    ) -> Result<Option<Offset>, LinkError> {
+        let accepted = self.cursor.accepted();
+        Ok(start::place(control, &self.config, accepted, &self.cursor_key).await?)
+    }
+
+    async fn flush_cursor(&mut self) -> Result<(), LinkError> {
         let conns = self.conns.as_mut().ok_or(LinkError::Closed)?;
-        self.acks
-            .flush(&mut conns.control, &self.config.stream, &self.config.group)
+        self.cursor
+            .flush(&mut conns.control, &self.cursor_key)
             .await?;
         Ok(())
     }
@@ -450,11 +445,8 @@ impl StreamConsumer {
 impl Drop for StreamConsumer {
     fn drop(&mut self) {
         if let Some(conns) = self.conns.take() {
-            self.acks.flush_detached(
-                conns.control,
-                self.config.stream.clone(),
-                self.config.group.clone(),
-            );
+            self.cursor
+                .flush_detached(conns.control, self.cursor_key.clone());
         }
     }
 }

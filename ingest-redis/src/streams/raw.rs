@@ -32,8 +32,8 @@ pub(crate) struct RawEntry {
     pub(crate) channel: Option<Bytes>,
     /// The [`ID_FIELD`] value.
     pub(crate) key: Option<Bytes>,
-    /// Redis returned no fields at all: a pending entry deleted from the
-    /// stream (XDEL, MAXLEN trimming) before it was read again.
+    /// Redis returned no fields at all: an entry deleted from the stream
+    /// (XDEL, MAXLEN trimming) while a read had it.
     pub(crate) deleted: bool,
 }
 
@@ -144,7 +144,7 @@ pub(crate) fn entries_of_read<R: Reply>(reply: R) -> redis::RedisResult<Vec<RawE
 
 /// The entries of one stream's array (an XRANGE/XREVRANGE reply, or one
 /// stream of an XREADGROUP reply): `[id, [field, value, ...]]` each, the
-/// fields nil for a pending entry deleted from the stream.
+/// fields nil for an entry deleted from the stream.
 pub(crate) fn entries_of_range<R: Reply>(reply: R) -> redis::RedisResult<Vec<RawEntry>> {
     match reply.into_items() {
         Ok(entries) => entries.into_iter().map(entry_of).collect(),
@@ -221,7 +221,7 @@ mod tests {
                     bulk("k"),
                 ]),
             ]),
-            // A pending entry deleted from the stream.
+            // An entry deleted from the stream.
             Value::Array(vec![bulk("5-2"), Value::Nil]),
             // Fields tickcast does not know only.
             Value::Array(vec![bulk("5-3"), Value::Array(vec![bulk("x"), bulk("y")])]),

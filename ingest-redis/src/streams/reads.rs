@@ -1,7 +1,5 @@
-//! The reads a stream consumer makes: its group's entries (new or
-//! pending) and, for backfill, the entries before a given id.
-
-use std::collections::HashSet;
+//! The reads a stream consumer makes: its group's new entries and, for
+//! backfill, the entries before a given id.
 
 use redis::aio::MultiplexedConnection;
 use redis::Value;
@@ -14,55 +12,31 @@ use super::wire::{check, WireReader};
 use crate::config::RedisConfig;
 use crate::link::LinkError;
 
-/// XREADGROUP GROUP `group` `consumer` COUNT `count` [BLOCK ms] STREAMS
-/// `stream` `after`. `after` is `>` for entries never delivered to the
-/// group, or an id for this consumer's pending entries after that id (no
-/// BLOCK then: Redis answers at once).
-pub(crate) async fn read_group(
-    conn: &mut MultiplexedConnection,
-    config: &RedisConfig,
-    after: &str,
-) -> redis::RedisResult<Vec<RawEntry>> {
-    let mut cmd = redis::cmd("XREADGROUP");
-    cmd.arg("GROUP")
-        .arg(&config.group)
-        .arg(&config.consumer)
-        .arg("COUNT")
-        .arg(config.count());
-    if after == ">" {
-        cmd.arg("BLOCK").arg(block_ms(config));
-    }
-    cmd.arg("STREAMS").arg(&config.stream).arg(after);
-    let reply: Value = cmd.query_async(conn).await?;
-    entries_of_read(reply)
-}
-
 /// BLOCK's argument: at least 1 ms (0 would block forever).
 fn block_ms(config: &RedisConfig) -> usize {
     config.block.as_millis().clamp(1, usize::MAX as u128) as usize
 }
 
-/// XACK of `acks` (if any) and a blocking `XREADGROUP ... >` in one
-/// pipeline on the consumer's [`WireReader`]: one round trip per batch
-/// instead of two. Redis runs the XACK before the read blocks. With
-/// `clock`, a `TIME` goes just before the read, and its answer (the
-/// master's clock in ms) comes back too: a sharded stream's floor (see
-/// `shards`); and an `XLEN` just after it, so a read that waited on a key
-/// the cluster moved away meanwhile (the read runs out empty, but entries
-/// went to the key's new master) fails with the redirect instead of
-/// vouching for a floor.
-pub(crate) async fn ack_and_read_new(
+/// The write of the cursor (`commit`: its key and id, if it moved) and a
+/// blocking `XREADGROUP ...
+/// NOACK ... >` in one pipeline on the consumer's [`WireReader`]: one
+/// round trip per batch. NOACK keeps Redis from recording a pending entry
+/// per entry read; the cursor is what a restart goes on from (see
+/// `cursor`). With `clock`, a `TIME` goes just before the read, and its
+/// answer (the master's clock in ms) comes back too: a sharded stream's
+/// floor (see `shards`); and an `XLEN` just after it, so a read that
+/// waited on a key the cluster moved away meanwhile (the read runs out
+/// empty, but entries went to the key's new master) fails with the
+/// redirect instead of vouching for a floor.
+pub(crate) async fn commit_and_read_new(
     conn: &mut WireReader,
     config: &RedisConfig,
-    acks: &[String],
+    commit: Option<(&str, &str)>,
     clock: bool,
 ) -> Result<(Vec<RawEntry>, Option<u64>), LinkError> {
     let mut pipe = redis::pipe();
-    if !acks.is_empty() {
-        pipe.cmd("XACK")
-            .arg(&config.stream)
-            .arg(&config.group)
-            .arg(acks);
+    if let Some((key, id)) = commit {
+        pipe.cmd("SET").arg(key).arg(id);
     }
     if clock {
         pipe.cmd("TIME");
@@ -75,6 +49,7 @@ pub(crate) async fn ack_and_read_new(
         .arg(config.count())
         .arg("BLOCK")
         .arg(block_ms(config))
+        .arg("NOACK")
         .arg("STREAMS")
         .arg(&config.stream)
         .arg(">");
@@ -82,7 +57,7 @@ pub(crate) async fn ack_and_read_new(
         pipe.cmd("XLEN").arg(&config.stream);
     }
     let mut replies = conn.query(&pipe).await?.into_iter();
-    if !acks.is_empty() {
+    if commit.is_some() {
         next_reply(&mut replies)?;
     }
     let time = match clock {
@@ -123,33 +98,15 @@ pub(crate) fn millis_of<R: Reply>(reply: R) -> redis::RedisResult<u64> {
     }
 }
 
-/// This consumer's pending entries, all of them, oldest first.
-pub(crate) async fn read_all_pending(
-    conn: &mut MultiplexedConnection,
-    config: &RedisConfig,
-) -> redis::RedisResult<Vec<RawEntry>> {
-    let mut pending = Vec::new();
-    let mut after = "0".to_owned();
-    loop {
-        let page = read_group(conn, config, &after).await?;
-        let Some(last) = page.last() else {
-            return Ok(pending);
-        };
-        after = last.id.clone();
-        pending.extend(page);
-    }
-}
-
-/// Up to `limit` entries at or before `last` (inclusive), oldest first,
-/// leaving out the ids in `skip`. Read backwards in pages of `page`
-/// because only the newest `limit` are wanted.
+/// Up to `limit` entries at or before `last` (inclusive), oldest first.
+/// Read backwards in pages of `page` because only the newest `limit` are
+/// wanted.
 pub(crate) async fn read_before(
     conn: &mut MultiplexedConnection,
     stream: &str,
     last: Offset,
     limit: usize,
     page: usize,
-    skip: &HashSet<String>,
 ) -> redis::RedisResult<Vec<RawEntry>> {
     let mut window = Vec::new();
     let mut end = Some(last);
@@ -175,7 +132,7 @@ pub(crate) async fn read_before(
             .and_then(|oldest| oldest.id.parse::<Offset>().ok())
             .filter(|oldest| *oldest > Offset::new(0, 0) && got == want)
             .map(Offset::predecessor);
-        window.extend(page.into_iter().filter(|e| !skip.contains(&e.id)));
+        window.extend(page);
     }
     window.reverse();
     Ok(window)

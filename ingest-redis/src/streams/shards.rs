@@ -18,9 +18,9 @@
 //! Reads run concurrently, one per shard with nothing queued in the merge,
 //! as futures owning their shard's consumer; a read in flight survives a
 //! cancelled `next_item` and is collected by the next `connect`. A failure
-//! of any shard ends the session for all: unreleased entries are pending at
-//! their servers and every shard re-reads its pending entries next
-//! session (the hub recognises the ones it already had by offset).
+//! of any shard ends the session for all: every shard's group goes back
+//! to its cursor next session, so unreleased entries are read again (the
+//! hub recognises the ones it already had by offset).
 
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ use redis::aio::MultiplexedConnection;
 use tickcast_core::ingest::{BodyDecoder, IngestItem, SourceCounters};
 use tickcast_core::model::Offset;
 
-use super::ack::AckQueue;
+use super::cursor::Cursor;
 use super::entry::Entry;
 use super::group::group_info;
 use super::lag::{LagSink, ShardLags};
@@ -90,15 +90,15 @@ pub(crate) struct ShardedConsumer {
     seeds: Option<Vec<redis::ConnectionInfo>>,
     /// Each shard's consumer; `None` while its read is in flight.
     shards: Vec<Option<StreamConsumer>>,
-    /// Each shard's ack queue (its entries' ackers fill it).
-    acks: Vec<Arc<AckQueue>>,
+    /// Each shard's cursor (its entries' ackers move it).
+    cursors: Vec<Arc<Cursor>>,
     work: FuturesUnordered<Work>,
     merge: Merge<Entry>,
     probing: Vec<Probing>,
     /// Counts sessions, so a probe of an ended one is ignored.
     session: u64,
-    /// Every shard's first entries (backfill and pending after the node
-    /// started) have been released: later sessions only re-read pending.
+    /// Every shard's first entries (backfill after the node started) have
+    /// been released: later sessions load none.
     backfilled: bool,
     /// `backfilled` has just turned true: `Connected` is owed (see
     /// `RedisSource`: ready once the reloaded history is in the hub).
@@ -139,7 +139,7 @@ impl ShardedConsumer {
             .collect();
         Ok(Self {
             decoder: BodyDecoder::new(config.max_body_bytes),
-            acks: shards.iter().map(|s| s.acks().clone()).collect(),
+            cursors: shards.iter().map(|s| s.cursor().clone()).collect(),
             shards: shards.into_iter().map(Some).collect(),
             work: FuturesUnordered::new(),
             merge: Merge::new(count),
@@ -168,7 +168,8 @@ impl ShardedConsumer {
     pub(crate) async fn connect(&mut self) -> Result<(), LinkError> {
         self.disconnect();
         // Reads of the last session still in flight give their consumers
-        // back; what they read is pending at the server, read again below.
+        // back; what they read is read again (`connect` puts each group
+        // back at its cursor).
         while let Some(done) = self.work.next().await {
             if let Done::Read(i, shard, _) = done {
                 self.shards[i] = Some(*shard);
@@ -188,9 +189,8 @@ impl ShardedConsumer {
             shard.set_backfilled(backfilled);
             shard.connect().await?;
             let mut control = shard.control().ok_or(LinkError::Closed)?;
-            // Everything delivered to the group before this session is
-            // pending (re-read before any live read) or done: what the
-            // live reads of this session are handed comes after it.
+            // The group is at the node's cursor now: what the live reads
+            // of this session are handed comes after it.
             let key = self.config.shard_key(i);
             let delivered = group_info(&mut control, &key, &self.config.group)
                 .await?
@@ -206,8 +206,8 @@ impl ShardedConsumer {
         Ok(())
     }
 
-    /// Ends the session. Entries not released are pending at their
-    /// servers: the next session reads them again.
+    /// Ends the session. Entries not released are read again next
+    /// session (each group goes back to its cursor).
     pub(crate) fn disconnect(&mut self) {
         self.merge.clear();
         for shard in self.shards.iter_mut().flatten() {
@@ -224,7 +224,7 @@ impl ShardedConsumer {
             }
             while let Some((i, entry)) = self.merge.pop() {
                 self.released(i);
-                if let Some(item) = entry.into_item(&self.decoder, &self.acks[i]) {
+                if let Some(item) = entry.into_item(&self.decoder, &self.cursors[i]) {
                     return Ok(item);
                 }
                 if self.connected_owed {

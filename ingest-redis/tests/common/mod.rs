@@ -138,6 +138,31 @@ pub async fn pending(
     redis::from_redis_value(reply[0].clone()).unwrap()
 }
 
+/// Whether `group`'s cursor (the newest entry its node accepted, as
+/// written to Redis) is the last entry of `stream`: the node took and
+/// recorded everything.
+pub async fn caught_up<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
+    stream: &str,
+    group: &str,
+) -> bool {
+    let newest: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .unwrap();
+    let cursor: Option<String> = redis::cmd("GET")
+        .arg(tickcast_ingest_redis::cursor_key(stream, group))
+        .query_async(conn)
+        .await
+        .unwrap();
+    newest.ids.first().map(|entry| entry.id.clone()) == cursor || newest.ids.is_empty()
+}
+
 // ---------------------------------------------------------------- hub
 
 /// A hub that delivers at once, without rate limits, with room for every
