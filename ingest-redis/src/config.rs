@@ -355,6 +355,33 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_stream_needs_a_hash_tag_or_no_braces() {
+        let stream = |name: &str| RedisConfig {
+            stream: name.into(),
+            mode: RedisMode::Streams,
+            cluster: vec!["redis://127.0.0.1:7100".into()],
+            ..RedisConfig::default()
+        };
+        assert!(stream("tickstock:events").check().is_ok());
+        assert!(stream("{tickstock}:events").check().is_ok());
+        for bad in ["a{}b", "a}b", "a{b"] {
+            assert!(
+                matches!(
+                    stream(bad).check(),
+                    Err(ConfigError::StreamKeyInCluster { .. })
+                ),
+                "{bad}"
+            );
+        }
+        // On one server the cursor key's slot does not matter.
+        let single = RedisConfig {
+            cluster: Vec::new(),
+            ..stream("a}b")
+        };
+        assert!(single.check().is_ok());
+    }
+
+    #[test]
     fn a_bad_url_is_refused_up_front() {
         let config = RedisConfig {
             url: "http://nope".into(),
