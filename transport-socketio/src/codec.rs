@@ -121,10 +121,7 @@ pub(crate) fn event(frame: &EventFrame) -> Packet {
     let mut tail = SmallVec::<[u8; 48]>::new();
     tail.extend_from_slice(frame.subs_field());
     tail.extend_from_slice(b"},\"");
-    let mut numbers = itoa::Buffer::new();
-    tail.extend_from_slice(numbers.format(frame.resume.major).as_bytes());
-    tail.push(b'-');
-    tail.extend_from_slice(numbers.format(frame.resume.minor).as_bytes());
+    frame.resume.write_to(&mut tail);
     tail.extend_from_slice(b"\"]");
     Packet::parts_of(&head, frame.prepared.object().clone(), &tail)
 }

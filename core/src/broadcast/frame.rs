@@ -180,86 +180,86 @@ fn join<'a>(parts: impl IntoIterator<Item = &'a [u8]> + Clone) -> Bytes {
 /// `,"resume":"<offset>"}`: the end of an `event` frame, the connection's
 /// own part of it, built on the stack.
 #[derive(Debug, Clone, Copy)]
-pub struct ResumeTail {
-    bytes: [u8; Self::CAPACITY],
-    len: u8,
-}
+pub struct ResumeTail(StackText<{ ResumeTail::CAPACITY }>);
 
 impl ResumeTail {
-    /// `,"resume":"` + two `u64`s and a dash + `"}`.
-    const CAPACITY: usize = 11 + 20 + 1 + 20 + 2;
+    const OPEN: &'static [u8] = br#","resume":""#;
+    const CLOSE: &'static [u8] = br#""}"#;
+    const CAPACITY: usize = Self::OPEN.len() + MAX_OFFSET_LEN + Self::CLOSE.len();
 
     /// The tail for `resume`.
     pub fn new(resume: Offset) -> Self {
-        let mut tail = Self {
-            bytes: [0; Self::CAPACITY],
-            len: 0,
-        };
-        let mut numbers = itoa::Buffer::new();
-        tail.push(br#","resume":""#);
-        tail.push(numbers.format(resume.major).as_bytes());
-        tail.push(b"-");
-        tail.push(numbers.format(resume.minor).as_bytes());
-        tail.push(br#""}"#);
-        tail
-    }
-
-    fn push(&mut self, part: &[u8]) {
-        let start = usize::from(self.len);
-        // Sized for the longest offset: always fits.
-        if let Some(room) = self.bytes.get_mut(start..start + part.len()) {
-            room.copy_from_slice(part);
-            self.len += part.len() as u8;
-        }
+        Self(StackText::around(Self::OPEN, resume, Self::CLOSE))
     }
 
     /// The tail's bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        self.0.as_bytes()
     }
 }
 
 /// `{"type":"batch","resume":"<offset>","events":[`: the opening of a
 /// `batch` frame, built on the stack.
 #[derive(Debug, Clone, Copy)]
-struct BatchHead {
-    bytes: [u8; Self::CAPACITY],
-    len: u8,
-}
+struct BatchHead(StackText<{ BatchHead::CAPACITY }>);
 
 impl BatchHead {
     const OPEN: &'static [u8] = br#"{"type":"batch","resume":""#;
     const CLOSE: &'static [u8] = br#"","events":["#;
-    const CAPACITY: usize = Self::OPEN.len() + 20 + 1 + 20 + Self::CLOSE.len();
+    const CAPACITY: usize = Self::OPEN.len() + MAX_OFFSET_LEN + Self::CLOSE.len();
 
     /// The opening of a batch whose resume offset is `resume` (the last
     /// frame's).
     fn new(resume: Offset) -> Self {
-        let mut head = Self {
-            bytes: [0; Self::CAPACITY],
-            len: 0,
-        };
-        let (mut major, mut minor) = (itoa::Buffer::new(), itoa::Buffer::new());
-        for part in [
-            Self::OPEN,
-            major.format(resume.major).as_bytes(),
-            b"-",
-            minor.format(resume.minor).as_bytes(),
-            Self::CLOSE,
-        ] {
-            let start = usize::from(head.len);
-            // Sized for the longest offset: always fits.
-            if let Some(room) = head.bytes.get_mut(start..start + part.len()) {
-                room.copy_from_slice(part);
-                head.len += part.len() as u8;
-            }
-        }
-        head
+        Self(StackText::around(Self::OPEN, resume, Self::CLOSE))
     }
 
     /// The head's bytes.
     fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// The longest offset's text: two `u64`s and a dash.
+const MAX_OFFSET_LEN: usize = 20 + 1 + 20;
+
+/// Up to `N` (< 256) bytes of text on the stack: the per-connection parts
+/// of frames, which must not allocate.
+#[derive(Debug, Clone, Copy)]
+struct StackText<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
+}
+
+impl<const N: usize> StackText<N> {
+    /// `open`, then `offset`'s wire form, then `close`; the callers size
+    /// `N` for the longest offset, so it always fits.
+    fn around(open: &[u8], offset: Offset, close: &[u8]) -> Self {
+        let mut text = Self {
+            bytes: [0; N],
+            len: 0,
+        };
+        text.extend(open.iter().copied());
+        offset.write_to(&mut text);
+        text.extend(close.iter().copied());
+        text
+    }
+
+    fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl<const N: usize> Extend<u8> for StackText<N> {
+    /// Appends what fits (everything, as sized by the callers).
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+        for byte in bytes {
+            let Some(slot) = self.bytes.get_mut(usize::from(self.len)) else {
+                return;
+            };
+            *slot = byte;
+            self.len += 1;
+        }
     }
 }
 

@@ -37,12 +37,13 @@ impl Offset {
         }
     }
 
-    /// Writes the wire form into `out` without allocating a `String` first.
-    pub fn write_to(self, out: &mut Vec<u8>) {
+    /// Writes the wire form into `out` (a `Vec`, a `SmallVec`, a stack
+    /// buffer) without allocating a `String` first.
+    pub fn write_to(self, out: &mut impl Extend<u8>) {
         let mut buf = itoa_buf();
-        out.extend_from_slice(buf.format(self.major).as_bytes());
-        out.push(b'-');
-        out.extend_from_slice(buf.format(self.minor).as_bytes());
+        out.extend(buf.format(self.major).bytes());
+        out.extend([b'-']);
+        out.extend(buf.format(self.minor).bytes());
     }
 }
 
