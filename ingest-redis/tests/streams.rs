@@ -224,6 +224,51 @@ async fn a_restarted_source_is_connected_once_its_history_is_out() {
     cleanup(&mut redis, &stream).await;
 }
 
+/// A read given up while it waits (a `select!` that dropped `next()`)
+/// loses nothing: Redis hands the next entry to that read, which nobody
+/// polls any more, and the source reads it again. The same holds for a
+/// crash before the hub accepted anything: the node's place is written
+/// before its first read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_given_up_while_it_waits_loses_nothing() {
+    use std::time::Duration;
+    use tickcast_core::ingest::{IngestItem, IngestSource};
+    use tickcast_ingest_redis::RedisSource;
+    let Some(url) = tickcast_testkit::redis_url() else {
+        return;
+    };
+    let (stream, group) = (unique("stream"), unique("group"));
+    let mut redis = redis_conn(&url).await;
+    let mut config = streams_config(&url, &stream, &group);
+    config.block = Duration::from_secs(5);
+    let mut source = RedisSource::new(config).unwrap();
+    let connected = tokio::time::timeout(Duration::from_secs(10), source.next())
+        .await
+        .expect("the source yields");
+    assert!(matches!(connected, Some(IngestItem::Connected)));
+
+    let waiting = tokio::time::timeout(Duration::from_millis(300), source.next()).await;
+    assert!(waiting.is_err(), "nothing to read yet: the read waits");
+    let event = &first_good_events(1)[0];
+    let id = xadd(&mut redis, &stream, &event.channel, &event.raw).await;
+    // Redis hands the entry to the read it still has blocked.
+    wait_until_async("the group moved past the entry", || {
+        let (mut redis, stream, group) = (redis.clone(), stream.clone(), group.clone());
+        async move { last_delivered(&mut redis, &stream, &group).await == id.to_string() }
+    })
+    .await;
+
+    let item = tokio::time::timeout(Duration::from_secs(10), source.next())
+        .await
+        .expect("the source yields");
+    match item {
+        Some(IngestItem::Message(incoming)) => assert_eq!(incoming.offset, Some(id)),
+        _ => panic!("expected the entry"),
+    }
+    drop(source);
+    cleanup(&mut redis, &stream).await;
+}
+
 /// An upgrade: an earlier version of tickcast (which read without NOACK
 /// and acknowledged each entry) read six entries and acknowledged three.
 /// The next source delivers the three pending ones live, after the

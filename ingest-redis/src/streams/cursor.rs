@@ -8,7 +8,9 @@
 //! the pending list gave, a restart that goes on from the last entry the
 //! hub took rather than the last one read, the cursor gives: each read's
 //! pipeline first writes the accepted id (`SET`), and every session
-//! starts by moving the group back to it (`start::place`). An id accepted
+//! starts by moving the group back to it (`start::place`). Until the hub
+//! accepts an entry, the cursor is the place the run started from, also
+//! written before the first read. An id accepted
 //! but not yet written when the node crashes is read and delivered again
 //! after the restart, with the same offset: at most one read's worth of
 //! redelivery, never a loss.

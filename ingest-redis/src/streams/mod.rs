@@ -376,13 +376,21 @@ impl StreamConsumer {
         Ok(())
     }
 
-    /// Puts the group at the cursor (see [`start::place`]).
+    /// Puts the group at the cursor (see [`start::place`]). A cursor that
+    /// has not moved in this run starts at that place, and is written with
+    /// the first read (in its pipeline, before Redis runs the read): a
+    /// crash or a lost connection before the hub accepted anything must
+    /// come back here, not to wherever the group's reads have got to.
     async fn place(
         &mut self,
         control: &mut MultiplexedConnection,
     ) -> Result<Option<Offset>, LinkError> {
         let accepted = self.cursor.accepted();
-        Ok(start::place(control, &self.config, accepted, &self.cursor_key).await?)
+        let place = start::place(control, &self.config, accepted, &self.cursor_key).await?;
+        if let Some(place) = place {
+            self.cursor.advance(place.to_string());
+        }
+        Ok(place)
     }
 
     async fn flush_cursor(&mut self) -> Result<(), LinkError> {

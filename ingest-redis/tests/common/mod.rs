@@ -138,6 +138,26 @@ pub async fn pending(
     redis::from_redis_value(reply[0].clone()).unwrap()
 }
 
+/// `group`'s last-delivered id (XINFO GROUPS).
+pub async fn last_delivered(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    group: &str,
+) -> String {
+    let reply: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query_async(conn)
+        .await
+        .unwrap();
+    reply
+        .groups
+        .into_iter()
+        .find(|g| g.name == group)
+        .map(|g| g.last_delivered_id)
+        .unwrap_or_default()
+}
+
 /// Whether `group`'s cursor (the newest entry its node accepted, as
 /// written to Redis) is the last entry of `stream`: the node took and
 /// recorded everything.
