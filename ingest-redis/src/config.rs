@@ -174,7 +174,7 @@ impl RedisConfig {
             self.client()?;
         } else {
             self.seeds()?;
-            let (stream, tagged) = (&self.stream, crate::streams::has_hash_tag(&self.stream));
+            let (stream, tagged) = (&self.stream, has_hash_tag(&self.stream));
             if self.mode == RedisMode::Streams && stream.contains(['{', '}']) && !tagged {
                 return Err(ConfigError::StreamKeyInCluster {
                     stream: stream.clone(),
@@ -261,6 +261,14 @@ impl RedisConfig {
         self.count()
             .saturating_mul(self.max_body_bytes.saturating_add(4096))
     }
+}
+
+/// Redis Cluster's rule: the key's slot is that of the text between its
+/// first `{` and the next `}`, when that text is not empty.
+pub(crate) fn has_hash_tag(key: &str) -> bool {
+    key.split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .is_some_and(|(tag, _)| !tag.is_empty())
 }
 
 /// True when `channel` is a PSUBSCRIBE glob rather than a channel name.

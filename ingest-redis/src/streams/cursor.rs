@@ -23,6 +23,8 @@ use redis::aio::MultiplexedConnection;
 use tickcast_core::ingest::Acknowledger;
 use tickcast_core::model::Offset;
 
+use crate::config::has_hash_tag;
+
 /// The key holding `group`'s cursor in `stream`: `{<stream>}:cursor:<group>`,
 /// or `<stream>:cursor:<group>` when the stream key already has a hash
 /// tag. Either way it lives in the stream's cluster slot, so the read's
@@ -36,14 +38,6 @@ pub fn cursor_key(stream: &str, group: &str) -> String {
         true => format!("{stream}:cursor:{group}"),
         false => format!("{{{stream}}}:cursor:{group}"),
     }
-}
-
-/// Redis Cluster's rule: the key's slot is that of the text between its
-/// first `{` and the next `}`, when that text is not empty.
-pub(crate) fn has_hash_tag(key: &str) -> bool {
-    key.split_once('{')
-        .and_then(|(_, rest)| rest.split_once('}'))
-        .is_some_and(|(tag, _)| !tag.is_empty())
 }
 
 /// The newest accepted entry id, and how many were accepted since it was

@@ -56,7 +56,6 @@ use crate::connect::multiplexed;
 use crate::link::LinkError;
 
 pub use self::cursor::cursor_key;
-pub(crate) use self::cursor::has_hash_tag;
 pub(crate) use self::raw::{BODY_FIELD, CHANNEL_FIELD, ID_FIELD};
 pub(crate) use self::shard::Shard as StreamShard;
 pub(crate) use self::shards::ShardedConsumer;
