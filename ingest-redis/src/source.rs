@@ -145,8 +145,9 @@ impl IngestSource for RedisSource {
         SOURCE_NAME
     }
 
-    /// Both modes may read ahead: pub/sub has no acks, and a stream entry
-    /// is only XACKed once the hub recorded it (through its acker).
+    /// Both modes may read ahead: pub/sub has no acks, and a stream
+    /// entry moves the node's cursor only once the hub recorded it
+    /// (through its acker).
     fn read_ahead(&self) -> usize {
         READ_AHEAD
     }

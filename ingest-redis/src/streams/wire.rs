@@ -5,9 +5,9 @@
 //! a `Value` tree with a `Vec` per string) was a fifth of the server's CPU.
 //! `redis-protocol` parses with nom and hands out slices of the read buffer
 //! (`Bytes`), so an entry's body reaches the hub without a copy. Only this
-//! one connection, which carries a pipeline per batch (XACK, XREADGROUP
-//! and a sharded stream's TIME/XLEN), is ours; every other command of the
-//! consumer stays on redis-rs.
+//! one connection, which carries a pipeline per batch (the cursor's SET,
+//! XREADGROUP and a sharded stream's TIME/XLEN), is ours; every other
+//! command of the consumer stays on redis-rs.
 
 use std::time::Duration;
 
