@@ -13,7 +13,7 @@ use warp::reply::Response;
 #[cfg(any(feature = "ws", feature = "sse", feature = "socketio"))]
 use warp::Filter;
 
-use crate::http::AppState;
+use crate::http::state::AppState;
 
 /// The body of the requests the server hands to warp.
 pub(crate) type Body = warp::hyper::body::Incoming;

@@ -7,7 +7,7 @@ use super::dedup::DedupConfig;
 use crate::broadcast::QueueSettings;
 use crate::history::HistoryConfig;
 use crate::model::schema::{tickstock, Schema};
-use crate::model::DEFAULT_MAX_VALUES_PER_LIST;
+use crate::model::{OffsetMode, DEFAULT_MAX_VALUES_PER_LIST};
 use crate::routing::{CacheConfig, RoutingRules};
 
 /// Settings of a hub. `HubConfig::default()` is the documented default
@@ -66,18 +66,6 @@ impl Default for HubConfig {
             await_history: false,
         }
     }
-}
-
-/// Where event offsets come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OffsetMode {
-    /// The hub numbers events `<epoch>-<seq>`, a new epoch each start,
-    /// unique to the run (see [`epoch`](super::epoch)).
-    #[default]
-    Node,
-    /// The ingest supplies them (Redis Streams ids); see
-    /// [`Hub::publish_at`](super::Hub::publish_at).
-    External,
 }
 
 /// Limits on what clients may hold.

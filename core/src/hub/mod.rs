@@ -16,8 +16,9 @@ mod stats;
 mod users;
 mod waiting;
 
+pub use crate::model::OffsetMode;
 pub use burst::Burst;
-pub use config::{ConnectionLimits, HubConfig, Limits, OffsetMode};
+pub use config::{ConnectionLimits, HubConfig, Limits};
 pub use connection::{Connection, ConnectionHandle, SubscribeError};
 pub use dedup::DedupConfig;
 pub use stats::{HubStats, LayerLatency, RouteCacheStats};

@@ -1,7 +1,7 @@
 //! [`SourceOffsets`]: which offsets a source gives, checked against the
 //! hub's [`OffsetMode`] before it runs.
 
-use crate::hub::OffsetMode;
+use crate::model::OffsetMode;
 
 /// Which offsets the messages of an [`IngestSource`](super::IngestSource)
 /// carry.

@@ -16,7 +16,7 @@ pub use error::DecodeError;
 pub(crate) use event::ConflationKey;
 pub use event::{Event, DEFAULT_MAX_BODY_BYTES, MAX_DEPTH, MAX_NAME_CHARS};
 pub use filter::{Filter, FilterError, FilterValue, DEFAULT_MAX_VALUES_PER_LIST};
-pub use offset::{InvalidOffset, Offset};
+pub use offset::{InvalidOffset, Offset, OffsetMode};
 pub use schema::tickstock::{MarketRegime, Tier};
 pub use subscription::{ConnId, SubId, Subscription, UserId};
 pub use values::{Priority, UnknownValue, Value};

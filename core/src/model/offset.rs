@@ -9,6 +9,18 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// Where event offsets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetMode {
+    /// The hub numbers events `<epoch>-<seq>`, a new epoch each start,
+    /// unique to the run (see [`hub::epoch`](crate::hub::epoch)).
+    #[default]
+    Node,
+    /// The ingest supplies them (Redis Streams ids); see
+    /// [`Hub::publish_at`](crate::Hub::publish_at).
+    External,
+}
+
 /// Position of an event in the history; totally ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Offset {

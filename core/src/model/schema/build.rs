@@ -1,6 +1,8 @@
 //! [`Builder`]: the checks of a [`SchemaDecl`] and what is derived from
 //! it (field table, filter keys, anchor order).
 
+use std::sync::Arc;
+
 use super::decl::{DimensionDecl, KindDecl, SchemaDecl, SchemaError};
 use super::dimension::{DimId, DimKind, Dimension, FilterKey};
 use super::{
@@ -11,6 +13,13 @@ use super::{
 type Pair = (Box<str>, Box<str>);
 /// An event type and the dimensions its events must carry.
 type Requirement = (Box<str>, Vec<DimId>);
+
+impl SchemaDecl {
+    /// Checks the declaration and builds the schema.
+    pub fn build(&self) -> Result<Arc<Schema>, SchemaError> {
+        Builder::new(self).run().map(Arc::new)
+    }
+}
 
 /// The checks and derivations of [`SchemaDecl::build`].
 pub(super) struct Builder<'a> {

@@ -1,12 +1,9 @@
 //! [`SchemaDecl`]: a schema as written (in code or in the binary's
 //! `[schema]` config section), checked by [`SchemaDecl::build`].
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use super::dimension::Case;
-use super::Schema;
 
 /// A schema declaration.
 ///
@@ -313,10 +310,5 @@ impl SchemaDecl {
     pub fn conflate<S: Into<String>>(mut self, dims: impl IntoIterator<Item = S>) -> Self {
         self.conflate = dims.into_iter().map(Into::into).collect();
         self
-    }
-
-    /// Checks the declaration and builds the schema.
-    pub fn build(&self) -> Result<Arc<Schema>, SchemaError> {
-        super::build::Builder::new(self).run().map(Arc::new)
     }
 }
